@@ -1,0 +1,210 @@
+//! Python facts per cell, from a real parser (ruff_python_parser in IPython mode).
+//!
+//! For every code cell: the names it binds, the names it reads before binding them,
+//! its imports (with the context that decides whether they are run-time needs), its
+//! IPython escapes (`%magic`, `!shell`) with their byte ranges so task code can rewrite
+//! them in place, and a syntax error if the cell is not Python 3. Cell magics
+//! (`%%bash`, `%%writefile`, ...) are split off before parsing.
+
+mod builtins;
+mod literals;
+mod magics;
+mod names;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+
+use ruff_python_parser::{parse_unchecked, Mode, ParseOptions};
+use ruff_text_size::Ranged;
+
+pub use builtins::is_builtin;
+pub use literals::{literal_assignments, type_name};
+pub use magics::{parse_pip_args, CellMagic};
+
+/// An import found in a cell.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Import {
+    /// The absolute module path (`os.path`, `sklearn.ensemble`); for relative imports
+    /// the dots are kept (`.utils`).
+    pub module: String,
+    /// 1-based line within the cell.
+    pub line: usize,
+    /// Inside `try: ... except ImportError`.
+    pub optional: bool,
+    /// Inside `if TYPE_CHECKING:`.
+    pub type_checking: bool,
+    /// Inside a function body: needed only by tasks that call it.
+    pub in_function: bool,
+    /// `importlib.import_module("x")` or `__import__("x")`.
+    pub dynamic: bool,
+}
+
+/// A line magic or shell escape (`%time x = f()`, `!ls`, `files = !ls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escape {
+    /// Byte range in [`CellFacts::python`].
+    pub start: usize,
+    pub end: usize,
+    pub line: usize,
+    /// The escape character(s): `!`, `!!`, `%`, `%%`, `?`, `??`, ...
+    pub kind: EscapeKind,
+    /// The text after the escape characters.
+    pub value: String,
+    /// Part of an expression (`x = !ls`), not a statement.
+    pub in_expr: bool,
+    /// For statement escapes: the column where the statement starts.
+    pub indent: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscapeKind {
+    Shell,
+    ShellCapture,
+    Magic,
+    Help,
+    Other,
+}
+
+/// A top-level statement of a cell.
+#[derive(Debug, Clone, Default)]
+pub struct StmtFacts {
+    pub start: usize,
+    pub end: usize,
+    pub line: usize,
+    pub binds: BTreeSet<String>,
+    /// Names read before this statement binds them (function-body globals included).
+    pub reads: BTreeSet<String>,
+    pub is_import: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyntaxProblem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Everything nb2pipe knows about one code cell.
+#[derive(Debug, Clone, Default)]
+pub struct CellFacts {
+    pub cell_magic: Option<CellMagic>,
+    /// The Python text that was parsed: the cell, or a Python-bodied cell magic's body.
+    pub python: String,
+    /// The body of a non-Python cell magic (`%%bash`, `%%writefile`).
+    pub raw_body: String,
+    /// Lines of the cell before [`CellFacts::python`] starts (1 for `%%time`).
+    pub line_offset: usize,
+    pub stmts: Vec<StmtFacts>,
+    pub binds: BTreeSet<String>,
+    pub reads: BTreeSet<String>,
+    pub imports: Vec<Import>,
+    pub escapes: Vec<Escape>,
+    /// Arguments of each `%pip install` / `!pip install` line, with the line.
+    pub pip_installs: Vec<(usize, String)>,
+    /// Unknown magics `(line, name)`.
+    pub unknown_magics: Vec<(usize, String)>,
+    /// Names bound to something that cannot be pickled, with what it is.
+    pub unserialisable: Vec<(String, &'static str)>,
+    /// Folders added with `sys.path.append/insert("literal")`.
+    pub sys_paths: Vec<String>,
+    pub syntax_error: Option<SyntaxProblem>,
+}
+
+/// Analyses one code cell's source. Never fails: problems are facts.
+pub fn analyse_cell(source: &str) -> CellFacts {
+    let mut facts = CellFacts::default();
+    let (magic, body, offset) = magics::split_cell_magic(source);
+    facts.line_offset = offset;
+    if let Some(m) = &magic {
+        if !m.body_is_python() {
+            if let CellMagic::Unknown { name } = m {
+                facts.unknown_magics.push((1, format!("%%{name}")));
+            }
+            facts.raw_body = body.to_string();
+            facts.cell_magic = magic;
+            return facts;
+        }
+        if let CellMagic::Capture { var: Some(v) } = m {
+            facts.binds.insert(v.clone());
+        }
+    }
+    facts.cell_magic = magic;
+    facts.python = body.to_string();
+    analyse_python(&mut facts);
+    facts
+}
+
+fn analyse_python(facts: &mut CellFacts) {
+    let src = facts.python.clone();
+    let lines = LineIndex::new(&src);
+    let parsed = parse_unchecked(&src, ParseOptions::from(Mode::Ipython));
+    if let Some(err) = parsed.errors().first() {
+        let (line, column) = lines.line_col(err.location.start().to_usize());
+        facts.syntax_error = Some(SyntaxProblem {
+            line: line + facts.line_offset,
+            column,
+            message: err.error.to_string(),
+        });
+        return;
+    }
+    let module = parsed.syntax().as_module().expect("Ipython mode parses a module");
+    let mut bound_so_far: BTreeSet<String> = facts.binds.clone();
+    let mut deferred: BTreeSet<String> = BTreeSet::new();
+    for stmt in &module.body {
+        let r = names::analyse_stmt(stmt, &src, &lines, facts.line_offset);
+        let start = stmt.range().start().to_usize();
+        let mut reads = r.reads.clone();
+        reads.extend(r.deferred.iter().cloned());
+        for name in &r.reads {
+            if !bound_so_far.contains(name) {
+                facts.reads.insert(name.clone());
+            }
+        }
+        deferred.extend(r.deferred.iter().cloned());
+        bound_so_far.extend(r.binds.iter().cloned());
+        facts.binds.extend(r.binds.iter().cloned());
+        facts.imports.extend(r.imports);
+        facts.escapes.extend(r.escapes);
+        facts.pip_installs.extend(r.pip_installs);
+        facts.unknown_magics.extend(r.unknown_magics);
+        facts.unserialisable.extend(r.unserialisable);
+        facts.sys_paths.extend(r.sys_paths);
+        facts.stmts.push(StmtFacts {
+            start,
+            end: stmt.range().end().to_usize(),
+            line: lines.line_col(start).0 + facts.line_offset,
+            is_import: matches!(stmt, ruff_python_ast::Stmt::Import(_) | ruff_python_ast::Stmt::ImportFrom(_)),
+            binds: r.binds,
+            reads,
+        });
+    }
+    // A function body's globals are read when it is called, by then the cell has run.
+    for name in deferred {
+        if !facts.binds.contains(&name) {
+            facts.reads.insert(name);
+        }
+    }
+    facts.reads.retain(|n| !is_builtin(n));
+    for s in &mut facts.stmts {
+        s.reads.retain(|n| !is_builtin(n));
+    }
+}
+
+/// Byte offset → 1-based (line, column).
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(src: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= offset);
+        (line, offset - self.starts[line - 1] + 1)
+    }
+}

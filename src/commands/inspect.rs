@@ -1,0 +1,134 @@
+//! `nb2pipe inspect`: the plan as a table, JSON, Mermaid or Graphviz dot.
+
+use super::{exit_code, load, print_diagnostics, CmdResult};
+use crate::cli::{DiagFormat, InspectArgs, InspectFormat};
+use crate::plan::Plan;
+
+pub fn execute(args: &InspectArgs) -> CmdResult {
+    let loaded = load(&args.notebook, &args.settings);
+    let fmt = if args.format == InspectFormat::Json { DiagFormat::Json } else { DiagFormat::Human };
+    print_diagnostics(&loaded.diagnostics, fmt);
+    let code = exit_code(&loaded.diagnostics);
+    match (&loaded.plan, args.format) {
+        (Some(plan), InspectFormat::Table) => print!("{}", table(plan)),
+        (Some(plan), InspectFormat::Mermaid) => print!("{}", mermaid(plan)),
+        (Some(plan), InspectFormat::Dot) => print!("{}", dot(plan)),
+        (plan, InspectFormat::Json) => {
+            let doc = serde_json::json!({"plan": plan, "diagnostics": loaded.diagnostics});
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        (None, _) => {}
+    }
+    Ok(code)
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+pub fn table(plan: &Plan) -> String {
+    let mut out = format!("pipeline {} (from {}, python {})\n", plan.pipeline, plan.notebook, plan.python);
+    let s = &plan.settings;
+    out.push_str(&format!(
+        "schedule {}  namespace {}  base image {}\n",
+        s.schedule.as_deref().unwrap_or("none"),
+        s.namespace,
+        s.base_image
+    ));
+    if !plan.parameters.is_empty() {
+        out.push_str("\nparameters\n");
+        for p in &plan.parameters {
+            out.push_str(&format!("  {} ({}) = {}\n", p.name, p.ty, p.default));
+        }
+    }
+    let rows: Vec<[String; 5]> = plan
+        .tasks
+        .iter()
+        .map(|t| {
+            let inputs: Vec<String> = t.inputs.iter().map(|i| format!("{} ← {}", i.name, i.from)).collect();
+            let mut settings: Vec<String> = t.settings.resources.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            settings.extend(t.settings.secrets.iter().map(|s| format!("secret:{}", s.name)));
+            if t.settings.retries > 0 {
+                settings.push(format!("retries={}", t.settings.retries));
+            }
+            if t.image.prebuilt {
+                settings.push(format!("image={}", t.image.reference));
+            }
+            [
+                t.name.clone(),
+                t.cells.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+                list(&inputs),
+                list(&t.outputs),
+                list(&settings),
+            ]
+        })
+        .collect();
+    let head = ["task", "cells", "inputs", "outputs", "settings"];
+    let mut width = head.map(|h| h.chars().count());
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |cols: [&str; 5]| -> String {
+        let mut l = String::from("  ");
+        for (i, c) in cols.iter().enumerate() {
+            let pad = width[i] - c.chars().count();
+            l.push_str(c);
+            if i + 1 < cols.len() {
+                l.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str("\ntasks\n");
+    out.push_str(&line(head));
+    for r in &rows {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+    out.push_str("\nedges\n");
+    if plan.edges.is_empty() {
+        out.push_str("  (none: every task is independent)\n");
+    }
+    for e in &plan.edges {
+        let what = if e.values.is_empty() { "(after)".to_string() } else { e.values.join(", ") };
+        out.push_str(&format!("  {} → {}  {}{}\n", e.from, e.to, what, if e.explicit && !e.values.is_empty() { " (also after)" } else { "" }));
+    }
+    out
+}
+
+/// Mermaid node ids are the plan indexes; labels are quoted and escaped.
+pub fn mermaid(plan: &Plan) -> String {
+    let esc = |s: &str| s.replace('"', "#quot;");
+    let mut out = String::from("flowchart TD\n");
+    for (i, t) in plan.tasks.iter().enumerate() {
+        out.push_str(&format!("    t{i}[\"{}\"]\n", esc(&t.name)));
+    }
+    for e in &plan.edges {
+        let (Some(a), Some(b)) = (plan.tasks.iter().position(|t| t.name == e.from), plan.tasks.iter().position(|t| t.name == e.to)) else { continue };
+        if e.values.is_empty() {
+            out.push_str(&format!("    t{a} --> t{b}\n"));
+        } else {
+            out.push_str(&format!("    t{a} -->|\"{}\"| t{b}\n", esc(&e.values.join(", "))));
+        }
+    }
+    out
+}
+
+pub fn dot(plan: &Plan) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = format!("digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box];\n", esc(&plan.pipeline));
+    for t in &plan.tasks {
+        out.push_str(&format!("    \"{}\";\n", esc(&t.name)));
+    }
+    for e in &plan.edges {
+        let label = if e.values.is_empty() { String::new() } else { format!(" [label=\"{}\"]", esc(&e.values.join(", "))) };
+        out.push_str(&format!("    \"{}\" -> \"{}\"{label};\n", esc(&e.from), esc(&e.to)));
+    }
+    out.push_str("}\n");
+    out
+}

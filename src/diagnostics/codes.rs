@@ -1,0 +1,170 @@
+//! The one table of diagnostic codes. Codes are never reused; each carries its
+//! documentation, printed by `nb2pipe rule CODE` and collected into docs/rules.md.
+
+use serde::{Serialize, Serializer};
+
+use super::Severity;
+
+macro_rules! codes {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $code:literal, $name:literal, $sev:ident; )*) => {
+        /// A stable diagnostic code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as printed, e.g. `NB020`.
+            pub fn as_str(self) -> &'static str { match self { $(Code::$variant => $code,)* } }
+
+            /// A short kebab-case name, e.g. `unknown-tag`.
+            pub fn name(self) -> &'static str { match self { $(Code::$variant => $name,)* } }
+
+            pub fn severity(self) -> Severity { match self { $(Code::$variant => Severity::$sev,)* } }
+
+            /// The rule's documentation (Markdown).
+            pub fn docs(self) -> &'static str { match self { $(Code::$variant => concat!($($doc, "\n",)*),)* } }
+
+            pub fn from_code(s: &str) -> Option<Code> {
+                let s = s.trim();
+                Code::ALL.iter().copied().find(|c| c.as_str().eq_ignore_ascii_case(s) || c.name() == s)
+            }
+        }
+    };
+}
+
+codes! {
+    /// ## What it does
+    /// Reports a notebook file that cannot be read (missing, not readable, not UTF-8).
+    /// ## Why is this bad?
+    /// Nothing can be converted without the notebook.
+    Unreadable = "NB001", "unreadable-notebook", Error;
+    /// ## What it does
+    /// Reports a notebook that is not valid JSON, with the line and column of the fault.
+    /// ## Why is this bad?
+    /// Jupyter itself would refuse to open it; often a merge conflict left in the file.
+    InvalidJson = "NB002", "invalid-json", Error;
+    /// ## What it does
+    /// Reports a notebook whose `nbformat` is not 4 (nbformat 3 and older, or a future major).
+    /// ## Why is this bad?
+    /// nb2pipe reads nbformat 4.0 to 4.5. Upgrade with
+    /// `jupyter nbconvert --to notebook --nbformat 4 --inplace NB.ipynb`.
+    UnsupportedFormat = "NB003", "unsupported-nbformat", Error;
+    /// ## What it does
+    /// Reports a notebook whose kernel language is not Python (R, Julia, Scala...).
+    /// ## Why is this bad?
+    /// Tasks are generated as Python programs.
+    NotPython = "NB004", "non-python-kernel", Error;
+    /// ## What it does
+    /// Reports a notebook with no code (no code cells, or only empty or skipped ones).
+    /// ## Why is this bad?
+    /// A pipeline needs at least one task.
+    NoCode = "NB005", "no-code", Error;
+    /// ## What it does
+    /// Reports a notebook whose structure is not nbformat 4 (a cell without `cell_type`,
+    /// `cells` not a list, `source` neither a string nor a list of strings).
+    MalformedNotebook = "NB006", "malformed-notebook", Error;
+
+    /// ## What it does
+    /// Warns about a cell that is not valid Python 3 (Python 2 `print x`, unfinished code).
+    /// ## Why is this bad?
+    /// The cell cannot run in a task. It is left out of the task's code (a comment marks
+    /// where) and the rest of the notebook still converts. Fix the cell or tag it `skip`.
+    CellSyntaxError = "NB010", "cell-syntax-error", Warning;
+    /// ## What it does
+    /// Warns about an IPython magic nb2pipe does not know how to run outside IPython.
+    /// ## Why is this bad?
+    /// The task would fail when it reaches that line. Known magics: `%pip`, `%conda`,
+    /// `%matplotlib`, `%time`, `%timeit`, `%env`, `%cd`, `%load_ext`, `%autoreload`,
+    /// `%config`, `%%writefile`, `%%bash`, `%%sh`, `%%script`, `%%time`, `%%timeit`,
+    /// `%%capture`, `%%html`, `%%markdown`, `%%latex`, `%%javascript`, `%%svg`.
+    UnknownMagic = "NB011", "unknown-magic", Warning;
+
+    /// ## What it does
+    /// Reports a cell tag that is not part of the tag vocabulary (docs/tags.md).
+    /// ## Why is this bad?
+    /// A misspelt tag (`cpus:2`, `tsak:train`) would otherwise be silently dropped.
+    /// Tags that belong to other tools can be allowed with `allow_tags` in the settings.
+    UnknownTag = "NB020", "unknown-tag", Error;
+    /// ## What it does
+    /// Reports a tag whose value is malformed: a bad quantity (`memory:4GB`), a bad duration
+    /// (`timeout:30 minutes`), a non-integer retry count, a bad toleration effect.
+    /// ## Why is this bad?
+    /// Kubernetes or Airflow would reject it at deploy time, far from the notebook.
+    InvalidTagValue = "NB021", "invalid-tag-value", Error;
+    /// ## What it does
+    /// Reports a task or pipeline name that is not a valid name for Kubernetes and Airflow:
+    /// lowercase letters, digits, `-` and `_`, starting with a letter, at most 63 characters.
+    InvalidName = "NB022", "invalid-name", Error;
+    /// ## What it does
+    /// Reports `after:X` / `prev:X` naming a task that does not exist.
+    UnknownUpstream = "NB023", "unknown-upstream", Error;
+    /// ## What it does
+    /// Reports a dependency cycle between tasks (explicit `after:` edges together with data
+    /// flow), naming the tasks on the cycle.
+    DependencyCycle = "NB024", "dependency-cycle", Error;
+    /// ## What it does
+    /// Reports invalid structured settings: `metadata.nb2pipe` of a cell or of the notebook,
+    /// `nb2pipe.toml`, `[tool.nb2pipe]`, or a `--set` flag (unknown key, wrong type).
+    InvalidSettings = "NB025", "invalid-settings", Error;
+    /// ## What it does
+    /// Reports a task-setting tag on a cell that belongs to no task (a `skip`, `imports`,
+    /// `functions` or `parameters` cell).
+    OrphanSetting = "NB026", "orphan-setting", Error;
+    /// ## What it does
+    /// Reports two task names that become the same Kubernetes name (`load_data` and
+    /// `load-data`), or a repeated `task:` tag for the same task.
+    DuplicateTask = "NB027", "duplicate-task", Error;
+    /// ## What it does
+    /// Reports an unknown `--profile` name.
+    UnknownProfile = "NB028", "unknown-profile", Error;
+
+    /// ## What it does
+    /// Warns about an assignment in a `parameters` cell whose value is not a literal.
+    /// ## Why is this bad?
+    /// Only literals (numbers, strings, booleans, None, lists and dicts of them) can be
+    /// pipeline parameters that a run overrides; the statement stays as ordinary code.
+    NonLiteralParameter = "NB030", "non-literal-parameter", Warning;
+
+    /// ## What it does
+    /// Warns about a name a task reads that no earlier cell binds and that is not a builtin.
+    /// ## Why is this bad?
+    /// It will be a `NameError` when the task runs (it may also be a notebook that relied on
+    /// out-of-order execution).
+    UndefinedName = "NB101", "undefined-name", Warning;
+    /// ## What it does
+    /// Warns when a value passed between tasks is obviously not serialisable: an open
+    /// file, a generator, a database connection or cursor, a lock.
+    /// ## Why is this bad?
+    /// The producing task would fail when it saves the value. Recreate it in the task that
+    /// needs it, or pass what it was made from.
+    UnserialisableValue = "NB102", "unserialisable-value", Warning;
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_documented() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate code {}", c.as_str());
+            assert!(c.docs().contains("## What it does"), "{} lacks docs", c.as_str());
+            assert_eq!(Code::from_code(c.as_str()), Some(*c));
+            assert_eq!(Code::from_code(c.name()), Some(*c));
+        }
+    }
+}

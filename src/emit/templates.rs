@@ -1,0 +1,73 @@
+//! Templates for Python and Dockerfile outputs: embedded from `templates/`, each
+//! overridable by a file of the same relative path in a user folder (`--templates DIR`).
+//! YAML targets are typed structs, not templates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior};
+
+/// (relative path, built-in text). LOAD-BEARING: emitters refer to these names.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("airflow/dag.py.j2", include_str!("../../templates/airflow/dag.py.j2")),
+    ("task/main.py.j2", include_str!("../../templates/task/main.py.j2")),
+    ("task/Dockerfile.j2", include_str!("../../templates/task/Dockerfile.j2")),
+    ("task/nb2pipe_runtime.py", include_str!("../../templates/task/nb2pipe_runtime.py")),
+];
+
+pub struct Templates {
+    env: Environment<'static>,
+    user_dir: Option<PathBuf>,
+}
+
+impl Templates {
+    /// Built-in templates, each replaced by `<dir>/<name>` where that file exists.
+    pub fn load(user_dir: Option<&Path>) -> Result<Templates> {
+        if let Some(d) = user_dir {
+            anyhow::ensure!(d.is_dir(), "the templates folder {} does not exist", d.display());
+        }
+        let mut env = Environment::new();
+        // Generated DAGs carry Airflow's own `{{ ... }}` macros: ours must not collide.
+        env.set_syntax(
+            SyntaxConfig::builder()
+                .block_delimiters("{%%", "%%}")
+                .variable_delimiters("{{{", "}}}")
+                .comment_delimiters("{##", "##}")
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .keep_trailing_newline(true)
+                .build()
+                .expect("valid delimiters"),
+        );
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("py", |v: minijinja::Value| super::pyrepr::py_value(&v));
+        env.add_filter("pystr", |s: String| super::pyrepr::py_str(&s));
+        for (name, text) in BUILTIN {
+            let text: String = match user_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(p) => std::fs::read_to_string(&p).with_context(|| format!("reading template {}", p.display()))?,
+                None => (*text).to_string(),
+            };
+            env.add_template_owned(*name, text).with_context(|| format!("template {name} does not parse"))?;
+        }
+        Ok(Templates { env, user_dir: user_dir.map(Path::to_path_buf) })
+    }
+
+    pub fn builtin() -> Templates {
+        Templates::load(None).expect("built-in templates parse")
+    }
+
+    pub fn render<S: serde::Serialize>(&self, name: &str, ctx: S) -> Result<String> {
+        let t = self.env.get_template(name)?;
+        let out = t.render(minijinja::value::Serde(&ctx)).with_context(|| match &self.user_dir {
+            Some(d) => format!("rendering template {name} (user templates from {})", d.display()),
+            None => format!("rendering built-in template {name} (an nb2pipe bug)"),
+        })?;
+        Ok(out)
+    }
+
+    /// A template file's text as is (files copied verbatim, like the runtime).
+    pub fn source(&self, name: &str) -> Result<String> {
+        Ok(self.env.get_template(name)?.source().to_string())
+    }
+}

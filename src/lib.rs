@@ -1,0 +1,18 @@
+//! nb2pipe turns a tagged Jupyter notebook into a production pipeline.
+//!
+//! The data flows one way:
+//! [`notebook`] (read the .ipynb) → [`analysis`] (Python facts per cell) →
+//! [`plan`] (the pipeline IR: every decision is made here) → [`emit`] (one module per
+//! target, each a pure function of the plan). Only [`commands`] and [`fs`] touch the
+//! outside world.
+
+pub mod analysis;
+pub mod cli;
+pub mod commands;
+pub mod deps;
+pub mod diagnostics;
+pub mod emit;
+pub mod fs;
+pub mod notebook;
+pub mod plan;
+pub mod run;

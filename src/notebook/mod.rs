@@ -1,0 +1,153 @@
+//! Reading `.ipynb` files (nbformat 4.0–4.5).
+//!
+//! Deviations from the full nbformat schema, on purpose:
+//! - outputs, attachments and unknown metadata are skipped while parsing, never held in
+//!   memory, so a notebook full of images parses in the time it takes to scan it;
+//! - only `metadata.tags` and `metadata.nb2pipe` of a cell are kept;
+//! - of the notebook metadata only `kernelspec`, `language_info` and `nb2pipe` are kept.
+
+mod schema;
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostics::{Code, Diagnostic};
+
+/// The kind of a cell, as Jupyter names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellKind {
+    Code,
+    Markdown,
+    Raw,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// 0-based index among all cells, as the Jupyter UI counts them.
+    pub index: usize,
+    pub kind: CellKind,
+    /// The cell's source with `\n` line ends.
+    pub source: String,
+    pub tags: Vec<String>,
+    /// `metadata.nb2pipe` of the cell: structured settings.
+    pub settings: Option<serde_json::Value>,
+}
+
+impl Cell {
+    /// The first non-empty line, used to point a reader at the cell.
+    pub fn first_line(&self) -> &str {
+        self.source.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Notebook {
+    pub path: PathBuf,
+    /// The file name without `.ipynb`.
+    pub stem: String,
+    pub nbformat_minor: u32,
+    pub cells: Vec<Cell>,
+    /// `metadata.nb2pipe`: pipeline-wide settings.
+    pub settings: Option<serde_json::Value>,
+    /// `language_info.version`, e.g. `3.11.7`.
+    pub python_version: Option<String>,
+}
+
+/// Reads and checks a notebook. Any failure is one diagnostic (exit 1 at the CLI).
+pub fn load(path: &Path) -> Result<Notebook, Diagnostic> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        Diagnostic::new(Code::Unreadable, path, format!("cannot open the notebook: {e}"))
+    })?;
+    parse_reader(path, BufReader::with_capacity(1 << 16, file))
+}
+
+/// Parses notebook JSON from memory (tests, benchmarks, stdin).
+pub fn parse_str(path: &Path, text: &str) -> Result<Notebook, Diagnostic> {
+    parse_reader(path, text.as_bytes())
+}
+
+fn parse_reader<R: std::io::Read>(path: &Path, reader: R) -> Result<Notebook, Diagnostic> {
+    let raw: schema::RawNotebook = serde_json::from_reader(reader).map_err(|e| json_error(path, &e))?;
+    from_raw(path, raw)
+}
+
+fn json_error(path: &Path, e: &serde_json::Error) -> Diagnostic {
+    use serde_json::error::Category;
+    let (code, what) = match e.classify() {
+        Category::Io => (Code::Unreadable, "cannot read the notebook"),
+        Category::Data => (Code::MalformedNotebook, "the notebook's structure is not nbformat 4"),
+        Category::Syntax | Category::Eof => (Code::InvalidJson, "the notebook is not valid JSON"),
+    };
+    // serde_json's message ends in "at line X column Y"; we give those as fields instead.
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    let mut d = Diagnostic::new(code, path, format!("{what}: {msg}"));
+    if e.line() > 0 {
+        d = d.at_line(e.line(), Some(e.column()));
+    }
+    if code == Code::InvalidJson && msg.contains("<<<<<<<") {
+        d = d.with_help("it looks like an unresolved git merge conflict");
+    }
+    d
+}
+
+fn from_raw(path: &Path, raw: schema::RawNotebook) -> Result<Notebook, Diagnostic> {
+    if raw.nbformat != 4 {
+        return Err(Diagnostic::new(
+            Code::UnsupportedFormat,
+            path,
+            format!("nbformat {} is not supported; nb2pipe reads nbformat 4.0 to 4.5", raw.nbformat),
+        )
+        .with_help("upgrade it with `jupyter nbconvert --to notebook --nbformat 4 --inplace NOTEBOOK`"));
+    }
+    let Some(raw_cells) = raw.cells else {
+        return Err(Diagnostic::new(Code::MalformedNotebook, path, "the notebook has no `cells` list"));
+    };
+    let meta = raw.metadata.unwrap_or_default();
+    let language = meta
+        .kernelspec
+        .as_ref()
+        .and_then(|k| k.language.clone())
+        .or_else(|| meta.language_info.as_ref().and_then(|l| l.name.clone()));
+    if let Some(lang) = &language {
+        if !lang.eq_ignore_ascii_case("python") && !lang.eq_ignore_ascii_case("python3") {
+            let kernel = meta.kernelspec.as_ref().and_then(|k| k.name.clone()).unwrap_or_default();
+            return Err(Diagnostic::new(
+                Code::NotPython,
+                path,
+                format!("the notebook's kernel language is `{lang}` (kernel `{kernel}`); nb2pipe converts Python notebooks only"),
+            ));
+        }
+    }
+    let cells: Vec<Cell> = raw_cells
+        .into_iter()
+        .enumerate()
+        .map(|(index, c)| Cell {
+            index,
+            kind: match c.cell_type.as_str() {
+                "code" => CellKind::Code,
+                "markdown" => CellKind::Markdown,
+                _ => CellKind::Raw,
+            },
+            source: c.source.into_string(),
+            tags: c.metadata.tags,
+            settings: c.metadata.nb2pipe,
+        })
+        .collect();
+    if !cells.iter().any(|c| c.kind == CellKind::Code && !c.source.trim().is_empty()) {
+        return Err(Diagnostic::new(Code::NoCode, path, "the notebook has no code cells with code in them"));
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "notebook".into());
+    Ok(Notebook {
+        path: path.to_path_buf(),
+        stem,
+        nbformat_minor: raw.nbformat_minor,
+        cells,
+        settings: meta.nb2pipe,
+        python_version: meta.language_info.and_then(|l| l.version),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! The plan: the pipeline IR that every emitter and consumer reads, serialised as
+//! `plan.json` (format in docs/plan-format.md). [`build::build`] makes every decision.
+
+pub mod build;
+pub mod config;
+pub mod settings;
+pub mod tags;
+pub mod values;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use build::{build, BuildInput};
+pub use settings::{SecretRef, Toleration};
+
+/// Bumped when plan.json changes incompatibly.
+pub const PLAN_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub format: u32,
+    /// Pipeline name: DAG id, Workflow name, image prefix.
+    pub pipeline: String,
+    /// The notebook's file name.
+    pub notebook: String,
+    /// Python major.minor the tasks run with.
+    pub python: String,
+    pub settings: PipelineSettings,
+    pub parameters: Vec<Parameter>,
+    pub tasks: Vec<Task>,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PipelineSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Cron expression or preset (`@daily`); `None`: run on demand.
+    pub schedule: Option<String>,
+    pub catchup: bool,
+    /// `YYYY-MM-DD`, UTC.
+    pub start_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_active_runs: Option<u32>,
+    pub namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    pub base_image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    pub image_pull_secrets: Vec<String>,
+    pub tags: Vec<String>,
+    pub data: DataStore,
+}
+
+/// Where passed values live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DataStore {
+    /// A PersistentVolumeClaim mounted in every task.
+    Volume {
+        claim: String,
+        size: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        storage_class: Option<String>,
+        mount_path: String,
+    },
+    /// S3-compatible object storage.
+    S3 {
+        url: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Parameter {
+    pub name: String,
+    /// `int`, `float`, `str`, `bool`, `list`, `dict`, `null`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub default: serde_json::Value,
+    pub cell: usize,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Task {
+    /// As tagged (`load_data`): Airflow task id, script folder.
+    pub name: String,
+    /// Kubernetes-safe form (`load-data`): pod, template and step names.
+    pub k8s_name: String,
+    /// Cells whose code this task runs, in order.
+    pub cells: Vec<usize>,
+    /// Values loaded before the task's code, and which task produces each.
+    pub inputs: Vec<Input>,
+    /// Values saved after the task's code for downstream tasks.
+    pub outputs: Vec<String>,
+    /// Pipeline parameters the task reads.
+    pub parameters: Vec<String>,
+    /// Prelude statements (`imports`/`functions` cells) the task runs first.
+    pub prelude: Vec<StmtRef>,
+    /// Top-level modules the task's code (and its prelude) imports.
+    pub imports: Vec<String>,
+    /// Lines of the task's requirements.txt.
+    pub requirements: Vec<Requirement>,
+    pub metrics: bool,
+    pub settings: TaskSettings,
+    pub image: Image,
+    /// The task's code, split into chunks (not in plan.json; see emit::task_code).
+    #[serde(skip)]
+    pub code: Vec<Chunk>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Input {
+    pub name: String,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StmtRef {
+    pub cell: usize,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Requirement {
+    /// The requirement line as written to requirements.txt (`scikit-learn==1.5.1`).
+    pub line: String,
+    /// Where the distribution name came from (`import sklearn`, `%pip install`).
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Image {
+    /// The full reference the pipeline runs.
+    pub reference: String,
+    /// `true`: from an `image:` setting, nothing is built.
+    pub prebuilt: bool,
+    /// Hash of everything that goes into the task's image (`None` when prebuilt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Resources {
+    pub requests: BTreeMap<String, String>,
+    pub limits: BTreeMap<String, String>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.limits.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskSettings {
+    pub resources: Resources,
+    pub secrets: Vec<SecretRef>,
+    pub config_maps: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub retries: u32,
+    pub retry_delay_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<serde_json::Value>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub cache: bool,
+    pub image_pull_policy: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    /// Values handed over on this edge (empty for a pure `after:` edge).
+    pub values: Vec<String>,
+    /// Declared with `after:` / `prev:`.
+    pub explicit: bool,
+}
+
+/// One piece of a task's code.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Chunk {
+    pub cell: usize,
+    /// 1-based line in the cell where `python` starts.
+    pub first_line: usize,
+    pub python: String,
+    /// IPython escapes in `python` (byte ranges relative to it).
+    pub escapes: Vec<crate::analysis::Escape>,
+    pub magic: Option<crate::analysis::CellMagic>,
+    /// The cell's raw body for non-Python cell magics (`%%bash`, `%%writefile`).
+    pub raw_body: String,
+    pub prelude: bool,
+    /// Not valid Python: left out with a comment.
+    pub syntax_error: bool,
+}
+
+impl Plan {
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// Upstream task names of `name`, in plan order.
+    pub fn upstream(&self, name: &str) -> Vec<&str> {
+        let mut up: Vec<&str> = self.edges.iter().filter(|e| e.to == name).map(|e| e.from.as_str()).collect();
+        up.sort_by_key(|n| self.tasks.iter().position(|t| t.name == *n));
+        up.dedup();
+        up
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plan serialises") + "\n"
+    }
+}
