@@ -14,6 +14,7 @@ fn probe(python: &Path, dag: &Path) -> Value {
         .arg(common::root().join("tests/env/airflow_probe.py"))
         .arg(dag)
         .env("AIRFLOW_HOME", common::tempdir().keep())
+        .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
         .output()
         .expect("the Airflow probe runs");
     assert!(
