@@ -22,6 +22,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Show the plan: tasks, edges, passed values, parameters, settings.
     Inspect(InspectArgs),
+    /// Pre-commit gate: plan diagnostics, hard-coded secrets, and stale generated bundles.
+    Check(CheckArgs),
     /// Print the documentation of a diagnostic code (e.g. NB020), or list all codes.
     Rule(RuleArgs),
 }
@@ -101,4 +103,32 @@ pub struct InspectArgs {
 pub struct RuleArgs {
     /// A code (NB020) or name (unknown-tag); omit to list every code.
     pub code: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Notebooks to check.
+    #[arg(required = true)]
+    pub notebooks: Vec<PathBuf>,
+    /// Regenerate stale bundles instead of failing.
+    #[arg(long)]
+    pub fix: bool,
+    /// Only lint: do not compare the generated bundle.
+    #[arg(long)]
+    pub no_bundle: bool,
+    /// Output folder the bundles are committed in (default: the `output` setting, else build/ next to each notebook).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Targets to compare (default: those present in the bundle folder, else airflow).
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Notebooks checked at once (default: the number of CPUs).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: DiagFormat,
 }

@@ -23,6 +23,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let result = match cli.command {
         Command::Convert(a) => commands::convert::execute(&a),
         Command::Inspect(a) => commands::inspect::execute(&a),
+        Command::Check(a) => commands::check::execute(&a),
         Command::Rule(a) => commands::rule::execute(&a),
     };
     match result {

@@ -310,3 +310,53 @@ fn rule_docs_and_generated_reference() {
         "docs/rules.md is stale: run `NB2PIPE_UPDATE_DOCS=1 cargo test --test cli`"
     );
 }
+
+#[test]
+fn check_reports_staleness_secrets_and_fixes() {
+    let tmp = common::tempdir();
+    let a = tmp.path().join("a.ipynb");
+    let b = tmp.path().join("b.ipynb");
+    std::fs::copy(common::fixture("notebooks/diamond.ipynb"), &a).unwrap();
+    std::fs::copy(common::fixture("notebooks/parallel.ipynb"), &b).unwrap();
+    let (sa, sb) = (a.to_str().unwrap(), b.to_str().unwrap());
+    // No bundle yet: stale, both reported, in one run.
+    let (code, _, err) = common::run(&["check", sa, sb]);
+    assert_eq!(code, 1);
+    assert_eq!(err.matches("NB050").count(), 2, "{err}");
+    assert!(err.contains("no generated bundle"), "{err}");
+    let (code, _, err) = common::run(&["check", "--fix", sa, sb]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = common::run(&["check", sa, sb]);
+    assert_eq!(code, 0, "{err}");
+    // A generated file edited by hand, and a left-over task folder, are stale.
+    let dag = tmp.path().join("build/a/airflow/a.py");
+    std::fs::write(&dag, std::fs::read_to_string(&dag).unwrap() + "# edited\n").unwrap();
+    std::fs::create_dir_all(tmp.path().join("build/a/tasks/old")).unwrap();
+    std::fs::write(tmp.path().join("build/a/tasks/old/main.py"), "x = 1\n").unwrap();
+    let (code, _, err) = common::run(&["check", sa]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("airflow/a.py changed") && err.contains("tasks/old/main.py left over"),
+        "{err}"
+    );
+    // --no-bundle only lints.
+    let (code, _, _) = common::run(&["check", "--no-bundle", sa]);
+    assert_eq!(code, 0);
+    // A secret: JSON output names cell and line, never the value.
+    let mut nb: Value = common::read_json(&b);
+    nb["cells"][1]["source"] =
+        serde_json::json!("token = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789AB'\na_sum = sum(a)");
+    std::fs::write(&b, nb.to_string()).unwrap();
+    let (code, out, _) = common::run(&["check", sb, "--format", "json", "--no-bundle"]);
+    assert_eq!(code, 1);
+    assert!(!out.contains("ghp_abcdef"), "secret leaked: {out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let d = &v["notebooks"][0]["diagnostics"][0];
+    assert_eq!(d["code"], "NB040");
+    assert_eq!(d["location"]["cell"], 1);
+    assert_eq!(d["location"]["line"], 1);
+    assert!(
+        d["message"].as_str().unwrap().contains("GitHub token"),
+        "{d}"
+    );
+}

@@ -10,6 +10,7 @@ mod builtins;
 mod literals;
 mod magics;
 mod names;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ use ruff_text_size::Ranged;
 pub use builtins::is_builtin;
 pub use literals::{literal_assignments, type_name};
 pub use magics::{parse_pip_args, CellMagic};
+pub use secrets::{find_secrets, SecretFinding};
 
 /// An import found in a cell.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

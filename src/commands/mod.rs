@@ -1,5 +1,6 @@
 //! One module per subcommand; each `execute` returns the exit code.
 
+pub mod check;
 pub mod convert;
 pub mod inspect;
 pub mod rule;
@@ -15,6 +16,7 @@ use crate::plan::{self, config, Plan};
 
 /// The notebook's plan and diagnostics, or the diagnostic that stopped reading it.
 pub struct Loaded {
+    pub notebook: Option<crate::notebook::Notebook>,
     pub plan: Option<Plan>,
     pub diagnostics: Vec<Diagnostic>,
     pub output: Option<String>,
@@ -43,6 +45,7 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
         Ok(nb) => nb,
         Err(d) => {
             return Loaded {
+                notebook: None,
                 plan: None,
                 diagnostics: vec![d],
                 output: None,
@@ -53,6 +56,7 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
         Ok(p) => p,
         Err(d) => {
             return Loaded {
+                notebook: Some(nb),
                 plan: None,
                 diagnostics: vec![d],
                 output: None,
@@ -68,6 +72,7 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
     });
     let output = nb_output(&nb).or(output);
     Loaded {
+        notebook: Some(nb),
         plan: Some(built.plan),
         diagnostics: built.diagnostics,
         output,

@@ -127,6 +127,27 @@ codes! {
     NonLiteralParameter = "NB030", "non-literal-parameter", Warning;
 
     /// ## What it does
+    /// Reports a credential written into a cell: a cloud access key, a private key, an API
+    /// token, a password in a connection string, or a string literal assigned or passed to
+    /// a name like `password`, `token`, `api_key`, `secret`. The value is never printed.
+    /// ## Why is this bad?
+    /// The notebook is committed; the credential leaks with it, and with every task image.
+    /// ## Instead
+    /// Store it in a Kubernetes Secret, tag the cell `secret:NAME:KEY:ENV` and read
+    /// `os.environ["ENV"]` in the code. Obvious placeholders (`"<your-password>"`,
+    /// `"${DB_PASSWORD}"`, `"changeme"`) and values read from the environment are not
+    /// reported.
+    HardCodedSecret = "NB040", "hard-coded-secret", Error;
+    /// ## What it does
+    /// Reports a generated bundle (at the configured output folder) that differs from what
+    /// the notebook produces now: a file changed, missing, or left over.
+    /// ## Why is this bad?
+    /// The committed pipeline no longer does what the notebook says.
+    /// ## Instead
+    /// Run `nb2pipe check --fix NB` (or `nb2pipe convert NB`) and commit the result.
+    StaleBundle = "NB050", "stale-bundle", Error;
+
+    /// ## What it does
     /// Warns about a name a task reads that no earlier cell binds and that is not a builtin.
     /// ## Why is this bad?
     /// It will be a `NameError` when the task runs (it may also be a notebook that relied on

@@ -85,7 +85,10 @@ pub fn sanitise_name(v: &str) -> String {
     while out.contains("--") {
         out = out.replace("--", "-");
     }
-    let trimmed = out.trim_matches(|c: char| c == '-' || c == '_' || c.is_ascii_digit());
+    // A name starts with a letter and ends with a letter or digit.
+    let trimmed = out
+        .trim_start_matches(|c: char| c == '-' || c == '_' || c.is_ascii_digit())
+        .trim_end_matches(['-', '_']);
     let mut s: String = trimmed.chars().take(63).collect();
     s = s.trim_end_matches(['-', '_']).to_string();
     if s.is_empty() || !s.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -236,6 +239,8 @@ mod tests {
             "churn-model-v2-final"
         );
         assert_eq!(sanitise_name("2024"), "pipeline");
+        assert_eq!(sanitise_name("nb0994"), "nb0994");
+        assert_eq!(sanitise_name("2024_sales-v2"), "sales-v2");
         assert_eq!(sanitise_name("ünïcode"), "n-code");
         assert!(check_image("python:3.11-slim").is_ok());
         assert!(check_image("localhost:5000/a/b@sha256:".to_string().as_str()).is_err());

@@ -1,0 +1,300 @@
+//! `nb2pipe check NB...`: the pre-commit gate. Every plan diagnostic, hard-coded secrets
+//! (NB040), and a bundle that no longer matches its notebook (NB050); `--fix`
+//! regenerates the bundle. Notebooks are checked in parallel.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::convert::output_root;
+use super::{load, CmdResult};
+use crate::cli::{CheckArgs, DiagFormat};
+use crate::diagnostics::{self, render, Code, Diagnostic};
+use crate::emit::{self, Templates};
+use crate::notebook::CellKind;
+
+#[derive(Serialize)]
+struct Report {
+    notebook: PathBuf,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<PathBuf>,
+    stale: bool,
+    fixed: bool,
+    diagnostics: Vec<Diagnostic>,
+}
+
+pub fn execute(args: &CheckArgs) -> CmdResult {
+    let templates = Templates::load(args.templates.as_deref())?;
+    let targets = match &args.target {
+        Some(t) => Some(super::convert::check_targets(std::slice::from_ref(t))?),
+        None => None,
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+        .max(1);
+    let notebooks: Vec<&PathBuf> = args.notebooks.iter().collect();
+    let mut reports: Vec<(usize, Report)> = std::thread::scope(|s| {
+        let chunk = notebooks.len().div_ceil(jobs).max(1);
+        let handles: Vec<_> = notebooks
+            .chunks(chunk)
+            .enumerate()
+            .map(|(ci, nbs)| {
+                let templates = &templates;
+                let targets = targets.as_deref();
+                s.spawn(move || {
+                    nbs.iter()
+                        .enumerate()
+                        .map(|(i, nb)| (ci * chunk + i, check_one(nb, args, templates, targets)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("check worker"))
+            .collect()
+    });
+    reports.sort_by_key(|(i, _)| *i);
+    let reports: Vec<Report> = reports.into_iter().map(|(_, r)| r).collect();
+    let all: Vec<&Diagnostic> = reports.iter().flat_map(|r| r.diagnostics.iter()).collect();
+    match args.format {
+        DiagFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"notebooks": reports}))?
+        ),
+        DiagFormat::Human => {
+            for r in &reports {
+                if !r.diagnostics.is_empty() {
+                    eprint!("{}", render::human(&r.diagnostics));
+                }
+                if r.fixed {
+                    eprintln!(
+                        "regenerated {}",
+                        r.bundle
+                            .as_ref()
+                            .map(|b| b.display().to_string())
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            let owned: Vec<Diagnostic> = all.iter().map(|d| (*d).clone()).collect();
+            eprintln!(
+                "checked {} notebook{}: {}",
+                reports.len(),
+                if reports.len() == 1 { "" } else { "s" },
+                render::summary(&owned)
+            );
+        }
+    }
+    Ok(if all.iter().any(|d| d.is_error()) {
+        crate::run::EXIT_INPUT
+    } else {
+        crate::run::EXIT_OK
+    })
+}
+
+fn check_one(
+    nb: &Path,
+    args: &CheckArgs,
+    templates: &Templates,
+    targets: Option<&[String]>,
+) -> Report {
+    let loaded = load(nb, &args.settings);
+    let mut diags = loaded.diagnostics;
+    let mut report = Report {
+        notebook: nb.to_path_buf(),
+        ok: true,
+        bundle: None,
+        stale: false,
+        fixed: false,
+        diagnostics: Vec::new(),
+    };
+    // Secrets are looked for even when the plan has errors: they matter most.
+    if let Some(notebook) = &loaded.notebook {
+        for cell in notebook.cells.iter().filter(|c| c.kind == CellKind::Code) {
+            for f in crate::analysis::find_secrets(&cell.source) {
+                let what = match &f.name {
+                    Some(n) => format!("{} in `{n}`", f.kind),
+                    None => f.kind.to_string(),
+                };
+                diags.push(
+                    Diagnostic::new(Code::HardCodedSecret, nb, format!("hard-coded secret: {what} (value hidden)"))
+                        .at_cell(cell.index, &mask_line(cell.first_line()))
+                        .at_line(f.line, None)
+                        .with_help("store it in a Kubernetes Secret, tag the cell `secret:NAME:KEY:ENV` and read os.environ[\"ENV\"] instead"),
+                );
+            }
+        }
+    }
+    // A cell's first line, shown to locate it, must not carry the secret either.
+    for d in &mut diags {
+        if let Some(first) = &d.location.cell_first_line {
+            d.location.cell_first_line = Some(mask_line(first));
+        }
+    }
+    if let (Some(plan), false, false) = (
+        &loaded.plan,
+        diagnostics::has_errors(&diags),
+        args.no_bundle,
+    ) {
+        let dir =
+            output_root(nb, args.out.as_deref(), loaded.output.as_deref()).join(&plan.pipeline);
+        let chosen: Vec<String> = match targets {
+            Some(t) => t.to_vec(),
+            None => {
+                let present: Vec<String> = emit::target_names()
+                    .into_iter()
+                    .filter(|t| dir.join(t).is_dir())
+                    .map(str::to_string)
+                    .collect();
+                if present.is_empty() {
+                    vec!["airflow".into()]
+                } else {
+                    present
+                }
+            }
+        };
+        report.bundle = Some(dir.clone());
+        match emit::bundle(plan, templates, &chosen) {
+            Ok(bundle) => {
+                let diff = compare(&dir, &bundle.files, &chosen);
+                if !diff.is_empty() {
+                    if args.fix {
+                        match crate::fs::write_bundle(&dir, &bundle) {
+                            Ok(_) => report.fixed = true,
+                            Err(e) => diags.push(Diagnostic::new(
+                                Code::StaleBundle,
+                                nb,
+                                format!("cannot regenerate {}: {e:#}", dir.display()),
+                            )),
+                        }
+                    } else {
+                        report.stale = true;
+                        let what = if dir.is_dir() {
+                            format!(
+                                "the bundle at {} is stale: {}",
+                                dir.display(),
+                                summarise(&diff)
+                            )
+                        } else {
+                            format!("no generated bundle at {} yet", dir.display())
+                        };
+                        diags.push(
+                            Diagnostic::new(Code::StaleBundle, nb, what)
+                                .with_help(format!("run `nb2pipe check --fix {}` or `nb2pipe convert {}` and commit the result", nb.display(), nb.display())),
+                        );
+                    }
+                }
+            }
+            Err(e) => diags.push(Diagnostic::new(
+                Code::StaleBundle,
+                nb,
+                format!("cannot produce the bundle: {e:#}"),
+            )),
+        }
+    }
+    diagnostics::sort(&mut diags);
+    diags.dedup();
+    report.ok = !diagnostics::has_errors(&diags);
+    report.diagnostics = diags;
+    report
+}
+
+/// (path, what) for each difference between the bundle on disk and the expected one.
+fn compare(
+    dir: &Path,
+    expected: &BTreeMap<String, String>,
+    targets: &[String],
+) -> Vec<(String, &'static str)> {
+    let on_disk = crate::fs::read_tree(dir).unwrap_or_default();
+    let managed = |p: &str| {
+        p == "plan.json"
+            || p.starts_with("tasks/")
+            || targets
+                .iter()
+                .any(|t| t == "all" || p.starts_with(&format!("{t}/")))
+    };
+    let mut diff = Vec::new();
+    for (path, text) in expected {
+        match on_disk.get(path) {
+            None => diff.push((path.clone(), "missing")),
+            Some(t) if t != text => diff.push((path.clone(), "changed")),
+            Some(_) => {}
+        }
+    }
+    for path in on_disk.keys() {
+        if managed(path) && !expected.contains_key(path) && is_generated(path) {
+            diff.push((path.clone(), "left over"));
+        }
+    }
+    diff
+}
+
+/// Files nb2pipe itself writes (others in the folder, like build logs, are not judged).
+fn is_generated(path: &str) -> bool {
+    path == "plan.json"
+        || [".py", ".yaml", ".txt", "Dockerfile"]
+            .iter()
+            .any(|e| path.ends_with(e))
+}
+
+fn summarise(diff: &[(String, &'static str)]) -> String {
+    let shown: Vec<String> = diff
+        .iter()
+        .take(5)
+        .map(|(p, w)| format!("{p} {w}"))
+        .collect();
+    let more = if diff.len() > 5 {
+        format!(", and {} more", diff.len() - 5)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} file{} differ{} ({}{more})",
+        diff.len(),
+        if diff.len() == 1 { "" } else { "s" },
+        if diff.len() == 1 { "s" } else { "" },
+        shown.join(", ")
+    )
+}
+
+/// A line with any string literal content replaced, so a secret on the first line of
+/// a cell is not echoed when the cell is named.
+fn mask_line(line: &str) -> String {
+    if crate::analysis::find_secrets(line).is_empty() {
+        return line.to_string();
+    }
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            Some(_) => {}
+            None => {
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                    out.push(c);
+                    out.push_str("***");
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    // A secret outside quotes (a comment): hide the rest of the line.
+    if !crate::analysis::find_secrets(&out).is_empty() {
+        let keep: String = out.chars().take_while(|c| *c != '#' && *c != '=').collect();
+        return format!("{}…", keep.trim_end());
+    }
+    out
+}
