@@ -12,12 +12,16 @@ use crate::emit::{self, Templates};
 pub fn execute(args: &ConvertArgs) -> CmdResult {
     let targets = check_targets(&args.target)?;
     let mut loaded = load(&args.notebook, &args.settings);
-    let options = emit::EmitOptions { skeletons: args.skeletons };
+    let options = emit::EmitOptions {
+        skeletons: args.skeletons,
+    };
     let templates = Templates::load(args.templates.as_deref())?;
     let mut bundle = None;
     if let (Some(p), 0) = (&loaded.plan, exit_code(&loaded.diagnostics)) {
         let b = emit::bundle_with(p, &templates, &targets, &options)?;
-        loaded.diagnostics.extend(b.notes.iter().map(|n| note_diagnostic(&args.notebook, n)));
+        loaded
+            .diagnostics
+            .extend(b.notes.iter().map(|n| note_diagnostic(&args.notebook, n)));
         bundle = Some(b);
     }
     print_diagnostics(&loaded.diagnostics, args.format);
@@ -26,17 +30,30 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
         (Some(p), 0) => p,
         _ => {
             if args.format == DiagFormat::Json {
-                println!("{}", serde_json::json!({"ok": false, "diagnostics": loaded.diagnostics}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "diagnostics": loaded.diagnostics})
+                );
             }
             return Ok(code.max(1));
         }
     };
     let Some(bundle) = bundle else { return Ok(1) };
-    let out_root = output_root(&args.notebook, args.out.as_deref(), loaded.output.as_deref());
+    let out_root = output_root(
+        &args.notebook,
+        args.out.as_deref(),
+        loaded.output.as_deref(),
+    );
     let dir = out_root.join(&plan.pipeline);
-    crate::fs::write_bundle(&dir, &bundle).with_context(|| format!("writing the bundle to {}", dir.display()))?;
+    crate::fs::write_bundle(&dir, &bundle)
+        .with_context(|| format!("writing the bundle to {}", dir.display()))?;
     match args.format {
-        DiagFormat::Human => eprintln!("wrote {} ({} tasks, {} files)", dir.display(), plan.tasks.len(), bundle.files.len()),
+        DiagFormat::Human => eprintln!(
+            "wrote {} ({} tasks, {} files)",
+            dir.display(),
+            plan.tasks.len(),
+            bundle.files.len()
+        ),
         DiagFormat::Json => println!(
             "{}",
             serde_json::json!({"ok": true, "bundle": dir, "files": bundle.files.keys().collect::<Vec<_>>(), "diagnostics": loaded.diagnostics})
@@ -47,8 +64,16 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
 
 /// An emitter's note as a diagnostic (NB301 error / NB302 warning).
 fn note_diagnostic(notebook: &Path, n: &emit::Note) -> Diagnostic {
-    let code = if n.error { Code::TargetUnsafeValue } else { Code::TargetCannotExpress };
-    let task = n.task.as_deref().map(|t| format!(", task `{t}`")).unwrap_or_default();
+    let code = if n.error {
+        Code::TargetUnsafeValue
+    } else {
+        Code::TargetCannotExpress
+    };
+    let task = n
+        .task
+        .as_deref()
+        .map(|t| format!(", task `{t}`"))
+        .unwrap_or_default();
     Diagnostic::new(code, notebook, format!("{}{task}: {}", n.target, n.message))
 }
 

@@ -149,7 +149,10 @@ impl WorkflowSpec {
                 bail!("duplicate Argo template `{}`", t.name);
             }
             if t.dag.is_some() == t.container.is_some() {
-                bail!("Argo template `{}` must be exactly one of dag or container", t.name);
+                bail!(
+                    "Argo template `{}` must be exactly one of dag or container",
+                    t.name
+                );
             }
         }
         if !names.contains(self.entrypoint.as_str()) {
@@ -160,9 +163,14 @@ impl WorkflowSpec {
                 let tasks: Vec<&str> = d.tasks.iter().map(|x| x.name.as_str()).collect();
                 for x in &d.tasks {
                     if !names.contains(x.template.as_str()) {
-                        bail!("Argo DAG task `{}` uses unknown template `{}`", x.name, x.template);
+                        bail!(
+                            "Argo DAG task `{}` uses unknown template `{}`",
+                            x.name,
+                            x.template
+                        );
                     }
-                    if let Some(dep) = x.dependencies.iter().find(|d| !tasks.contains(&d.as_str())) {
+                    if let Some(dep) = x.dependencies.iter().find(|d| !tasks.contains(&d.as_str()))
+                    {
                         bail!("Argo DAG task `{}` depends on unknown task `{dep}`", x.name);
                     }
                 }
@@ -194,7 +202,10 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         .iter()
         .map(|p| {
             let v = k8s::param_text(p);
-            Parameter { name: p.name.clone(), value: Some(c.user(None, &format!("parameter `{}`", p.name), &v)) }
+            Parameter {
+                name: p.name.clone(),
+                value: Some(c.user(None, &format!("parameter `{}`", p.name), &v)),
+            }
         })
         .collect();
     let mut dag_tasks = Vec::new();
@@ -203,7 +214,11 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         let ts = &t.settings;
         let spec = EnvSpec {
             run_id: "{{workflow.uid}}",
-            params: t.parameters.iter().map(|p| (p.clone(), format!("{{{{inputs.parameters.{p}}}}}"))).collect(),
+            params: t
+                .parameters
+                .iter()
+                .map(|p| (p.clone(), format!("{{{{inputs.parameters.{p}}}}}")))
+                .collect(),
             mount_data: true,
         };
         let mut pod = k8s::pod(c, t, &spec);
@@ -212,23 +227,53 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         if let Some(p) = &ts.pool {
             c.cannot(Some(&t.name), format!("pool `{p}` is an Airflow concept; Argo runs the task without it (use a synchronization semaphore by hand)"));
         }
-        let inputs = (!t.parameters.is_empty()).then(|| Arguments { parameters: t.parameters.iter().map(|p| Parameter { name: p.clone(), value: None }).collect() });
+        let inputs = (!t.parameters.is_empty()).then(|| Arguments {
+            parameters: t
+                .parameters
+                .iter()
+                .map(|p| Parameter {
+                    name: p.clone(),
+                    value: None,
+                })
+                .collect(),
+        });
         let args = (!t.parameters.is_empty()).then(|| Arguments {
-            parameters: t.parameters.iter().map(|p| Parameter { name: p.clone(), value: Some(format!("{{{{workflow.parameters.{p}}}}}")) }).collect(),
+            parameters: t
+                .parameters
+                .iter()
+                .map(|p| Parameter {
+                    name: p.clone(),
+                    value: Some(format!("{{{{workflow.parameters.{p}}}}}")),
+                })
+                .collect(),
         });
         dag_tasks.push(DagTask {
             name: t.k8s_name.clone(),
             template: template_name(&t.k8s_name),
-            dependencies: plan.upstream(&t.name).iter().filter_map(|u| plan.task(u)).map(|u| u.k8s_name.clone()).collect(),
+            dependencies: plan
+                .upstream(&t.name)
+                .iter()
+                .filter_map(|u| plan.task(u))
+                .map(|u| u.k8s_name.clone())
+                .collect(),
             arguments: args,
         });
         templates.push(Template {
             name: template_name(&t.k8s_name),
             inputs,
-            metadata: Some(TemplateMetadata { labels: pod.labels, annotations: pod.annotations }),
+            metadata: Some(TemplateMetadata {
+                labels: pod.labels,
+                annotations: pod.annotations,
+            }),
             container: Some(pod.container),
             volumes: (!pod.volumes.is_empty()).then_some(pod.volumes),
-            retry_strategy: (ts.retries > 0).then(|| RetryStrategy { limit: ts.retries, retry_policy: "Always", backoff: Backoff { duration: format!("{}s", ts.retry_delay_seconds) } }),
+            retry_strategy: (ts.retries > 0).then(|| RetryStrategy {
+                limit: ts.retries,
+                retry_policy: "Always",
+                backoff: Backoff {
+                    duration: format!("{}s", ts.retry_delay_seconds),
+                },
+            }),
             active_deadline_seconds: ts.timeout_seconds,
             node_selector: pod.node_selector,
             tolerations: pod.tolerations,
@@ -236,7 +281,14 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
             ..Template::default()
         });
     }
-    templates.insert(0, Template { name: DAG_TEMPLATE.into(), dag: Some(Dag { tasks: dag_tasks }), ..Template::default() });
+    templates.insert(
+        0,
+        Template {
+            name: DAG_TEMPLATE.into(),
+            dag: Some(Dag { tasks: dag_tasks }),
+            ..Template::default()
+        },
+    );
     let workflow_spec = WorkflowSpec {
         entrypoint: DAG_TEMPLATE.into(),
         arguments: (!parameters.is_empty()).then_some(Arguments { parameters }),
@@ -251,7 +303,10 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
     workflow_spec.validate()?;
     let mut annotations = BTreeMap::new();
     if let Some(d) = &s.description {
-        annotations.insert("workflows.argoproj.io/description".to_string(), c.user(None, "description", d));
+        annotations.insert(
+            "workflows.argoproj.io/description".to_string(),
+            c.user(None, "description", d),
+        );
     }
     let name = k8s::pipeline_k8s(plan);
     let mut metadata = ObjectMeta {
@@ -262,7 +317,10 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
     };
     let cron = s.schedule.as_deref().and_then(k8s::cron);
     if s.schedule.as_deref() == Some("@once") {
-        c.cannot(None, "schedule `@once`: written as a Workflow, which runs once when submitted");
+        c.cannot(
+            None,
+            "schedule `@once`: written as a Workflow, which runs once when submitted",
+        );
     }
     let doc = match cron {
         Some(cron) => {
@@ -275,14 +333,22 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
                     schedules: vec![cron],
                     timezone: "UTC",
                     concurrency_policy: (s.max_active_runs == Some(1)).then_some("Forbid"),
-                    workflow_metadata: Some(ObjectMeta { labels: Some(k8s::own_labels(plan, None)), ..Default::default() }),
+                    workflow_metadata: Some(ObjectMeta {
+                        labels: Some(k8s::own_labels(plan, None)),
+                        ..Default::default()
+                    }),
                     workflow_spec,
                 }),
             }
         }
         None => {
             metadata.generate_name = Some(format!("{name}-"));
-            Document { api_version: "argoproj.io/v1alpha1", kind: "Workflow", metadata, spec: Spec::Workflow(workflow_spec) }
+            Document {
+                api_version: "argoproj.io/v1alpha1",
+                kind: "Workflow",
+                metadata,
+                spec: Spec::Workflow(workflow_spec),
+            }
         }
     };
     k8s::yaml(&doc)

@@ -11,9 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapEnvSource, Container, EnvFromSource, EnvVar, EnvVarSource, LocalObjectReference, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, ResourceRequirements, Secret, SecretEnvSource, SecretKeySelector,
-    SecretVolumeSource, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+    Affinity, ConfigMap, ConfigMapEnvSource, Container, EnvFromSource, EnvVar, EnvVarSource,
+    LocalObjectReference, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, ResourceRequirements, Secret, SecretEnvSource,
+    SecretKeySelector, SecretVolumeSource, Toleration, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -63,7 +65,12 @@ pub struct Ctx<'p> {
 
 impl<'p> Ctx<'p> {
     pub fn new(plan: &'p Plan, target: &'static str, subst: Subst) -> Self {
-        Ctx { plan, target, subst, notes: Vec::new() }
+        Ctx {
+            plan,
+            target,
+            subst,
+            notes: Vec::new(),
+        }
     }
 
     /// A user string as written; an error note when the target would substitute in it.
@@ -101,7 +108,12 @@ impl<'p> Ctx<'p> {
 
     /// A setting the target cannot express (a warning, NB302).
     pub fn cannot(&mut self, task: Option<&str>, message: impl Into<String>) {
-        self.notes.push(Note { target: self.target, task: task.map(str::to_string), error: false, message: message.into() });
+        self.notes.push(Note {
+            target: self.target,
+            task: task.map(str::to_string),
+            error: false,
+            message: message.into(),
+        });
     }
 }
 
@@ -119,7 +131,10 @@ pub fn pipeline_k8s(plan: &Plan) -> String {
 /// The labels nb2pipe puts on everything it creates for `task` (or the pipeline).
 pub fn own_labels(plan: &Plan, task: Option<&Task>) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();
-    l.insert("app.kubernetes.io/managed-by".to_string(), "nb2pipe".to_string());
+    l.insert(
+        "app.kubernetes.io/managed-by".to_string(),
+        "nb2pipe".to_string(),
+    );
     l.insert("nb2pipe/pipeline".to_string(), pipeline_k8s(plan));
     if let Some(t) = task {
         l.insert("nb2pipe/task".to_string(), t.k8s_name.clone());
@@ -194,15 +209,24 @@ pub fn param_env_name(name: &str) -> String {
 /// Kubernetes env var names: `[-._a-zA-Z][-._a-zA-Z0-9]*`.
 pub fn valid_env_name(n: &str) -> bool {
     let mut cs = n.chars();
-    matches!(cs.next(), Some(c) if c.is_ascii_alphabetic() || "-._".contains(c)) && cs.all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    matches!(cs.next(), Some(c) if c.is_ascii_alphabetic() || "-._".contains(c))
+        && cs.all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
 fn plain_env(name: &str, value: String) -> EnvVar {
-    EnvVar { name: name.to_string(), value: Some(value), value_from: None }
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value),
+        value_from: None,
+    }
 }
 
 fn quantities(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>> {
-    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
+    (!m.is_empty()).then(|| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+            .collect()
+    })
 }
 
 /// Name of the volume of the task's `i`-th secret mount.
@@ -217,7 +241,12 @@ pub fn affinity(ctx: &mut Ctx<'_>, task: &Task) -> Option<Affinity> {
     match serde_json::from_value::<Affinity>(v.clone()) {
         Ok(a) => Some(a),
         Err(e) => {
-            ctx.notes.push(Note { target: ctx.target, task: Some(task.name.clone()), error: true, message: format!("affinity is not a Kubernetes Affinity: {e}") });
+            ctx.notes.push(Note {
+                target: ctx.target,
+                task: Some(task.name.clone()),
+                error: true,
+                message: format!("affinity is not a Kubernetes Affinity: {e}"),
+            });
             None
         }
     }
@@ -236,7 +265,13 @@ pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
     let data = ctx.user(None, "data store", data_env(plan));
     env.push(plain_env("NB2PIPE_DATA", k8s_env_escape(&data)));
     let mut env_from = Vec::new();
-    if let DataStore::S3 { endpoint, secret, region, .. } = &plan.settings.data {
+    if let DataStore::S3 {
+        endpoint,
+        secret,
+        region,
+        ..
+    } = &plan.settings.data
+    {
         if let Some(e) = endpoint {
             let e = ctx.user(None, "S3 endpoint", e);
             env.push(plain_env("NB2PIPE_S3_ENDPOINT", k8s_env_escape(&e)));
@@ -246,7 +281,13 @@ pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
             env.push(plain_env("AWS_DEFAULT_REGION", k8s_env_escape(&r)));
         }
         if let Some(sec) = secret {
-            env_from.push(EnvFromSource { secret_ref: Some(SecretEnvSource { name: sec.clone(), optional: None }), ..Default::default() });
+            env_from.push(EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: sec.clone(),
+                    optional: None,
+                }),
+                ..Default::default()
+            });
         }
     }
     for (name, expr) in &spec.params {
@@ -272,24 +313,65 @@ pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
             (_, _, Some(path)) => {
                 let path = ctx.user(tn, "secret mount path", path);
                 let name = secret_volume_name(volumes.len());
-                volumes.push(Volume { name: name.clone(), secret: Some(SecretVolumeSource { secret_name: Some(sr.name.clone()), ..Default::default() }), ..Default::default() });
-                mounts.push(VolumeMount { name, mount_path: path, read_only: Some(true), ..Default::default() });
+                volumes.push(Volume {
+                    name: name.clone(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(sr.name.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                mounts.push(VolumeMount {
+                    name,
+                    mount_path: path,
+                    read_only: Some(true),
+                    ..Default::default()
+                });
             }
             (Some(key), Some(var), None) => env.push(EnvVar {
                 name: var.clone(),
                 value: None,
-                value_from: Some(EnvVarSource { secret_key_ref: Some(SecretKeySelector { key: key.clone(), name: sr.name.clone(), optional: None }), ..Default::default() }),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        key: key.clone(),
+                        name: sr.name.clone(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                }),
             }),
-            _ => env_from.push(EnvFromSource { secret_ref: Some(SecretEnvSource { name: sr.name.clone(), optional: None }), ..Default::default() }),
+            _ => env_from.push(EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: sr.name.clone(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
         }
     }
     for c in &s.config_maps {
-        env_from.push(EnvFromSource { config_map_ref: Some(ConfigMapEnvSource { name: c.clone(), optional: None }), ..Default::default() });
+        env_from.push(EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: c.clone(),
+                optional: None,
+            }),
+            ..Default::default()
+        });
     }
-    if let (true, DataStore::Volume { claim, mount_path, .. }) = (spec.mount_data, &plan.settings.data) {
+    if let (
+        true,
+        DataStore::Volume {
+            claim, mount_path, ..
+        },
+    ) = (spec.mount_data, &plan.settings.data)
+    {
         let mount_path = ctx.user(None, "data mount path", mount_path);
         volumes.push(data_volume(claim));
-        mounts.push(VolumeMount { name: DATA_VOLUME.to_string(), mount_path, ..Default::default() });
+        mounts.push(VolumeMount {
+            name: DATA_VOLUME.to_string(),
+            mount_path,
+            ..Default::default()
+        });
     }
     let resources = (!s.resources.is_empty()).then(|| ResourceRequirements {
         requests: quantities(&s.resources.requests),
@@ -325,27 +407,45 @@ pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
         .map(|t| Toleration {
             key: Some(t.key.clone()),
             operator: Some(t.operator.clone()),
-            value: t.value.as_deref().map(|v| ctx.user(tn, "toleration value", v)),
+            value: t
+                .value
+                .as_deref()
+                .map(|v| ctx.user(tn, "toleration value", v)),
             effect: t.effect.clone(),
             toleration_seconds: t.toleration_seconds,
         })
         .collect();
     let affinity = affinity(ctx, task);
-    Pod { container, volumes, labels, annotations, node_selector, tolerations, affinity }
+    Pod {
+        container,
+        volumes,
+        labels,
+        annotations,
+        node_selector,
+        tolerations,
+        affinity,
+    }
 }
 
 /// The pod volume of the data store's claim.
 pub fn data_volume(claim: &str) -> Volume {
     Volume {
         name: DATA_VOLUME.to_string(),
-        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.to_string(), read_only: None }),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.to_string(),
+            read_only: None,
+        }),
         ..Default::default()
     }
 }
 
 pub fn image_pull_secrets(plan: &Plan) -> Option<Vec<LocalObjectReference>> {
     let v = &plan.settings.image_pull_secrets;
-    (!v.is_empty()).then(|| v.iter().map(|n| LocalObjectReference { name: n.clone() }).collect())
+    (!v.is_empty()).then(|| {
+        v.iter()
+            .map(|n| LocalObjectReference { name: n.clone() })
+            .collect()
+    })
 }
 
 /// YAML of one value; `---`-joined documents for several.
@@ -354,7 +454,11 @@ pub fn yaml<T: Serialize>(v: &T) -> Result<String> {
 }
 
 pub fn yaml_docs(docs: &[String]) -> String {
-    docs.iter().map(|d| d.trim_end_matches('\n')).collect::<Vec<_>>().join("\n---\n") + "\n"
+    docs.iter()
+        .map(|d| d.trim_end_matches('\n'))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+        + "\n"
 }
 
 fn meta(plan: &Plan, name: &str, annotations: BTreeMap<String, String>) -> ObjectMeta {
@@ -369,14 +473,25 @@ fn meta(plan: &Plan, name: &str, annotations: BTreeMap<String, String>) -> Objec
 
 /// The claim the data store needs (`None` for S3).
 pub fn pvc(plan: &Plan) -> Option<PersistentVolumeClaim> {
-    let DataStore::Volume { claim, size, storage_class, .. } = &plan.settings.data else { return None };
+    let DataStore::Volume {
+        claim,
+        size,
+        storage_class,
+        ..
+    } = &plan.settings.data
+    else {
+        return None;
+    };
     let mut requests = BTreeMap::new();
     requests.insert("storage".to_string(), Quantity(size.clone()));
     Some(PersistentVolumeClaim {
         metadata: meta(plan, claim, BTreeMap::new()),
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec![DATA_ACCESS_MODE.to_string()]),
-            resources: Some(VolumeResourceRequirements { requests: Some(requests), limits: None }),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(requests),
+                limits: None,
+            }),
             storage_class_name: storage_class.clone(),
             ..Default::default()
         }),
@@ -402,7 +517,10 @@ pub fn secret_keys(plan: &Plan) -> BTreeMap<String, (BTreeSet<String>, bool)> {
             }
         }
     }
-    if let DataStore::S3 { secret: Some(s), .. } = &plan.settings.data {
+    if let DataStore::S3 {
+        secret: Some(s), ..
+    } = &plan.settings.data
+    {
         let e = out.entry(s.clone()).or_default();
         e.0.insert("AWS_ACCESS_KEY_ID".into());
         e.0.insert("AWS_SECRET_ACCESS_KEY".into());
@@ -431,13 +549,24 @@ pub fn secret_skeletons(plan: &Plan) -> Vec<Secret> {
 
 /// ConfigMap skeletons: `config:NAME` takes every key, so the keys are unknown.
 pub fn config_map_skeletons(plan: &Plan) -> Vec<ConfigMap> {
-    let names: BTreeSet<&String> = plan.tasks.iter().flat_map(|t| &t.settings.config_maps).collect();
+    let names: BTreeSet<&String> = plan
+        .tasks
+        .iter()
+        .flat_map(|t| &t.settings.config_maps)
+        .collect();
     names
         .into_iter()
         .map(|name| {
             let mut ann = BTreeMap::new();
-            ann.insert(KEYS_UNKNOWN.to_string(), "unknown: a task reads every key of this ConfigMap as env vars; add them".to_string());
-            ConfigMap { metadata: meta(plan, name, ann), ..Default::default() }
+            ann.insert(
+                KEYS_UNKNOWN.to_string(),
+                "unknown: a task reads every key of this ConfigMap as env vars; add them"
+                    .to_string(),
+            );
+            ConfigMap {
+                metadata: meta(plan, name, ann),
+                ..Default::default()
+            }
         })
         .collect()
 }
@@ -456,13 +585,25 @@ impl Emitter for Objects {
             out.add(format!("k8s/{}-pvc.yaml", plan.pipeline), yaml(&p)?);
         }
         if ctx.options.skeletons {
-            let secrets = secret_skeletons(plan).iter().map(yaml).collect::<Result<Vec<_>>>()?;
+            let secrets = secret_skeletons(plan)
+                .iter()
+                .map(yaml)
+                .collect::<Result<Vec<_>>>()?;
             if !secrets.is_empty() {
-                out.add(format!("k8s/{}-secrets.yaml", plan.pipeline), yaml_docs(&secrets));
+                out.add(
+                    format!("k8s/{}-secrets.yaml", plan.pipeline),
+                    yaml_docs(&secrets),
+                );
             }
-            let cms = config_map_skeletons(plan).iter().map(yaml).collect::<Result<Vec<_>>>()?;
+            let cms = config_map_skeletons(plan)
+                .iter()
+                .map(yaml)
+                .collect::<Result<Vec<_>>>()?;
             if !cms.is_empty() {
-                out.add(format!("k8s/{}-configmaps.yaml", plan.pipeline), yaml_docs(&cms));
+                out.add(
+                    format!("k8s/{}-configmaps.yaml", plan.pipeline),
+                    yaml_docs(&cms),
+                );
             }
         }
         Ok(())

@@ -239,7 +239,11 @@ struct Constant {
 }
 
 fn constant(s: &str) -> RuntimeConstant {
-    RuntimeConstant { runtime_value: Constant { constant: s.to_string() } }
+    RuntimeConstant {
+        runtime_value: Constant {
+            constant: s.to_string(),
+        },
+    }
 }
 
 #[derive(Serialize)]
@@ -361,11 +365,24 @@ impl PipelineSpec {
     /// dependency does not exist.
     fn validate(&self) -> Result<()> {
         for (name, t) in &self.root.dag.tasks {
-            let Some(comp) = self.components.get(&t.component_ref.name) else { bail!("KFP task `{name}` refers to a missing component") };
-            if !self.deployment_spec.executors.contains_key(&comp.executor_label) {
-                bail!("KFP component `{}` refers to a missing executor", t.component_ref.name);
+            let Some(comp) = self.components.get(&t.component_ref.name) else {
+                bail!("KFP task `{name}` refers to a missing component")
+            };
+            if !self
+                .deployment_spec
+                .executors
+                .contains_key(&comp.executor_label)
+            {
+                bail!(
+                    "KFP component `{}` refers to a missing executor",
+                    t.component_ref.name
+                );
             }
-            if let Some(d) = t.dependent_tasks.iter().find(|d| !self.root.dag.tasks.contains_key(*d)) {
+            if let Some(d) = t
+                .dependent_tasks
+                .iter()
+                .find(|d| !self.root.dag.tasks.contains_key(*d))
+            {
                 bail!("KFP task `{name}` depends on unknown task `{d}`");
             }
         }
@@ -399,20 +416,46 @@ fn param_def(p: &Parameter) -> ParamDef {
         "str" => ("STRING", p.default.clone()),
         _ => ("STRING", serde_json::Value::String(k8s::param_text(p))),
     };
-    ParamDef { parameter_type: ty, default_value: Some(default), is_optional: Some(true) }
+    ParamDef {
+        parameter_type: ty,
+        default_value: Some(default),
+        is_optional: Some(true),
+    }
 }
 
 fn reqs(v: &[LabelSelectorRequirement]) -> Vec<SelectorRequirement> {
-    v.iter().map(|r| SelectorRequirement { key: r.key.clone(), operator: r.operator.clone(), values: r.values.clone().unwrap_or_default() }).collect()
+    v.iter()
+        .map(|r| SelectorRequirement {
+            key: r.key.clone(),
+            operator: r.operator.clone(),
+            values: r.values.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 fn node_reqs(v: &Option<Vec<NodeSelectorRequirement>>) -> Vec<SelectorRequirement> {
-    v.iter().flatten().map(|r| SelectorRequirement { key: r.key.clone(), operator: r.operator.clone(), values: r.values.clone().unwrap_or_default() }).collect()
+    v.iter()
+        .flatten()
+        .map(|r| SelectorRequirement {
+            key: r.key.clone(),
+            operator: r.operator.clone(),
+            values: r.values.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
-fn pod_term(c: &mut Ctx<'_>, t: &Task, term: &k8s_openapi::api::core::v1::PodAffinityTerm, weight: Option<i32>, anti: bool) -> PodAffinityTerm {
+fn pod_term(
+    c: &mut Ctx<'_>,
+    t: &Task,
+    term: &k8s_openapi::api::core::v1::PodAffinityTerm,
+    weight: Option<i32>,
+    anti: bool,
+) -> PodAffinityTerm {
     if term.match_label_keys.is_some() || term.mismatch_label_keys.is_some() {
-        c.cannot(Some(&t.name), "affinity: matchLabelKeys / mismatchLabelKeys have no KFP form and are left out");
+        c.cannot(
+            Some(&t.name),
+            "affinity: matchLabelKeys / mismatchLabelKeys have no KFP form and are left out",
+        );
     }
     let ls = term.label_selector.clone().unwrap_or_default();
     let ns = term.namespace_selector.clone().unwrap_or_default();
@@ -429,18 +472,57 @@ fn pod_term(c: &mut Ctx<'_>, t: &Task, term: &k8s_openapi::api::core::v1::PodAff
 }
 
 /// The k8s Affinity as KFP's terms: a term with a weight is preferred, without one required.
-fn affinity_terms(c: &mut Ctx<'_>, t: &Task, a: &Affinity) -> (Vec<NodeAffinityTerm>, Vec<PodAffinityTerm>) {
+fn affinity_terms(
+    c: &mut Ctx<'_>,
+    t: &Task,
+    a: &Affinity,
+) -> (Vec<NodeAffinityTerm>, Vec<PodAffinityTerm>) {
     let mut nodes = Vec::new();
     if let Some(na) = &a.node_affinity {
-        for term in na.required_during_scheduling_ignored_during_execution.iter().flat_map(|r| &r.node_selector_terms) {
-            nodes.push(NodeAffinityTerm { match_expressions: node_reqs(&term.match_expressions), match_fields: node_reqs(&term.match_fields), weight: None });
+        for term in na
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .flat_map(|r| &r.node_selector_terms)
+        {
+            nodes.push(NodeAffinityTerm {
+                match_expressions: node_reqs(&term.match_expressions),
+                match_fields: node_reqs(&term.match_fields),
+                weight: None,
+            });
         }
-        for p in na.preferred_during_scheduling_ignored_during_execution.iter().flatten() {
-            nodes.push(NodeAffinityTerm { match_expressions: node_reqs(&p.preference.match_expressions), match_fields: node_reqs(&p.preference.match_fields), weight: Some(p.weight) });
+        for p in na
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+        {
+            nodes.push(NodeAffinityTerm {
+                match_expressions: node_reqs(&p.preference.match_expressions),
+                match_fields: node_reqs(&p.preference.match_fields),
+                weight: Some(p.weight),
+            });
         }
     }
     let mut pods = Vec::new();
-    for (aff, anti) in [(a.pod_affinity.as_ref().map(|p| (&p.required_during_scheduling_ignored_during_execution, &p.preferred_during_scheduling_ignored_during_execution)), false), (a.pod_anti_affinity.as_ref().map(|p| (&p.required_during_scheduling_ignored_during_execution, &p.preferred_during_scheduling_ignored_during_execution)), true)] {
+    for (aff, anti) in [
+        (
+            a.pod_affinity.as_ref().map(|p| {
+                (
+                    &p.required_during_scheduling_ignored_during_execution,
+                    &p.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+            false,
+        ),
+        (
+            a.pod_anti_affinity.as_ref().map(|p| {
+                (
+                    &p.required_during_scheduling_ignored_during_execution,
+                    &p.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+            true,
+        ),
+    ] {
         let Some((req, pref)) = aff else { continue };
         for term in req.iter().flatten() {
             pods.push(pod_term(c, t, term, None, anti));
@@ -455,7 +537,11 @@ fn affinity_terms(c: &mut Ctx<'_>, t: &Task, a: &Affinity) -> (Vec<NodeAffinityT
 fn documents(c: &mut Ctx<'_>) -> Result<String> {
     let plan: &Plan = c.plan;
     let s = &plan.settings;
-    let defs: BTreeMap<String, ParamDef> = plan.parameters.iter().map(|p| (p.name.clone(), param_def(p))).collect();
+    let defs: BTreeMap<String, ParamDef> = plan
+        .parameters
+        .iter()
+        .map(|p| (p.name.clone(), param_def(p)))
+        .collect();
     let mut components = BTreeMap::new();
     let mut executors = BTreeMap::new();
     let mut tasks = BTreeMap::new();
@@ -463,33 +549,70 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
     for t in &plan.tasks {
         let ts = &t.settings;
         let tn = Some(t.name.as_str());
-        let spec = EnvSpec { run_id: "{{$.pipeline_job_uuid}}", params: Vec::new(), mount_data: false };
+        let spec = EnvSpec {
+            run_id: "{{$.pipeline_job_uuid}}",
+            params: Vec::new(),
+            mount_data: false,
+        };
         let pod = k8s::pod(c, t, &spec);
-        let mut args = vec!["NB2PIPE_RUN_ID".to_string(), "{{$.pipeline_job_uuid}}".to_string()];
+        let mut args = vec![
+            "NB2PIPE_RUN_ID".to_string(),
+            "{{$.pipeline_job_uuid}}".to_string(),
+        ];
         for p in &t.parameters {
             args.push(k8s::param_env_name(p));
             args.push(format!("{{{{$.inputs.parameters['{p}']}}}}"));
         }
         // Secret keys arrive through the platform spec, not the container's env.
-        let env: Vec<EnvVar> = pod.container.env.iter().flatten().filter(|e| e.name != "NB2PIPE_RUN_ID").filter_map(|e| Some(EnvVar { name: e.name.clone(), value: e.value.clone()? })).collect();
+        let env: Vec<EnvVar> = pod
+            .container
+            .env
+            .iter()
+            .flatten()
+            .filter(|e| e.name != "NB2PIPE_RUN_ID")
+            .filter_map(|e| {
+                Some(EnvVar {
+                    name: e.name.clone(),
+                    value: e.value.clone()?,
+                })
+            })
+            .collect();
         let mut res = Resources::default();
         let r = &ts.resources;
         res.resource_cpu_request = r.requests.get("cpu").cloned();
         res.resource_cpu_limit = r.limits.get("cpu").cloned();
         res.resource_memory_request = r.requests.get("memory").cloned();
         res.resource_memory_limit = r.limits.get("memory").cloned();
-        let mut others: BTreeMap<&String, &String> = r.requests.iter().chain(r.limits.iter()).filter(|(k, _)| k.as_str() != "cpu" && k.as_str() != "memory").collect();
+        let mut others: BTreeMap<&String, &String> = r
+            .requests
+            .iter()
+            .chain(r.limits.iter())
+            .filter(|(k, _)| k.as_str() != "cpu" && k.as_str() != "memory")
+            .collect();
         if let Some(q) = others.remove(&"ephemeral-storage".to_string()) {
             c.cannot(tn, format!("ephemeral-storage {q}: KFP's resource spec has no such field; the task runs without it"));
         }
         let accel: Vec<(&String, &String)> = others.into_iter().collect();
         if let Some((k, v)) = accel.first() {
-            res.accelerator = Some(Accelerator { resource_type: (*k).clone(), resource_count: r.limits.get(*k).unwrap_or(v).clone() });
+            res.accelerator = Some(Accelerator {
+                resource_type: (*k).clone(),
+                resource_count: r.limits.get(*k).unwrap_or(v).clone(),
+            });
         }
         for (k, _) in accel.iter().skip(1) {
-            c.cannot(tn, format!("resource `{k}`: KFP takes one accelerator type per task; only `{}` is set", accel[0].0));
+            c.cannot(
+                tn,
+                format!(
+                    "resource `{k}`: KFP takes one accelerator type per task; only `{}` is set",
+                    accel[0].0
+                ),
+            );
         }
-        let has_res = res.resource_cpu_request.is_some() || res.resource_cpu_limit.is_some() || res.resource_memory_request.is_some() || res.resource_memory_limit.is_some() || res.accelerator.is_some();
+        let has_res = res.resource_cpu_request.is_some()
+            || res.resource_cpu_limit.is_some()
+            || res.resource_memory_request.is_some()
+            || res.resource_memory_limit.is_some()
+            || res.accelerator.is_some();
         let comp = component(&t.k8s_name);
         let exec = executor(&t.k8s_name);
         executors.insert(
@@ -504,57 +627,144 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
                 },
             },
         );
-        let inputs: BTreeMap<String, ParamDef> = t.parameters.iter().filter_map(|p| defs.get(p).map(|d| (p.clone(), ParamDef { parameter_type: d.parameter_type, default_value: None, is_optional: None }))).collect();
-        components.insert(comp.clone(), Component { executor_label: exec.clone(), input_definitions: (!inputs.is_empty()).then_some(InputDefinitions { parameters: inputs }) });
+        let inputs: BTreeMap<String, ParamDef> = t
+            .parameters
+            .iter()
+            .filter_map(|p| {
+                defs.get(p).map(|d| {
+                    (
+                        p.clone(),
+                        ParamDef {
+                            parameter_type: d.parameter_type,
+                            default_value: None,
+                            is_optional: None,
+                        },
+                    )
+                })
+            })
+            .collect();
+        components.insert(
+            comp.clone(),
+            Component {
+                executor_label: exec.clone(),
+                input_definitions: (!inputs.is_empty())
+                    .then_some(InputDefinitions { parameters: inputs }),
+            },
+        );
         tasks.insert(
             t.k8s_name.clone(),
             DagTask {
-                caching_options: CachingOptions { enable_cache: ts.cache },
+                caching_options: CachingOptions {
+                    enable_cache: ts.cache,
+                },
                 component_ref: NameRef { name: comp },
-                dependent_tasks: plan.upstream(&t.name).iter().filter_map(|u| plan.task(u)).map(|u| u.k8s_name.clone()).collect(),
-                inputs: (!t.parameters.is_empty()).then(|| TaskInputs { parameters: t.parameters.iter().map(|p| (p.clone(), InputRef { component_input_parameter: p.clone() })).collect() }),
+                dependent_tasks: plan
+                    .upstream(&t.name)
+                    .iter()
+                    .filter_map(|u| plan.task(u))
+                    .map(|u| u.k8s_name.clone())
+                    .collect(),
+                inputs: (!t.parameters.is_empty()).then(|| TaskInputs {
+                    parameters: t
+                        .parameters
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.clone(),
+                                InputRef {
+                                    component_input_parameter: p.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
+                }),
                 retry_policy: (ts.retries > 0).then(|| RetryPolicy {
                     max_retry_count: ts.retries,
                     backoff_duration: format!("{}s", ts.retry_delay_seconds),
                     backoff_factor: 1.0,
                     backoff_max_duration: format!("{}s", ts.retry_delay_seconds.max(3600)),
                 }),
-                task_info: NameRef { name: t.name.clone() },
+                task_info: NameRef {
+                    name: t.name.clone(),
+                },
             },
         );
 
-        let mut cfg = ExecutorConfig { image_pull_policy: ts.image_pull_policy.clone(), ..ExecutorConfig::default() };
+        let mut cfg = ExecutorConfig {
+            image_pull_policy: ts.image_pull_policy.clone(),
+            ..ExecutorConfig::default()
+        };
         let mut by_secret: BTreeMap<&str, Vec<KeyToEnv>> = BTreeMap::new();
         for sr in &ts.secrets {
             match (&sr.key, &sr.env, &sr.mount_path) {
-                (_, _, Some(path)) => cfg.secret_as_volume.push(SecretAsVolume { secret_name: sr.name.clone(), secret_name_parameter: constant(&sr.name), mount_path: path.clone(), optional: false }),
-                (Some(key), Some(env), None) => by_secret.entry(&sr.name).or_default().push(KeyToEnv { secret_key: key.clone(), env_var: env.clone() }),
+                (_, _, Some(path)) => cfg.secret_as_volume.push(SecretAsVolume {
+                    secret_name: sr.name.clone(),
+                    secret_name_parameter: constant(&sr.name),
+                    mount_path: path.clone(),
+                    optional: false,
+                }),
+                (Some(key), Some(env), None) => {
+                    by_secret.entry(&sr.name).or_default().push(KeyToEnv {
+                        secret_key: key.clone(),
+                        env_var: env.clone(),
+                    })
+                }
                 _ => {
                     let path = format!("{SECRET_DIR}/{}", sr.name);
                     c.cannot(tn, format!("secret `{}` with every key: KFP has no envFrom; the Secret is mounted as files at {path}", sr.name));
-                    cfg.secret_as_volume.push(SecretAsVolume { secret_name: sr.name.clone(), secret_name_parameter: constant(&sr.name), mount_path: path, optional: false });
+                    cfg.secret_as_volume.push(SecretAsVolume {
+                        secret_name: sr.name.clone(),
+                        secret_name_parameter: constant(&sr.name),
+                        mount_path: path,
+                        optional: false,
+                    });
                 }
             }
         }
-        if let DataStore::S3 { secret: Some(sec), .. } = &s.data {
+        if let DataStore::S3 {
+            secret: Some(sec), ..
+        } = &s.data
+        {
             let e = by_secret.entry(sec).or_default();
             for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-                e.push(KeyToEnv { secret_key: k.into(), env_var: k.into() });
+                e.push(KeyToEnv {
+                    secret_key: k.into(),
+                    env_var: k.into(),
+                });
             }
         }
         for (name, keys) in by_secret {
-            cfg.secret_as_env.push(SecretAsEnv { secret_name: name.into(), secret_name_parameter: constant(name), key_to_env: keys, optional: false });
+            cfg.secret_as_env.push(SecretAsEnv {
+                secret_name: name.into(),
+                secret_name_parameter: constant(name),
+                key_to_env: keys,
+                optional: false,
+            });
         }
         for cm in &ts.config_maps {
             let path = format!("{CONFIG_DIR}/{cm}");
             c.cannot(tn, format!("config map `{cm}`: KFP has no envFrom; the ConfigMap is mounted as files at {path}"));
-            cfg.config_map_as_volume.push(ConfigMapAsVolume { config_map_name: cm.clone(), config_map_name_parameter: constant(cm), mount_path: path, optional: false });
+            cfg.config_map_as_volume.push(ConfigMapAsVolume {
+                config_map_name: cm.clone(),
+                config_map_name_parameter: constant(cm),
+                mount_path: path,
+                optional: false,
+            });
         }
-        if let DataStore::Volume { claim, mount_path, .. } = &s.data {
-            cfg.pvc_mount.push(PvcMount { constant: claim.clone(), pvc_name_parameter: constant(claim), mount_path: mount_path.clone() });
+        if let DataStore::Volume {
+            claim, mount_path, ..
+        } = &s.data
+        {
+            cfg.pvc_mount.push(PvcMount {
+                constant: claim.clone(),
+                pvc_name_parameter: constant(claim),
+                mount_path: mount_path.clone(),
+            });
         }
         if !pod.node_selector.is_empty() {
-            cfg.node_selector = Some(Labels { labels: pod.node_selector.clone() });
+            cfg.node_selector = Some(Labels {
+                labels: pod.node_selector.clone(),
+            });
         }
         cfg.tolerations = pod
             .tolerations
@@ -572,11 +782,24 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             cfg.node_affinity = n;
             cfg.pod_affinity = p;
         }
-        cfg.pod_metadata = Some(PodMetadata { labels: pod.labels.clone(), annotations: pod.annotations.clone() });
-        cfg.image_pull_secret = s.image_pull_secrets.iter().map(|n| ImagePullSecret { secret_name: n.clone(), secret_name_parameter: constant(n) }).collect();
+        cfg.pod_metadata = Some(PodMetadata {
+            labels: pod.labels.clone(),
+            annotations: pod.annotations.clone(),
+        });
+        cfg.image_pull_secret = s
+            .image_pull_secrets
+            .iter()
+            .map(|n| ImagePullSecret {
+                secret_name: n.clone(),
+                secret_name_parameter: constant(n),
+            })
+            .collect();
         cfg.active_deadline_seconds = ts.timeout_seconds.map(|x| x.to_string());
         if let Some(p) = &ts.pool {
-            c.cannot(tn, format!("pool `{p}` is an Airflow concept; KFP runs the task without it"));
+            c.cannot(
+                tn,
+                format!("pool `{p}` is an Airflow concept; KFP runs the task without it"),
+            );
         }
         platform.insert(exec, cfg);
     }
@@ -589,14 +812,27 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
     let spec = PipelineSpec {
         components,
         deployment_spec: DeploymentSpec { executors },
-        pipeline_info: PipelineInfo { name: k8s::pipeline_k8s(plan), description: s.description.clone() },
-        root: Root { dag: Dag { tasks }, input_definitions: (!defs.is_empty()).then_some(InputDefinitions { parameters: defs }) },
+        pipeline_info: PipelineInfo {
+            name: k8s::pipeline_k8s(plan),
+            description: s.description.clone(),
+        },
+        root: Root {
+            dag: Dag { tasks },
+            input_definitions: (!defs.is_empty()).then_some(InputDefinitions { parameters: defs }),
+        },
         schema_version: "2.1.0",
         sdk_version: format!("nb2pipe-{}", env!("CARGO_PKG_VERSION")),
     };
     spec.validate()?;
     let mut platforms = BTreeMap::new();
-    platforms.insert("kubernetes", SinglePlatform { deployment_spec: PlatformDeployment { executors: platform } });
+    platforms.insert(
+        "kubernetes",
+        SinglePlatform {
+            deployment_spec: PlatformDeployment {
+                executors: platform,
+            },
+        },
+    );
     let header = format!("# PIPELINE DEFINITION\n# Name: {}\n# Generated by nb2pipe from the notebook; do not edit.\n", k8s::pipeline_k8s(plan));
     Ok(header + &k8s::yaml_docs(&[k8s::yaml(&spec)?, k8s::yaml(&PlatformSpec { platforms })?]))
 }

@@ -7,8 +7,8 @@ pub mod k8s;
 pub mod kfp;
 pub mod pyrepr;
 pub mod task_code;
-pub mod templates;
 pub mod tekton;
+pub mod templates;
 
 use std::collections::BTreeMap;
 
@@ -75,7 +75,12 @@ pub trait Emitter {
 
 /// Every pipeline target, in `--target all` order.
 pub fn targets() -> Vec<Box<dyn Emitter>> {
-    vec![Box::new(airflow::Airflow), Box::new(argo::Argo), Box::new(tekton::Tekton), Box::new(kfp::Kfp)]
+    vec![
+        Box::new(airflow::Airflow),
+        Box::new(argo::Argo),
+        Box::new(tekton::Tekton),
+        Box::new(kfp::Kfp),
+    ]
 }
 
 pub fn target_names() -> Vec<&'static str> {
@@ -90,20 +95,36 @@ pub fn bundle(plan: &Plan, templates: &Templates, chosen: &[String]) -> Result<B
 /// [`bundle`] with output options. Every target also gets the plain Kubernetes objects
 /// (k8s/): the data store's claim, and skeletons on request. When a note is an error
 /// the bundle must not be written (see [`Note`]).
-pub fn bundle_with(plan: &Plan, templates: &Templates, chosen: &[String], options: &EmitOptions) -> Result<Bundle> {
+pub fn bundle_with(
+    plan: &Plan,
+    templates: &Templates,
+    chosen: &[String],
+    options: &EmitOptions,
+) -> Result<Bundle> {
     let mut out = Bundle::default();
     out.add("plan.json", plan.to_json());
-    let ctx = EmitContext { plan, templates, options };
+    let ctx = EmitContext {
+        plan,
+        templates,
+        options,
+    };
     task_code::TaskFiles.emit(&ctx, &mut out)?;
     let mut any = false;
     for t in targets() {
         if chosen.iter().any(|c| c == t.name() || c == "all") {
             any = true;
-            t.emit(&ctx, &mut out).map_err(|e| e.context(format!("the `{}` emitter failed (an nb2pipe bug)", t.name())))?;
+            t.emit(&ctx, &mut out).map_err(|e| {
+                e.context(format!(
+                    "the `{}` emitter failed (an nb2pipe bug)",
+                    t.name()
+                ))
+            })?;
         }
     }
     if any {
-        k8s::Objects.emit(&ctx, &mut out).map_err(|e| e.context("the `k8s` emitter failed (an nb2pipe bug)"))?;
+        k8s::Objects
+            .emit(&ctx, &mut out)
+            .map_err(|e| e.context("the `k8s` emitter failed (an nb2pipe bug)"))?;
     }
     out.notes.sort();
     out.notes.dedup();

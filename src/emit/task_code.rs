@@ -53,8 +53,19 @@ impl Emitter for TaskFiles {
         for task in &ctx.plan.tasks {
             let dir = format!("tasks/{}", task.name);
             out.add(format!("{dir}/main.py"), main_py(ctx, task)?);
-            let reqs: String = task.requirements.iter().map(|r| format!("{}\n", r.line)).collect();
-            out.add(format!("{dir}/requirements.txt"), if reqs.is_empty() { "# no third-party requirements\n".to_string() } else { reqs });
+            let reqs: String = task
+                .requirements
+                .iter()
+                .map(|r| format!("{}\n", r.line))
+                .collect();
+            out.add(
+                format!("{dir}/requirements.txt"),
+                if reqs.is_empty() {
+                    "# no third-party requirements\n".to_string()
+                } else {
+                    reqs
+                },
+            );
             out.add(format!("{dir}/nb2pipe_runtime.py"), runtime.clone());
             if !task.image.prebuilt {
                 out.add(format!("{dir}/Dockerfile"), dockerfile(ctx, task)?);
@@ -84,9 +95,20 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
     let (code, map) = task_body(task, HEADER_LINES + 1);
     let inputs = format!(
         "{{{}}}",
-        task.inputs.iter().map(|i| format!("{}: {}", py_str(&i.name), py_str(&i.from))).collect::<Vec<_>>().join(", ")
+        task.inputs
+            .iter()
+            .map(|i| format!("{}: {}", py_str(&i.name), py_str(&i.from)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let outputs = format!("[{}]", task.outputs.iter().map(|o| py_str(o)).collect::<Vec<_>>().join(", "));
+    let outputs = format!(
+        "[{}]",
+        task.outputs
+            .iter()
+            .map(|o| py_str(o))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let parameters = format!(
         "{{{}}}",
         plan.parameters
@@ -96,7 +118,13 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let line_map = format!("[{}]", map.iter().map(|(a, b, c, d)| format!("({a}, {b}, {c}, {d})")).collect::<Vec<_>>().join(", "));
+    let line_map = format!(
+        "[{}]",
+        map.iter()
+            .map(|(a, b, c, d)| format!("({a}, {b}, {c}, {d})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let text = ctx.templates.render(
         "task/main.py.j2",
         MainInfo {
@@ -122,7 +150,10 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
     let mut line = first_line;
     for chunk in &task.code {
         let header = if chunk.prelude {
-            format!("# --- cell {}, line {} (prelude)", chunk.cell, chunk.first_line)
+            format!(
+                "# --- cell {}, line {} (prelude)",
+                chunk.cell, chunk.first_line
+            )
         } else {
             format!("# --- cell {}", chunk.cell)
         };
@@ -139,7 +170,12 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
                 _ => line,
             };
             let cell_first = chunk.first_line;
-            map.push((python_start, chunk.python.lines().count().max(1), chunk.cell, cell_first));
+            map.push((
+                python_start,
+                chunk.python.lines().count().max(1),
+                chunk.cell,
+                cell_first,
+            ));
         }
         out.push_str(&body);
         if !body.ends_with('\n') {
@@ -152,7 +188,10 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
 
 fn chunk_code(c: &Chunk) -> String {
     if c.syntax_error {
-        let mut s = format!("# nb2pipe: cell {} is not valid Python 3 (NB010) and was left out:\n", c.cell);
+        let mut s = format!(
+            "# nb2pipe: cell {} is not valid Python 3 (NB010) and was left out:\n",
+            c.cell
+        );
         for l in c.python.lines() {
             s.push_str("#   ");
             s.push_str(l);
@@ -162,20 +201,37 @@ fn chunk_code(c: &Chunk) -> String {
     }
     match &c.magic {
         None => rewrite_escapes(&c.python, c),
-        Some(CellMagic::Time) => format!("_nb2pipe_t0 = _nb2pipe.timer_start()\n{}\n_nb2pipe.timer_stop(_nb2pipe_t0)", rewrite_escapes(&c.python, c)),
+        Some(CellMagic::Time) => format!(
+            "_nb2pipe_t0 = _nb2pipe.timer_start()\n{}\n_nb2pipe.timer_stop(_nb2pipe_t0)",
+            rewrite_escapes(&c.python, c)
+        ),
         Some(CellMagic::Capture { var }) => {
             let assign = match var {
                 Some(v) => format!("{v} = _nb2pipe.capture_stop(_nb2pipe_cap)"),
                 None => "_nb2pipe.capture_stop(_nb2pipe_cap)".into(),
             };
-            format!("_nb2pipe_cap = _nb2pipe.capture_start()\n{}\n{assign}", rewrite_escapes(&c.python, c))
+            format!(
+                "_nb2pipe_cap = _nb2pipe.capture_start()\n{}\n{assign}",
+                rewrite_escapes(&c.python, c)
+            )
         }
         Some(CellMagic::WriteFile { path, append }) => {
-            format!("_nb2pipe.writefile({}, {}, append={})", py_str(path), py_str(&c.raw_body), if *append { "True" } else { "False" })
+            format!(
+                "_nb2pipe.writefile({}, {}, append={})",
+                py_str(path),
+                py_str(&c.raw_body),
+                if *append { "True" } else { "False" }
+            )
         }
-        Some(CellMagic::Shell { interpreter }) => format!("_nb2pipe.script({}, {})", py_str(interpreter), py_str(&c.raw_body)),
+        Some(CellMagic::Shell { interpreter }) => format!(
+            "_nb2pipe.script({}, {})",
+            py_str(interpreter),
+            py_str(&c.raw_body)
+        ),
         Some(CellMagic::Display { name }) => format!("pass  # %%{name} cell: display only"),
-        Some(CellMagic::Unknown { name }) => format!("_nb2pipe.unknown_cell_magic({}, {})", py_str(name), c.cell),
+        Some(CellMagic::Unknown { name }) => {
+            format!("_nb2pipe.unknown_cell_magic({}, {})", py_str(name), c.cell)
+        }
     }
 }
 
@@ -193,9 +249,22 @@ fn rewrite_escapes(src: &str, c: &Chunk) -> String {
         let original = &src[e.start..e.end];
         let value = e.value.replace("\\\n", " ");
         let repl = match e.kind {
-            EscapeKind::Shell if e.in_expr => format!("_nb2pipe.sh({}, globals(), locals())", py_str(&value)),
+            // `!pip install x` is a dependency, installed in the image, like `%pip`.
+            EscapeKind::Shell | EscapeKind::ShellCapture
+                if !e.in_expr && crate::analysis::parse_pip_args(&value).is_some() =>
+            {
+                format!("pass  # {}: installed in the image", ascii_comment(&value))
+            }
+            // `x = !cmd` and `!!cmd` capture the output as a list of lines, as IPython does.
+            EscapeKind::Shell if e.in_expr => format!(
+                "_nb2pipe.sh_capture({}, globals(), locals())",
+                py_str(&value)
+            ),
             EscapeKind::Shell => format!("_nb2pipe.sh({}, globals(), locals())", py_str(&value)),
-            EscapeKind::ShellCapture => format!("_nb2pipe.sh_capture({}, globals(), locals())", py_str(&value)),
+            EscapeKind::ShellCapture => format!(
+                "_nb2pipe.sh_capture({}, globals(), locals())",
+                py_str(&value)
+            ),
             EscapeKind::Magic => magic_replacement(&value, e.in_expr, c.cell, e.line),
             EscapeKind::Help | EscapeKind::Other => {
                 if e.in_expr {
@@ -219,23 +288,77 @@ fn rewrite_escapes(src: &str, c: &Chunk) -> String {
 fn magic_replacement(value: &str, in_expr: bool, cell: usize, line: usize) -> String {
     let name = value.split_whitespace().next().unwrap_or("");
     let rest = value[name.len()..].trim_start();
-    let stmt = |s: String| if in_expr { format!("_nb2pipe.magic({}, globals(), locals(), {cell}, {line})", py_str(value)) } else { s };
+    let stmt = |s: String| {
+        if in_expr {
+            format!(
+                "_nb2pipe.magic({}, globals(), locals(), {cell}, {line})",
+                py_str(value)
+            )
+        } else {
+            s
+        }
+    };
     match name {
-        "pip" | "conda" | "mamba" => stmt(format!("pass  # {}: installed in the image", ascii_comment(value))),
-        "matplotlib" | "load_ext" | "unload_ext" | "reload_ext" | "autoreload" | "aimport" | "config" | "who" | "whos" | "who_ls"
-        | "history" | "lsmagic" | "magic" | "precision" | "pprint" | "xmode" | "colors" | "autocall" | "automagic" | "doctest_mode"
-        | "pdb" | "debug" | "tb" | "reset" | "reset_selective" | "notebook" | "qtconsole" | "connect_info" | "page" | "pinfo"
-        | "pinfo2" | "psearch" | "quickref" | "config_inlinebackend" | "load" => stmt("pass".into()),
+        "pip" | "conda" | "mamba" => stmt(format!(
+            "pass  # {}: installed in the image",
+            ascii_comment(value)
+        )),
+        "matplotlib"
+        | "load_ext"
+        | "unload_ext"
+        | "reload_ext"
+        | "autoreload"
+        | "aimport"
+        | "config"
+        | "who"
+        | "whos"
+        | "who_ls"
+        | "history"
+        | "lsmagic"
+        | "magic"
+        | "precision"
+        | "pprint"
+        | "xmode"
+        | "colors"
+        | "autocall"
+        | "automagic"
+        | "doctest_mode"
+        | "pdb"
+        | "debug"
+        | "tb"
+        | "reset"
+        | "reset_selective"
+        | "notebook"
+        | "qtconsole"
+        | "connect_info"
+        | "page"
+        | "pinfo"
+        | "pinfo2"
+        | "psearch"
+        | "quickref"
+        | "config_inlinebackend"
+        | "load" => stmt("pass".into()),
         "time" | "timeit" | "prun" if !in_expr => {
             let body = strip_options(rest);
             format!("with _nb2pipe.timed(): {body}")
         }
-        _ => format!("_nb2pipe.magic({}, globals(), locals(), {cell}, {line})", py_str(value)),
+        _ => format!(
+            "_nb2pipe.magic({}, globals(), locals(), {cell}, {line})",
+            py_str(value)
+        ),
     }
 }
 
 fn ascii_comment(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 fn strip_options(s: &str) -> &str {
@@ -260,5 +383,8 @@ fn strip_options(s: &str) -> &str {
 
 /// The task code of every task (for `inspect --code` and tests).
 pub fn all_code(plan: &Plan) -> Vec<(String, String)> {
-    plan.tasks.iter().map(|t| (t.name.clone(), task_body(t, 1).0)).collect()
+    plan.tasks
+        .iter()
+        .map(|t| (t.name.clone(), task_body(t, 1).0))
+        .collect()
 }

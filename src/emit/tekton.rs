@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
-use k8s_openapi::api::core::v1::{Affinity, EnvFromSource, EnvVar, LocalObjectReference, PersistentVolumeClaimVolumeSource, ResourceRequirements, Toleration, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, PersistentVolumeClaimVolumeSource,
+    ResourceRequirements, Toleration, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
@@ -202,10 +205,19 @@ impl PipelineSpec {
                 bail!("duplicate Tekton pipeline task `{}`", t.name);
             }
             if let Some(r) = t.run_after.iter().find(|r| !names.contains(&r.as_str())) {
-                bail!("Tekton pipeline task `{}` runs after unknown task `{r}`", t.name);
+                bail!(
+                    "Tekton pipeline task `{}` runs after unknown task `{r}`",
+                    t.name
+                );
             }
-            if t.workspaces.iter().any(|w| !self.workspaces.iter().any(|d| d.name == w.workspace)) {
-                bail!("Tekton pipeline task `{}` binds an undeclared workspace", t.name);
+            if t.workspaces
+                .iter()
+                .any(|w| !self.workspaces.iter().any(|d| d.name == w.workspace))
+            {
+                bail!(
+                    "Tekton pipeline task `{}` binds an undeclared workspace",
+                    t.name
+                );
             }
         }
         Ok(())
@@ -227,7 +239,12 @@ impl Emitter for Tekton {
 }
 
 fn meta(plan: &Plan, name: Option<String>, task: Option<&crate::plan::Task>) -> ObjectMeta {
-    ObjectMeta { name, namespace: Some(plan.settings.namespace.clone()), labels: Some(k8s::own_labels(plan, task)), ..Default::default() }
+    ObjectMeta {
+        name,
+        namespace: Some(plan.settings.namespace.clone()),
+        labels: Some(k8s::own_labels(plan, task)),
+        ..Default::default()
+    }
 }
 
 fn documents(c: &mut Ctx<'_>) -> Result<String> {
@@ -241,20 +258,44 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
         let ts = &t.settings;
         let spec = EnvSpec {
             run_id: "$(params.nb2pipe-run-id)",
-            params: t.parameters.iter().map(|p| (p.clone(), format!("$(params.{p})"))).collect(),
+            params: t
+                .parameters
+                .iter()
+                .map(|p| (p.clone(), format!("$(params.{p})")))
+                .collect(),
             mount_data: false,
         };
         let pod = k8s::pod(c, t, &spec);
         if let Some(p) = &ts.pool {
-            c.cannot(Some(&t.name), format!("pool `{p}` is an Airflow concept; Tekton runs the task without it"));
+            c.cannot(
+                Some(&t.name),
+                format!("pool `{p}` is an Airflow concept; Tekton runs the task without it"),
+            );
         }
         if ts.retries > 0 {
-            c.cannot(Some(&t.name), format!("retry delay {}s: Tekton retries at once", ts.retry_delay_seconds));
+            c.cannot(
+                Some(&t.name),
+                format!(
+                    "retry delay {}s: Tekton retries at once",
+                    ts.retry_delay_seconds
+                ),
+            );
         }
-        let mut params = vec![ParamSpec { name: RUN_ID_PARAM.into(), ty: "string", default: None }];
-        params.extend(t.parameters.iter().map(|p| ParamSpec { name: p.clone(), ty: "string", default: None }));
+        let mut params = vec![ParamSpec {
+            name: RUN_ID_PARAM.into(),
+            ty: "string",
+            default: None,
+        }];
+        params.extend(t.parameters.iter().map(|p| ParamSpec {
+            name: p.clone(),
+            ty: "string",
+            default: None,
+        }));
         let workspaces = match &s.data {
-            DataStore::Volume { mount_path, .. } => vec![WorkspaceDecl { name: WORKSPACE, mount_path: Some(c.user(None, "data mount path", mount_path)) }],
+            DataStore::Volume { mount_path, .. } => vec![WorkspaceDecl {
+                name: WORKSPACE,
+                mount_path: Some(c.user(None, "data mount path", mount_path)),
+            }],
             DataStore::S3 { .. } => Vec::new(),
         };
         let ct = pod.container;
@@ -269,46 +310,116 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             volume_mounts: ct.volume_mounts,
         };
         let name = task_name(plan, &t.k8s_name);
-        let task_doc = Document { api_version: "tekton.dev/v1", kind: "Task", metadata: meta(plan, Some(name.clone()), Some(t)), spec: TaskSpec { params, workspaces, volumes: pod.volumes, steps: vec![step] } };
+        let task_doc = Document {
+            api_version: "tekton.dev/v1",
+            kind: "Task",
+            metadata: meta(plan, Some(name.clone()), Some(t)),
+            spec: TaskSpec {
+                params,
+                workspaces,
+                volumes: pod.volumes,
+                steps: vec![step],
+            },
+        };
         docs.push(k8s::yaml(&task_doc)?);
-        let mut pparams = vec![Param { name: RUN_ID_PARAM.into(), value: "$(context.pipelineRun.uid)".into() }];
-        pparams.extend(t.parameters.iter().map(|p| Param { name: p.clone(), value: format!("$(params.{p})") }));
+        let mut pparams = vec![Param {
+            name: RUN_ID_PARAM.into(),
+            value: "$(context.pipelineRun.uid)".into(),
+        }];
+        pparams.extend(t.parameters.iter().map(|p| Param {
+            name: p.clone(),
+            value: format!("$(params.{p})"),
+        }));
         pipeline_tasks.push(PipelineTask {
             name: t.k8s_name.clone(),
             task_ref: NameRef { name },
-            run_after: plan.upstream(&t.name).iter().filter_map(|u| plan.task(u)).map(|u| u.k8s_name.clone()).collect(),
+            run_after: plan
+                .upstream(&t.name)
+                .iter()
+                .filter_map(|u| plan.task(u))
+                .map(|u| u.k8s_name.clone())
+                .collect(),
             params: pparams,
-            workspaces: if volume { vec![WorkspaceBinding { name: WORKSPACE, workspace: WORKSPACE }] } else { Vec::new() },
+            workspaces: if volume {
+                vec![WorkspaceBinding {
+                    name: WORKSPACE,
+                    workspace: WORKSPACE,
+                }]
+            } else {
+                Vec::new()
+            },
             retries: (ts.retries > 0).then_some(ts.retries),
             timeout: ts.timeout_seconds.map(|x| format!("{x}s")),
         });
-        let pt = PodTemplate { node_selector: pod.node_selector, tolerations: pod.tolerations, affinity: pod.affinity, image_pull_secrets: None };
-        let has_pt = !pt.node_selector.is_empty() || !pt.tolerations.is_empty() || pt.affinity.is_some();
-        run_specs.push(TaskRunSpec { pipeline_task_name: t.k8s_name.clone(), pod_template: has_pt.then_some(pt), metadata: TaskMetadata { labels: pod.labels, annotations: pod.annotations } });
+        let pt = PodTemplate {
+            node_selector: pod.node_selector,
+            tolerations: pod.tolerations,
+            affinity: pod.affinity,
+            image_pull_secrets: None,
+        };
+        let has_pt =
+            !pt.node_selector.is_empty() || !pt.tolerations.is_empty() || pt.affinity.is_some();
+        run_specs.push(TaskRunSpec {
+            pipeline_task_name: t.k8s_name.clone(),
+            pod_template: has_pt.then_some(pt),
+            metadata: TaskMetadata {
+                labels: pod.labels,
+                annotations: pod.annotations,
+            },
+        });
     }
     let mut pparams = Vec::new();
     let mut run_params = Vec::new();
     for p in &plan.parameters {
-        let v = c.user(None, &format!("parameter `{}`", p.name), &k8s::param_text(p));
-        pparams.push(ParamSpec { name: p.name.clone(), ty: "string", default: Some(v.clone()) });
-        run_params.push(Param { name: p.name.clone(), value: v });
+        let v = c.user(
+            None,
+            &format!("parameter `{}`", p.name),
+            &k8s::param_text(p),
+        );
+        pparams.push(ParamSpec {
+            name: p.name.clone(),
+            ty: "string",
+            default: Some(v.clone()),
+        });
+        run_params.push(Param {
+            name: p.name.clone(),
+            value: v,
+        });
     }
     let pipeline = PipelineSpec {
-        description: s.description.as_deref().map(|d| c.user(None, "description", d)),
+        description: s
+            .description
+            .as_deref()
+            .map(|d| c.user(None, "description", d)),
         params: pparams,
-        workspaces: if volume { vec![WorkspaceDecl { name: WORKSPACE, mount_path: None }] } else { Vec::new() },
+        workspaces: if volume {
+            vec![WorkspaceDecl {
+                name: WORKSPACE,
+                mount_path: None,
+            }]
+        } else {
+            Vec::new()
+        },
         tasks: pipeline_tasks,
     };
     pipeline.validate()?;
     let pname = k8s::pipeline_k8s(plan);
-    docs.push(k8s::yaml(&Document { api_version: "tekton.dev/v1", kind: "Pipeline", metadata: meta(plan, Some(pname.clone()), None), spec: pipeline })?);
+    docs.push(k8s::yaml(&Document {
+        api_version: "tekton.dev/v1",
+        kind: "Pipeline",
+        metadata: meta(plan, Some(pname.clone()), None),
+        spec: pipeline,
+    })?);
     if let Some(sch) = &s.schedule {
         c.cannot(None, format!("schedule `{sch}`: Tekton has no schedules; create the PipelineRun from a CronJob or Tekton Triggers"));
     }
     let pull = k8s::image_pull_secrets(plan);
     let template = (s.service_account.is_some() || pull.is_some()).then(|| TaskRunTemplate {
         service_account_name: s.service_account.clone(),
-        pod_template: pull.map(|p| PodTemplate { image_pull_secrets: Some(p), ..PodTemplate::default() }),
+        pod_template: pull.map(|p| PodTemplate {
+            image_pull_secrets: Some(p),
+            ..PodTemplate::default()
+        }),
     });
     let mut run_meta = meta(plan, None, None);
     run_meta.generate_name = Some(format!("{pname}-run-"));
@@ -316,7 +427,13 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
         pipeline_ref: NameRef { name: pname },
         params: run_params,
         workspaces: match &s.data {
-            DataStore::Volume { claim, .. } => vec![RunWorkspace { name: WORKSPACE, persistent_volume_claim: PersistentVolumeClaimVolumeSource { claim_name: claim.clone(), read_only: None } }],
+            DataStore::Volume { claim, .. } => vec![RunWorkspace {
+                name: WORKSPACE,
+                persistent_volume_claim: PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.clone(),
+                    read_only: None,
+                },
+            }],
             DataStore::S3 { .. } => Vec::new(),
         },
         // Task timeouts are per task, as in Airflow: the run itself has none (Tekton's
@@ -325,6 +442,11 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
         task_run_template: template,
         task_run_specs: run_specs,
     };
-    docs.push(k8s::yaml(&Document { api_version: "tekton.dev/v1", kind: "PipelineRun", metadata: run_meta, spec: run })?);
+    docs.push(k8s::yaml(&Document {
+        api_version: "tekton.dev/v1",
+        kind: "PipelineRun",
+        metadata: run_meta,
+        spec: run,
+    })?);
     Ok(k8s::yaml_docs(&docs))
 }
