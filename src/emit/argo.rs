@@ -316,12 +316,6 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         ..Default::default()
     };
     let cron = s.schedule.as_deref().and_then(k8s::cron);
-    if s.schedule.as_deref() == Some("@once") {
-        c.cannot(
-            None,
-            "schedule `@once`: written as a Workflow, which runs once when submitted",
-        );
-    }
     let doc = match cron {
         Some(cron) => {
             metadata.name = Some(name);

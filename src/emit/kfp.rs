@@ -806,7 +806,8 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
     if let Some(sa) = &s.service_account {
         c.cannot(None, format!("service account `{sa}`: KFP sets it per run (`kfp.Client().create_run_from_pipeline_package(..., service_account=...)`), not in the pipeline spec"));
     }
-    if let Some(sch) = &s.schedule {
+    // `@once` is what a run is.
+    if let Some(sch) = s.schedule.as_deref().filter(|x| *x != "@once") {
         c.cannot(None, format!("schedule `{sch}`: KFP schedules are recurring runs created through its API, not part of the pipeline spec"));
     }
     let spec = PipelineSpec {

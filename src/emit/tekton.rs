@@ -410,7 +410,8 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
         metadata: meta(plan, Some(pname.clone()), None),
         spec: pipeline,
     })?);
-    if let Some(sch) = &s.schedule {
+    // `@once` is what a PipelineRun is.
+    if let Some(sch) = s.schedule.as_deref().filter(|x| *x != "@once") {
         c.cannot(None, format!("schedule `{sch}`: Tekton has no schedules; create the PipelineRun from a CronJob or Tekton Triggers"));
     }
     let pull = k8s::image_pull_secrets(plan);
