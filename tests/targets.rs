@@ -1175,3 +1175,235 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
         "docs/settings-matrix.md is stale: run NB2PIPE_UPDATE_DOCS=1 cargo test --test targets"
     );
 }
+
+/// A notebook with one parameters cell and one task carrying `env`, `annotations` and
+/// a string parameter default.
+fn hostile_notebook(dir: &Path, name: &str, value: &str) -> PathBuf {
+    let nb = json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}, "language_info": {"name": "python", "version": "3.11.7"}},
+        "cells": [
+            {"cell_type": "code", "id": "c0", "metadata": {"tags": ["parameters"]}, "source": format!("word = {}", serde_json::to_string(value).unwrap()), "outputs": [], "execution_count": null},
+            {"cell_type": "code", "id": "c1", "metadata": {"tags": ["task:echo"], "nb2pipe": {"env": {"HOSTILE": value}, "annotations": {"note": value}}}, "source": "print(word)", "outputs": [], "execution_count": null}
+        ]
+    });
+    let p = dir.join(format!("{name}.ipynb"));
+    std::fs::write(&p, serde_json::to_string(&nb).unwrap()).unwrap();
+    p
+}
+
+/// Values Kubernetes, YAML and the targets treat specially arrive byte for byte; values
+/// with Argo's `{{` or Tekton's `$(` are refused (NB301) by that target only.
+#[test]
+fn hostile_values_arrive_unchanged_or_are_refused() {
+    let tmp = common::tempdir();
+    let plain = "quotes \" ' back\\slash\nnew line: # not a comment ünïcödé ☃ $HOME $$ ${X} %s {x} }} --- *a &b";
+    let nb = hostile_notebook(tmp.path(), "hostile", plain);
+    let mut files = BTreeMap::new();
+    for target in TARGETS {
+        let out = tmp.path().join(target);
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 0, "{target}: {err}");
+        files.insert(
+            target,
+            out.join("hostile").join(target).join("hostile.yaml"),
+        );
+    }
+    validate(
+        &py("VALIDATE"),
+        "validate_argo.py",
+        &[files["argo"].clone()],
+    );
+    validate(
+        &py("VALIDATE"),
+        "validate_tekton.py",
+        &[files["tekton"].clone()],
+    );
+    validate(&py("KFP"), "validate_kfp.py", &[files["kfp"].clone()]);
+    let plan = common::read_json(&tmp.path().join("argo/hostile/plan.json"));
+    for (target, f) in &files {
+        let obs = match *target {
+            "argo" => observe_argo(&plan, f),
+            "tekton" => observe_tekton(&plan, f),
+            _ => observe_kfp(&plan, f),
+        };
+        assert_eq!(
+            obs.tasks["echo"]["env"],
+            json!({"HOSTILE": plain}),
+            "{target}"
+        );
+        assert_eq!(
+            obs.tasks["echo"]["annotations"],
+            json!({"note": plain}),
+            "{target}"
+        );
+        assert_eq!(
+            obs.pipeline["parameters (defaults)"],
+            json!({"word": plain}),
+            "{target}"
+        );
+    }
+
+    for (value, refused_by) in [
+        ("a {{workflow.name}} b", "argo"),
+        ("a $(params.word) b", "tekton"),
+        ("{{ '{{' }}", "argo"),
+        ("$(context.taskRun.name)", "tekton"),
+    ] {
+        let nb = hostile_notebook(tmp.path(), "subst", value);
+        for target in TARGETS {
+            let out = tmp.path().join(format!("s-{target}"));
+            let _ = std::fs::remove_dir_all(&out);
+            let (code, _, err) = common::run(&[
+                "convert",
+                nb.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--target",
+                target,
+            ]);
+            if target == refused_by {
+                assert_eq!(code, 1, "{target} must refuse {value:?}");
+                // The env value, the annotation and the parameter default, each named.
+                assert_eq!(err.matches("error[NB301]").count(), 3, "{err}");
+                assert!(
+                    err.contains("env `HOSTILE`")
+                        && err.contains("annotation `note`")
+                        && err.contains("parameter `word`"),
+                    "{err}"
+                );
+                assert!(!out.exists(), "nothing is written when a value is refused");
+            } else {
+                assert_eq!(code, 0, "{target} takes {value:?}: {err}");
+            }
+        }
+    }
+}
+
+/// `--skeletons` writes every referenced Secret and ConfigMap with keys only: empty
+/// values, and an annotation where the keys cannot be known.
+#[test]
+fn skeletons_hold_keys_never_values() {
+    let tmp = common::tempdir();
+    let dir = common::convert(
+        &common::fixture("notebooks/settings_all.ipynb"),
+        tmp.path(),
+        &["--target", "kfp", "--skeletons"],
+    );
+    let plan = common::read_json(&dir.join("plan.json"));
+    let p = plan["pipeline"].as_str().unwrap();
+    let secrets = yaml_docs(&dir.join(format!("k8s/{p}-secrets.yaml")));
+    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in arr(&plan["tasks"]) {
+        for s in arr(&t["settings"]["secrets"]) {
+            let e = want.entry(s["name"].as_str().unwrap().into()).or_default();
+            if let (Some(k), None) = (s["key"].as_str(), s["mount_path"].as_str()) {
+                e.insert(k.into());
+            }
+        }
+    }
+    let got: BTreeMap<String, BTreeSet<String>> = secrets
+        .iter()
+        .map(|s| {
+            (
+                s["metadata"]["name"].as_str().unwrap().to_string(),
+                smap(&s["stringData"]).keys().cloned().collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    for s in &secrets {
+        assert!(s.get("data").is_none());
+        assert!(
+            smap(&s["stringData"]).values().all(String::is_empty),
+            "a skeleton holds no value: {s}"
+        );
+        let unknown = s["metadata"]["annotations"].get("nb2pipe/keys").is_some();
+        assert_eq!(unknown, smap(&s["stringData"]).is_empty(), "{s}");
+    }
+    let cms = yaml_docs(&dir.join(format!("k8s/{p}-configmaps.yaml")));
+    assert_eq!(cms.len(), 1);
+    assert_eq!(cms[0]["metadata"]["name"], "app-config");
+    let pvc = &yaml_docs(&dir.join(format!("k8s/{p}-pvc.yaml")))[0];
+    assert_eq!(
+        pvc["spec"],
+        json!({"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}, "storageClassName": "fast"})
+    );
+    // Without the flag, only the claim.
+    let tmp2 = common::tempdir();
+    let dir2 = common::convert(
+        &common::fixture("notebooks/settings_all.ipynb"),
+        tmp2.path(),
+        &["--target", "kfp"],
+    );
+    assert_eq!(files_in(&dir2.join("k8s")).len(), 1);
+}
+
+/// Same input, same bytes; `--target all` is exactly the union of the single targets.
+#[test]
+fn outputs_are_deterministic_and_all_is_the_union() {
+    let nb = common::fixture("notebooks/settings_all.ipynb");
+    let (a, b) = (common::tempdir(), common::tempdir());
+    let da = common::convert(&nb, a.path(), &["--target", "all", "--skeletons"]);
+    let db = common::convert(&nb, b.path(), &["--target", "all", "--skeletons"]);
+    let (ta, tb) = (
+        nb2pipe::fs::read_tree(&da).unwrap(),
+        nb2pipe::fs::read_tree(&db).unwrap(),
+    );
+    assert_eq!(ta, tb);
+    for target in ["airflow", "argo", "tekton", "kfp"] {
+        let t = common::tempdir();
+        let d = common::convert(&nb, t.path(), &["--target", target, "--skeletons"]);
+        for (path, text) in nb2pipe::fs::read_tree(&d).unwrap() {
+            assert_eq!(ta.get(&path), Some(&text), "{target}: {path}");
+        }
+        assert!(ta.keys().any(|p| p.starts_with(&format!("{target}/"))));
+    }
+    for (path, text) in &ta {
+        assert!(
+            text.ends_with('\n') && !text.ends_with("\n\n"),
+            "{path}: one trailing newline"
+        );
+    }
+}
+
+/// The Argo, Tekton and KFP files (and k8s/) of every fixture, one snapshot per fixture.
+#[test]
+fn target_snapshots() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(common::root().join("tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(r"nb2pipe-\d+\.\d+\.\d+", "nb2pipe-[VERSION]");
+    settings.bind(|| {
+        for nb in common::fixtures_in("notebooks") {
+            let fixture = nb.file_stem().unwrap().to_string_lossy().into_owned();
+            let tmp = common::tempdir();
+            let mut args = vec!["--skeletons"];
+            let targets = TARGETS
+                .iter()
+                .filter(|t| !UNSAFE.contains(&(fixture.as_str(), **t)))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(",");
+            args.extend(["--target", &targets]);
+            let dir = common::convert(&nb, tmp.path(), &args);
+            let mut joined = String::new();
+            for (path, text) in nb2pipe::fs::read_tree(&dir).unwrap() {
+                if ["argo/", "tekton/", "kfp/", "k8s/"]
+                    .iter()
+                    .any(|p| path.starts_with(p))
+                {
+                    joined.push_str(&format!("================ {path} ================\n{text}"));
+                }
+            }
+            insta::assert_snapshot!(format!("targets-{fixture}"), joined);
+        }
+    });
+}
