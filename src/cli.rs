@@ -74,6 +74,9 @@ pub struct ConvertArgs {
     /// Folder of templates that override the built-in ones, file by file.
     #[arg(long)]
     pub templates: Option<PathBuf>,
+    /// Also write ConfigMap and Secret skeletons (keys only, empty values) under k8s/.
+    #[arg(long)]
+    pub skeletons: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
     /// Diagnostics as text or JSON; with json, a summary object is printed on stdout.

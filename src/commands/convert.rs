@@ -6,11 +6,24 @@ use anyhow::{bail, Context};
 
 use super::{exit_code, load, print_diagnostics, CmdResult};
 use crate::cli::{ConvertArgs, DiagFormat};
+use crate::diagnostics::{Code, Diagnostic};
 use crate::emit::{self, Templates};
 
 pub fn execute(args: &ConvertArgs) -> CmdResult {
     let targets = check_targets(&args.target)?;
-    let loaded = load(&args.notebook, &args.settings);
+    let mut loaded = load(&args.notebook, &args.settings);
+    let options = emit::EmitOptions {
+        skeletons: args.skeletons,
+    };
+    let templates = Templates::load(args.templates.as_deref())?;
+    let mut bundle = None;
+    if let (Some(p), 0) = (&loaded.plan, exit_code(&loaded.diagnostics)) {
+        let b = emit::bundle_with(p, &templates, &targets, &options)?;
+        loaded
+            .diagnostics
+            .extend(b.notes.iter().map(|n| note_diagnostic(&args.notebook, n)));
+        bundle = Some(b);
+    }
     print_diagnostics(&loaded.diagnostics, args.format);
     let code = exit_code(&loaded.diagnostics);
     let plan = match (&loaded.plan, code) {
@@ -25,8 +38,7 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
             return Ok(code.max(1));
         }
     };
-    let templates = Templates::load(args.templates.as_deref())?;
-    let bundle = emit::bundle(plan, &templates, &targets)?;
+    let Some(bundle) = bundle else { return Ok(1) };
     let out_root = output_root(
         &args.notebook,
         args.out.as_deref(),
@@ -48,6 +60,21 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
         ),
     }
     Ok(0)
+}
+
+/// An emitter's note as a diagnostic (NB301 error / NB302 warning).
+fn note_diagnostic(notebook: &Path, n: &emit::Note) -> Diagnostic {
+    let code = if n.error {
+        Code::TargetUnsafeValue
+    } else {
+        Code::TargetCannotExpress
+    };
+    let task = n
+        .task
+        .as_deref()
+        .map(|t| format!(", task `{t}`"))
+        .unwrap_or_default();
+    Diagnostic::new(code, notebook, format!("{}{task}: {}", n.target, n.message))
 }
 
 pub fn check_targets(given: &[String]) -> anyhow::Result<Vec<String>> {

@@ -160,6 +160,18 @@ codes! {
     /// The producing task would fail when it saves the value. Recreate it in the task that
     /// needs it, or pass what it was made from.
     UnserialisableValue = "NB102", "unserialisable-value", Warning;
+
+    /// ## What it does
+    /// Reports a value that a chosen target would rewrite: Argo substitutes `{{...}}` and
+    /// Tekton `$(...)` inside any string of a workflow, and neither has an escape.
+    /// ## Why is this bad?
+    /// The task would see a different value than the notebook says, or the workflow would
+    /// be rejected. Nothing is written; change the value or leave that target out.
+    TargetUnsafeValue = "NB301", "target-unsafe-value", Error;
+    /// ## What it does
+    /// Warns about a setting a chosen target cannot express, and says what nb2pipe does
+    /// instead (docs/targets.md lists them all).
+    TargetCannotExpress = "NB302", "target-cannot-express", Warning;
 }
 
 impl Serialize for Code {

@@ -2,8 +2,12 @@
 //! files to a [`Bundle`]. Writing the bundle to disk is [`crate::fs`]'s job.
 
 pub mod airflow;
+pub mod argo;
+pub mod k8s;
+pub mod kfp;
 pub mod pyrepr;
 pub mod task_code;
+pub mod tekton;
 pub mod templates;
 
 use std::collections::BTreeMap;
@@ -17,6 +21,26 @@ pub use templates::Templates;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Bundle {
     pub files: BTreeMap<String, String>,
+    /// What a target could not express, or refused to write (see [`Note`]).
+    pub notes: Vec<Note>,
+}
+
+/// A finding of an emitter about the user's settings (not an nb2pipe bug).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Note {
+    pub target: &'static str,
+    /// The plan task it is about (`None`: pipeline-wide).
+    pub task: Option<String>,
+    /// `true`: the value cannot be written safely, nothing is written (NB301);
+    /// `false`: a setting the target cannot express, described in docs/targets.md (NB302).
+    pub error: bool,
+    pub message: String,
+}
+
+impl Note {
+    pub fn is_error(&self) -> bool {
+        self.error
+    }
 }
 
 impl Bundle {
@@ -33,6 +57,14 @@ impl Bundle {
 pub struct EmitContext<'a> {
     pub plan: &'a Plan,
     pub templates: &'a Templates,
+    pub options: &'a EmitOptions,
+}
+
+/// Output choices that are not part of the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmitOptions {
+    /// Also write ConfigMap and Secret skeletons (keys only, never values) under k8s/.
+    pub skeletons: bool,
 }
 
 pub trait Emitter {
@@ -43,7 +75,12 @@ pub trait Emitter {
 
 /// Every pipeline target, in `--target all` order.
 pub fn targets() -> Vec<Box<dyn Emitter>> {
-    vec![Box::new(airflow::Airflow)]
+    vec![
+        Box::new(airflow::Airflow),
+        Box::new(argo::Argo),
+        Box::new(tekton::Tekton),
+        Box::new(kfp::Kfp),
+    ]
 }
 
 pub fn target_names() -> Vec<&'static str> {
@@ -52,12 +89,30 @@ pub fn target_names() -> Vec<&'static str> {
 
 /// plan.json, the task folders, and the chosen targets.
 pub fn bundle(plan: &Plan, templates: &Templates, chosen: &[String]) -> Result<Bundle> {
+    bundle_with(plan, templates, chosen, &EmitOptions::default())
+}
+
+/// [`bundle`] with output options. Every target also gets the plain Kubernetes objects
+/// (k8s/): the data store's claim, and skeletons on request. When a note is an error
+/// the bundle must not be written (see [`Note`]).
+pub fn bundle_with(
+    plan: &Plan,
+    templates: &Templates,
+    chosen: &[String],
+    options: &EmitOptions,
+) -> Result<Bundle> {
     let mut out = Bundle::default();
     out.add("plan.json", plan.to_json());
-    let ctx = EmitContext { plan, templates };
+    let ctx = EmitContext {
+        plan,
+        templates,
+        options,
+    };
     task_code::TaskFiles.emit(&ctx, &mut out)?;
+    let mut any = false;
     for t in targets() {
         if chosen.iter().any(|c| c == t.name() || c == "all") {
+            any = true;
             t.emit(&ctx, &mut out).map_err(|e| {
                 e.context(format!(
                     "the `{}` emitter failed (an nb2pipe bug)",
@@ -66,5 +121,12 @@ pub fn bundle(plan: &Plan, templates: &Templates, chosen: &[String]) -> Result<B
             })?;
         }
     }
+    if any {
+        k8s::Objects
+            .emit(&ctx, &mut out)
+            .map_err(|e| e.context("the `k8s` emitter failed (an nb2pipe bug)"))?;
+    }
+    out.notes.sort();
+    out.notes.dedup();
     Ok(out)
 }

@@ -1,0 +1,349 @@
+//! Argo Workflows: `argo/<pipeline>.yaml`, a Workflow (a CronWorkflow with `schedules:`
+//! when the pipeline is scheduled) with one DAG template and one container template per
+//! task. Shapes follow Argo 4 (hera 7's models are generated from its OpenAPI).
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use k8s_openapi::api::core::v1::{Affinity, Container, LocalObjectReference, Toleration, Volume};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+use super::k8s::{self, Ctx, EnvSpec, Subst};
+use super::{Bundle, EmitContext, Emitter};
+use crate::plan::{DataStore, Plan};
+
+pub struct Argo;
+
+/// Name of the DAG template; container templates are `task-<task>`, so they never clash.
+pub const DAG_TEMPLATE: &str = "dag";
+
+pub fn template_name(k8s_name: &str) -> String {
+    format!("task-{k8s_name}")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: ObjectMeta,
+    spec: Spec,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Spec {
+    Workflow(WorkflowSpec),
+    Cron(CronWorkflowSpec),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CronWorkflowSpec {
+    schedules: Vec<String>,
+    timezone: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrency_policy: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow_metadata: Option<ObjectMeta>,
+    workflow_spec: WorkflowSpec,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkflowSpec {
+    entrypoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<Arguments>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_account_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volumes: Option<Vec<Volume>>,
+    templates: Vec<Template>,
+}
+
+#[derive(Serialize, Default)]
+struct Arguments {
+    parameters: Vec<Parameter>,
+}
+
+#[derive(Serialize)]
+struct Parameter {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Template {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inputs: Option<Arguments>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<TemplateMetadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dag: Option<Dag>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<Container>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volumes: Option<Vec<Volume>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_strategy: Option<RetryStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_deadline_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    node_selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tolerations: Vec<Toleration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    affinity: Option<Affinity>,
+}
+
+#[derive(Serialize)]
+struct TemplateMetadata {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Dag {
+    tasks: Vec<DagTask>,
+}
+
+#[derive(Serialize)]
+struct DagTask {
+    name: String,
+    template: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dependencies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<Arguments>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryStrategy {
+    limit: u32,
+    retry_policy: &'static str,
+    backoff: Backoff,
+}
+
+#[derive(Serialize)]
+struct Backoff {
+    duration: String,
+}
+
+impl WorkflowSpec {
+    /// What Argo's validator would reject: an entrypoint or a dependency that names
+    /// nothing, a template that is neither a DAG nor a container, duplicate names.
+    fn validate(&self) -> Result<()> {
+        let mut names = std::collections::BTreeSet::new();
+        for t in &self.templates {
+            if !names.insert(t.name.as_str()) {
+                bail!("duplicate Argo template `{}`", t.name);
+            }
+            if t.dag.is_some() == t.container.is_some() {
+                bail!(
+                    "Argo template `{}` must be exactly one of dag or container",
+                    t.name
+                );
+            }
+        }
+        if !names.contains(self.entrypoint.as_str()) {
+            bail!("Argo entrypoint `{}` names no template", self.entrypoint);
+        }
+        for t in &self.templates {
+            if let Some(d) = &t.dag {
+                let tasks: Vec<&str> = d.tasks.iter().map(|x| x.name.as_str()).collect();
+                for x in &d.tasks {
+                    if !names.contains(x.template.as_str()) {
+                        bail!(
+                            "Argo DAG task `{}` uses unknown template `{}`",
+                            x.name,
+                            x.template
+                        );
+                    }
+                    if let Some(dep) = x.dependencies.iter().find(|d| !tasks.contains(&d.as_str()))
+                    {
+                        bail!("Argo DAG task `{}` depends on unknown task `{dep}`", x.name);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Emitter for Argo {
+    fn name(&self) -> &'static str {
+        "argo"
+    }
+
+    fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
+        let mut c = Ctx::new(ctx.plan, "argo", Subst::Argo);
+        let text = document(&mut c)?;
+        out.notes.append(&mut c.notes);
+        out.add(format!("argo/{}.yaml", ctx.plan.pipeline), text);
+        Ok(())
+    }
+}
+
+fn document(c: &mut Ctx<'_>) -> Result<String> {
+    let plan: &Plan = c.plan;
+    let s = &plan.settings;
+    let parameters: Vec<Parameter> = plan
+        .parameters
+        .iter()
+        .map(|p| {
+            let v = k8s::param_text(p);
+            Parameter {
+                name: p.name.clone(),
+                value: Some(c.user(None, &format!("parameter `{}`", p.name), &v)),
+            }
+        })
+        .collect();
+    let mut dag_tasks = Vec::new();
+    let mut templates = Vec::new();
+    for t in &plan.tasks {
+        let ts = &t.settings;
+        let spec = EnvSpec {
+            run_id: "{{workflow.uid}}",
+            params: t
+                .parameters
+                .iter()
+                .map(|p| (p.clone(), format!("{{{{inputs.parameters.{p}}}}}")))
+                .collect(),
+            mount_data: true,
+        };
+        let mut pod = k8s::pod(c, t, &spec);
+        // The data claim is declared once for the workflow; the container mounts it.
+        pod.volumes.retain(|v| v.name != k8s::DATA_VOLUME);
+        if let Some(p) = &ts.pool {
+            c.cannot(Some(&t.name), format!("pool `{p}` is an Airflow concept; Argo runs the task without it (use a synchronization semaphore by hand)"));
+        }
+        let inputs = (!t.parameters.is_empty()).then(|| Arguments {
+            parameters: t
+                .parameters
+                .iter()
+                .map(|p| Parameter {
+                    name: p.clone(),
+                    value: None,
+                })
+                .collect(),
+        });
+        let args = (!t.parameters.is_empty()).then(|| Arguments {
+            parameters: t
+                .parameters
+                .iter()
+                .map(|p| Parameter {
+                    name: p.clone(),
+                    value: Some(format!("{{{{workflow.parameters.{p}}}}}")),
+                })
+                .collect(),
+        });
+        dag_tasks.push(DagTask {
+            name: t.k8s_name.clone(),
+            template: template_name(&t.k8s_name),
+            dependencies: plan
+                .upstream(&t.name)
+                .iter()
+                .filter_map(|u| plan.task(u))
+                .map(|u| u.k8s_name.clone())
+                .collect(),
+            arguments: args,
+        });
+        templates.push(Template {
+            name: template_name(&t.k8s_name),
+            inputs,
+            metadata: Some(TemplateMetadata {
+                labels: pod.labels,
+                annotations: pod.annotations,
+            }),
+            container: Some(pod.container),
+            volumes: (!pod.volumes.is_empty()).then_some(pod.volumes),
+            retry_strategy: (ts.retries > 0).then(|| RetryStrategy {
+                limit: ts.retries,
+                retry_policy: "Always",
+                backoff: Backoff {
+                    duration: format!("{}s", ts.retry_delay_seconds),
+                },
+            }),
+            active_deadline_seconds: ts.timeout_seconds,
+            node_selector: pod.node_selector,
+            tolerations: pod.tolerations,
+            affinity: pod.affinity,
+            ..Template::default()
+        });
+    }
+    templates.insert(
+        0,
+        Template {
+            name: DAG_TEMPLATE.into(),
+            dag: Some(Dag { tasks: dag_tasks }),
+            ..Template::default()
+        },
+    );
+    let workflow_spec = WorkflowSpec {
+        entrypoint: DAG_TEMPLATE.into(),
+        arguments: (!parameters.is_empty()).then_some(Arguments { parameters }),
+        service_account_name: s.service_account.clone(),
+        image_pull_secrets: k8s::image_pull_secrets(plan),
+        volumes: match &s.data {
+            DataStore::Volume { claim, .. } => Some(vec![k8s::data_volume(claim)]),
+            DataStore::S3 { .. } => None,
+        },
+        templates,
+    };
+    workflow_spec.validate()?;
+    let mut annotations = BTreeMap::new();
+    if let Some(d) = &s.description {
+        annotations.insert(
+            "workflows.argoproj.io/description".to_string(),
+            c.user(None, "description", d),
+        );
+    }
+    let name = k8s::pipeline_k8s(plan);
+    let mut metadata = ObjectMeta {
+        namespace: Some(s.namespace.clone()),
+        labels: Some(k8s::own_labels(plan, None)),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        ..Default::default()
+    };
+    let cron = s.schedule.as_deref().and_then(k8s::cron);
+    let doc = match cron {
+        Some(cron) => {
+            metadata.name = Some(name);
+            Document {
+                api_version: "argoproj.io/v1alpha1",
+                kind: "CronWorkflow",
+                metadata,
+                spec: Spec::Cron(CronWorkflowSpec {
+                    schedules: vec![cron],
+                    timezone: "UTC",
+                    concurrency_policy: (s.max_active_runs == Some(1)).then_some("Forbid"),
+                    workflow_metadata: Some(ObjectMeta {
+                        labels: Some(k8s::own_labels(plan, None)),
+                        ..Default::default()
+                    }),
+                    workflow_spec,
+                }),
+            }
+        }
+        None => {
+            metadata.generate_name = Some(format!("{name}-"));
+            Document {
+                api_version: "argoproj.io/v1alpha1",
+                kind: "Workflow",
+                metadata,
+                spec: Spec::Workflow(workflow_spec),
+            }
+        }
+    };
+    k8s::yaml(&doc)
+}

@@ -1,0 +1,839 @@
+//! Kubeflow Pipelines v2: `kfp/<pipeline>.yaml`, the pipeline spec (IR YAML, schema
+//! 2.1.0) and, as a second document, the Kubernetes platform spec that kfp-kubernetes
+//! writes (secrets, claim mount, node selector, tolerations, affinity, pod metadata...).
+//!
+//! KFP substitutes its placeholders only in command and args, so the run id and the
+//! parameters arrive as args of a tiny `python -c` launcher that puts them into the
+//! environment and execs the task's `/app/main.py`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use k8s_openapi::api::core::v1::{Affinity, NodeSelectorRequirement};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+use serde::Serialize;
+
+use super::k8s::{self, Ctx, EnvSpec, Subst};
+use super::{Bundle, EmitContext, Emitter};
+use crate::plan::{DataStore, Parameter, Plan, Task};
+
+pub struct Kfp;
+
+/// Sets `argv[1::2]` = `argv[2::2]` in the environment, then runs the task.
+pub const LAUNCHER: &str = "import os,sys;a=sys.argv[1:];os.environ.update(zip(a[::2],a[1::2]));os.execvp('python',['python','/app/main.py'])";
+
+/// Where a Secret or ConfigMap used with every key is mounted (KFP has no envFrom).
+pub const SECRET_DIR: &str = "/etc/nb2pipe/secrets";
+pub const CONFIG_DIR: &str = "/etc/nb2pipe/config";
+
+pub fn component(k8s_name: &str) -> String {
+    format!("comp-{k8s_name}")
+}
+
+pub fn executor(k8s_name: &str) -> String {
+    format!("exec-{k8s_name}")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PipelineSpec {
+    components: BTreeMap<String, Component>,
+    deployment_spec: DeploymentSpec,
+    pipeline_info: PipelineInfo,
+    root: Root,
+    schema_version: &'static str,
+    sdk_version: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Component {
+    executor_label: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_definitions: Option<InputDefinitions>,
+}
+
+#[derive(Serialize)]
+struct InputDefinitions {
+    parameters: BTreeMap<String, ParamDef>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ParamDef {
+    parameter_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_value: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_optional: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct DeploymentSpec {
+    executors: BTreeMap<String, Executor>,
+}
+
+#[derive(Serialize)]
+struct Executor {
+    container: ContainerSpec,
+}
+
+#[derive(Serialize)]
+struct ContainerSpec {
+    image: String,
+    command: Vec<String>,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<Resources>,
+}
+
+#[derive(Serialize)]
+struct EnvVar {
+    name: String,
+    value: String,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Resources {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_cpu_request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_cpu_limit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_memory_request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_memory_limit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accelerator: Option<Accelerator>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accelerator {
+    resource_type: String,
+    resource_count: String,
+}
+
+#[derive(Serialize)]
+struct PipelineInfo {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Root {
+    dag: Dag,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_definitions: Option<InputDefinitions>,
+}
+
+#[derive(Serialize)]
+struct Dag {
+    tasks: BTreeMap<String, DagTask>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DagTask {
+    caching_options: CachingOptions,
+    component_ref: NameRef,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dependent_tasks: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inputs: Option<TaskInputs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_policy: Option<RetryPolicy>,
+    task_info: NameRef,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CachingOptions {
+    enable_cache: bool,
+}
+
+#[derive(Serialize)]
+struct NameRef {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct TaskInputs {
+    parameters: BTreeMap<String, InputRef>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InputRef {
+    component_input_parameter: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryPolicy {
+    max_retry_count: u32,
+    backoff_duration: String,
+    backoff_factor: f64,
+    backoff_max_duration: String,
+}
+
+// ---- platform spec (kfp-kubernetes' KubernetesExecutorConfig, proto3 JSON names)
+
+#[derive(Serialize)]
+struct PlatformSpec {
+    platforms: BTreeMap<&'static str, SinglePlatform>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SinglePlatform {
+    deployment_spec: PlatformDeployment,
+}
+
+#[derive(Serialize)]
+struct PlatformDeployment {
+    executors: BTreeMap<String, ExecutorConfig>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ExecutorConfig {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secret_as_env: Vec<SecretAsEnv>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secret_as_volume: Vec<SecretAsVolume>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    config_map_as_volume: Vec<ConfigMapAsVolume>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pvc_mount: Vec<PvcMount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_selector: Option<Labels>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tolerations: Vec<KfpToleration>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    node_affinity: Vec<NodeAffinityTerm>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pod_affinity: Vec<PodAffinityTerm>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_metadata: Option<PodMetadata>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    image_pull_secret: Vec<ImagePullSecret>,
+    image_pull_policy: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_deadline_seconds: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeConstant {
+    runtime_value: Constant,
+}
+
+#[derive(Serialize)]
+struct Constant {
+    constant: String,
+}
+
+fn constant(s: &str) -> RuntimeConstant {
+    RuntimeConstant {
+        runtime_value: Constant {
+            constant: s.to_string(),
+        },
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretAsEnv {
+    secret_name: String,
+    secret_name_parameter: RuntimeConstant,
+    key_to_env: Vec<KeyToEnv>,
+    optional: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyToEnv {
+    secret_key: String,
+    env_var: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretAsVolume {
+    secret_name: String,
+    secret_name_parameter: RuntimeConstant,
+    mount_path: String,
+    optional: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigMapAsVolume {
+    config_map_name: String,
+    config_map_name_parameter: RuntimeConstant,
+    mount_path: String,
+    optional: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PvcMount {
+    constant: String,
+    pvc_name_parameter: RuntimeConstant,
+    mount_path: String,
+}
+
+#[derive(Serialize)]
+struct Labels {
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KfpToleration {
+    key: String,
+    operator: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effect: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    toleration_seconds: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SelectorRequirement {
+    key: String,
+    operator: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    values: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeAffinityTerm {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    match_expressions: Vec<SelectorRequirement>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    match_fields: Vec<SelectorRequirement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight: Option<i32>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PodAffinityTerm {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    match_pod_expressions: Vec<SelectorRequirement>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    match_pod_labels: BTreeMap<String, String>,
+    topology_key: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    namespaces: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    match_namespace_expressions: Vec<SelectorRequirement>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    match_namespace_labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight: Option<i32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    anti: bool,
+}
+
+#[derive(Serialize)]
+struct PodMetadata {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImagePullSecret {
+    secret_name: String,
+    secret_name_parameter: RuntimeConstant,
+}
+
+impl PipelineSpec {
+    /// What KFP rejects at compile or run time: a dag task whose component, executor or
+    /// dependency does not exist.
+    fn validate(&self) -> Result<()> {
+        for (name, t) in &self.root.dag.tasks {
+            let Some(comp) = self.components.get(&t.component_ref.name) else {
+                bail!("KFP task `{name}` refers to a missing component")
+            };
+            if !self
+                .deployment_spec
+                .executors
+                .contains_key(&comp.executor_label)
+            {
+                bail!(
+                    "KFP component `{}` refers to a missing executor",
+                    t.component_ref.name
+                );
+            }
+            if let Some(d) = t
+                .dependent_tasks
+                .iter()
+                .find(|d| !self.root.dag.tasks.contains_key(*d))
+            {
+                bail!("KFP task `{name}` depends on unknown task `{d}`");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Emitter for Kfp {
+    fn name(&self) -> &'static str {
+        "kfp"
+    }
+
+    fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
+        let mut c = Ctx::new(ctx.plan, "kfp", Subst::None);
+        let text = documents(&mut c)?;
+        out.notes.append(&mut c.notes);
+        out.add(format!("kfp/{}.yaml", ctx.plan.pipeline), text);
+        Ok(())
+    }
+}
+
+/// KFP's parameter type and the default as KFP holds it (`null` travels as the JSON
+/// text "null" in a STRING, which the runtime parses back).
+fn param_def(p: &Parameter) -> ParamDef {
+    let (ty, default) = match p.ty.as_str() {
+        "int" => ("NUMBER_INTEGER", p.default.clone()),
+        "float" => ("NUMBER_DOUBLE", p.default.clone()),
+        "bool" => ("BOOLEAN", p.default.clone()),
+        "list" => ("LIST", p.default.clone()),
+        "dict" => ("STRUCT", p.default.clone()),
+        "str" => ("STRING", p.default.clone()),
+        _ => ("STRING", serde_json::Value::String(k8s::param_text(p))),
+    };
+    ParamDef {
+        parameter_type: ty,
+        default_value: Some(default),
+        is_optional: Some(true),
+    }
+}
+
+fn reqs(v: &[LabelSelectorRequirement]) -> Vec<SelectorRequirement> {
+    v.iter()
+        .map(|r| SelectorRequirement {
+            key: r.key.clone(),
+            operator: r.operator.clone(),
+            values: r.values.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn node_reqs(v: &Option<Vec<NodeSelectorRequirement>>) -> Vec<SelectorRequirement> {
+    v.iter()
+        .flatten()
+        .map(|r| SelectorRequirement {
+            key: r.key.clone(),
+            operator: r.operator.clone(),
+            values: r.values.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn pod_term(
+    c: &mut Ctx<'_>,
+    t: &Task,
+    term: &k8s_openapi::api::core::v1::PodAffinityTerm,
+    weight: Option<i32>,
+    anti: bool,
+) -> PodAffinityTerm {
+    if term.match_label_keys.is_some() || term.mismatch_label_keys.is_some() {
+        c.cannot(
+            Some(&t.name),
+            "affinity: matchLabelKeys / mismatchLabelKeys have no KFP form and are left out",
+        );
+    }
+    let ls = term.label_selector.clone().unwrap_or_default();
+    let ns = term.namespace_selector.clone().unwrap_or_default();
+    PodAffinityTerm {
+        match_pod_expressions: reqs(ls.match_expressions.as_deref().unwrap_or_default()),
+        match_pod_labels: ls.match_labels.unwrap_or_default(),
+        topology_key: term.topology_key.clone(),
+        namespaces: term.namespaces.clone().unwrap_or_default(),
+        match_namespace_expressions: reqs(ns.match_expressions.as_deref().unwrap_or_default()),
+        match_namespace_labels: ns.match_labels.unwrap_or_default(),
+        weight,
+        anti,
+    }
+}
+
+/// The k8s Affinity as KFP's terms: a term with a weight is preferred, without one required.
+fn affinity_terms(
+    c: &mut Ctx<'_>,
+    t: &Task,
+    a: &Affinity,
+) -> (Vec<NodeAffinityTerm>, Vec<PodAffinityTerm>) {
+    let mut nodes = Vec::new();
+    if let Some(na) = &a.node_affinity {
+        for term in na
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .flat_map(|r| &r.node_selector_terms)
+        {
+            nodes.push(NodeAffinityTerm {
+                match_expressions: node_reqs(&term.match_expressions),
+                match_fields: node_reqs(&term.match_fields),
+                weight: None,
+            });
+        }
+        for p in na
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+        {
+            nodes.push(NodeAffinityTerm {
+                match_expressions: node_reqs(&p.preference.match_expressions),
+                match_fields: node_reqs(&p.preference.match_fields),
+                weight: Some(p.weight),
+            });
+        }
+    }
+    let mut pods = Vec::new();
+    for (aff, anti) in [
+        (
+            a.pod_affinity.as_ref().map(|p| {
+                (
+                    &p.required_during_scheduling_ignored_during_execution,
+                    &p.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+            false,
+        ),
+        (
+            a.pod_anti_affinity.as_ref().map(|p| {
+                (
+                    &p.required_during_scheduling_ignored_during_execution,
+                    &p.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+            true,
+        ),
+    ] {
+        let Some((req, pref)) = aff else { continue };
+        for term in req.iter().flatten() {
+            pods.push(pod_term(c, t, term, None, anti));
+        }
+        for w in pref.iter().flatten() {
+            pods.push(pod_term(c, t, &w.pod_affinity_term, Some(w.weight), anti));
+        }
+    }
+    (nodes, pods)
+}
+
+fn documents(c: &mut Ctx<'_>) -> Result<String> {
+    let plan: &Plan = c.plan;
+    let s = &plan.settings;
+    let defs: BTreeMap<String, ParamDef> = plan
+        .parameters
+        .iter()
+        .map(|p| (p.name.clone(), param_def(p)))
+        .collect();
+    let mut components = BTreeMap::new();
+    let mut executors = BTreeMap::new();
+    let mut tasks = BTreeMap::new();
+    let mut platform = BTreeMap::new();
+    for t in &plan.tasks {
+        let ts = &t.settings;
+        let tn = Some(t.name.as_str());
+        let spec = EnvSpec {
+            run_id: "{{$.pipeline_job_uuid}}",
+            params: Vec::new(),
+            mount_data: false,
+        };
+        let pod = k8s::pod(c, t, &spec);
+        let mut args = vec![
+            "NB2PIPE_RUN_ID".to_string(),
+            "{{$.pipeline_job_uuid}}".to_string(),
+        ];
+        for p in &t.parameters {
+            args.push(k8s::param_env_name(p));
+            args.push(format!("{{{{$.inputs.parameters['{p}']}}}}"));
+        }
+        // Secret keys arrive through the platform spec, not the container's env.
+        let env: Vec<EnvVar> = pod
+            .container
+            .env
+            .iter()
+            .flatten()
+            .filter(|e| e.name != "NB2PIPE_RUN_ID")
+            .filter_map(|e| {
+                Some(EnvVar {
+                    name: e.name.clone(),
+                    value: e.value.clone()?,
+                })
+            })
+            .collect();
+        let mut res = Resources::default();
+        let r = &ts.resources;
+        res.resource_cpu_request = r.requests.get("cpu").cloned();
+        res.resource_cpu_limit = r.limits.get("cpu").cloned();
+        res.resource_memory_request = r.requests.get("memory").cloned();
+        res.resource_memory_limit = r.limits.get("memory").cloned();
+        let mut others: BTreeMap<&String, &String> = r
+            .requests
+            .iter()
+            .chain(r.limits.iter())
+            .filter(|(k, _)| k.as_str() != "cpu" && k.as_str() != "memory")
+            .collect();
+        if let Some(q) = others.remove(&"ephemeral-storage".to_string()) {
+            c.cannot(tn, format!("ephemeral-storage {q}: KFP's resource spec has no such field; the task runs without it"));
+        }
+        let accel: Vec<(&String, &String)> = others.into_iter().collect();
+        if let Some((k, v)) = accel.first() {
+            res.accelerator = Some(Accelerator {
+                resource_type: (*k).clone(),
+                resource_count: r.limits.get(*k).unwrap_or(v).clone(),
+            });
+        }
+        for (k, _) in accel.iter().skip(1) {
+            c.cannot(
+                tn,
+                format!(
+                    "resource `{k}`: KFP takes one accelerator type per task; only `{}` is set",
+                    accel[0].0
+                ),
+            );
+        }
+        let has_res = res.resource_cpu_request.is_some()
+            || res.resource_cpu_limit.is_some()
+            || res.resource_memory_request.is_some()
+            || res.resource_memory_limit.is_some()
+            || res.accelerator.is_some();
+        let comp = component(&t.k8s_name);
+        let exec = executor(&t.k8s_name);
+        executors.insert(
+            exec.clone(),
+            Executor {
+                container: ContainerSpec {
+                    image: pod.container.image.clone().unwrap_or_default(),
+                    command: vec!["python".into(), "-c".into(), LAUNCHER.into()],
+                    args,
+                    env,
+                    resources: has_res.then_some(res),
+                },
+            },
+        );
+        let inputs: BTreeMap<String, ParamDef> = t
+            .parameters
+            .iter()
+            .filter_map(|p| {
+                defs.get(p).map(|d| {
+                    (
+                        p.clone(),
+                        ParamDef {
+                            parameter_type: d.parameter_type,
+                            default_value: None,
+                            is_optional: None,
+                        },
+                    )
+                })
+            })
+            .collect();
+        components.insert(
+            comp.clone(),
+            Component {
+                executor_label: exec.clone(),
+                input_definitions: (!inputs.is_empty())
+                    .then_some(InputDefinitions { parameters: inputs }),
+            },
+        );
+        tasks.insert(
+            t.k8s_name.clone(),
+            DagTask {
+                caching_options: CachingOptions {
+                    enable_cache: ts.cache,
+                },
+                component_ref: NameRef { name: comp },
+                dependent_tasks: plan
+                    .upstream(&t.name)
+                    .iter()
+                    .filter_map(|u| plan.task(u))
+                    .map(|u| u.k8s_name.clone())
+                    .collect(),
+                inputs: (!t.parameters.is_empty()).then(|| TaskInputs {
+                    parameters: t
+                        .parameters
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.clone(),
+                                InputRef {
+                                    component_input_parameter: p.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
+                }),
+                retry_policy: (ts.retries > 0).then(|| RetryPolicy {
+                    max_retry_count: ts.retries,
+                    backoff_duration: format!("{}s", ts.retry_delay_seconds),
+                    backoff_factor: 1.0,
+                    backoff_max_duration: format!("{}s", ts.retry_delay_seconds.max(3600)),
+                }),
+                task_info: NameRef {
+                    name: t.name.clone(),
+                },
+            },
+        );
+
+        let mut cfg = ExecutorConfig {
+            image_pull_policy: ts.image_pull_policy.clone(),
+            ..ExecutorConfig::default()
+        };
+        let mut by_secret: BTreeMap<&str, Vec<KeyToEnv>> = BTreeMap::new();
+        for sr in &ts.secrets {
+            match (&sr.key, &sr.env, &sr.mount_path) {
+                (_, _, Some(path)) => cfg.secret_as_volume.push(SecretAsVolume {
+                    secret_name: sr.name.clone(),
+                    secret_name_parameter: constant(&sr.name),
+                    mount_path: path.clone(),
+                    optional: false,
+                }),
+                (Some(key), Some(env), None) => {
+                    by_secret.entry(&sr.name).or_default().push(KeyToEnv {
+                        secret_key: key.clone(),
+                        env_var: env.clone(),
+                    })
+                }
+                _ => {
+                    let path = format!("{SECRET_DIR}/{}", sr.name);
+                    c.cannot(tn, format!("secret `{}` with every key: KFP has no envFrom; the Secret is mounted as files at {path}", sr.name));
+                    cfg.secret_as_volume.push(SecretAsVolume {
+                        secret_name: sr.name.clone(),
+                        secret_name_parameter: constant(&sr.name),
+                        mount_path: path,
+                        optional: false,
+                    });
+                }
+            }
+        }
+        if let DataStore::S3 {
+            secret: Some(sec), ..
+        } = &s.data
+        {
+            let e = by_secret.entry(sec).or_default();
+            for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+                e.push(KeyToEnv {
+                    secret_key: k.into(),
+                    env_var: k.into(),
+                });
+            }
+        }
+        for (name, keys) in by_secret {
+            cfg.secret_as_env.push(SecretAsEnv {
+                secret_name: name.into(),
+                secret_name_parameter: constant(name),
+                key_to_env: keys,
+                optional: false,
+            });
+        }
+        for cm in &ts.config_maps {
+            let path = format!("{CONFIG_DIR}/{cm}");
+            c.cannot(tn, format!("config map `{cm}`: KFP has no envFrom; the ConfigMap is mounted as files at {path}"));
+            cfg.config_map_as_volume.push(ConfigMapAsVolume {
+                config_map_name: cm.clone(),
+                config_map_name_parameter: constant(cm),
+                mount_path: path,
+                optional: false,
+            });
+        }
+        if let DataStore::Volume {
+            claim, mount_path, ..
+        } = &s.data
+        {
+            cfg.pvc_mount.push(PvcMount {
+                constant: claim.clone(),
+                pvc_name_parameter: constant(claim),
+                mount_path: mount_path.clone(),
+            });
+        }
+        if !pod.node_selector.is_empty() {
+            cfg.node_selector = Some(Labels {
+                labels: pod.node_selector.clone(),
+            });
+        }
+        cfg.tolerations = pod
+            .tolerations
+            .iter()
+            .map(|x| KfpToleration {
+                key: x.key.clone().unwrap_or_default(),
+                operator: x.operator.clone().unwrap_or_default(),
+                value: x.value.clone(),
+                effect: x.effect.clone(),
+                toleration_seconds: x.toleration_seconds.map(|n| n.to_string()),
+            })
+            .collect();
+        if let Some(a) = &pod.affinity {
+            let (n, p) = affinity_terms(c, t, a);
+            cfg.node_affinity = n;
+            cfg.pod_affinity = p;
+        }
+        cfg.pod_metadata = Some(PodMetadata {
+            labels: pod.labels.clone(),
+            annotations: pod.annotations.clone(),
+        });
+        cfg.image_pull_secret = s
+            .image_pull_secrets
+            .iter()
+            .map(|n| ImagePullSecret {
+                secret_name: n.clone(),
+                secret_name_parameter: constant(n),
+            })
+            .collect();
+        cfg.active_deadline_seconds = ts.timeout_seconds.map(|x| x.to_string());
+        if let Some(p) = &ts.pool {
+            c.cannot(
+                tn,
+                format!("pool `{p}` is an Airflow concept; KFP runs the task without it"),
+            );
+        }
+        platform.insert(exec, cfg);
+    }
+    if let Some(sa) = &s.service_account {
+        c.cannot(None, format!("service account `{sa}`: KFP sets it per run (`kfp.Client().create_run_from_pipeline_package(..., service_account=...)`), not in the pipeline spec"));
+    }
+    // `@once` is what a run is.
+    if let Some(sch) = s.schedule.as_deref().filter(|x| *x != "@once") {
+        c.cannot(None, format!("schedule `{sch}`: KFP schedules are recurring runs created through its API, not part of the pipeline spec"));
+    }
+    let spec = PipelineSpec {
+        components,
+        deployment_spec: DeploymentSpec { executors },
+        pipeline_info: PipelineInfo {
+            name: k8s::pipeline_k8s(plan),
+            description: s.description.clone(),
+        },
+        root: Root {
+            dag: Dag { tasks },
+            input_definitions: (!defs.is_empty()).then_some(InputDefinitions { parameters: defs }),
+        },
+        schema_version: "2.1.0",
+        sdk_version: format!("nb2pipe-{}", env!("CARGO_PKG_VERSION")),
+    };
+    spec.validate()?;
+    let mut platforms = BTreeMap::new();
+    platforms.insert(
+        "kubernetes",
+        SinglePlatform {
+            deployment_spec: PlatformDeployment {
+                executors: platform,
+            },
+        },
+    );
+    let header = format!("# PIPELINE DEFINITION\n# Name: {}\n# Generated by nb2pipe from the notebook; do not edit.\n", k8s::pipeline_k8s(plan));
+    Ok(header + &k8s::yaml_docs(&[k8s::yaml(&spec)?, k8s::yaml(&PlatformSpec { platforms })?]))
+}

@@ -1,0 +1,1409 @@
+//! The Argo, Tekton and KFP targets against their real validators (tests/validate/*.py
+//! in the `validate` and `kfp` venvs), for every fixture notebook: the task and edge
+//! sets equal plan.json's, and every setting of the plan arrives where the target
+//! puts it. The settings × targets table in docs/settings-matrix.md is rendered from
+//! what these checks observe (NB2PIPE_UPDATE_DOCS=1 rewrites it).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+const TARGETS: [&str; 3] = ["argo", "tekton", "kfp"];
+
+/// Fixture × target pairs that must be refused with NB301: the fixture holds values
+/// the target would substitute in (Argo's `{{...}}`), see docs/targets.md.
+const UNSAFE: &[(&str, &str)] = &[("injection", "argo")];
+
+/// Settings a target cannot express: (setting, target, what nb2pipe does). The test
+/// fails when one of these does arrive (stale), or when another one does not.
+const LIMITS: &[(&str, &str, &str)] = &[
+    ("pool", "argo", "not expressible (Airflow pools); NB302 warning, a synchronization semaphore can be added by hand"),
+    ("pool", "tekton", "not expressible; NB302 warning"),
+    ("pool", "kfp", "not expressible; NB302 warning"),
+    ("cache", "argo", "no result cache without memoization (needs a ConfigMap and key): every run runs every task"),
+    ("cache", "tekton", "no result cache: every run runs every task"),
+    ("retry delay", "tekton", "Tekton retries at once; NB302 warning"),
+    ("schedule", "tekton", "no schedules in Tekton (a CronJob or Triggers creates PipelineRuns); NB302 warning"),
+    ("schedule", "kfp", "recurring runs are made through the KFP API, not the spec; NB302 warning"),
+    ("service account", "kfp", "set per run through the KFP API; NB302 warning"),
+    ("namespace", "kfp", "the KFP deployment decides the namespace"),
+    ("resources: ephemeral-storage", "kfp", "no such field in KFP's resource spec; NB302 warning"),
+    ("secret: all keys (envFrom)", "kfp", "no envFrom in KFP: mounted as files at /etc/nb2pipe/secrets/NAME; NB302 warning"),
+    ("config maps (envFrom)", "kfp", "no envFrom in KFP: mounted as files at /etc/nb2pipe/config/NAME; NB302 warning"),
+];
+
+fn py(var: &str) -> PathBuf {
+    common::python_env(var)
+}
+
+fn validate(python: &Path, script: &str, files: &[PathBuf]) {
+    if files.is_empty() {
+        return;
+    }
+    let out = Command::new(python)
+        .arg(common::root().join("tests/validate").join(script))
+        .args(files)
+        .output()
+        .expect("validator runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} rejected:\n{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("ok ")).count(),
+        files.len(),
+        "{script}: {text}"
+    );
+}
+
+fn yaml_docs(p: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_norway::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn arr(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn smap(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kubernetes expands `$(VAR)` and `$$` in env values; undo the `$$` escaping.
+fn unescape_env(v: &str) -> String {
+    v.replace("$$", "$")
+}
+
+/// One setting's value for one task (or the pipeline), as comparable JSON.
+type Obs = BTreeMap<String, Value>;
+
+/// What the plan says, per task, in the normalised forms the observers produce.
+fn expected_task(plan: &Value, t: &Value) -> Obs {
+    let s = &t["settings"];
+    let mut o = Obs::new();
+    let res = &s["resources"];
+    for (row, keys) in [
+        ("resources: cpu/memory", &["cpu", "memory"][..]),
+        ("resources: gpu", &["nvidia.com/gpu"]),
+        ("resources: ephemeral-storage", &["ephemeral-storage"]),
+    ] {
+        let pick = |m: &Value| -> BTreeMap<String, String> {
+            smap(m)
+                .into_iter()
+                .filter(|(k, _)| keys.contains(&k.as_str()))
+                .collect()
+        };
+        let (r, l) = with_default_requests(pick(&res["requests"]), pick(&res["limits"]));
+        if !r.is_empty() || !l.is_empty() {
+            o.insert(row.into(), json!({"requests": r, "limits": l}));
+        }
+    }
+    let mut all = BTreeSet::new();
+    let mut key = BTreeSet::new();
+    let mut files = BTreeSet::new();
+    for sr in arr(&s["secrets"]) {
+        let name = sr["name"].as_str().unwrap().to_string();
+        match (sr["key"].as_str(), sr["mount_path"].as_str()) {
+            (_, Some(p)) => files.insert(format!("{name}@{p}")),
+            (Some(k), None) => key.insert(format!("{name}:{k}:{}", sr["env"].as_str().unwrap())),
+            _ => all.insert(name),
+        };
+    }
+    for (row, set) in [
+        ("secret: all keys (envFrom)", all),
+        ("secret: one key as env", key),
+        ("secret: mounted as files", files),
+    ] {
+        if !set.is_empty() {
+            o.insert(row.into(), json!(set));
+        }
+    }
+    let cms: BTreeSet<String> = arr(&s["config_maps"])
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    if !cms.is_empty() {
+        o.insert("config maps (envFrom)".into(), json!(cms));
+    }
+    for (row, k) in [
+        ("env", "env"),
+        ("node selector", "node_selector"),
+        ("annotations", "annotations"),
+    ] {
+        if !smap(&s[k]).is_empty() {
+            o.insert(row.into(), json!(smap(&s[k])));
+        }
+    }
+    if !smap(&s["labels"]).is_empty() {
+        o.insert("labels".into(), json!(smap(&s["labels"])));
+    }
+    if s["retries"].as_u64().unwrap_or(0) > 0 {
+        o.insert("retries".into(), s["retries"].clone());
+        o.insert("retry delay".into(), s["retry_delay_seconds"].clone());
+    }
+    if let Some(x) = s["timeout_seconds"].as_u64() {
+        o.insert("timeout".into(), json!(x));
+    }
+    if !arr(&s["tolerations"]).is_empty() {
+        o.insert(
+            "tolerations".into(),
+            json!(norm_tolerations(&s["tolerations"])),
+        );
+    }
+    if !s["affinity"].is_null() {
+        o.insert("affinity".into(), s["affinity"].clone());
+    }
+    if s["pool"].is_string() {
+        o.insert("pool".into(), s["pool"].clone());
+    }
+    if s["cache"] == json!(false) {
+        o.insert("cache".into(), json!(false));
+    }
+    o.insert("image".into(), t["image"]["reference"].clone());
+    o.insert("image pull policy".into(), s["image_pull_policy"].clone());
+    let params: BTreeSet<String> = arr(&t["parameters"])
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    if !params.is_empty() {
+        o.insert("parameters (per task)".into(), json!(params));
+    }
+    let _ = plan;
+    o
+}
+
+/// Kubernetes' defaulting: an extended resource (a GPU) with only a limit is requested
+/// at that limit; KFP's accelerator count is such a limit.
+fn with_default_requests(
+    mut r: BTreeMap<String, String>,
+    l: BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    for (k, v) in &l {
+        if k.contains('/') {
+            r.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    (r, l)
+}
+
+fn norm_tolerations(v: &Value) -> Vec<Value> {
+    let mut out: Vec<Value> = arr(v)
+        .iter()
+        .map(|t| {
+            let secs = t.get("toleration_seconds").or_else(|| t.get("tolerationSeconds")).filter(|x| !x.is_null()).map(|x| json!(x.as_i64().or_else(|| x.as_str().and_then(|s| s.parse().ok()))));
+            json!({"key": t["key"], "operator": t["operator"], "value": t.get("value").cloned().unwrap_or(Value::Null), "effect": t.get("effect").cloned().unwrap_or(Value::Null), "seconds": secs})
+        })
+        .collect();
+    out.sort_by_key(|v| v.to_string());
+    out
+}
+
+fn param_text(p: &Value) -> String {
+    match &p["default"] {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+fn expected_pipeline(plan: &Value) -> Obs {
+    let s = &plan["settings"];
+    let mut o = Obs::new();
+    if let Some(sa) = s["service_account"].as_str() {
+        o.insert("service account".into(), json!(sa));
+    }
+    if !arr(&s["image_pull_secrets"]).is_empty() {
+        o.insert("image pull secrets".into(), s["image_pull_secrets"].clone());
+    }
+    if let Some(sch) = s["schedule"].as_str() {
+        o.insert("schedule".into(), json!(cron(sch)));
+    }
+    let params: BTreeMap<String, String> = arr(&plan["parameters"])
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), param_text(p)))
+        .collect();
+    if !params.is_empty() {
+        o.insert("parameters (defaults)".into(), json!(params));
+    }
+    o.insert("namespace".into(), s["namespace"].clone());
+    let d = &s["data"];
+    let data = if d["kind"] == "volume" {
+        json!({"claim": d["claim"], "mount": d["mount_path"]})
+    } else {
+        json!({"url": d["url"], "endpoint": d["endpoint"], "secret": d["secret"], "region": d["region"]})
+    };
+    o.insert(
+        if d["kind"] == "volume" {
+            "data store: claim"
+        } else {
+            "data store: S3"
+        }
+        .into(),
+        data,
+    );
+    o
+}
+
+fn cron(s: &str) -> Option<String> {
+    Some(
+        match s {
+            "@once" => return None,
+            "@hourly" => "0 * * * *",
+            "@daily" | "@midnight" => "0 0 * * *",
+            "@weekly" => "0 0 * * 0",
+            "@monthly" => "0 0 1 * *",
+            "@quarterly" => "0 0 1 */3 *",
+            "@yearly" | "@annually" => "0 0 1 1 *",
+            o => o,
+        }
+        .to_string(),
+    )
+}
+
+/// Settings observed in a container (Argo container, Tekton step) and its volumes.
+fn observe_container(
+    c: &Value,
+    volumes: &[Value],
+    resources: &Value,
+    plan: &Value,
+) -> (Obs, BTreeMap<String, String>) {
+    let mut o = Obs::new();
+    let data_secret = plan["settings"]["data"]["secret"].as_str();
+    for (row, keys) in [
+        ("resources: cpu/memory", &["cpu", "memory"][..]),
+        ("resources: gpu", &["nvidia.com/gpu"]),
+        ("resources: ephemeral-storage", &["ephemeral-storage"]),
+    ] {
+        let pick = |m: &Value| -> BTreeMap<String, String> {
+            smap(m)
+                .into_iter()
+                .filter(|(k, _)| keys.contains(&k.as_str()))
+                .collect()
+        };
+        let (r, l) =
+            with_default_requests(pick(&resources["requests"]), pick(&resources["limits"]));
+        if !r.is_empty() || !l.is_empty() {
+            o.insert(row.into(), json!({"requests": r, "limits": l}));
+        }
+    }
+    let mut env = BTreeMap::new();
+    let mut key = BTreeSet::new();
+    for e in arr(&c["env"]) {
+        let name = e["name"].as_str().unwrap().to_string();
+        if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
+            key.insert(format!(
+                "{}:{}:{name}",
+                r["name"].as_str().unwrap(),
+                r["key"].as_str().unwrap()
+            ));
+        } else {
+            env.insert(name, unescape_env(e["value"].as_str().unwrap_or_default()));
+        }
+    }
+    let mut all = BTreeSet::new();
+    let mut cms = BTreeSet::new();
+    for e in arr(&c["envFrom"]) {
+        if let Some(n) = e.pointer("/secretRef/name").and_then(Value::as_str) {
+            if Some(n) != data_secret {
+                all.insert(n.to_string());
+            }
+        }
+        if let Some(n) = e.pointer("/configMapRef/name").and_then(Value::as_str) {
+            cms.insert(n.to_string());
+        }
+    }
+    let mut files = BTreeSet::new();
+    for m in arr(&c["volumeMounts"]) {
+        if let Some(v) = volumes.iter().find(|v| v["name"] == m["name"]) {
+            if let Some(sn) = v.pointer("/secret/secretName").and_then(Value::as_str) {
+                files.insert(format!("{sn}@{}", m["mountPath"].as_str().unwrap()));
+            }
+        }
+    }
+    for (row, set) in [
+        ("secret: all keys (envFrom)", all),
+        ("secret: one key as env", key),
+        ("secret: mounted as files", files),
+        ("config maps (envFrom)", cms),
+    ] {
+        if !set.is_empty() {
+            o.insert(row.into(), json!(set));
+        }
+    }
+    o.insert("image".into(), c["image"].clone());
+    o.insert("image pull policy".into(), c["imagePullPolicy"].clone());
+    (o, env)
+}
+
+/// User env (the plan's keys) out of everything in the container's env.
+fn user_env(o: &mut Obs, env: &BTreeMap<String, String>, t: &Value) {
+    let keys = smap(&t["settings"]["env"]);
+    let got: BTreeMap<&String, &String> =
+        env.iter().filter(|(k, _)| keys.contains_key(*k)).collect();
+    if !got.is_empty() {
+        o.insert("env".into(), json!(got));
+    }
+    let params: BTreeSet<String> = env
+        .keys()
+        .filter_map(|k| k.strip_prefix("NB2PIPE_PARAM_"))
+        .map(str::to_string)
+        .collect();
+    if !params.is_empty() {
+        o.insert("parameters (per task)".into(), json!(params));
+    }
+}
+
+fn user_labels(o: &mut Obs, labels: &Value, annotations: &Value) {
+    let own = [
+        "app.kubernetes.io/managed-by",
+        "nb2pipe/pipeline",
+        "nb2pipe/task",
+    ];
+    let l: BTreeMap<String, String> = smap(labels)
+        .into_iter()
+        .filter(|(k, _)| !own.contains(&k.as_str()))
+        .collect();
+    if !l.is_empty() {
+        o.insert("labels".into(), json!(l));
+    }
+    if !smap(annotations).is_empty() {
+        o.insert("annotations".into(), json!(smap(annotations)));
+    }
+}
+
+fn pod_level(o: &mut Obs, node_selector: &Value, tolerations: &Value, affinity: &Value) {
+    if !smap(node_selector).is_empty() {
+        o.insert("node selector".into(), json!(smap(node_selector)));
+    }
+    if !arr(tolerations).is_empty() {
+        o.insert("tolerations".into(), json!(norm_tolerations(tolerations)));
+    }
+    if !affinity.is_null() {
+        o.insert("affinity".into(), affinity.clone());
+    }
+}
+
+/// The data store as seen in a container's env (S3) or mounts (claim).
+fn data_obs(
+    env: &BTreeMap<String, String>,
+    c: &Value,
+    secret_from: Option<&str>,
+    claim: Option<(&str, &str)>,
+) -> (String, Value) {
+    if let Some((claim, mount)) = claim {
+        return (
+            "data store: claim".into(),
+            json!({"claim": claim, "mount": mount}),
+        );
+    }
+    let secret = secret_from.map(str::to_string).or_else(|| {
+        arr(&c["envFrom"])
+            .iter()
+            .filter_map(|e| e.pointer("/secretRef/name").and_then(Value::as_str))
+            .last()
+            .map(str::to_string)
+    });
+    (
+        "data store: S3".into(),
+        json!({"url": env.get("NB2PIPE_DATA"), "endpoint": env.get("NB2PIPE_S3_ENDPOINT"), "secret": secret, "region": env.get("AWS_DEFAULT_REGION")}),
+    )
+}
+
+struct Observed {
+    /// k8s task name → observed settings.
+    tasks: BTreeMap<String, Obs>,
+    pipeline: Obs,
+    task_set: BTreeSet<String>,
+    edges: BTreeSet<(String, String)>,
+}
+
+fn observe_argo(plan: &Value, file: &Path) -> Observed {
+    let doc = &yaml_docs(file)[0];
+    let cron = doc["kind"] == "CronWorkflow";
+    let spec = if cron {
+        &doc["spec"]["workflowSpec"]
+    } else {
+        &doc["spec"]
+    };
+    let templates = arr(&spec["templates"]);
+    let dag = templates
+        .iter()
+        .find(|t| t["name"] == spec["entrypoint"])
+        .expect("entrypoint template");
+    let mut o = Observed {
+        tasks: BTreeMap::new(),
+        pipeline: Obs::new(),
+        task_set: BTreeSet::new(),
+        edges: BTreeSet::new(),
+    };
+    let claim = arr(&spec["volumes"]).iter().find_map(|v| {
+        v.pointer("/persistentVolumeClaim/claimName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    for dt in arr(&dag["dag"]["tasks"]) {
+        let name = dt["name"].as_str().unwrap().to_string();
+        o.task_set.insert(name.clone());
+        for d in arr(&dt["dependencies"]) {
+            o.edges
+                .insert((d.as_str().unwrap().to_string(), name.clone()));
+        }
+        let t = templates
+            .iter()
+            .find(|t| t["name"] == dt["template"])
+            .expect("task template");
+        let c = &t["container"];
+        let pt = plan_task(plan, &name);
+        let (mut obs, env) = observe_container(c, &arr(&t["volumes"]), &c["resources"], plan);
+        user_env(&mut obs, &env, pt);
+        user_labels(
+            &mut obs,
+            &t["metadata"]["labels"],
+            &t["metadata"]["annotations"],
+        );
+        pod_level(
+            &mut obs,
+            &t["nodeSelector"],
+            &t["tolerations"],
+            &t["affinity"],
+        );
+        if let Some(n) = t["retryStrategy"]["limit"].as_u64() {
+            obs.insert("retries".into(), json!(n));
+            let d = t["retryStrategy"]["backoff"]["duration"].as_str().unwrap();
+            obs.insert(
+                "retry delay".into(),
+                json!(d.trim_end_matches('s').parse::<u64>().unwrap()),
+            );
+        }
+        if let Some(x) = t["activeDeadlineSeconds"].as_u64() {
+            obs.insert("timeout".into(), json!(x));
+        }
+        // Each task template receives its parameters from the workflow's arguments.
+        for a in arr(&dt["arguments"]["parameters"]) {
+            assert_eq!(
+                a["value"],
+                json!(format!(
+                    "{{{{workflow.parameters.{}}}}}",
+                    a["name"].as_str().unwrap()
+                ))
+            );
+        }
+        let mount = arr(&c["volumeMounts"])
+            .iter()
+            .find(|m| m["name"] == "nb2pipe-data")
+            .map(|m| m["mountPath"].as_str().unwrap().to_string());
+        let (k, v) = data_obs(&env, c, None, claim.as_deref().zip(mount.as_deref()));
+        o.pipeline.insert(k, v);
+        o.tasks.insert(name, obs);
+    }
+    if let Some(sa) = spec["serviceAccountName"].as_str() {
+        o.pipeline.insert("service account".into(), json!(sa));
+    }
+    let ps: Vec<Value> = arr(&spec["imagePullSecrets"])
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    if !ps.is_empty() {
+        o.pipeline.insert("image pull secrets".into(), json!(ps));
+    }
+    if cron {
+        o.pipeline
+            .insert("schedule".into(), json!(doc["spec"]["schedules"][0]));
+    } else if plan["settings"]["schedule"] == "@once" {
+        o.pipeline.insert("schedule".into(), Value::Null);
+    }
+    let params: BTreeMap<String, String> = arr(&spec["arguments"]["parameters"])
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    if !params.is_empty() {
+        o.pipeline
+            .insert("parameters (defaults)".into(), json!(params));
+    }
+    o.pipeline
+        .insert("namespace".into(), doc["metadata"]["namespace"].clone());
+    o
+}
+
+fn observe_tekton(plan: &Value, file: &Path) -> Observed {
+    let docs = yaml_docs(file);
+    let kind = |k: &str| {
+        docs.iter()
+            .filter(|d| d["kind"] == k)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let pipeline = &kind("Pipeline")[0];
+    let run = &kind("PipelineRun")[0];
+    let tasks = kind("Task");
+    let mut o = Observed {
+        tasks: BTreeMap::new(),
+        pipeline: Obs::new(),
+        task_set: BTreeSet::new(),
+        edges: BTreeSet::new(),
+    };
+    let claim = arr(&run["spec"]["workspaces"]).iter().find_map(|w| {
+        w.pointer("/persistentVolumeClaim/claimName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    for pt_ in arr(&pipeline["spec"]["tasks"]) {
+        let name = pt_["name"].as_str().unwrap().to_string();
+        o.task_set.insert(name.clone());
+        for d in arr(&pt_["runAfter"]) {
+            o.edges
+                .insert((d.as_str().unwrap().to_string(), name.clone()));
+        }
+        let task = tasks
+            .iter()
+            .find(|t| t["metadata"]["name"] == pt_["taskRef"]["name"])
+            .expect("Task of the pipeline task");
+        let steps = arr(&task["spec"]["steps"]);
+        assert_eq!(steps.len(), 1);
+        let step = &steps[0];
+        let pt = plan_task(plan, &name);
+        let (mut obs, env) = observe_container(
+            step,
+            &arr(&task["spec"]["volumes"]),
+            &step["computeResources"],
+            plan,
+        );
+        user_env(&mut obs, &env, pt);
+        let trs = arr(&run["spec"]["taskRunSpecs"])
+            .into_iter()
+            .find(|s| s["pipelineTaskName"] == json!(name))
+            .unwrap_or_default();
+        user_labels(
+            &mut obs,
+            &trs["metadata"]["labels"],
+            &trs["metadata"]["annotations"],
+        );
+        let pod = &trs["podTemplate"];
+        pod_level(
+            &mut obs,
+            &pod["nodeSelector"],
+            &pod["tolerations"],
+            &pod["affinity"],
+        );
+        if let Some(n) = pt_["retries"].as_u64() {
+            obs.insert("retries".into(), json!(n));
+        }
+        if let Some(x) = pt_["timeout"].as_str() {
+            obs.insert(
+                "timeout".into(),
+                json!(x.trim_end_matches('s').parse::<u64>().unwrap()),
+            );
+        }
+        let mount = arr(&task["spec"]["workspaces"])
+            .iter()
+            .find_map(|w| w["mountPath"].as_str().map(str::to_string));
+        let (k, v) = data_obs(&env, step, None, claim.as_deref().zip(mount.as_deref()));
+        o.pipeline.insert(k, v);
+        o.tasks.insert(name, obs);
+    }
+    let tmpl = &run["spec"]["taskRunTemplate"];
+    if let Some(sa) = tmpl["serviceAccountName"].as_str() {
+        o.pipeline.insert("service account".into(), json!(sa));
+    }
+    let ps: Vec<Value> = arr(&tmpl["podTemplate"]["imagePullSecrets"])
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    if !ps.is_empty() {
+        o.pipeline.insert("image pull secrets".into(), json!(ps));
+    }
+    if plan["settings"]["schedule"] == "@once" {
+        o.pipeline.insert("schedule".into(), Value::Null);
+    }
+    let params: BTreeMap<String, String> = arr(&pipeline["spec"]["params"])
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["default"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let run_params: BTreeMap<String, String> = arr(&run["spec"]["params"])
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(params, run_params, "the PipelineRun passes every parameter");
+    if !params.is_empty() {
+        o.pipeline
+            .insert("parameters (defaults)".into(), json!(params));
+    }
+    o.pipeline.insert(
+        "namespace".into(),
+        pipeline["metadata"]["namespace"].clone(),
+    );
+    o
+}
+
+/// KFP's affinity terms back into a k8s Affinity.
+fn kfp_affinity(cfg: &Value) -> Value {
+    let reqs = |v: &Value| -> Value { json!(arr(v)) };
+    let mut na = serde_json::Map::new();
+    let (mut req, mut pref) = (Vec::new(), Vec::new());
+    for t in arr(&cfg["nodeAffinity"]) {
+        let mut term = serde_json::Map::new();
+        for k in ["matchExpressions", "matchFields"] {
+            if t.get(k).is_some() {
+                term.insert(k.into(), reqs(&t[k]));
+            }
+        }
+        match t["weight"].as_i64() {
+            Some(w) => pref.push(json!({"weight": w, "preference": term})),
+            None => req.push(Value::Object(term)),
+        }
+    }
+    if !req.is_empty() {
+        na.insert(
+            "requiredDuringSchedulingIgnoredDuringExecution".into(),
+            json!({"nodeSelectorTerms": req}),
+        );
+    }
+    if !pref.is_empty() {
+        na.insert(
+            "preferredDuringSchedulingIgnoredDuringExecution".into(),
+            json!(pref),
+        );
+    }
+    let mut out = serde_json::Map::new();
+    if !na.is_empty() {
+        out.insert("nodeAffinity".into(), Value::Object(na));
+    }
+    for anti in [false, true] {
+        let (mut req, mut pref) = (Vec::new(), Vec::new());
+        for t in arr(&cfg["podAffinity"])
+            .into_iter()
+            .filter(|t| t["anti"].as_bool().unwrap_or(false) == anti)
+        {
+            let mut ls = serde_json::Map::new();
+            if t.get("matchPodLabels").is_some() {
+                ls.insert("matchLabels".into(), t["matchPodLabels"].clone());
+            }
+            if t.get("matchPodExpressions").is_some() {
+                ls.insert("matchExpressions".into(), t["matchPodExpressions"].clone());
+            }
+            let term = json!({"labelSelector": ls, "topologyKey": t["topologyKey"]});
+            match t["weight"].as_i64() {
+                Some(w) => pref.push(json!({"weight": w, "podAffinityTerm": term})),
+                None => req.push(term),
+            }
+        }
+        let mut m = serde_json::Map::new();
+        if !req.is_empty() {
+            m.insert(
+                "requiredDuringSchedulingIgnoredDuringExecution".into(),
+                json!(req),
+            );
+        }
+        if !pref.is_empty() {
+            m.insert(
+                "preferredDuringSchedulingIgnoredDuringExecution".into(),
+                json!(pref),
+            );
+        }
+        if !m.is_empty() {
+            out.insert(
+                if anti {
+                    "podAntiAffinity"
+                } else {
+                    "podAffinity"
+                }
+                .into(),
+                Value::Object(m),
+            );
+        }
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
+}
+
+fn observe_kfp(plan: &Value, file: &Path) -> Observed {
+    let docs = yaml_docs(file);
+    let (spec, platform) = (&docs[0], &docs[1]);
+    let mut o = Observed {
+        tasks: BTreeMap::new(),
+        pipeline: Obs::new(),
+        task_set: BTreeSet::new(),
+        edges: BTreeSet::new(),
+    };
+    let data_secret = plan["settings"]["data"]["secret"].as_str();
+    for (name, dt) in spec["root"]["dag"]["tasks"].as_object().unwrap() {
+        o.task_set.insert(name.clone());
+        for d in arr(&dt["dependentTasks"]) {
+            o.edges
+                .insert((d.as_str().unwrap().to_string(), name.clone()));
+        }
+        let comp = &spec["components"][dt["componentRef"]["name"].as_str().unwrap()];
+        let exec = comp["executorLabel"].as_str().unwrap();
+        let c = &spec["deploymentSpec"]["executors"][exec]["container"];
+        let cfg = &platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][exec];
+        let pt = plan_task(plan, name);
+        let mut obs = Obs::new();
+        let r = &c["resources"];
+        let mut cm = (BTreeMap::new(), BTreeMap::new());
+        for (field, k, req) in [
+            ("resourceCpuRequest", "cpu", true),
+            ("resourceCpuLimit", "cpu", false),
+            ("resourceMemoryRequest", "memory", true),
+            ("resourceMemoryLimit", "memory", false),
+        ] {
+            if let Some(v) = r[field].as_str() {
+                if req { &mut cm.0 } else { &mut cm.1 }.insert(k.to_string(), v.to_string());
+            }
+        }
+        if !cm.0.is_empty() || !cm.1.is_empty() {
+            obs.insert(
+                "resources: cpu/memory".into(),
+                json!({"requests": cm.0, "limits": cm.1}),
+            );
+        }
+        if let Some(a) = r.get("accelerator") {
+            let m: BTreeMap<String, String> = [(
+                a["resourceType"].as_str().unwrap().to_string(),
+                a["resourceCount"].as_str().unwrap().to_string(),
+            )]
+            .into();
+            let (r, l) = with_default_requests(BTreeMap::new(), m);
+            obs.insert("resources: gpu".into(), json!({"requests": r, "limits": l}));
+        }
+        let mut env: BTreeMap<String, String> = arr(&c["env"])
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    unescape_env(e["value"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        // The launcher's args are NAME, VALUE pairs that become env vars.
+        let args = arr(&c["args"]);
+        assert_eq!(c["command"][0], "python");
+        for pair in args.chunks(2) {
+            env.insert(
+                pair[0].as_str().unwrap().to_string(),
+                pair[1].as_str().unwrap().to_string(),
+            );
+        }
+        assert_eq!(
+            env.get("NB2PIPE_RUN_ID").map(String::as_str),
+            Some("{{$.pipeline_job_uuid}}")
+        );
+        user_env(&mut obs, &env, pt);
+        let mut key = BTreeSet::new();
+        for s in arr(&cfg["secretAsEnv"]) {
+            let n = s["secretName"].as_str().unwrap();
+            for k in arr(&s["keyToEnv"]) {
+                if Some(n) == data_secret && k["envVar"].as_str().unwrap().starts_with("AWS_") {
+                    continue;
+                }
+                key.insert(format!(
+                    "{n}:{}:{}",
+                    k["secretKey"].as_str().unwrap(),
+                    k["envVar"].as_str().unwrap()
+                ));
+            }
+        }
+        // Secrets used with every key are mounted under SECRET_DIR instead (a limit).
+        let files: BTreeSet<String> = arr(&cfg["secretAsVolume"])
+            .iter()
+            .filter(|s| {
+                !s["mountPath"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/etc/nb2pipe/secrets/")
+            })
+            .map(|s| {
+                format!(
+                    "{}@{}",
+                    s["secretName"].as_str().unwrap(),
+                    s["mountPath"].as_str().unwrap()
+                )
+            })
+            .collect();
+        for (row, set) in [
+            ("secret: one key as env", key),
+            ("secret: mounted as files", files),
+        ] {
+            if !set.is_empty() {
+                obs.insert(row.into(), json!(set));
+            }
+        }
+        user_labels(
+            &mut obs,
+            &cfg["podMetadata"]["labels"],
+            &cfg["podMetadata"]["annotations"],
+        );
+        pod_level(
+            &mut obs,
+            &cfg["nodeSelector"]["labels"],
+            &cfg["tolerations"],
+            &kfp_affinity(cfg),
+        );
+        if let Some(n) = dt["retryPolicy"]["maxRetryCount"].as_u64() {
+            obs.insert("retries".into(), json!(n));
+            obs.insert(
+                "retry delay".into(),
+                json!(dt["retryPolicy"]["backoffDuration"]
+                    .as_str()
+                    .unwrap()
+                    .trim_end_matches('s')
+                    .parse::<u64>()
+                    .unwrap()),
+            );
+        }
+        if let Some(x) = cfg["activeDeadlineSeconds"].as_str() {
+            obs.insert("timeout".into(), json!(x.parse::<u64>().unwrap()));
+        }
+        if dt["cachingOptions"]["enableCache"] == json!(false) {
+            obs.insert("cache".into(), json!(false));
+        }
+        obs.insert("image".into(), c["image"].clone());
+        obs.insert("image pull policy".into(), cfg["imagePullPolicy"].clone());
+        let claim = arr(&cfg["pvcMount"]).first().map(|m| {
+            (
+                m["constant"].as_str().unwrap().to_string(),
+                m["mountPath"].as_str().unwrap().to_string(),
+            )
+        });
+        let (k, v) = data_obs(
+            &env,
+            c,
+            data_secret.filter(|s| {
+                arr(&cfg["secretAsEnv"])
+                    .iter()
+                    .any(|x| x["secretName"] == *s)
+            }),
+            claim.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+        );
+        o.pipeline.insert(k, v);
+        o.tasks.insert(name.clone(), obs);
+        let pulls: Vec<Value> = arr(&cfg["imagePullSecret"])
+            .iter()
+            .map(|p| p["secretName"].clone())
+            .collect();
+        if !pulls.is_empty() {
+            o.pipeline.insert("image pull secrets".into(), json!(pulls));
+        }
+    }
+    if plan["settings"]["schedule"] == "@once" {
+        o.pipeline.insert("schedule".into(), Value::Null);
+    }
+    let params: BTreeMap<String, String> = spec["root"]["inputDefinitions"]["parameters"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        match &d["defaultValue"] {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) if d["parameterType"] == "NUMBER_INTEGER" => {
+                                n.as_f64().map(|f| (f as i64).to_string()).unwrap()
+                            }
+                            v => v.to_string(),
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !params.is_empty() {
+        o.pipeline
+            .insert("parameters (defaults)".into(), json!(params));
+    }
+    o
+}
+
+fn plan_task<'a>(plan: &'a Value, k8s_name: &str) -> &'a Value {
+    plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["k8s_name"] == k8s_name)
+        .unwrap_or_else(|| panic!("no plan task `{k8s_name}`"))
+}
+
+/// (setting, target) → did it arrive in every fixture that has it.
+type Matrix = BTreeMap<(String, String), bool>;
+
+fn compare(
+    fixture: &str,
+    target: &str,
+    plan: &Value,
+    obs: &Observed,
+    m: &mut Matrix,
+    failures: &mut Vec<String>,
+) {
+    let tasks: BTreeSet<String> = arr(&plan["tasks"])
+        .iter()
+        .map(|t| t["k8s_name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(obs.task_set, tasks, "{fixture}/{target}: task set");
+    let k8s = |n: &Value| -> String {
+        arr(&plan["tasks"])
+            .iter()
+            .find(|t| t["name"] == *n)
+            .unwrap()["k8s_name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let edges: BTreeSet<(String, String)> = arr(&plan["edges"])
+        .iter()
+        .map(|e| (k8s(&e["from"]), k8s(&e["to"])))
+        .collect();
+    assert_eq!(obs.edges, edges, "{fixture}/{target}: edge set");
+    let mut extra = Vec::new();
+    let mut check = |row: &str, want: &Value, got: Option<&Value>, who: &str| {
+        let ok = got == Some(want);
+        let e = m
+            .entry((row.to_string(), target.to_string()))
+            .or_insert(true);
+        *e &= ok;
+        if !ok && !LIMITS.iter().any(|(r, t, _)| *r == row && *t == target) {
+            failures.push(format!(
+                "{fixture}/{target}/{who}: `{row}` planned {want}, found {}",
+                got.map(Value::to_string).unwrap_or("nothing".into())
+            ));
+        }
+    };
+    for t in arr(&plan["tasks"]) {
+        let name = t["k8s_name"].as_str().unwrap();
+        let want = expected_task(plan, &t);
+        let got = &obs.tasks[name];
+        for (row, v) in &want {
+            let g = if row == "affinity" && target == "kfp" {
+                got.get(row).cloned().map(|a| normalise_affinity(&a))
+            } else {
+                got.get(row).cloned()
+            };
+            let w = if row == "affinity" && target == "kfp" {
+                normalise_affinity(v)
+            } else {
+                v.clone()
+            };
+            check(row, &w, g.as_ref(), name);
+        }
+        // Nothing arrives that the plan does not have.
+        for row in got.keys().filter(|r| !want.contains_key(*r)) {
+            extra.push(format!(
+                "{fixture}/{target}/{name}: `{row}` = {} is not in the plan",
+                got[row]
+            ));
+        }
+    }
+    for (row, v) in expected_pipeline(plan) {
+        check(&row, &v, obs.pipeline.get(&row), "pipeline");
+    }
+    failures.extend(extra);
+}
+
+/// Affinity through JSON without empty containers (KFP's terms drop them).
+fn normalise_affinity(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(_, x)| {
+                    !matches!(x, Value::Array(a) if a.is_empty())
+                        && !matches!(x, Value::Object(m) if m.is_empty())
+                })
+                .map(|(k, x)| (k.clone(), normalise_affinity(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(normalise_affinity).collect()),
+        x => x.clone(),
+    }
+}
+
+fn render_matrix(m: &Matrix) -> String {
+    let rows: BTreeSet<&String> = m.keys().map(|(r, _)| r).collect();
+    let mut s = String::from("# Settings × targets\n\nGenerated by `tests/targets.rs` from the validated outputs of every fixture notebook\n(`NB2PIPE_UPDATE_DOCS=1 cargo test --test targets` rewrites it; the test fails when it is\nstale). ✓: the plan's value arrived unchanged in every fixture that sets it. Otherwise\nwhat the target does instead (docs/targets.md explains each).\n\n| setting | argo | tekton | kfp |\n|---|---|---|---|\n");
+    for r in rows {
+        let cells: Vec<String> = TARGETS
+            .iter()
+            .map(|t| match m.get(&(r.clone(), t.to_string())) {
+                Some(true) => "✓".to_string(),
+                _ => format!(
+                    "✗ {}",
+                    LIMITS
+                        .iter()
+                        .find(|(x, y, _)| x == r && y == t)
+                        .map(|l| l.2)
+                        .unwrap_or("")
+                ),
+            })
+            .collect();
+        s.push_str(&format!("| {r} | {} |\n", cells.join(" | ")));
+    }
+    s
+}
+
+#[test]
+fn every_fixture_converts_validates_and_keeps_every_setting() {
+    let (validate_py, kfp_py) = (py("VALIDATE"), py("KFP"));
+    let mut matrix = Matrix::new();
+    let mut failures = Vec::new();
+    let (mut argo, mut tekton, mut kfp, mut k8s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let tmp = common::tempdir();
+    let mut observed = Vec::new();
+    for nb in common::fixtures_in("notebooks") {
+        let fixture = nb.file_stem().unwrap().to_string_lossy().into_owned();
+        let mut converted = Vec::new();
+        for target in TARGETS {
+            let out = tmp.path().join(&fixture).join(target);
+            let (code, _, stderr) = common::run(&[
+                "convert",
+                nb.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--target",
+                target,
+                "--skeletons",
+            ]);
+            if UNSAFE.contains(&(fixture.as_str(), target)) {
+                assert_eq!(code, 1, "{fixture}/{target} must be refused:\n{stderr}");
+                assert!(
+                    stderr.contains("NB301") && !out.exists(),
+                    "{fixture}/{target}: {stderr}"
+                );
+                continue;
+            }
+            assert_eq!(code, 0, "{fixture}/{target}:\n{stderr}");
+            assert!(!stderr.contains("NB301"), "{stderr}");
+            let dir = files_in(&out).pop().unwrap();
+            let plan = common::read_json(&dir.join("plan.json"));
+            let file = dir
+                .join(target)
+                .join(format!("{}.yaml", plan["pipeline"].as_str().unwrap()));
+            match target {
+                "argo" => argo.push(file.clone()),
+                "tekton" => tekton.push(file.clone()),
+                _ => kfp.push(file.clone()),
+            }
+            k8s.extend(files_in(&dir.join("k8s")));
+            converted.push((target, plan, file));
+        }
+        observed.push((fixture, converted));
+    }
+    // One interpreter start per validator for all fixtures.
+    validate(&validate_py, "validate_argo.py", &argo);
+    validate(&validate_py, "validate_tekton.py", &tekton);
+    validate(&validate_py, "validate_k8s.py", &k8s);
+    validate(&kfp_py, "validate_kfp.py", &kfp);
+    for (fixture, converted) in &observed {
+        for (target, plan, file) in converted {
+            let obs = match *target {
+                "argo" => observe_argo(plan, file),
+                "tekton" => observe_tekton(plan, file),
+                _ => observe_kfp(plan, file),
+            };
+            compare(fixture, target, plan, &obs, &mut matrix, &mut failures);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "settings that did not arrive:\n{}",
+        failures.join("\n")
+    );
+    for (r, t, _) in LIMITS {
+        match matrix.get(&(r.to_string(), t.to_string())) {
+            Some(false) => {}
+            Some(true) => panic!("`{r}` arrives in {t}: remove it from LIMITS and docs"),
+            None => panic!("no fixture sets `{r}`"),
+        }
+    }
+    let rows: BTreeSet<&String> = matrix.keys().map(|(r, _)| r).collect();
+    for r in rows {
+        for t in TARGETS {
+            assert!(
+                matrix.contains_key(&(r.clone(), t.to_string())),
+                "`{r}` never checked for {t}"
+            );
+        }
+    }
+    let doc = render_matrix(&matrix);
+    let path = common::root().join("docs/settings-matrix.md");
+    if std::env::var_os("NB2PIPE_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        on_disk, doc,
+        "docs/settings-matrix.md is stale: run NB2PIPE_UPDATE_DOCS=1 cargo test --test targets"
+    );
+}
+
+/// A notebook with one parameters cell and one task carrying `env`, `annotations` and
+/// a string parameter default.
+fn hostile_notebook(dir: &Path, name: &str, value: &str) -> PathBuf {
+    let nb = json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}, "language_info": {"name": "python", "version": "3.11.7"}},
+        "cells": [
+            {"cell_type": "code", "id": "c0", "metadata": {"tags": ["parameters"]}, "source": format!("word = {}", serde_json::to_string(value).unwrap()), "outputs": [], "execution_count": null},
+            {"cell_type": "code", "id": "c1", "metadata": {"tags": ["task:echo"], "nb2pipe": {"env": {"HOSTILE": value}, "annotations": {"note": value}}}, "source": "print(word)", "outputs": [], "execution_count": null}
+        ]
+    });
+    let p = dir.join(format!("{name}.ipynb"));
+    std::fs::write(&p, serde_json::to_string(&nb).unwrap()).unwrap();
+    p
+}
+
+/// Values Kubernetes, YAML and the targets treat specially arrive byte for byte; values
+/// with Argo's `{{` or Tekton's `$(` are refused (NB301) by that target only.
+#[test]
+fn hostile_values_arrive_unchanged_or_are_refused() {
+    let tmp = common::tempdir();
+    let plain = "quotes \" ' back\\slash\nnew line: # not a comment ünïcödé ☃ $HOME $$ ${X} %s {x} }} --- *a &b";
+    let nb = hostile_notebook(tmp.path(), "hostile", plain);
+    let mut files = BTreeMap::new();
+    for target in TARGETS {
+        let out = tmp.path().join(target);
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 0, "{target}: {err}");
+        files.insert(
+            target,
+            out.join("hostile").join(target).join("hostile.yaml"),
+        );
+    }
+    validate(
+        &py("VALIDATE"),
+        "validate_argo.py",
+        &[files["argo"].clone()],
+    );
+    validate(
+        &py("VALIDATE"),
+        "validate_tekton.py",
+        &[files["tekton"].clone()],
+    );
+    validate(&py("KFP"), "validate_kfp.py", &[files["kfp"].clone()]);
+    let plan = common::read_json(&tmp.path().join("argo/hostile/plan.json"));
+    for (target, f) in &files {
+        let obs = match *target {
+            "argo" => observe_argo(&plan, f),
+            "tekton" => observe_tekton(&plan, f),
+            _ => observe_kfp(&plan, f),
+        };
+        assert_eq!(
+            obs.tasks["echo"]["env"],
+            json!({"HOSTILE": plain}),
+            "{target}"
+        );
+        assert_eq!(
+            obs.tasks["echo"]["annotations"],
+            json!({"note": plain}),
+            "{target}"
+        );
+        assert_eq!(
+            obs.pipeline["parameters (defaults)"],
+            json!({"word": plain}),
+            "{target}"
+        );
+    }
+
+    for (value, refused_by) in [
+        ("a {{workflow.name}} b", "argo"),
+        ("a $(params.word) b", "tekton"),
+        ("{{ '{{' }}", "argo"),
+        ("$(context.taskRun.name)", "tekton"),
+    ] {
+        let nb = hostile_notebook(tmp.path(), "subst", value);
+        for target in TARGETS {
+            let out = tmp.path().join(format!("s-{target}"));
+            let _ = std::fs::remove_dir_all(&out);
+            let (code, _, err) = common::run(&[
+                "convert",
+                nb.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--target",
+                target,
+            ]);
+            if target == refused_by {
+                assert_eq!(code, 1, "{target} must refuse {value:?}");
+                // The env value, the annotation and the parameter default, each named.
+                assert_eq!(err.matches("error[NB301]").count(), 3, "{err}");
+                assert!(
+                    err.contains("env `HOSTILE`")
+                        && err.contains("annotation `note`")
+                        && err.contains("parameter `word`"),
+                    "{err}"
+                );
+                assert!(!out.exists(), "nothing is written when a value is refused");
+            } else {
+                assert_eq!(code, 0, "{target} takes {value:?}: {err}");
+            }
+        }
+    }
+}
+
+/// `--skeletons` writes every referenced Secret and ConfigMap with keys only: empty
+/// values, and an annotation where the keys cannot be known.
+#[test]
+fn skeletons_hold_keys_never_values() {
+    let tmp = common::tempdir();
+    let dir = common::convert(
+        &common::fixture("notebooks/settings_all.ipynb"),
+        tmp.path(),
+        &["--target", "kfp", "--skeletons"],
+    );
+    let plan = common::read_json(&dir.join("plan.json"));
+    let p = plan["pipeline"].as_str().unwrap();
+    let secrets = yaml_docs(&dir.join(format!("k8s/{p}-secrets.yaml")));
+    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in arr(&plan["tasks"]) {
+        for s in arr(&t["settings"]["secrets"]) {
+            let e = want.entry(s["name"].as_str().unwrap().into()).or_default();
+            if let (Some(k), None) = (s["key"].as_str(), s["mount_path"].as_str()) {
+                e.insert(k.into());
+            }
+        }
+    }
+    let got: BTreeMap<String, BTreeSet<String>> = secrets
+        .iter()
+        .map(|s| {
+            (
+                s["metadata"]["name"].as_str().unwrap().to_string(),
+                smap(&s["stringData"]).keys().cloned().collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    for s in &secrets {
+        assert!(s.get("data").is_none());
+        assert!(
+            smap(&s["stringData"]).values().all(String::is_empty),
+            "a skeleton holds no value: {s}"
+        );
+        let unknown = s["metadata"]["annotations"].get("nb2pipe/keys").is_some();
+        assert_eq!(unknown, smap(&s["stringData"]).is_empty(), "{s}");
+    }
+    let cms = yaml_docs(&dir.join(format!("k8s/{p}-configmaps.yaml")));
+    assert_eq!(cms.len(), 1);
+    assert_eq!(cms[0]["metadata"]["name"], "app-config");
+    let pvc = &yaml_docs(&dir.join(format!("k8s/{p}-pvc.yaml")))[0];
+    assert_eq!(
+        pvc["spec"],
+        json!({"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}, "storageClassName": "fast"})
+    );
+    // Without the flag, only the claim.
+    let tmp2 = common::tempdir();
+    let dir2 = common::convert(
+        &common::fixture("notebooks/settings_all.ipynb"),
+        tmp2.path(),
+        &["--target", "kfp"],
+    );
+    assert_eq!(files_in(&dir2.join("k8s")).len(), 1);
+}
+
+/// Same input, same bytes; `--target all` is exactly the union of the single targets.
+#[test]
+fn outputs_are_deterministic_and_all_is_the_union() {
+    let nb = common::fixture("notebooks/settings_all.ipynb");
+    let (a, b) = (common::tempdir(), common::tempdir());
+    let da = common::convert(&nb, a.path(), &["--target", "all", "--skeletons"]);
+    let db = common::convert(&nb, b.path(), &["--target", "all", "--skeletons"]);
+    let (ta, tb) = (
+        nb2pipe::fs::read_tree(&da).unwrap(),
+        nb2pipe::fs::read_tree(&db).unwrap(),
+    );
+    assert_eq!(ta, tb);
+    for target in ["airflow", "argo", "tekton", "kfp"] {
+        let t = common::tempdir();
+        let d = common::convert(&nb, t.path(), &["--target", target, "--skeletons"]);
+        for (path, text) in nb2pipe::fs::read_tree(&d).unwrap() {
+            assert_eq!(ta.get(&path), Some(&text), "{target}: {path}");
+        }
+        assert!(ta.keys().any(|p| p.starts_with(&format!("{target}/"))));
+    }
+    for (path, text) in &ta {
+        assert!(
+            text.ends_with('\n') && !text.ends_with("\n\n"),
+            "{path}: one trailing newline"
+        );
+    }
+}
+
+/// The Argo, Tekton and KFP files (and k8s/) of every fixture, one snapshot per fixture.
+#[test]
+fn target_snapshots() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(common::root().join("tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(r"nb2pipe-\d+\.\d+\.\d+", "nb2pipe-[VERSION]");
+    settings.bind(|| {
+        for nb in common::fixtures_in("notebooks") {
+            let fixture = nb.file_stem().unwrap().to_string_lossy().into_owned();
+            let tmp = common::tempdir();
+            let mut args = vec!["--skeletons"];
+            let targets = TARGETS
+                .iter()
+                .filter(|t| !UNSAFE.contains(&(fixture.as_str(), **t)))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(",");
+            args.extend(["--target", &targets]);
+            let dir = common::convert(&nb, tmp.path(), &args);
+            let mut joined = String::new();
+            for (path, text) in nb2pipe::fs::read_tree(&dir).unwrap() {
+                if ["argo/", "tekton/", "kfp/", "k8s/"]
+                    .iter()
+                    .any(|p| path.starts_with(p))
+                {
+                    joined.push_str(&format!("================ {path} ================\n{text}"));
+                }
+            }
+            insta::assert_snapshot!(format!("targets-{fixture}"), joined);
+        }
+    });
+}
