@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::pyrepr::{py_json, py_str};
 use super::{Bundle, EmitContext, Emitter};
-use crate::analysis::{CellMagic, EscapeKind};
+use crate::analysis::{parse_pip_args, CellMagic, EscapeKind};
 use crate::plan::{Chunk, Plan, Task};
 
 pub struct TaskFiles;
@@ -25,6 +25,7 @@ struct MainInfo {
     inputs: String,
     outputs: String,
     parameters: String,
+    consumers: String,
     line_map: String,
     code: String,
 }
@@ -40,8 +41,9 @@ struct DockerInfo {
     content_hash: String,
 }
 
-/// Lines of the template before `{{{ code }}}` (the line map is absolute).
-const HEADER_LINES: usize = 14;
+/// Rendered in place of the code first, to find the line the code starts on (the line
+/// map is absolute, and a user's template may have a longer header).
+const CODE_MARK: &str = "#<nb2pipe task code>#";
 
 impl Emitter for TaskFiles {
     fn name(&self) -> &'static str {
@@ -53,8 +55,19 @@ impl Emitter for TaskFiles {
         for task in &ctx.plan.tasks {
             let dir = format!("tasks/{}", task.name);
             out.add(format!("{dir}/main.py"), main_py(ctx, task)?);
-            let reqs: String = task.requirements.iter().map(|r| format!("{}\n", r.line)).collect();
-            out.add(format!("{dir}/requirements.txt"), if reqs.is_empty() { "# no third-party requirements\n".to_string() } else { reqs });
+            let reqs: String = task
+                .requirements
+                .iter()
+                .map(|r| format!("{}\n", r.line))
+                .collect();
+            out.add(
+                format!("{dir}/requirements.txt"),
+                if reqs.is_empty() {
+                    "# no third-party requirements\n".to_string()
+                } else {
+                    reqs
+                },
+            );
             out.add(format!("{dir}/nb2pipe_runtime.py"), runtime.clone());
             if !task.image.prebuilt {
                 out.add(format!("{dir}/Dockerfile"), dockerfile(ctx, task)?);
@@ -81,12 +94,22 @@ fn dockerfile(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
 
 fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
     let plan = ctx.plan;
-    let (code, map) = task_body(task, HEADER_LINES + 1);
     let inputs = format!(
         "{{{}}}",
-        task.inputs.iter().map(|i| format!("{}: {}", py_str(&i.name), py_str(&i.from))).collect::<Vec<_>>().join(", ")
+        task.inputs
+            .iter()
+            .map(|i| format!("{}: {}", py_str(&i.name), py_str(&i.from)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let outputs = format!("[{}]", task.outputs.iter().map(|o| py_str(o)).collect::<Vec<_>>().join(", "));
+    let outputs = format!(
+        "[{}]",
+        task.outputs
+            .iter()
+            .map(|o| py_str(o))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let parameters = format!(
         "{{{}}}",
         plan.parameters
@@ -96,22 +119,63 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let line_map = format!("[{}]", map.iter().map(|(a, b, c, d)| format!("({a}, {b}, {c}, {d})")).collect::<Vec<_>>().join(", "));
-    let text = ctx.templates.render(
-        "task/main.py.j2",
-        MainInfo {
-            version: env!("CARGO_PKG_VERSION"),
-            pipeline: plan.pipeline.clone(),
-            task: task.name.clone(),
-            notebook: plan.notebook.clone(),
-            inputs,
-            outputs,
-            parameters,
-            line_map,
-            code,
-        },
+    let consumers = format!(
+        "{{{}}}",
+        task.outputs
+            .iter()
+            .map(|o| {
+                let readers: Vec<String> = plan
+                    .tasks
+                    .iter()
+                    .filter(|t| t.inputs.iter().any(|i| &i.name == o && i.from == task.name))
+                    .map(|t| py_str(&t.name))
+                    .collect();
+                format!("{}: [{}]", py_str(o), readers.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let render = |line_map: String, code: String| {
+        ctx.templates.render(
+            "task/main.py.j2",
+            MainInfo {
+                version: env!("CARGO_PKG_VERSION"),
+                pipeline: plan.pipeline.clone(),
+                task: task.name.clone(),
+                notebook: plan.notebook.clone(),
+                inputs: inputs.clone(),
+                outputs: outputs.clone(),
+                parameters: parameters.clone(),
+                consumers: consumers.clone(),
+                line_map,
+                code,
+            },
+        )
+    };
+    // The line map's entries have a fixed width per chunk count, so rendering it with
+    // zeros first cannot move the code's first line.
+    let (_, probe_map) = task_body(task, 1);
+    let probe = render(
+        map_literal(&probe_map.iter().map(|_| (0, 0, 0, 0)).collect::<Vec<_>>()),
+        CODE_MARK.to_string(),
     )?;
-    Ok(text)
+    let Some(first_line) = probe.lines().position(|l| l.trim() == CODE_MARK) else {
+        anyhow::bail!(
+            "the template task/main.py.j2 must have `{{{{{{ code }}}}}}` alone on a line"
+        );
+    };
+    let (code, map) = task_body(task, first_line + 1);
+    render(map_literal(&map), code)
+}
+
+fn map_literal(map: &[(usize, usize, usize, usize)]) -> String {
+    format!(
+        "[{}]",
+        map.iter()
+            .map(|(a, b, c, d)| format!("({a}, {b}, {c}, {d})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// The task's code, and the line map: (first line in main.py, line count, cell, first
@@ -122,7 +186,10 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
     let mut line = first_line;
     for chunk in &task.code {
         let header = if chunk.prelude {
-            format!("# --- cell {}, line {} (prelude)", chunk.cell, chunk.first_line)
+            format!(
+                "# --- cell {}, line {} (prelude)",
+                chunk.cell, chunk.first_line
+            )
         } else {
             format!("# --- cell {}", chunk.cell)
         };
@@ -134,12 +201,28 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
         if chunk.syntax_error {
             // Not mapped: these lines are comments.
         } else {
-            let python_start = match &chunk.magic {
-                Some(m) if m.body_is_python() => line + 1,
-                _ => line,
-            };
-            let cell_first = chunk.first_line;
-            map.push((python_start, chunk.python.lines().count().max(1), chunk.cell, cell_first));
+            match &chunk.magic {
+                // The timing/capture line before the body maps to nothing.
+                Some(m) if m.body_is_python() => map.push((
+                    line + 1,
+                    chunk.python.lines().count().max(1),
+                    chunk.cell,
+                    chunk.first_line,
+                )),
+                // One call runs the whole body: an error in it is the `%%` line's.
+                Some(_) => map.push((
+                    line,
+                    1,
+                    chunk.cell,
+                    chunk.first_line.saturating_sub(1).max(1),
+                )),
+                None => map.push((
+                    line,
+                    chunk.python.lines().count().max(1),
+                    chunk.cell,
+                    chunk.first_line,
+                )),
+            }
         }
         out.push_str(&body);
         if !body.ends_with('\n') {
@@ -152,7 +235,10 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
 
 fn chunk_code(c: &Chunk) -> String {
     if c.syntax_error {
-        let mut s = format!("# nb2pipe: cell {} is not valid Python 3 (NB010) and was left out:\n", c.cell);
+        let mut s = format!(
+            "# nb2pipe: cell {} is not valid Python 3 (NB010) and was left out:\n",
+            c.cell
+        );
         for l in c.python.lines() {
             s.push_str("#   ");
             s.push_str(l);
@@ -162,20 +248,37 @@ fn chunk_code(c: &Chunk) -> String {
     }
     match &c.magic {
         None => rewrite_escapes(&c.python, c),
-        Some(CellMagic::Time) => format!("_nb2pipe_t0 = _nb2pipe.timer_start()\n{}\n_nb2pipe.timer_stop(_nb2pipe_t0)", rewrite_escapes(&c.python, c)),
+        Some(CellMagic::Time) => format!(
+            "_nb2pipe_t0 = _nb2pipe.timer_start()\n{}\n_nb2pipe.timer_stop(_nb2pipe_t0)",
+            rewrite_escapes(&c.python, c)
+        ),
         Some(CellMagic::Capture { var }) => {
             let assign = match var {
                 Some(v) => format!("{v} = _nb2pipe.capture_stop(_nb2pipe_cap)"),
                 None => "_nb2pipe.capture_stop(_nb2pipe_cap)".into(),
             };
-            format!("_nb2pipe_cap = _nb2pipe.capture_start()\n{}\n{assign}", rewrite_escapes(&c.python, c))
+            format!(
+                "_nb2pipe_cap = _nb2pipe.capture_start()\n{}\n{assign}",
+                rewrite_escapes(&c.python, c)
+            )
         }
         Some(CellMagic::WriteFile { path, append }) => {
-            format!("_nb2pipe.writefile({}, {}, append={})", py_str(path), py_str(&c.raw_body), if *append { "True" } else { "False" })
+            format!(
+                "_nb2pipe.writefile({}, {}, append={})",
+                py_str(path),
+                py_str(&c.raw_body),
+                if *append { "True" } else { "False" }
+            )
         }
-        Some(CellMagic::Shell { interpreter }) => format!("_nb2pipe.script({}, {})", py_str(interpreter), py_str(&c.raw_body)),
+        Some(CellMagic::Shell { interpreter }) => format!(
+            "_nb2pipe.script({}, {})",
+            py_str(interpreter),
+            py_str(&c.raw_body)
+        ),
         Some(CellMagic::Display { name }) => format!("pass  # %%{name} cell: display only"),
-        Some(CellMagic::Unknown { name }) => format!("_nb2pipe.unknown_cell_magic({}, {})", py_str(name), c.cell),
+        Some(CellMagic::Unknown { name }) => {
+            format!("_nb2pipe.unknown_cell_magic({}, {})", py_str(name), c.cell)
+        }
     }
 }
 
@@ -193,10 +296,30 @@ fn rewrite_escapes(src: &str, c: &Chunk) -> String {
         let original = &src[e.start..e.end];
         let value = e.value.replace("\\\n", " ");
         let repl = match e.kind {
-            EscapeKind::Shell if e.in_expr => format!("_nb2pipe.sh({}, globals(), locals())", py_str(&value)),
-            EscapeKind::Shell => format!("_nb2pipe.sh({}, globals(), locals())", py_str(&value)),
-            EscapeKind::ShellCapture => format!("_nb2pipe.sh_capture({}, globals(), locals())", py_str(&value)),
-            EscapeKind::Magic => magic_replacement(&value, e.in_expr, c.cell, e.line),
+            // `!pip install x` is a dependency (requirements.txt), never run at task start.
+            EscapeKind::Shell | EscapeKind::ShellCapture if parse_pip_args(&value).is_some() => {
+                if e.in_expr {
+                    "_nb2pipe.SList()".into()
+                } else {
+                    format!("pass  # {}: installed in the image", ascii_comment(&value))
+                }
+            }
+            EscapeKind::Shell if !e.in_expr => {
+                format!("_nb2pipe.sh({}, globals(), locals())", py_str(&value))
+            }
+            // `x = !cmd` and `!!cmd`: the output lines, as IPython's getoutput.
+            EscapeKind::Shell | EscapeKind::ShellCapture => format!(
+                "_nb2pipe.sh_capture({}, globals(), locals())",
+                py_str(&value)
+            ),
+            EscapeKind::Magic => {
+                let line = if c.prelude {
+                    e.line
+                } else {
+                    c.first_line.saturating_sub(1) + e.line
+                };
+                magic_replacement(&value, e.in_expr, c.cell, line)
+            }
             EscapeKind::Help | EscapeKind::Other => {
                 if e.in_expr {
                     "None".into()
@@ -219,23 +342,80 @@ fn rewrite_escapes(src: &str, c: &Chunk) -> String {
 fn magic_replacement(value: &str, in_expr: bool, cell: usize, line: usize) -> String {
     let name = value.split_whitespace().next().unwrap_or("");
     let rest = value[name.len()..].trim_start();
-    let stmt = |s: String| if in_expr { format!("_nb2pipe.magic({}, globals(), locals(), {cell}, {line})", py_str(value)) } else { s };
+    let stmt = |s: String| {
+        if in_expr {
+            format!(
+                "_nb2pipe.magic({}, globals(), locals(), {cell}, {line})",
+                py_str(value)
+            )
+        } else {
+            s
+        }
+    };
     match name {
-        "pip" | "conda" | "mamba" => stmt(format!("pass  # {}: installed in the image", ascii_comment(value))),
-        "matplotlib" | "load_ext" | "unload_ext" | "reload_ext" | "autoreload" | "aimport" | "config" | "who" | "whos" | "who_ls"
-        | "history" | "lsmagic" | "magic" | "precision" | "pprint" | "xmode" | "colors" | "autocall" | "automagic" | "doctest_mode"
-        | "pdb" | "debug" | "tb" | "reset" | "reset_selective" | "notebook" | "qtconsole" | "connect_info" | "page" | "pinfo"
-        | "pinfo2" | "psearch" | "quickref" | "config_inlinebackend" | "load" => stmt("pass".into()),
+        "pip" | "conda" | "mamba" => stmt(format!(
+            "pass  # {}: installed in the image",
+            ascii_comment(value)
+        )),
+        "matplotlib"
+        | "load_ext"
+        | "unload_ext"
+        | "reload_ext"
+        | "autoreload"
+        | "aimport"
+        | "config"
+        | "who"
+        | "whos"
+        | "who_ls"
+        | "history"
+        | "lsmagic"
+        | "magic"
+        | "precision"
+        | "pprint"
+        | "xmode"
+        | "colors"
+        | "autocall"
+        | "automagic"
+        | "doctest_mode"
+        | "pdb"
+        | "debug"
+        | "tb"
+        | "reset"
+        | "reset_selective"
+        | "notebook"
+        | "qtconsole"
+        | "connect_info"
+        | "page"
+        | "pinfo"
+        | "pinfo2"
+        | "psearch"
+        | "quickref"
+        | "config_inlinebackend"
+        | "load" => stmt("pass".into()),
         "time" | "timeit" | "prun" if !in_expr => {
             let body = strip_options(rest);
-            format!("with _nb2pipe.timed(): {body}")
+            format!(
+                "with _nb2pipe.timed(): {}",
+                if body.trim().is_empty() { "pass" } else { body }
+            )
         }
-        _ => format!("_nb2pipe.magic({}, globals(), locals(), {cell}, {line})", py_str(value)),
+        _ => format!(
+            "_nb2pipe.magic({}, globals(), locals(), {cell}, {line})",
+            py_str(value)
+        ),
     }
 }
 
 fn ascii_comment(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 fn strip_options(s: &str) -> &str {
@@ -260,5 +440,8 @@ fn strip_options(s: &str) -> &str {
 
 /// The task code of every task (for `inspect --code` and tests).
 pub fn all_code(plan: &Plan) -> Vec<(String, String)> {
-    plan.tasks.iter().map(|t| (t.name.clone(), task_body(t, 1).0)).collect()
+    plan.tasks
+        .iter()
+        .map(|t| (t.name.clone(), task_body(t, 1).0))
+        .collect()
 }
