@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod inspect;
 pub mod rule;
+pub mod run;
 
 use std::path::Path;
 
