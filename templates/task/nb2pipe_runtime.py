@@ -561,11 +561,15 @@ def unknown_cell_magic(name, cell):
 
 
 def _fmt_time(s):
-    if s >= 1:
-        return "%.2f s" % s
-    if s >= 1e-3:
-        return "%.2f ms" % (s * 1e3)
-    return "%.0f µs" % (s * 1e6)
+    """IPython's _format_time: three significant digits in the largest fitting unit."""
+    import math
+
+    if s >= 60:
+        minutes, sec = divmod(s, 60)
+        return "%dmin %.*g s" % (minutes, 3, sec)
+    units, scale = ["s", "ms", "\u00b5s", "ns"], [1, 1e3, 1e6, 1e9]
+    order = min(-int(math.floor(math.log10(s)) // 3), 3) if s > 0 else 3
+    return "%.*g %s" % (3, s * scale[order], units[order])
 
 
 class timed:

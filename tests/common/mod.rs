@@ -34,7 +34,11 @@ pub fn nb2pipe() -> Command {
 /// Runs nb2pipe with `args`; returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
     let out: Output = nb2pipe().args(args).output().expect("nb2pipe runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The interpreter of a test virtualenv, e.g. `python_env("AIRFLOW3")` reads
@@ -56,10 +60,20 @@ pub fn tempdir() -> tempfile::TempDir {
 
 /// Converts `notebook` into `out` with extra args; panics with the diagnostics on failure.
 pub fn convert(notebook: &Path, out: &Path, extra: &[&str]) -> PathBuf {
-    let mut args = vec!["convert", notebook.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    let mut args = vec![
+        "convert",
+        notebook.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let (code, stdout, stderr) = run(&args);
-    assert_eq!(code, 0, "convert {} failed:\n{stdout}\n{stderr}", notebook.display());
+    assert_eq!(
+        code,
+        0,
+        "convert {} failed:\n{stdout}\n{stderr}",
+        notebook.display()
+    );
     let plan: serde_json::Value = read_plan_dir(out);
     out.join(plan["pipeline"].as_str().unwrap())
 }
@@ -75,5 +89,8 @@ fn read_plan_dir(out: &Path) -> serde_json::Value {
 }
 
 pub fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap()
 }
