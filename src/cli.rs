@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "nb2pipe", version, about = "Turn a tagged Jupyter notebook into a production pipeline (Airflow, Argo, Tekton, Kubeflow)")]
+#[command(
+    name = "nb2pipe",
+    version,
+    about = "Turn a tagged Jupyter notebook into a production pipeline (Airflow, Argo, Tekton, Kubeflow)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -172,7 +172,8 @@ const BUILTINS: &[&str] = &[
 ];
 
 pub fn is_builtin(name: &str) -> bool {
-    BUILTINS.binary_search(&name).is_ok() || (name.starts_with("_i") && name[2..].chars().all(|c| c.is_ascii_digit()))
+    BUILTINS.binary_search(&name).is_ok()
+        || (name.starts_with("_i") && name[2..].chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -182,6 +183,8 @@ mod tests {
         let mut sorted = super::BUILTINS.to_vec();
         sorted.sort_unstable();
         assert_eq!(sorted, super::BUILTINS);
-        assert!(super::is_builtin("print") && super::is_builtin("display") && !super::is_builtin("df"));
+        assert!(
+            super::is_builtin("print") && super::is_builtin("display") && !super::is_builtin("df")
+        );
     }
 }

@@ -6,7 +6,9 @@ use ruff_python_parser::{parse_unchecked, Mode, ParseOptions};
 /// For each top-level statement: `Some((name, value))` when it assigns a literal to a name.
 pub fn literal_assignments(python: &str) -> Vec<Option<(String, serde_json::Value)>> {
     let parsed = parse_unchecked(python, ParseOptions::from(Mode::Ipython));
-    let Some(module) = parsed.syntax().as_module() else { return Vec::new() };
+    let Some(module) = parsed.syntax().as_module() else {
+        return Vec::new();
+    };
     module
         .body
         .iter()
@@ -33,7 +35,11 @@ fn literal(e: &Expr) -> Option<serde_json::Value> {
         Expr::StringLiteral(s) => Value::String(s.value.to_str().to_string()),
         Expr::BooleanLiteral(b) => Value::Bool(b.value),
         Expr::NoneLiteral(_) => Value::Null,
-        Expr::UnaryOp(ast::ExprUnaryOp { op: UnaryOp::USub, operand, .. }) => match literal(operand)? {
+        Expr::UnaryOp(ast::ExprUnaryOp {
+            op: UnaryOp::USub,
+            operand,
+            ..
+        }) => match literal(operand)? {
             Value::Number(n) if n.is_i64() => Value::from(-n.as_i64()?),
             Value::Number(n) => Value::from(serde_json::Number::from_f64(-n.as_f64()?)?),
             _ => return None,
@@ -43,7 +49,9 @@ fn literal(e: &Expr) -> Option<serde_json::Value> {
         Expr::Dict(d) => {
             let mut m = serde_json::Map::new();
             for item in &d.items {
-                let Value::String(k) = literal(item.key.as_ref()?)? else { return None };
+                let Value::String(k) = literal(item.key.as_ref()?)? else {
+                    return None;
+                };
                 m.insert(k, literal(&item.value)?);
             }
             Value::Object(m)

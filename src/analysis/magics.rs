@@ -6,14 +6,25 @@ pub enum CellMagic {
     /// `%%time` / `%%timeit`: the body is Python, timed.
     Time,
     /// `%%capture [var]`: the body is Python, its output captured (and bound to `var`).
-    Capture { var: Option<String> },
+    Capture {
+        var: Option<String>,
+    },
     /// `%%writefile [-a] PATH`: the body is written to PATH.
-    WriteFile { path: String, append: bool },
+    WriteFile {
+        path: String,
+        append: bool,
+    },
     /// `%%bash`, `%%sh`, `%%script bash`: the body is run by that interpreter.
-    Shell { interpreter: String },
+    Shell {
+        interpreter: String,
+    },
     /// `%%html`, `%%markdown`, ...: display-only, nothing to run in a task.
-    Display { name: String },
-    Unknown { name: String },
+    Display {
+        name: String,
+    },
+    Unknown {
+        name: String,
+    },
 }
 
 impl CellMagic {
@@ -48,15 +59,27 @@ pub(super) fn split_cell_magic(source: &str) -> (Option<CellMagic>, &str, usize)
     let args: Vec<String> = words.collect();
     let magic = match name.as_str() {
         "time" | "timeit" => CellMagic::Time,
-        "capture" => CellMagic::Capture { var: args.iter().find(|a| !a.starts_with('-')).cloned() },
+        "capture" => CellMagic::Capture {
+            var: args.iter().find(|a| !a.starts_with('-')).cloned(),
+        },
         "writefile" | "file" => {
             let append = args.iter().any(|a| a == "-a" || a == "--append");
-            let path = args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_default();
+            let path = args
+                .iter()
+                .find(|a| !a.starts_with('-'))
+                .cloned()
+                .unwrap_or_default();
             CellMagic::WriteFile { path, append }
         }
-        "bash" | "sh" | "zsh" => CellMagic::Shell { interpreter: name.clone() },
+        "bash" | "sh" | "zsh" => CellMagic::Shell {
+            interpreter: name.clone(),
+        },
         "script" => CellMagic::Shell {
-            interpreter: args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_else(|| "sh".into()),
+            interpreter: args
+                .iter()
+                .find(|a| !a.starts_with('-'))
+                .cloned()
+                .unwrap_or_else(|| "sh".into()),
         },
         "html" | "HTML" | "markdown" | "latex" | "javascript" | "js" | "svg" => {
             CellMagic::Display { name: name.clone() }
@@ -84,13 +107,44 @@ pub(super) fn classify_line_magic(name: &str) -> LineMagic {
     match name {
         "pip" | "conda" | "mamba" => LineMagic::Install,
         "time" | "timeit" | "prun" => LineMagic::Time,
-        "matplotlib" | "load_ext" | "unload_ext" | "reload_ext" | "autoreload" | "aimport" | "config"
-        | "who" | "whos" | "who_ls" | "history" | "lsmagic" | "magic" | "precision" | "pprint"
-        | "xmode" | "colors" | "autocall" | "automagic" | "doctest_mode" | "pdb" | "debug" | "tb"
-        | "reset" | "reset_selective" | "notebook" | "qtconsole" | "connect_info" | "page"
-        | "pinfo" | "pinfo2" | "psearch" | "quickref" | "config_inlinebackend" | "load" => LineMagic::Drop,
-        "env" | "cd" | "pwd" | "ls" | "mkdir" | "rm" | "cp" | "mv" | "cat" | "set_env" | "system"
-        | "sx" | "sc" | "bookmark" | "dhist" | "pushd" | "popd" | "dirs" | "run" | "store" => LineMagic::Runtime,
+        "matplotlib"
+        | "load_ext"
+        | "unload_ext"
+        | "reload_ext"
+        | "autoreload"
+        | "aimport"
+        | "config"
+        | "who"
+        | "whos"
+        | "who_ls"
+        | "history"
+        | "lsmagic"
+        | "magic"
+        | "precision"
+        | "pprint"
+        | "xmode"
+        | "colors"
+        | "autocall"
+        | "automagic"
+        | "doctest_mode"
+        | "pdb"
+        | "debug"
+        | "tb"
+        | "reset"
+        | "reset_selective"
+        | "notebook"
+        | "qtconsole"
+        | "connect_info"
+        | "page"
+        | "pinfo"
+        | "pinfo2"
+        | "psearch"
+        | "quickref"
+        | "config_inlinebackend"
+        | "load" => LineMagic::Drop,
+        "env" | "cd" | "pwd" | "ls" | "mkdir" | "rm" | "cp" | "mv" | "cat" | "set_env"
+        | "system" | "sx" | "sc" | "bookmark" | "dhist" | "pushd" | "popd" | "dirs" | "run"
+        | "store" => LineMagic::Runtime,
         _ => LineMagic::Unknown,
     }
 }
@@ -110,7 +164,12 @@ pub fn parse_pip_args(command: &str) -> Option<Vec<String>> {
                 return None;
             }
         }
-        p if p.starts_with("python") || p.ends_with("/python") || p.ends_with("/python3") || p == "{sys.executable}" || p == "$sys.executable" => {
+        p if p.starts_with("python")
+            || p.ends_with("/python")
+            || p.ends_with("/python3")
+            || p == "{sys.executable}"
+            || p == "$sys.executable" =>
+        {
             if it.next()? != "-m" || !matches!(it.next()?, "pip" | "pip3") {
                 return None;
             }
@@ -185,9 +244,18 @@ mod tests {
 
     #[test]
     fn pip_forms() {
-        assert_eq!(parse_pip_args("pip install -U 'pandas>=2' numpy").unwrap(), ["-U", "pandas>=2", "numpy"]);
-        assert_eq!(parse_pip_args("python -m pip install \"scikit-learn[alldeps]==1.5\"").unwrap(), ["scikit-learn[alldeps]==1.5"]);
-        assert_eq!(parse_pip_args("{sys.executable} -m pip install x").unwrap(), ["x"]);
+        assert_eq!(
+            parse_pip_args("pip install -U 'pandas>=2' numpy").unwrap(),
+            ["-U", "pandas>=2", "numpy"]
+        );
+        assert_eq!(
+            parse_pip_args("python -m pip install \"scikit-learn[alldeps]==1.5\"").unwrap(),
+            ["scikit-learn[alldeps]==1.5"]
+        );
+        assert_eq!(
+            parse_pip_args("{sys.executable} -m pip install x").unwrap(),
+            ["x"]
+        );
         assert!(parse_pip_args("pip list").is_none());
         assert!(parse_pip_args("ls -la").is_none());
     }
@@ -195,11 +263,27 @@ mod tests {
     #[test]
     fn cell_magics() {
         let (m, body, off) = split_cell_magic("\n%%writefile -a utils.py\ndef f(): pass\n");
-        assert_eq!(m, Some(CellMagic::WriteFile { path: "utils.py".into(), append: true }));
+        assert_eq!(
+            m,
+            Some(CellMagic::WriteFile {
+                path: "utils.py".into(),
+                append: true
+            })
+        );
         assert_eq!(body, "def f(): pass\n");
         assert_eq!(off, 2);
-        assert_eq!(split_cell_magic("%%capture out\nx=1").0, Some(CellMagic::Capture { var: Some("out".into()) }));
-        assert_eq!(split_cell_magic("%%script python3\nprint(1)").0, Some(CellMagic::Shell { interpreter: "python3".into() }));
+        assert_eq!(
+            split_cell_magic("%%capture out\nx=1").0,
+            Some(CellMagic::Capture {
+                var: Some("out".into())
+            })
+        );
+        assert_eq!(
+            split_cell_magic("%%script python3\nprint(1)").0,
+            Some(CellMagic::Shell {
+                interpreter: "python3".into()
+            })
+        );
         assert_eq!(split_cell_magic("x = 1").0, None);
     }
 }

@@ -148,7 +148,10 @@ fn analyse_python(facts: &mut CellFacts) {
         });
         return;
     }
-    let module = parsed.syntax().as_module().expect("Ipython mode parses a module");
+    let module = parsed
+        .syntax()
+        .as_module()
+        .expect("Ipython mode parses a module");
     let mut bound_so_far: BTreeSet<String> = facts.binds.clone();
     let mut deferred: BTreeSet<String> = BTreeSet::new();
     for stmt in &module.body {
@@ -174,7 +177,10 @@ fn analyse_python(facts: &mut CellFacts) {
             start,
             end: stmt.range().end().to_usize(),
             line: lines.line_col(start).0 + facts.line_offset,
-            is_import: matches!(stmt, ruff_python_ast::Stmt::Import(_) | ruff_python_ast::Stmt::ImportFrom(_)),
+            is_import: matches!(
+                stmt,
+                ruff_python_ast::Stmt::Import(_) | ruff_python_ast::Stmt::ImportFrom(_)
+            ),
             binds: r.binds,
             reads,
         });

@@ -51,9 +51,18 @@ struct Names<'s> {
     record_escapes: bool,
 }
 
-pub(super) fn analyse_stmt(stmt: &Stmt, _src: &str, lines: &LineIndex, line_offset: usize) -> StmtResult {
+pub(super) fn analyse_stmt(
+    stmt: &Stmt,
+    _src: &str,
+    lines: &LineIndex,
+    line_offset: usize,
+) -> StmtResult {
     let mut n = Names {
-        frames: vec![Frame { kind: FrameKind::Module, bound: HashSet::new(), globals: HashSet::new() }],
+        frames: vec![Frame {
+            kind: FrameKind::Module,
+            bound: HashSet::new(),
+            globals: HashSet::new(),
+        }],
         out: StmtResult::default(),
         lines,
         line_offset,
@@ -124,13 +133,30 @@ impl Names<'_> {
         });
     }
 
-    fn with_frame(&mut self, kind: FrameKind, bound: HashSet<String>, globals: HashSet<String>, f: impl FnOnce(&mut Self)) {
-        self.frames.push(Frame { kind, bound, globals });
+    fn with_frame(
+        &mut self,
+        kind: FrameKind,
+        bound: HashSet<String>,
+        globals: HashSet<String>,
+        f: impl FnOnce(&mut Self),
+    ) {
+        self.frames.push(Frame {
+            kind,
+            bound,
+            globals,
+        });
         f(self);
         self.frames.pop();
     }
 
-    fn escape(&mut self, kind: IpyEscapeKind, value: &str, start: usize, end: usize, in_expr: bool) {
+    fn escape(
+        &mut self,
+        kind: IpyEscapeKind,
+        value: &str,
+        start: usize,
+        end: usize,
+        in_expr: bool,
+    ) {
         let line = self.line(start);
         let value = value.to_string();
         let ekind = match kind {
@@ -171,7 +197,15 @@ impl Names<'_> {
         }
         if self.record_escapes {
             let indent = self.lines.line_col(self.base + start).1 - 1;
-            self.out.escapes.push(Escape { start: self.base + start, end: self.base + end, line, kind: ekind, value, in_expr, indent });
+            self.out.escapes.push(Escape {
+                start: self.base + start,
+                end: self.base + end,
+                line,
+                kind: ekind,
+                value,
+                in_expr,
+                indent,
+            });
         }
     }
 
@@ -181,7 +215,9 @@ impl Names<'_> {
         if !parsed.errors().is_empty() {
             return;
         }
-        let Some(module) = parsed.syntax().as_module() else { return };
+        let Some(module) = parsed.syntax().as_module() else {
+            return;
+        };
         let saved = self.record_escapes;
         self.record_escapes = false;
         for s in &module.body {
@@ -199,7 +235,10 @@ impl Names<'_> {
             }
         }
         if let FnBody::Stmts(stmts) = &body {
-            let mut c = LocalCollector { locals: &mut locals, globals: &mut globals };
+            let mut c = LocalCollector {
+                locals: &mut locals,
+                globals: &mut globals,
+            };
             for s in *stmts {
                 c.visit_stmt(s);
             }
@@ -234,29 +273,49 @@ impl Names<'_> {
         if let Some(first) = generators.first() {
             self.visit_expr(&first.iter);
         }
-        self.with_frame(FrameKind::Comprehension, HashSet::new(), HashSet::new(), |n| {
-            for (i, g) in generators.iter().enumerate() {
-                if i > 0 {
-                    n.visit_expr(&g.iter);
+        self.with_frame(
+            FrameKind::Comprehension,
+            HashSet::new(),
+            HashSet::new(),
+            |n| {
+                for (i, g) in generators.iter().enumerate() {
+                    if i > 0 {
+                        n.visit_expr(&g.iter);
+                    }
+                    n.visit_expr(&g.target);
+                    for cond in &g.ifs {
+                        n.visit_expr(cond);
+                    }
                 }
-                n.visit_expr(&g.target);
-                for cond in &g.ifs {
-                    n.visit_expr(cond);
+                for e in elts {
+                    n.visit_expr(e);
                 }
-            }
-            for e in elts {
-                n.visit_expr(e);
-            }
-        });
+            },
+        );
     }
 
     fn note_unserialisable(&mut self, targets: &[Expr], value: &Expr) {
         let what = match value {
             Expr::Generator(_) => Some("a generator"),
             Expr::Call(call) => match dotted(&call.func).as_deref() {
-                Some("open" | "io.open" | "gzip.open" | "bz2.open" | "tempfile.TemporaryFile" | "tempfile.NamedTemporaryFile") => Some("an open file"),
-                Some(f) if f.ends_with(".connect") || f.ends_with("create_engine") || f.ends_with(".cursor") => Some("a database connection"),
-                Some("threading.Lock" | "threading.RLock" | "multiprocessing.Lock" | "socket.socket") => Some("a lock or socket"),
+                Some(
+                    "open"
+                    | "io.open"
+                    | "gzip.open"
+                    | "bz2.open"
+                    | "tempfile.TemporaryFile"
+                    | "tempfile.NamedTemporaryFile",
+                ) => Some("an open file"),
+                Some(f)
+                    if f.ends_with(".connect")
+                        || f.ends_with("create_engine")
+                        || f.ends_with(".cursor") =>
+                {
+                    Some("a database connection")
+                }
+                Some(
+                    "threading.Lock" | "threading.RLock" | "multiprocessing.Lock" | "socket.socket",
+                ) => Some("a lock or socket"),
                 _ => None,
             },
             _ => None,
@@ -306,7 +365,11 @@ impl<'a> Visitor<'a> for Names<'_> {
             }
             Stmt::Import(i) => {
                 for alias in &i.names {
-                    self.import(alias.name.id.to_string(), alias.range().start().to_usize(), false);
+                    self.import(
+                        alias.name.id.to_string(),
+                        alias.range().start().to_usize(),
+                        false,
+                    );
                     match &alias.asname {
                         Some(as_) => self.store(&as_.id),
                         None => self.store(alias.name.id.split('.').next().unwrap_or_default()),
@@ -314,7 +377,11 @@ impl<'a> Visitor<'a> for Names<'_> {
                 }
             }
             Stmt::ImportFrom(i) => {
-                let base = format!("{}{}", ".".repeat(i.level as usize), i.module.as_ref().map(|m| m.id.as_str()).unwrap_or(""));
+                let base = format!(
+                    "{}{}",
+                    ".".repeat(i.level as usize),
+                    i.module.as_ref().map(|m| m.id.as_str()).unwrap_or("")
+                );
                 self.import(base, i.range().start().to_usize(), false);
                 for alias in &i.names {
                     if alias.name.id.as_str() != "*" {
@@ -372,11 +439,19 @@ impl<'a> Visitor<'a> for Names<'_> {
             }
             Stmt::IpyEscapeCommand(e) => {
                 let r = e.range();
-                self.escape(e.kind, &e.value, r.start().to_usize(), r.end().to_usize(), false);
+                self.escape(
+                    e.kind,
+                    &e.value,
+                    r.start().to_usize(),
+                    r.end().to_usize(),
+                    false,
+                );
             }
             Stmt::Expr(e) => {
                 if let Expr::Call(call) = &*e.value {
-                    if let (Some(f), Some(Expr::StringLiteral(s))) = (dotted(&call.func), call.arguments.args.first()) {
+                    if let (Some(f), Some(Expr::StringLiteral(s))) =
+                        (dotted(&call.func), call.arguments.args.first())
+                    {
                         if f == "sys.path.append" || f == "sys.path.insert" {
                             let _ = s;
                         }
@@ -455,7 +530,11 @@ impl<'a> Visitor<'a> for Names<'_> {
                 self.visit_expr(&n.value);
                 // The walrus binds in the enclosing non-comprehension scope.
                 if let Expr::Name(t) = &*n.target {
-                    let idx = self.frames.iter().rposition(|f| f.kind != FrameKind::Comprehension).unwrap_or(0);
+                    let idx = self
+                        .frames
+                        .iter()
+                        .rposition(|f| f.kind != FrameKind::Comprehension)
+                        .unwrap_or(0);
                     let frame = &mut self.frames[idx];
                     match frame.kind {
                         FrameKind::Module => {
@@ -470,13 +549,26 @@ impl<'a> Visitor<'a> for Names<'_> {
             }
             Expr::IpyEscapeCommand(e) => {
                 let r = e.range();
-                self.escape(e.kind, &e.value, r.start().to_usize(), r.end().to_usize(), true);
+                self.escape(
+                    e.kind,
+                    &e.value,
+                    r.start().to_usize(),
+                    r.end().to_usize(),
+                    true,
+                );
             }
             Expr::Call(call) => {
                 if let Some(f) = dotted(&call.func) {
-                    if matches!(f.as_str(), "importlib.import_module" | "import_module" | "__import__") {
+                    if matches!(
+                        f.as_str(),
+                        "importlib.import_module" | "import_module" | "__import__"
+                    ) {
                         if let Some(Expr::StringLiteral(s)) = call.arguments.args.first() {
-                            self.import(s.value.to_str().to_string(), call.range().start().to_usize(), true);
+                            self.import(
+                                s.value.to_str().to_string(),
+                                call.range().start().to_usize(),
+                                true,
+                            );
                         }
                     }
                 }
@@ -502,17 +594,28 @@ impl<'a> Visitor<'a> for LocalCollector<'_> {
             Stmt::ClassDef(c) => {
                 self.locals.insert(c.name.id.to_string());
             }
-            Stmt::Global(g) => self.globals.extend(g.names.iter().map(|n| n.id.to_string())),
-            Stmt::Nonlocal(g) => self.globals.extend(g.names.iter().map(|n| n.id.to_string())),
+            Stmt::Global(g) => self
+                .globals
+                .extend(g.names.iter().map(|n| n.id.to_string())),
+            Stmt::Nonlocal(g) => self
+                .globals
+                .extend(g.names.iter().map(|n| n.id.to_string())),
             Stmt::Import(i) => {
                 for a in &i.names {
-                    let n = a.asname.as_ref().map(|x| x.id.to_string()).unwrap_or_else(|| a.name.id.split('.').next().unwrap_or_default().to_string());
+                    let n = a
+                        .asname
+                        .as_ref()
+                        .map(|x| x.id.to_string())
+                        .unwrap_or_else(|| {
+                            a.name.id.split('.').next().unwrap_or_default().to_string()
+                        });
                     self.locals.insert(n);
                 }
             }
             Stmt::ImportFrom(i) => {
                 for a in &i.names {
-                    self.locals.insert(a.asname.as_ref().unwrap_or(&a.name).id.to_string());
+                    self.locals
+                        .insert(a.asname.as_ref().unwrap_or(&a.name).id.to_string());
                 }
             }
             _ => visitor::walk_stmt(self, stmt),
@@ -550,12 +653,18 @@ pub(super) fn dotted(expr: &Expr) -> Option<String> {
 fn mentions_import_error(ty: &Expr) -> bool {
     match ty {
         Expr::Tuple(t) => t.elts.iter().any(mentions_import_error),
-        other => matches!(dotted(other).as_deref(), Some("ImportError" | "ModuleNotFoundError" | "Exception" | "BaseException")),
+        other => matches!(
+            dotted(other).as_deref(),
+            Some("ImportError" | "ModuleNotFoundError" | "Exception" | "BaseException")
+        ),
     }
 }
 
 fn is_type_checking(test: &Expr) -> bool {
-    matches!(dotted(test).as_deref(), Some("TYPE_CHECKING" | "typing.TYPE_CHECKING" | "t.TYPE_CHECKING"))
+    matches!(
+        dotted(test).as_deref(),
+        Some("TYPE_CHECKING" | "typing.TYPE_CHECKING" | "t.TYPE_CHECKING")
+    )
 }
 
 /// Python names interpolated into a shell line: `$name`, `{expr}` (names only).
@@ -580,7 +689,10 @@ fn shell_interpolations(cmd: &str) -> Vec<String> {
             b'{' => {
                 if let Some(close) = cmd[i + 1..].find('}') {
                     let inner = &cmd[i + 1..i + 1 + close];
-                    let head: String = inner.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    let head: String = inner
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
                     if !head.is_empty() && !head.chars().next().unwrap().is_ascii_digit() {
                         out.push(head);
                     }

@@ -17,18 +17,31 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
         (Some(p), 0) => p,
         _ => {
             if args.format == DiagFormat::Json {
-                println!("{}", serde_json::json!({"ok": false, "diagnostics": loaded.diagnostics}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "diagnostics": loaded.diagnostics})
+                );
             }
             return Ok(code.max(1));
         }
     };
     let templates = Templates::load(args.templates.as_deref())?;
     let bundle = emit::bundle(plan, &templates, &targets)?;
-    let out_root = output_root(&args.notebook, args.out.as_deref(), loaded.output.as_deref());
+    let out_root = output_root(
+        &args.notebook,
+        args.out.as_deref(),
+        loaded.output.as_deref(),
+    );
     let dir = out_root.join(&plan.pipeline);
-    crate::fs::write_bundle(&dir, &bundle).with_context(|| format!("writing the bundle to {}", dir.display()))?;
+    crate::fs::write_bundle(&dir, &bundle)
+        .with_context(|| format!("writing the bundle to {}", dir.display()))?;
     match args.format {
-        DiagFormat::Human => eprintln!("wrote {} ({} tasks, {} files)", dir.display(), plan.tasks.len(), bundle.files.len()),
+        DiagFormat::Human => eprintln!(
+            "wrote {} ({} tasks, {} files)",
+            dir.display(),
+            plan.tasks.len(),
+            bundle.files.len()
+        ),
         DiagFormat::Json => println!(
             "{}",
             serde_json::json!({"ok": true, "bundle": dir, "files": bundle.files.keys().collect::<Vec<_>>(), "diagnostics": loaded.diagnostics})

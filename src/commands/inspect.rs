@@ -6,7 +6,11 @@ use crate::plan::Plan;
 
 pub fn execute(args: &InspectArgs) -> CmdResult {
     let loaded = load(&args.notebook, &args.settings);
-    let fmt = if args.format == InspectFormat::Json { DiagFormat::Json } else { DiagFormat::Human };
+    let fmt = if args.format == InspectFormat::Json {
+        DiagFormat::Json
+    } else {
+        DiagFormat::Human
+    };
     print_diagnostics(&loaded.diagnostics, fmt);
     let code = exit_code(&loaded.diagnostics);
     match (&loaded.plan, args.format) {
@@ -31,7 +35,10 @@ fn list(items: &[String]) -> String {
 }
 
 pub fn table(plan: &Plan) -> String {
-    let mut out = format!("pipeline {} (from {}, python {})\n", plan.pipeline, plan.notebook, plan.python);
+    let mut out = format!(
+        "pipeline {} (from {}, python {})\n",
+        plan.pipeline, plan.notebook, plan.python
+    );
     let s = &plan.settings;
     out.push_str(&format!(
         "schedule {}  namespace {}  base image {}\n",
@@ -49,9 +56,24 @@ pub fn table(plan: &Plan) -> String {
         .tasks
         .iter()
         .map(|t| {
-            let inputs: Vec<String> = t.inputs.iter().map(|i| format!("{} ← {}", i.name, i.from)).collect();
-            let mut settings: Vec<String> = t.settings.resources.requests.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            settings.extend(t.settings.secrets.iter().map(|s| format!("secret:{}", s.name)));
+            let inputs: Vec<String> = t
+                .inputs
+                .iter()
+                .map(|i| format!("{} ← {}", i.name, i.from))
+                .collect();
+            let mut settings: Vec<String> = t
+                .settings
+                .resources
+                .requests
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            settings.extend(
+                t.settings
+                    .secrets
+                    .iter()
+                    .map(|s| format!("secret:{}", s.name)),
+            );
             if t.settings.retries > 0 {
                 settings.push(format!("retries={}", t.settings.retries));
             }
@@ -60,7 +82,11 @@ pub fn table(plan: &Plan) -> String {
             }
             [
                 t.name.clone(),
-                t.cells.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+                t.cells
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 list(&inputs),
                 list(&t.outputs),
                 list(&settings),
@@ -95,8 +121,22 @@ pub fn table(plan: &Plan) -> String {
         out.push_str("  (none: every task is independent)\n");
     }
     for e in &plan.edges {
-        let what = if e.values.is_empty() { "(after)".to_string() } else { e.values.join(", ") };
-        out.push_str(&format!("  {} → {}  {}{}\n", e.from, e.to, what, if e.explicit && !e.values.is_empty() { " (also after)" } else { "" }));
+        let what = if e.values.is_empty() {
+            "(after)".to_string()
+        } else {
+            e.values.join(", ")
+        };
+        out.push_str(&format!(
+            "  {} → {}  {}{}\n",
+            e.from,
+            e.to,
+            what,
+            if e.explicit && !e.values.is_empty() {
+                " (also after)"
+            } else {
+                ""
+            }
+        ));
     }
     out
 }
@@ -109,11 +149,19 @@ pub fn mermaid(plan: &Plan) -> String {
         out.push_str(&format!("    t{i}[\"{}\"]\n", esc(&t.name)));
     }
     for e in &plan.edges {
-        let (Some(a), Some(b)) = (plan.tasks.iter().position(|t| t.name == e.from), plan.tasks.iter().position(|t| t.name == e.to)) else { continue };
+        let (Some(a), Some(b)) = (
+            plan.tasks.iter().position(|t| t.name == e.from),
+            plan.tasks.iter().position(|t| t.name == e.to),
+        ) else {
+            continue;
+        };
         if e.values.is_empty() {
             out.push_str(&format!("    t{a} --> t{b}\n"));
         } else {
-            out.push_str(&format!("    t{a} -->|\"{}\"| t{b}\n", esc(&e.values.join(", "))));
+            out.push_str(&format!(
+                "    t{a} -->|\"{}\"| t{b}\n",
+                esc(&e.values.join(", "))
+            ));
         }
     }
     out
@@ -121,13 +169,24 @@ pub fn mermaid(plan: &Plan) -> String {
 
 pub fn dot(plan: &Plan) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut out = format!("digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box];\n", esc(&plan.pipeline));
+    let mut out = format!(
+        "digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box];\n",
+        esc(&plan.pipeline)
+    );
     for t in &plan.tasks {
         out.push_str(&format!("    \"{}\";\n", esc(&t.name)));
     }
     for e in &plan.edges {
-        let label = if e.values.is_empty() { String::new() } else { format!(" [label=\"{}\"]", esc(&e.values.join(", "))) };
-        out.push_str(&format!("    \"{}\" -> \"{}\"{label};\n", esc(&e.from), esc(&e.to)));
+        let label = if e.values.is_empty() {
+            String::new()
+        } else {
+            format!(" [label=\"{}\"]", esc(&e.values.join(", ")))
+        };
+        out.push_str(&format!(
+            "    \"{}\" -> \"{}\"{label};\n",
+            esc(&e.from),
+            esc(&e.to)
+        ));
     }
     out.push_str("}\n");
     out

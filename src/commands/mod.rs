@@ -29,7 +29,10 @@ impl SettingsArgs {
             registry: self.registry.clone(),
             base_image: self.base_image.clone(),
             schedule: self.schedule.clone(),
-            data: DataLayer { url: self.data.clone(), ..DataLayer::default() },
+            data: DataLayer {
+                url: self.data.clone(),
+                ..DataLayer::default()
+            },
             ..PipelineLayer::default()
         }
     }
@@ -39,11 +42,23 @@ impl SettingsArgs {
 pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
     let nb = match crate::notebook::load(notebook) {
         Ok(nb) => nb,
-        Err(d) => return Loaded { plan: None, diagnostics: vec![d], output: None },
+        Err(d) => {
+            return Loaded {
+                plan: None,
+                diagnostics: vec![d],
+                output: None,
+            }
+        }
     };
     let project = match config::find_project_file(notebook) {
         Ok(p) => p,
-        Err(d) => return Loaded { plan: None, diagnostics: vec![d], output: None },
+        Err(d) => {
+            return Loaded {
+                plan: None,
+                diagnostics: vec![d],
+                output: None,
+            }
+        }
     };
     let output = project.as_ref().and_then(|p| p.layer.output.clone());
     let built = plan::build(plan::BuildInput {
@@ -53,11 +68,19 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
         profile: settings.profile.clone(),
     });
     let output = nb_output(&nb).or(output);
-    Loaded { plan: Some(built.plan), diagnostics: built.diagnostics, output }
+    Loaded {
+        plan: Some(built.plan),
+        diagnostics: built.diagnostics,
+        output,
+    }
 }
 
 fn nb_output(nb: &crate::notebook::Notebook) -> Option<String> {
-    nb.settings.as_ref()?.get("output")?.as_str().map(str::to_string)
+    nb.settings
+        .as_ref()?
+        .get("output")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// Prints diagnostics to stderr (human) or returns them for a JSON document.

@@ -29,10 +29,22 @@ pub fn execute(args: &RuleArgs) -> CmdResult {
 pub fn rules_markdown() -> String {
     let mut out = String::from("# Diagnostic codes\n\nGenerated from the code table (`src/diagnostics/codes.rs`); `nb2pipe rule CODE` prints the same text.\n\n| code | name | severity |\n|---|---|---|\n");
     for c in Code::ALL {
-        out.push_str(&format!("| [{}](#{}) | {} | {:?} |\n", c.as_str(), c.as_str().to_lowercase(), c.name(), c.severity()));
+        out.push_str(&format!(
+            "| [{}](#{}) | {} | {:?} |\n",
+            c.as_str(),
+            c.as_str().to_lowercase(),
+            c.name(),
+            c.severity()
+        ));
     }
     for c in Code::ALL {
-        out.push_str(&format!("\n## {}\n\n`{}` ({:?})\n\n{}", c.as_str(), c.name(), c.severity(), c.docs().replace("## ", "### ")));
+        out.push_str(&format!(
+            "\n## {}\n\n`{}` ({:?})\n\n{}",
+            c.as_str(),
+            c.name(),
+            c.severity(),
+            c.docs().replace("## ", "### ")
+        ));
     }
     out
 }

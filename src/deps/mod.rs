@@ -26,8 +26,18 @@ pub fn is_stdlib(module: &str, _python: &str) -> bool {
 pub fn requirements(imports: &[Import], pip_installs: &[String], python: &str) -> Vec<Requirement> {
     let mut out: Vec<Requirement> = Vec::new();
     let mut push = |line: String, source: String| {
-        let name = line.split(|c: char| "[<>=!~; ".contains(c)).next().unwrap_or(&line).to_ascii_lowercase();
-        if !out.iter().any(|r| r.line.split(|c: char| "[<>=!~; ".contains(c)).next().unwrap_or("").eq_ignore_ascii_case(&name)) {
+        let name = line
+            .split(|c: char| "[<>=!~; ".contains(c))
+            .next()
+            .unwrap_or(&line)
+            .to_ascii_lowercase();
+        if !out.iter().any(|r| {
+            r.line
+                .split(|c: char| "[<>=!~; ".contains(c))
+                .next()
+                .unwrap_or("")
+                .eq_ignore_ascii_case(&name)
+        }) {
             out.push(Requirement { line, source });
         }
     };
@@ -41,10 +51,18 @@ pub fn requirements(imports: &[Import], pip_installs: &[String], python: &str) -
             continue;
         }
         let top = imp.module.split('.').next().unwrap_or(&imp.module);
-        let dist = RENAMES.iter().find(|(m, _)| *m == top).map(|(_, d)| *d).unwrap_or(top);
+        let dist = RENAMES
+            .iter()
+            .find(|(m, _)| *m == top)
+            .map(|(_, d)| *d)
+            .unwrap_or(top);
         push(dist.to_string(), format!("import {}", imp.module));
     }
-    out.sort_by(|a, b| a.line.to_ascii_lowercase().cmp(&b.line.to_ascii_lowercase()));
+    out.sort_by(|a, b| {
+        a.line
+            .to_ascii_lowercase()
+            .cmp(&b.line.to_ascii_lowercase())
+    });
     out
 }
 

@@ -162,7 +162,11 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for c in Code::ALL {
             assert!(seen.insert(c.as_str()), "duplicate code {}", c.as_str());
-            assert!(c.docs().contains("## What it does"), "{} lacks docs", c.as_str());
+            assert!(
+                c.docs().contains("## What it does"),
+                "{} lacks docs",
+                c.as_str()
+            );
             assert_eq!(Code::from_code(c.as_str()), Some(*c));
             assert_eq!(Code::from_code(c.name()), Some(*c));
         }

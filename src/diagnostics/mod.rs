@@ -84,14 +84,22 @@ impl Diagnostic {
 /// Diagnostics in a stable order: notebook, cell, line, column, code, message.
 pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
-        (&a.location.notebook, a.location.cell, a.location.line, a.location.column, a.code, &a.message).cmp(&(
-            &b.location.notebook,
-            b.location.cell,
-            b.location.line,
-            b.location.column,
-            b.code,
-            &b.message,
-        ))
+        (
+            &a.location.notebook,
+            a.location.cell,
+            a.location.line,
+            a.location.column,
+            a.code,
+            &a.message,
+        )
+            .cmp(&(
+                &b.location.notebook,
+                b.location.cell,
+                b.location.line,
+                b.location.column,
+                b.code,
+                &b.message,
+            ))
     });
     // The same finding reached twice (a tag seen by two passes) is reported once.
 }

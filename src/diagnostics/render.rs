@@ -44,13 +44,20 @@ pub fn json(diags: &[Diagnostic]) -> String {
 
 /// A one-line summary: `2 errors, 1 warning`.
 pub fn summary(diags: &[Diagnostic]) -> String {
-    let e = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let e = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let w = diags.len() - e;
     format!("{e} error{}, {w} warning{}", plural(e), plural(w))
 }
 
 fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// At most `max` characters, with an ellipsis; control characters shown escaped so a

@@ -53,7 +53,14 @@ impl Emitter for Airflow {
 /// name, so such values are wrapped too.
 pub fn templated(s: &str) -> String {
     let lower = s.to_ascii_lowercase();
-    let risky = s.contains('{') || s.contains("%}") || s.contains("#}") || [".json", ".yaml", ".yml", "json", "yaml", "yml", ".sh", ".sql"].iter().any(|e| lower.ends_with(e));
+    let risky = s.contains('{')
+        || s.contains("%}")
+        || s.contains("#}")
+        || [
+            ".json", ".yaml", ".yml", "json", "yaml", "yml", ".sh", ".sql",
+        ]
+        .iter()
+        .any(|e| lower.ends_with(e));
     if !risky {
         return py_str(s);
     }
@@ -64,7 +71,9 @@ pub fn templated(s: &str) -> String {
             '\'' => lit.push_str("\\'"),
             '\n' => lit.push_str("\\n"),
             '\r' => lit.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => lit.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                lit.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => lit.push(c),
         }
     }
@@ -73,12 +82,16 @@ pub fn templated(s: &str) -> String {
 }
 
 fn py_dict_templated<'a>(items: impl Iterator<Item = (&'a String, &'a String)>) -> String {
-    let parts: Vec<String> = items.map(|(k, v)| format!("{}: {}", py_str(k), templated(v))).collect();
+    let parts: Vec<String> = items
+        .map(|(k, v)| format!("{}: {}", py_str(k), templated(v)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
 fn py_dict<'a>(items: impl Iterator<Item = (&'a String, &'a String)>) -> String {
-    let parts: Vec<String> = items.map(|(k, v)| format!("{}: {}", py_str(k), py_str(v))).collect();
+    let parts: Vec<String> = items
+        .map(|(k, v)| format!("{}: {}", py_str(k), py_str(v)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -104,25 +117,63 @@ fn dag_info(plan: &Plan) -> DagInfo {
     let mut dag: Vec<(String, String)> = Vec::new();
     let kv = |k: &str, v: String| (k.to_string(), v);
     dag.push(kv("dag_id", py_str(&plan.pipeline)));
-    dag.push(kv("description", py_str(s.description.as_deref().unwrap_or(&format!("nb2pipe pipeline from {}", plan.notebook)))));
-    dag.push(kv("schedule", s.schedule.as_deref().map(py_str).unwrap_or_else(|| "None".into())));
+    dag.push(kv(
+        "description",
+        py_str(
+            s.description
+                .as_deref()
+                .unwrap_or(&format!("nb2pipe pipeline from {}", plan.notebook)),
+        ),
+    ));
+    dag.push(kv(
+        "schedule",
+        s.schedule
+            .as_deref()
+            .map(py_str)
+            .unwrap_or_else(|| "None".into()),
+    ));
     let (y, m, d) = {
-        let p: Vec<u32> = s.start_date.split('-').map(|x| x.parse().unwrap_or(1)).collect();
-        (p.first().copied().unwrap_or(2024), p.get(1).copied().unwrap_or(1), p.get(2).copied().unwrap_or(1))
+        let p: Vec<u32> = s
+            .start_date
+            .split('-')
+            .map(|x| x.parse().unwrap_or(1))
+            .collect();
+        (
+            p.first().copied().unwrap_or(2024),
+            p.get(1).copied().unwrap_or(1),
+            p.get(2).copied().unwrap_or(1),
+        )
     };
-    dag.push(kv("start_date", format!("pendulum.datetime({y}, {m}, {d}, tz=\"UTC\")")));
-    dag.push(kv("catchup", if s.catchup { "True" } else { "False" }.into()));
+    dag.push(kv(
+        "start_date",
+        format!("pendulum.datetime({y}, {m}, {d}, tz=\"UTC\")"),
+    ));
+    dag.push(kv(
+        "catchup",
+        if s.catchup { "True" } else { "False" }.into(),
+    ));
     if let Some(n) = s.max_active_runs {
         dag.push(kv("max_active_runs", n.to_string()));
     }
     let mut tags = vec!["nb2pipe".to_string()];
     tags.extend(s.tags.iter().cloned());
-    dag.push(kv("tags", format!("[{}]", tags.iter().map(|t| py_str(t)).collect::<Vec<_>>().join(", "))));
+    dag.push(kv(
+        "tags",
+        format!(
+            "[{}]",
+            tags.iter()
+                .map(|t| py_str(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ));
     let params: Vec<String> = plan
         .parameters
         .iter()
         .map(|p| {
-            let ty = param_type(&p.ty).map(|t| format!(", type={}", py_str(t))).unwrap_or_default();
+            let ty = param_type(&p.ty)
+                .map(|t| format!(", type={}", py_str(t)))
+                .unwrap_or_default();
             format!("{}: Param({}{ty})", py_str(&p.name), py_json(&p.default))
         })
         .collect();

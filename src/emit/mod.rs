@@ -58,7 +58,12 @@ pub fn bundle(plan: &Plan, templates: &Templates, chosen: &[String]) -> Result<B
     task_code::TaskFiles.emit(&ctx, &mut out)?;
     for t in targets() {
         if chosen.iter().any(|c| c == t.name() || c == "all") {
-            t.emit(&ctx, &mut out).map_err(|e| e.context(format!("the `{}` emitter failed (an nb2pipe bug)", t.name())))?;
+            t.emit(&ctx, &mut out).map_err(|e| {
+                e.context(format!(
+                    "the `{}` emitter failed (an nb2pipe bug)",
+                    t.name()
+                ))
+            })?;
         }
     }
     Ok(out)

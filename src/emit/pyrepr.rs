@@ -14,7 +14,9 @@ pub fn py_str(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_ascii() => out.push(c),
             c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push_str(&format!("\\U{:08x}", c as u32)),
@@ -48,7 +50,13 @@ pub fn py_json(v: &serde_json::Value) -> String {
         }
         Value::String(s) => py_str(s),
         Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
-        Value::Object(o) => format!("{{{}}}", o.iter().map(|(k, v)| format!("{}: {}", py_str(k), py_json(v))).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("{}: {}", py_str(k), py_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -64,6 +72,9 @@ mod tests {
         assert_eq!(py_str("é☃𝄞"), r#""\u00e9\u2603\U0001d11e""#);
         assert_eq!(py_str("\"\"\""), r#""\"\"\"""#);
         assert_eq!(py_str("\u{7f}\u{0}"), r#""\x7f\x00""#);
-        assert_eq!(py_json(&serde_json::json!({"a": [1, 2.5, true, null]})), r#"{"a": [1, 2.5, True, None]}"#);
+        assert_eq!(
+            py_json(&serde_json::json!({"a": [1, 2.5, true, null]})),
+            r#"{"a": [1, 2.5, True, None]}"#
+        );
     }
 }

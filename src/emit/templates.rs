@@ -10,10 +10,22 @@ use minijinja::{Environment, UndefinedBehavior};
 
 /// (relative path, built-in text). LOAD-BEARING: emitters refer to these names.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("airflow/dag.py.j2", include_str!("../../templates/airflow/dag.py.j2")),
-    ("task/main.py.j2", include_str!("../../templates/task/main.py.j2")),
-    ("task/Dockerfile.j2", include_str!("../../templates/task/Dockerfile.j2")),
-    ("task/nb2pipe_runtime.py", include_str!("../../templates/task/nb2pipe_runtime.py")),
+    (
+        "airflow/dag.py.j2",
+        include_str!("../../templates/airflow/dag.py.j2"),
+    ),
+    (
+        "task/main.py.j2",
+        include_str!("../../templates/task/main.py.j2"),
+    ),
+    (
+        "task/Dockerfile.j2",
+        include_str!("../../templates/task/Dockerfile.j2"),
+    ),
+    (
+        "task/nb2pipe_runtime.py",
+        include_str!("../../templates/task/nb2pipe_runtime.py"),
+    ),
 ];
 
 pub struct Templates {
@@ -25,7 +37,11 @@ impl Templates {
     /// Built-in templates, each replaced by `<dir>/<name>` where that file exists.
     pub fn load(user_dir: Option<&Path>) -> Result<Templates> {
         if let Some(d) = user_dir {
-            anyhow::ensure!(d.is_dir(), "the templates folder {} does not exist", d.display());
+            anyhow::ensure!(
+                d.is_dir(),
+                "the templates folder {} does not exist",
+                d.display()
+            );
         }
         let mut env = Environment::new();
         // Generated DAGs carry Airflow's own `{{ ... }}` macros: ours must not collide.
@@ -45,12 +61,17 @@ impl Templates {
         env.add_filter("pystr", |s: String| super::pyrepr::py_str(&s));
         for (name, text) in BUILTIN {
             let text: String = match user_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
-                Some(p) => std::fs::read_to_string(&p).with_context(|| format!("reading template {}", p.display()))?,
+                Some(p) => std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading template {}", p.display()))?,
                 None => (*text).to_string(),
             };
-            env.add_template_owned(*name, text).with_context(|| format!("template {name} does not parse"))?;
+            env.add_template_owned(*name, text)
+                .with_context(|| format!("template {name} does not parse"))?;
         }
-        Ok(Templates { env, user_dir: user_dir.map(Path::to_path_buf) })
+        Ok(Templates {
+            env,
+            user_dir: user_dir.map(Path::to_path_buf),
+        })
     }
 
     pub fn builtin() -> Templates {
@@ -59,10 +80,15 @@ impl Templates {
 
     pub fn render<S: serde::Serialize>(&self, name: &str, ctx: S) -> Result<String> {
         let t = self.env.get_template(name)?;
-        let out = t.render(minijinja::value::Serde(&ctx)).with_context(|| match &self.user_dir {
-            Some(d) => format!("rendering template {name} (user templates from {})", d.display()),
-            None => format!("rendering built-in template {name} (an nb2pipe bug)"),
-        })?;
+        let out =
+            t.render(minijinja::value::Serde(&ctx))
+                .with_context(|| match &self.user_dir {
+                    Some(d) => format!(
+                        "rendering template {name} (user templates from {})",
+                        d.display()
+                    ),
+                    None => format!("rendering built-in template {name} (an nb2pipe bug)"),
+                })?;
         Ok(out)
     }
 

@@ -37,7 +37,11 @@ pub struct Cell {
 impl Cell {
     /// The first non-empty line, used to point a reader at the cell.
     pub fn first_line(&self) -> &str {
-        self.source.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
+        self.source
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
     }
 }
 
@@ -57,7 +61,11 @@ pub struct Notebook {
 /// Reads and checks a notebook. Any failure is one diagnostic (exit 1 at the CLI).
 pub fn load(path: &Path) -> Result<Notebook, Diagnostic> {
     let file = std::fs::File::open(path).map_err(|e| {
-        Diagnostic::new(Code::Unreadable, path, format!("cannot open the notebook: {e}"))
+        Diagnostic::new(
+            Code::Unreadable,
+            path,
+            format!("cannot open the notebook: {e}"),
+        )
     })?;
     parse_reader(path, BufReader::with_capacity(1 << 16, file))
 }
@@ -68,7 +76,13 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Notebook, Diagnostic> {
 }
 
 fn parse_reader<R: std::io::Read>(path: &Path, reader: R) -> Result<Notebook, Diagnostic> {
-    let raw: schema::RawNotebook = serde_json::from_reader(reader).map_err(|e| json_error(path, &e))?;
+    let raw: schema::RawNotebook = serde_json::from_reader(reader).map_err(|e| {
+        let mut d = json_error(path, &e);
+        if d.code == Code::InvalidJson && conflict_marker_at(path, e.line()) {
+            d = d.with_help("line starts with `<<<<<<<`: an unresolved git merge conflict");
+        }
+        d
+    })?;
     from_raw(path, raw)
 }
 
@@ -76,7 +90,10 @@ fn json_error(path: &Path, e: &serde_json::Error) -> Diagnostic {
     use serde_json::error::Category;
     let (code, what) = match e.classify() {
         Category::Io => (Code::Unreadable, "cannot read the notebook"),
-        Category::Data => (Code::MalformedNotebook, "the notebook's structure is not nbformat 4"),
+        Category::Data => (
+            Code::MalformedNotebook,
+            "the notebook's structure is not nbformat 4",
+        ),
         Category::Syntax | Category::Eof => (Code::InvalidJson, "the notebook is not valid JSON"),
     };
     // serde_json's message ends in "at line X column Y"; we give those as fields instead.
@@ -86,10 +103,23 @@ fn json_error(path: &Path, e: &serde_json::Error) -> Diagnostic {
     if e.line() > 0 {
         d = d.at_line(e.line(), Some(e.column()));
     }
-    if code == Code::InvalidJson && msg.contains("<<<<<<<") {
-        d = d.with_help("it looks like an unresolved git merge conflict");
-    }
     d
+}
+
+/// Whether line `line` of the file (1-based) is a merge-conflict marker; reads only up
+/// to that line.
+fn conflict_marker_at(path: &Path, line: usize) -> bool {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    BufReader::new(f)
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(Result::ok)
+        .is_some_and(|l| {
+            l.starts_with("<<<<<<<") || l.starts_with("=======") || l.starts_with(">>>>>>>")
+        })
 }
 
 fn from_raw(path: &Path, raw: schema::RawNotebook) -> Result<Notebook, Diagnostic> {
@@ -97,12 +127,21 @@ fn from_raw(path: &Path, raw: schema::RawNotebook) -> Result<Notebook, Diagnosti
         return Err(Diagnostic::new(
             Code::UnsupportedFormat,
             path,
-            format!("nbformat {} is not supported; nb2pipe reads nbformat 4.0 to 4.5", raw.nbformat),
+            format!(
+                "nbformat {} is not supported; nb2pipe reads nbformat 4.0 to 4.5",
+                raw.nbformat
+            ),
         )
-        .with_help("upgrade it with `jupyter nbconvert --to notebook --nbformat 4 --inplace NOTEBOOK`"));
+        .with_help(
+            "upgrade it with `jupyter nbconvert --to notebook --nbformat 4 --inplace NOTEBOOK`",
+        ));
     }
     let Some(raw_cells) = raw.cells else {
-        return Err(Diagnostic::new(Code::MalformedNotebook, path, "the notebook has no `cells` list"));
+        return Err(Diagnostic::new(
+            Code::MalformedNotebook,
+            path,
+            "the notebook has no `cells` list",
+        ));
     };
     let meta = raw.metadata.unwrap_or_default();
     let language = meta
@@ -112,7 +151,11 @@ fn from_raw(path: &Path, raw: schema::RawNotebook) -> Result<Notebook, Diagnosti
         .or_else(|| meta.language_info.as_ref().and_then(|l| l.name.clone()));
     if let Some(lang) = &language {
         if !lang.eq_ignore_ascii_case("python") && !lang.eq_ignore_ascii_case("python3") {
-            let kernel = meta.kernelspec.as_ref().and_then(|k| k.name.clone()).unwrap_or_default();
+            let kernel = meta
+                .kernelspec
+                .as_ref()
+                .and_then(|k| k.name.clone())
+                .unwrap_or_default();
             return Err(Diagnostic::new(
                 Code::NotPython,
                 path,
@@ -135,10 +178,20 @@ fn from_raw(path: &Path, raw: schema::RawNotebook) -> Result<Notebook, Diagnosti
             settings: c.metadata.nb2pipe,
         })
         .collect();
-    if !cells.iter().any(|c| c.kind == CellKind::Code && !c.source.trim().is_empty()) {
-        return Err(Diagnostic::new(Code::NoCode, path, "the notebook has no code cells with code in them"));
+    if !cells
+        .iter()
+        .any(|c| c.kind == CellKind::Code && !c.source.trim().is_empty())
+    {
+        return Err(Diagnostic::new(
+            Code::NoCode,
+            path,
+            "the notebook has no code cells with code in them",
+        ));
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "notebook".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "notebook".into());
     Ok(Notebook {
         path: path.to_path_buf(),
         stem,

@@ -102,9 +102,10 @@ impl<'de> Deserialize<'de> for Source {
 fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let v = serde_json::Value::deserialize(d)?;
     Ok(match v {
-        serde_json::Value::Array(items) => {
-            items.into_iter().filter_map(|i| i.as_str().map(str::to_string)).collect()
-        }
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     })
 }

@@ -6,9 +6,9 @@ fn nb(json: &str) -> Result<Notebook, Diagnostic> {
 
 #[test]
 fn reads_list_and_string_sources_and_tags() {
-    let n = nb(r#"{"nbformat":4,"nbformat_minor":5,"metadata":{"kernelspec":{"name":"python3","language":"python"},"language_info":{"name":"python","version":"3.11.4"}},
+    let n = nb(r##"{"nbformat":4,"nbformat_minor":5,"metadata":{"kernelspec":{"name":"python3","language":"python"},"language_info":{"name":"python","version":"3.11.4"}},
       "cells":[{"cell_type":"code","source":["a = 1\r\n","b = 2"],"metadata":{"tags":["task:x"]},"outputs":[{"data":{"image/png":"AAAA"}}],"execution_count":1},
-               {"cell_type":"markdown","source":"# hi","metadata":{}}]}"#)
+               {"cell_type":"markdown","source":"# hi","metadata":{}}]}"##)
     .unwrap();
     assert_eq!(n.cells.len(), 2);
     assert_eq!(n.cells[0].source, "a = 1\nb = 2");
@@ -27,7 +27,8 @@ fn malformed_json_has_line_and_column() {
 
 #[test]
 fn nbformat3_is_refused_with_help() {
-    let d = nb(r#"{"nbformat":3,"nbformat_minor":0,"worksheets":[{"cells":[]}],"metadata":{}}"#).unwrap_err();
+    let d = nb(r#"{"nbformat":3,"nbformat_minor":0,"worksheets":[{"cells":[]}],"metadata":{}}"#)
+        .unwrap_err();
     assert_eq!(d.code, Code::UnsupportedFormat);
     assert!(d.help.unwrap().contains("nbconvert"));
 }
@@ -47,8 +48,21 @@ fn no_code_is_refused() {
 
 #[test]
 fn wrong_shapes_are_diagnostics_not_panics() {
-    for bad in [r#"[]"#, r#"{"nbformat":"4"}"#, r#"{"nbformat":4,"cells":{}}"#, r#"{"nbformat":4,"cells":[{"source":"x"}]}"#, r#"{"nbformat":4,"cells":[{"cell_type":"code","source":7}]}"#, ""] {
+    for bad in [
+        r#"[]"#,
+        r#"{"nbformat":"4"}"#,
+        r#"{"nbformat":4,"cells":{}}"#,
+        r#"{"nbformat":4,"cells":[{"source":"x"}]}"#,
+        r#"{"nbformat":4,"cells":[{"cell_type":"code","source":7}]}"#,
+        "",
+    ] {
         let d = nb(bad).unwrap_err();
-        assert!(matches!(d.code, Code::MalformedNotebook | Code::InvalidJson | Code::NoCode), "{bad}: {d:?}");
+        assert!(
+            matches!(
+                d.code,
+                Code::MalformedNotebook | Code::InvalidJson | Code::NoCode
+            ),
+            "{bad}: {d:?}"
+        );
     }
 }

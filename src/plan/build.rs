@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::layer_from_json;
 use super::settings::{Duration, PipelineLayer, SecretSpec, TaskLayer, TolerationSpec};
-use super::tags::{parse_tag, parse_secret, parse_toleration, CellTag, Role};
+use super::tags::{parse_secret, parse_tag, parse_toleration, CellTag, Role};
 use super::values::*;
 use super::*;
 use crate::analysis::{self, CellFacts};
@@ -70,7 +70,11 @@ pub fn build(input: BuildInput<'_>) -> Built {
     // 1. Pipeline settings.
     let nb_layer: PipelineLayer = match &nb.settings {
         Some(v) => layer_from_json(v).unwrap_or_else(|e| {
-            diags.push(Diagnostic::new(Code::InvalidSettings, path, format!("invalid notebook metadata `nb2pipe`: {e}")));
+            diags.push(Diagnostic::new(
+                Code::InvalidSettings,
+                path,
+                format!("invalid notebook metadata `nb2pipe`: {e}"),
+            ));
             PipelineLayer::default()
         }),
         None => PipelineLayer::default(),
@@ -82,8 +86,16 @@ pub fn build(input: BuildInput<'_>) -> Built {
             None => {
                 let known: Vec<&str> = base.profile.keys().map(String::as_str).collect();
                 diags.push(
-                    Diagnostic::new(Code::UnknownProfile, path, format!("no profile named `{p}`"))
-                        .with_help(if known.is_empty() { "no profiles are defined; add `[profile.NAME]` to nb2pipe.toml".to_string() } else { format!("known profiles: {}", known.join(", ")) }),
+                    Diagnostic::new(
+                        Code::UnknownProfile,
+                        path,
+                        format!("no profile named `{p}`"),
+                    )
+                    .with_help(if known.is_empty() {
+                        "no profiles are defined; add `[profile.NAME]` to nb2pipe.toml".to_string()
+                    } else {
+                        format!("known profiles: {}", known.join(", "))
+                    }),
                 );
                 PipelineLayer::default()
             }
@@ -102,10 +114,14 @@ pub fn build(input: BuildInput<'_>) -> Built {
         let Some(f) = f else { continue };
         if let Some(e) = &f.syntax_error {
             diags.push(
-                Diagnostic::new(Code::CellSyntaxError, path, format!("the cell is not valid Python 3: {}", e.message))
-                    .at_cell(cell.index, cell.first_line())
-                    .at_line(e.line, Some(e.column))
-                    .with_help("the cell is left out of its task's code; fix it or tag it `skip`"),
+                Diagnostic::new(
+                    Code::CellSyntaxError,
+                    path,
+                    format!("the cell is not valid Python 3: {}", e.message),
+                )
+                .at_cell(cell.index, cell.first_line())
+                .at_line(e.line, Some(e.column))
+                .with_help("the cell is left out of its task's code; fix it or tag it `skip`"),
             );
         }
         for (line, name) in &f.unknown_magics {
@@ -121,7 +137,11 @@ pub fn build(input: BuildInput<'_>) -> Built {
     let mut drafts: Vec<TaskDraft> = Vec::new();
     let mut roles: BTreeMap<usize, Role> = BTreeMap::new();
     let mut current: Option<usize> = None;
-    let default_name = merged.name.clone().map(|n| sanitise_name(&n)).unwrap_or_else(|| sanitise_name(&nb.stem));
+    let default_name = merged
+        .name
+        .clone()
+        .map(|n| sanitise_name(&n))
+        .unwrap_or_else(|| sanitise_name(&nb.stem));
     for cell in &nb.cells {
         if cell.kind != CellKind::Code {
             continue;
@@ -139,7 +159,11 @@ pub fn build(input: BuildInput<'_>) -> Built {
                 Ok(CellTag::Task(n)) => {
                     if let Some(prev) = &task_tag {
                         if prev != &n {
-                            diags.push(at(Diagnostic::new(Code::DuplicateTask, path, format!("the cell starts two tasks, `{prev}` and `{n}`"))));
+                            diags.push(at(Diagnostic::new(
+                                Code::DuplicateTask,
+                                path,
+                                format!("the cell starts two tasks, `{prev}` and `{n}`"),
+                            )));
                         }
                     }
                     task_tag = Some(n);
@@ -154,7 +178,13 @@ pub fn build(input: BuildInput<'_>) -> Built {
                 }
                 Ok(CellTag::Ignored) => {}
                 Err((unknown, msg, help)) => {
-                    let code = if unknown { Code::UnknownTag } else if msg.contains("task name") { Code::InvalidName } else { Code::InvalidTagValue };
+                    let code = if unknown {
+                        Code::UnknownTag
+                    } else if msg.contains("task name") {
+                        Code::InvalidName
+                    } else {
+                        Code::InvalidTagValue
+                    };
                     let mut d = at(Diagnostic::new(code, path, msg));
                     if let Some(h) = help {
                         d = d.with_help(h);
@@ -170,14 +200,24 @@ pub fn build(input: BuildInput<'_>) -> Built {
             if let Some(v) = rest.remove("task") {
                 match v.as_str().map(|s| (s, check_task_name(s))) {
                     Some((s, Ok(()))) => task_tag = Some(s.to_string()),
-                    Some((_, Err(e))) => diags.push(at(Diagnostic::new(Code::InvalidName, path, e))),
-                    None => diags.push(at(Diagnostic::new(Code::InvalidSettings, path, "`nb2pipe.task` must be a string"))),
+                    Some((_, Err(e))) => {
+                        diags.push(at(Diagnostic::new(Code::InvalidName, path, e)))
+                    }
+                    None => diags.push(at(Diagnostic::new(
+                        Code::InvalidSettings,
+                        path,
+                        "`nb2pipe.task` must be a string",
+                    ))),
                 }
             }
             if let Some(v) = rest.remove("after") {
                 match serde_json::from_value::<Vec<String>>(v) {
                     Ok(list) => after.extend(list),
-                    Err(_) => diags.push(at(Diagnostic::new(Code::InvalidSettings, path, "`nb2pipe.after` must be a list of task names"))),
+                    Err(_) => diags.push(at(Diagnostic::new(
+                        Code::InvalidSettings,
+                        path,
+                        "`nb2pipe.after` must be a list of task names",
+                    ))),
                 }
             }
             if let Some(v) = rest.remove("skip") {
@@ -190,17 +230,28 @@ pub fn build(input: BuildInput<'_>) -> Built {
                     has_setting |= l != TaskLayer::default();
                     meta_layer = l;
                 }
-                Err(e) => diags.push(at(Diagnostic::new(Code::InvalidSettings, path, format!("invalid cell metadata `nb2pipe`: {e}")))),
+                Err(e) => diags.push(at(Diagnostic::new(
+                    Code::InvalidSettings,
+                    path,
+                    format!("invalid cell metadata `nb2pipe`: {e}"),
+                ))),
             }
         } else if cell.settings.is_some() {
-            diags.push(at(Diagnostic::new(Code::InvalidSettings, path, "cell metadata `nb2pipe` must be an object")));
+            diags.push(at(Diagnostic::new(
+                Code::InvalidSettings,
+                path,
+                "cell metadata `nb2pipe` must be an object",
+            )));
         }
         if let Some(r) = role {
             if task_tag.is_some() || !after.is_empty() || has_setting || metrics {
                 diags.push(at(Diagnostic::new(
                     Code::OrphanSetting,
                     path,
-                    format!("a `{}` cell belongs to no task, so its task tags would be lost", role_name(r)),
+                    format!(
+                        "this `{}` cell belongs to no task, so its task tags would be lost",
+                        role_name(r)
+                    ),
                 )
                 .with_help("move the task tags to a cell of the task")));
             }
@@ -209,7 +260,13 @@ pub fn build(input: BuildInput<'_>) -> Built {
             }
             continue;
         }
-        if facts[cell.index].as_ref().is_some_and(|f| f.python.trim().is_empty() && f.cell_magic.is_none()) && task_tag.is_none() && !has_setting && after.is_empty() {
+        if facts[cell.index]
+            .as_ref()
+            .is_some_and(|f| f.python.trim().is_empty() && f.cell_magic.is_none())
+            && task_tag.is_none()
+            && !has_setting
+            && after.is_empty()
+        {
             continue; // an empty cell joins nothing
         }
         let idx = match task_tag.or_else(|| current.is_none().then(|| default_name.clone())) {
@@ -235,7 +292,15 @@ pub fn build(input: BuildInput<'_>) -> Built {
 }
 
 fn new_draft(name: String, first_cell: usize) -> TaskDraft {
-    TaskDraft { name, cells: Vec::new(), after: Vec::new(), cell_layer: TaskLayer::default(), meta_layer: TaskLayer::default(), metrics: false, first_cell }
+    TaskDraft {
+        name,
+        cells: Vec::new(),
+        after: Vec::new(),
+        cell_layer: TaskLayer::default(),
+        meta_layer: TaskLayer::default(),
+        metrics: false,
+        first_cell,
+    }
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -259,7 +324,9 @@ impl Built {
     ) -> Built {
         let path = &nb.path;
         let cell_at = |i: usize| &nb.cells[i];
-        let diag_at = |code: Code, cell: usize, msg: String| Diagnostic::new(code, path, msg).at_cell(cell, cell_at(cell).first_line());
+        let diag_at = |code: Code, cell: usize, msg: String| {
+            Diagnostic::new(code, path, msg).at_cell(cell, cell_at(cell).first_line())
+        };
 
         // Parameters and prelude statements.
         let mut parameters: Vec<Parameter> = Vec::new();
@@ -268,8 +335,13 @@ impl Built {
         for (&cell, &role) in &roles {
             let Some(f) = &facts[cell] else { continue };
             if role == Role::Parameters {
-                for (idx, lit) in analysis::literal_assignments(&f.python).into_iter().enumerate() {
-                    let Some(stmt) = f.stmts.get(idx) else { continue };
+                for (idx, lit) in analysis::literal_assignments(&f.python)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let Some(stmt) = f.stmts.get(idx) else {
+                        continue;
+                    };
                     match lit {
                         Some((name, value)) => {
                             param_stmt.insert((cell, idx));
@@ -286,7 +358,12 @@ impl Built {
             }
             for (idx, stmt) in f.stmts.iter().enumerate() {
                 if !param_stmt.contains(&(cell, idx)) {
-                    prelude.push(PreludeStmt { cell, idx, binds: stmt.binds.clone(), reads: stmt.reads.clone() });
+                    prelude.push(PreludeStmt {
+                        cell,
+                        idx,
+                        binds: stmt.binds.clone(),
+                        reads: stmt.reads.clone(),
+                    });
                 }
             }
         }
@@ -305,7 +382,11 @@ impl Built {
             flow = data_flow(nb, &facts, &drafts, &roles, &param_names, &prelude, &extra);
         }
         for (cell, line, name) in &flow.undefined {
-            let mut d = diag_at(Code::UndefinedName, *cell, format!("`{name}` is read here but no earlier cell binds it"));
+            let mut d = diag_at(
+                Code::UndefinedName,
+                *cell,
+                format!("`{name}` is read here but no earlier cell binds it"),
+            );
             if let Some(l) = line {
                 d = d.at_line(*l, None);
             }
@@ -313,19 +394,41 @@ impl Built {
         }
 
         // Edges: explicit ∪ inferred.
-        let index_of: HashMap<&str, usize> = drafts.iter().enumerate().map(|(i, d)| (d.name.as_str(), i)).collect();
+        let index_of: HashMap<&str, usize> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.as_str(), i))
+            .collect();
         let mut edges: BTreeMap<(usize, usize), (BTreeSet<String>, bool)> = BTreeMap::new();
         for ((from, to), values) in &flow.passed {
-            edges.entry((*from, *to)).or_default().0.extend(values.iter().cloned());
+            edges
+                .entry((*from, *to))
+                .or_default()
+                .0
+                .extend(values.iter().cloned());
+        }
+        for &(from, to) in &flow.file_edges {
+            edges.entry((from, to)).or_default();
         }
         for (to, d) in drafts.iter().enumerate() {
             for (up, cell) in &d.after {
                 match index_of.get(up.as_str()) {
-                    Some(&from) if from == to => diags.push(diag_at(Code::DependencyCycle, *cell, format!("task `{up}` cannot run after itself"))),
+                    Some(&from) if from == to => diags.push(diag_at(
+                        Code::DependencyCycle,
+                        *cell,
+                        format!("task `{up}` cannot run after itself"),
+                    )),
                     Some(&from) => edges.entry((from, to)).or_default().1 = true,
                     None => {
                         let known: Vec<&str> = drafts.iter().map(|d| d.name.as_str()).collect();
-                        diags.push(diag_at(Code::UnknownUpstream, *cell, format!("`after:{up}` names a task that does not exist")).with_help(format!("tasks: {}", known.join(", "))));
+                        diags.push(
+                            diag_at(
+                                Code::UnknownUpstream,
+                                *cell,
+                                format!("`after:{up}` names a task that does not exist"),
+                            )
+                            .with_help(format!("tasks: {}", known.join(", "))),
+                        );
                     }
                 }
             }
@@ -343,11 +446,20 @@ impl Built {
         for ((from, to), (values, _)) in &edges {
             for v in values {
                 if let Some((cell, what)) = unserialisable_binding(&facts, &drafts[*from], v) {
-                    diags.push(diag_at(
-                        Code::UnserialisableValue,
-                        cell,
-                        format!("`{v}` is {what}; task `{}` cannot hand it to task `{}`", drafts[*from].name, drafts[*to].name),
-                    ).with_help(format!("recreate `{v}` in `{}` instead of passing it", drafts[*to].name)));
+                    diags.push(
+                        diag_at(
+                            Code::UnserialisableValue,
+                            cell,
+                            format!(
+                                "`{v}` is {what}; task `{}` cannot hand it to task `{}`",
+                                drafts[*from].name, drafts[*to].name
+                            ),
+                        )
+                        .with_help(format!(
+                            "recreate `{v}` in `{}` instead of passing it",
+                            drafts[*to].name
+                        )),
+                    );
                 }
             }
         }
@@ -356,19 +468,41 @@ impl Built {
         let mut k8s: BTreeMap<String, &str> = BTreeMap::new();
         for d in &drafts {
             if let Some(other) = k8s.insert(k8s_name(&d.name), &d.name) {
-                diags.push(diag_at(Code::DuplicateTask, d.first_cell, format!("tasks `{other}` and `{}` have the same Kubernetes name `{}`", d.name, k8s_name(&d.name))));
+                diags.push(diag_at(
+                    Code::DuplicateTask,
+                    d.first_cell,
+                    format!(
+                        "tasks `{other}` and `{}` have the same Kubernetes name `{}`",
+                        d.name,
+                        k8s_name(&d.name)
+                    ),
+                ));
             }
         }
 
         // Pipeline settings.
-        let pipeline = merged.name.clone().unwrap_or_else(|| sanitise_name(&nb.stem));
+        let pipeline = merged
+            .name
+            .clone()
+            .unwrap_or_else(|| sanitise_name(&nb.stem));
         if let Err(e) = check_task_name(&pipeline) {
-            diags.push(Diagnostic::new(Code::InvalidName, path, format!("invalid pipeline name: {e}")).with_help(format!("try `{}`", sanitise_name(&pipeline))));
+            diags.push(
+                Diagnostic::new(
+                    Code::InvalidName,
+                    path,
+                    format!("invalid pipeline name: {e}"),
+                )
+                .with_help(format!("try `{}`", sanitise_name(&pipeline))),
+            );
         }
         let python = merged
             .python
             .clone()
-            .or_else(|| nb.python_version.as_ref().map(|v| v.split('.').take(2).collect::<Vec<_>>().join(".")))
+            .or_else(|| {
+                nb.python_version
+                    .as_ref()
+                    .map(|v| v.split('.').take(2).collect::<Vec<_>>().join("."))
+            })
             .filter(|v| v.split('.').count() == 2 && v.split('.').all(|p| p.parse::<u32>().is_ok()))
             .unwrap_or_else(|| "3.11".into());
         let settings = pipeline_settings(&merged, &pipeline, &python, profile, path, &mut diags);
@@ -377,24 +511,68 @@ impl Built {
         let mut tasks: Vec<Task> = Vec::new();
         for (t, d) in drafts.iter().enumerate() {
             let layer = resolve_task_layer(&merged, &d.name, d);
-            let ts = task_settings(&layer, path, d.first_cell, cell_at(d.first_cell).first_line(), &mut diags);
-            let mut inputs: Vec<Input> = flow.inputs[t].iter().map(|(n, from)| Input { name: n.clone(), from: drafts[*from].name.clone() }).collect();
+            let ts = task_settings(
+                &layer,
+                path,
+                d.first_cell,
+                cell_at(d.first_cell).first_line(),
+                &mut diags,
+            );
+            let mut inputs: Vec<Input> = flow.inputs[t]
+                .iter()
+                .map(|(n, from)| Input {
+                    name: n.clone(),
+                    from: drafts[*from].name.clone(),
+                })
+                .collect();
             inputs.sort();
-            let outputs: Vec<String> = edges.iter().filter(|((f, _), _)| *f == t).flat_map(|(_, (v, _))| v.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+            let outputs: Vec<String> = edges
+                .iter()
+                .filter(|((f, _), _)| *f == t)
+                .flat_map(|(_, (v, _))| v.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             let code = task_chunks(d, &facts, &prelude, &preludes[t]);
             let imports = task_imports(d, &facts, &prelude, &preludes[t]);
-            let requirements = crate::deps::requirements(&imports, &code_pip_installs(d, &facts), &python);
-            let prelude_refs = preludes[t].iter().map(|&i| StmtRef { cell: prelude[i].cell, line: facts[prelude[i].cell].as_ref().map(|f| f.stmts[prelude[i].idx].line).unwrap_or(1) }).collect();
+            let requirements =
+                crate::deps::requirements(&imports, &code_pip_installs(d, &facts), &python);
+            let prelude_refs = preludes[t]
+                .iter()
+                .map(|&i| StmtRef {
+                    cell: prelude[i].cell,
+                    line: facts[prelude[i].cell]
+                        .as_ref()
+                        .map(|f| f.stmts[prelude[i].idx].line)
+                        .unwrap_or(1),
+                })
+                .collect();
             let image = match &layer.image {
-                Some(img) => Image { reference: img.clone(), prebuilt: true, content_hash: None },
+                Some(img) => Image {
+                    reference: img.clone(),
+                    prebuilt: true,
+                    content_hash: None,
+                },
                 None => {
-                    let hash = content_hash(&settings.base_image, &python, &requirements, &code, &inputs, &outputs, &flow.params[t]);
+                    let hash = content_hash(
+                        &settings.base_image,
+                        &python,
+                        &requirements,
+                        &code,
+                        &inputs,
+                        &outputs,
+                        &flow.params[t],
+                    );
                     let repo = format!("{pipeline}-{}", k8s_name(&d.name));
                     let reference = match &settings.registry {
                         Some(r) => format!("{}/{repo}:{hash}", r.trim_end_matches('/')),
                         None => format!("{repo}:{hash}"),
                     };
-                    Image { reference, prebuilt: false, content_hash: Some(hash) }
+                    Image {
+                        reference,
+                        prebuilt: false,
+                        content_hash: Some(hash),
+                    }
                 }
             };
             tasks.push(Task {
@@ -405,7 +583,12 @@ impl Built {
                 outputs,
                 parameters: flow.params[t].iter().cloned().collect(),
                 prelude: prelude_refs,
-                imports: imports.into_iter().map(|i| i.module).collect::<BTreeSet<_>>().into_iter().collect(),
+                imports: imports
+                    .into_iter()
+                    .map(|i| i.module)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
                 requirements,
                 metrics: d.metrics,
                 settings: ts,
@@ -415,14 +598,32 @@ impl Built {
         }
         let edges = edges
             .into_iter()
-            .map(|((f, t), (values, explicit))| Edge { from: drafts[f].name.clone(), to: drafts[t].name.clone(), values: values.into_iter().collect(), explicit })
+            .map(|((f, t), (values, explicit))| Edge {
+                from: drafts[f].name.clone(),
+                to: drafts[t].name.clone(),
+                values: values.into_iter().collect(),
+                explicit,
+            })
             .collect();
         parameters.sort_by_key(|p| (p.cell, p.line));
         crate::diagnostics::sort(&mut diags);
         diags.dedup();
-        let notebook = nb.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let notebook = nb
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Built {
-            plan: Plan { format: PLAN_FORMAT, pipeline, notebook, python, settings, parameters, tasks, edges },
+            plan: Plan {
+                format: PLAN_FORMAT,
+                pipeline,
+                notebook,
+                python,
+                settings,
+                parameters,
+                tasks,
+                edges,
+            },
             diagnostics: diags,
         }
     }
@@ -435,6 +636,8 @@ struct Flow {
     params: Vec<BTreeSet<String>>,
     prelude_names: Vec<BTreeSet<String>>,
     undefined: Vec<(usize, Option<usize>, String)>,
+    /// (writer, importer): a task imports a module an earlier task writes (`%%writefile`).
+    file_edges: BTreeSet<(usize, usize)>,
 }
 
 /// Walks the cells in notebook order, as a kernel would run them: a name read by task B
@@ -449,12 +652,26 @@ fn data_flow(
     extra: &[BTreeSet<String>],
 ) -> Flow {
     let n = drafts.len();
-    let mut flow = Flow { passed: BTreeMap::new(), inputs: vec![BTreeMap::new(); n], params: vec![BTreeSet::new(); n], prelude_names: vec![BTreeSet::new(); n], undefined: Vec::new() };
-    let task_of: HashMap<usize, usize> = drafts.iter().enumerate().flat_map(|(t, d)| d.cells.iter().map(move |&c| (c, t))).collect();
+    let mut flow = Flow {
+        passed: BTreeMap::new(),
+        inputs: vec![BTreeMap::new(); n],
+        params: vec![BTreeSet::new(); n],
+        prelude_names: vec![BTreeSet::new(); n],
+        undefined: Vec::new(),
+        file_edges: BTreeSet::new(),
+    };
+    let mut writers: HashMap<String, usize> = HashMap::new();
+    let task_of: HashMap<usize, usize> = drafts
+        .iter()
+        .enumerate()
+        .flat_map(|(t, d)| d.cells.iter().map(move |&c| (c, t)))
+        .collect();
     let mut binder: HashMap<String, Binder> = HashMap::new();
     let mut seen_task: Vec<bool> = vec![false; n];
     for cell in &nb.cells {
-        let Some(f) = &facts[cell.index] else { continue };
+        let Some(f) = &facts[cell.index] else {
+            continue;
+        };
         if roles.contains_key(&cell.index) {
             for s in prelude.iter().filter(|s| s.cell == cell.index) {
                 for b in &s.binds {
@@ -468,7 +685,9 @@ fn data_flow(
             }
             continue;
         }
-        let Some(&t) = task_of.get(&cell.index) else { continue };
+        let Some(&t) = task_of.get(&cell.index) else {
+            continue;
+        };
         let mut reads: Vec<&String> = f.reads.iter().collect();
         if !seen_task[t] {
             seen_task[t] = true;
@@ -488,14 +707,36 @@ fn data_flow(
                     flow.prelude_names[t].insert(name.clone());
                 }
                 None => {
-                    if !flow.undefined.iter().any(|(c, _, n)| *c == cell.index && n == name) {
-                        flow.undefined.push((cell.index, first_line_mentioning(&cell.source, name), name.clone()));
+                    if !flow
+                        .undefined
+                        .iter()
+                        .any(|(c, _, n)| *c == cell.index && n == name)
+                    {
+                        flow.undefined.push((
+                            cell.index,
+                            first_line_mentioning(&cell.source, name),
+                            name.clone(),
+                        ));
                     }
                 }
             }
         }
         for b in &f.binds {
             binder.insert(b.clone(), Binder::Task(t));
+        }
+        for imp in f.imports.iter().filter(|i| !i.module.starts_with('.')) {
+            let top = imp.module.split('.').next().unwrap_or_default();
+            if let Some(&w) = writers.get(top) {
+                if w != t {
+                    flow.file_edges.insert((w, t));
+                }
+            }
+        }
+        if let Some(analysis::CellMagic::WriteFile { path, .. }) = &f.cell_magic {
+            if let Some(stem) = path.strip_suffix(".py") {
+                let module = stem.rsplit('/').next().unwrap_or(stem);
+                writers.insert(module.to_string(), t);
+            }
         }
     }
     flow
@@ -508,7 +749,10 @@ fn first_line_mentioning(src: &str, name: &str) -> Option<usize> {
 
 /// The prelude statements a task needs (indices into `prelude`, in notebook order), and
 /// the names those statements read that the prelude itself does not bind.
-fn select_prelude(prelude: &[PreludeStmt], needed: &BTreeSet<String>) -> (Vec<usize>, BTreeSet<String>) {
+fn select_prelude(
+    prelude: &[PreludeStmt],
+    needed: &BTreeSet<String>,
+) -> (Vec<usize>, BTreeSet<String>) {
     let mut needed = needed.clone();
     let mut included = vec![false; prelude.len()];
     loop {
@@ -524,7 +768,12 @@ fn select_prelude(prelude: &[PreludeStmt], needed: &BTreeSet<String>) -> (Vec<us
             break;
         }
     }
-    let bound: BTreeSet<&String> = prelude.iter().enumerate().filter(|(i, _)| included[*i]).flat_map(|(_, s)| s.binds.iter()).collect();
+    let bound: BTreeSet<&String> = prelude
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| included[*i])
+        .flat_map(|(_, s)| s.binds.iter())
+        .collect();
     // Statements that bind nothing (`warnings.filterwarnings(...)`, `np.random.seed(0)`)
     // run when everything they read is there.
     for (i, s) in prelude.iter().enumerate() {
@@ -541,7 +790,10 @@ fn select_prelude(prelude: &[PreludeStmt], needed: &BTreeSet<String>) -> (Vec<us
         .filter(|r| !all_bound.contains(r))
         .cloned()
         .collect();
-    ((0..prelude.len()).filter(|&i| included[i]).collect(), outside)
+    (
+        (0..prelude.len()).filter(|&i| included[i]).collect(),
+        outside,
+    )
 }
 
 fn find_cycle(n: usize, edges: impl Iterator<Item = (usize, usize)>) -> Option<Vec<usize>> {
@@ -552,7 +804,12 @@ fn find_cycle(n: usize, edges: impl Iterator<Item = (usize, usize)>) -> Option<V
     // 0 = unvisited, 1 = on stack, 2 = done
     let mut state = vec![0u8; n];
     let mut stack: Vec<usize> = Vec::new();
-    fn dfs(v: usize, adj: &[Vec<usize>], state: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn dfs(
+        v: usize,
+        adj: &[Vec<usize>],
+        state: &mut [u8],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         state[v] = 1;
         stack.push(v);
         for &w in &adj[v] {
@@ -570,17 +827,33 @@ fn find_cycle(n: usize, edges: impl Iterator<Item = (usize, usize)>) -> Option<V
         state[v] = 2;
         None
     }
-    (0..n).find_map(|v| if state[v] == 0 { dfs(v, &adj, &mut state, &mut stack) } else { None })
+    (0..n).find_map(|v| {
+        if state[v] == 0 {
+            dfs(v, &adj, &mut state, &mut stack)
+        } else {
+            None
+        }
+    })
 }
 
-fn unserialisable_binding(facts: &[Option<CellFacts>], d: &TaskDraft, name: &str) -> Option<(usize, &'static str)> {
+fn unserialisable_binding(
+    facts: &[Option<CellFacts>],
+    d: &TaskDraft,
+    name: &str,
+) -> Option<(usize, &'static str)> {
     // The latest binding in the producing task decides.
     d.cells.iter().rev().find_map(|&c| {
         let f = facts[c].as_ref()?;
         if !f.binds.contains(name) {
             return None;
         }
-        Some(f.unserialisable.iter().rev().find(|(n, _)| n == name).map(|(_, w)| (c, *w)))
+        Some(
+            f.unserialisable
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, w)| (c, *w)),
+        )
     })?
 }
 
@@ -592,7 +865,14 @@ fn resolve_task_layer(merged: &PipelineLayer, name: &str, d: &TaskDraft) -> Task
     cell.over(&named.over(&merged.defaults))
 }
 
-fn pipeline_settings(m: &PipelineLayer, pipeline: &str, python: &str, profile: Option<String>, path: &std::path::Path, diags: &mut Vec<Diagnostic>) -> PipelineSettings {
+fn pipeline_settings(
+    m: &PipelineLayer,
+    pipeline: &str,
+    python: &str,
+    profile: Option<String>,
+    path: &std::path::Path,
+    diags: &mut Vec<Diagnostic>,
+) -> PipelineSettings {
     let mut bad = |msg: String| diags.push(Diagnostic::new(Code::InvalidSettings, path, msg));
     let namespace = m.namespace.clone().unwrap_or_else(|| "default".into());
     if let Err(e) = check_dns_label(&namespace, "namespace") {
@@ -603,7 +883,10 @@ fn pipeline_settings(m: &PipelineLayer, pipeline: &str, python: &str, profile: O
             bad(e);
         }
     }
-    let base_image = m.base_image.clone().unwrap_or_else(|| format!("python:{python}-slim"));
+    let base_image = m
+        .base_image
+        .clone()
+        .unwrap_or_else(|| format!("python:{python}-slim"));
     if let Err(e) = check_image(&base_image) {
         bad(format!("base_image: {e}"));
     }
@@ -613,7 +896,10 @@ fn pipeline_settings(m: &PipelineLayer, pipeline: &str, python: &str, profile: O
         }
     }
     let start_date = m.start_date.clone().unwrap_or_else(|| "2024-01-01".into());
-    if !regex::Regex::new(r"^\d{4}-\d{2}-\d{2}$").unwrap().is_match(&start_date) {
+    if !regex::Regex::new(r"^\d{4}-\d{2}-\d{2}$")
+        .unwrap()
+        .is_match(&start_date)
+    {
         bad(format!("start_date `{start_date}` is not YYYY-MM-DD"));
     }
     if let Some(sa) = &m.service_account {
@@ -642,7 +928,12 @@ fn pipeline_settings(m: &PipelineLayer, pipeline: &str, python: &str, profile: O
                     bad(e);
                 }
             }
-            DataStore::S3 { url: u.to_string(), endpoint: d.endpoint.clone(), secret: d.secret.clone(), region: d.region.clone() }
+            DataStore::S3 {
+                url: u.to_string(),
+                endpoint: d.endpoint.clone(),
+                secret: d.secret.clone(),
+                region: d.region.clone(),
+            }
         }
         other => {
             let claim = match other {
@@ -662,11 +953,21 @@ fn pipeline_settings(m: &PipelineLayer, pipeline: &str, python: &str, profile: O
             if let Err(e) = check_quantity(&size) {
                 bad(format!("data.size: {e}"));
             }
-            let mount_path = d.mount_path.clone().unwrap_or_else(|| "/nb2pipe/data".into());
+            let mount_path = d
+                .mount_path
+                .clone()
+                .unwrap_or_else(|| "/nb2pipe/data".into());
             if !mount_path.starts_with('/') || mount_path.contains(['\n', '\r', ':']) {
-                bad(format!("data.mount_path `{mount_path}` must be an absolute path"));
+                bad(format!(
+                    "data.mount_path `{mount_path}` must be an absolute path"
+                ));
             }
-            DataStore::Volume { claim, size, storage_class: d.storage_class.clone(), mount_path }
+            DataStore::Volume {
+                claim,
+                size,
+                storage_class: d.storage_class.clone(),
+                mount_path,
+            }
         }
     };
     PipelineSettings {
@@ -677,7 +978,10 @@ fn pipeline_settings(m: &PipelineLayer, pipeline: &str, python: &str, profile: O
         start_date,
         max_active_runs: m.max_active_runs,
         namespace,
-        registry: m.registry.clone().map(|r| r.trim_end_matches('/').to_string()),
+        registry: m
+            .registry
+            .clone()
+            .map(|r| r.trim_end_matches('/').to_string()),
         base_image,
         service_account: m.service_account.clone(),
         image_pull_secrets: m.image_pull_secrets.clone(),
@@ -688,7 +992,17 @@ fn pipeline_settings(m: &PipelineLayer, pipeline: &str, python: &str, profile: O
 
 /// Cron (5 fields) or a preset.
 pub fn check_schedule(s: &str) -> Result<(), String> {
-    const PRESETS: &[&str] = &["@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually", "@midnight"];
+    const PRESETS: &[&str] = &[
+        "@once",
+        "@hourly",
+        "@daily",
+        "@weekly",
+        "@monthly",
+        "@quarterly",
+        "@yearly",
+        "@annually",
+        "@midnight",
+    ];
     if PRESETS.contains(&s) {
         return Ok(());
     }
@@ -697,14 +1011,28 @@ pub fn check_schedule(s: &str) -> Result<(), String> {
     if fields.len() == 5 && fields.iter().all(|f| field.is_match(f)) && !s.contains(['\n', '\r']) {
         Ok(())
     } else {
-        Err(format!("schedule `{s}` is not a cron expression (5 fields) or a preset like @daily"))
+        Err(format!(
+            "schedule `{s}` is not a cron expression (5 fields) or a preset like @daily"
+        ))
     }
 }
 
-fn task_settings(l: &TaskLayer, path: &std::path::Path, cell: usize, first_line: &str, diags: &mut Vec<Diagnostic>) -> TaskSettings {
-    let mut bad = |msg: String| diags.push(Diagnostic::new(Code::InvalidSettings, path, msg).at_cell(cell, first_line));
+fn task_settings(
+    l: &TaskLayer,
+    path: &std::path::Path,
+    cell: usize,
+    first_line: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> TaskSettings {
+    let mut bad = |msg: String| {
+        diags.push(Diagnostic::new(Code::InvalidSettings, path, msg).at_cell(cell, first_line))
+    };
     let mut requests = BTreeMap::new();
-    for (key, v) in [("cpu", &l.cpu), ("memory", &l.memory), ("ephemeral-storage", &l.ephemeral_storage)] {
+    for (key, v) in [
+        ("cpu", &l.cpu),
+        ("memory", &l.memory),
+        ("ephemeral-storage", &l.ephemeral_storage),
+    ] {
         if let Some(v) = v {
             match check_quantity(v) {
                 Ok(()) => {
@@ -724,7 +1052,11 @@ fn task_settings(l: &TaskLayer, path: &std::path::Path, cell: usize, first_line:
     }
     let mut limits = requests.clone();
     for (k, v) in &l.limits {
-        let k = if k == "gpu" { "nvidia.com/gpu" } else { k.as_str() };
+        let k = if k == "gpu" {
+            "nvidia.com/gpu"
+        } else {
+            k.as_str()
+        };
         match check_label_key(k).and_then(|()| check_quantity(v)) {
             Ok(()) => {
                 limits.insert(k.to_string(), v.clone());
@@ -739,7 +1071,10 @@ fn task_settings(l: &TaskLayer, path: &std::path::Path, cell: usize, first_line:
             SecretSpec::Full(r) => check_dns_subdomain(&r.name, "Secret name")
                 .and_then(|()| r.env.as_deref().map(check_env_name).unwrap_or(Ok(())))
                 .and_then(|()| match (&r.key, &r.env) {
-                    (Some(_), None) | (None, Some(_)) => Err(format!("secret `{}`: give both `key` and `env`, or neither", r.name)),
+                    (Some(_), None) | (None, Some(_)) => Err(format!(
+                        "secret `{}`: give both `key` and `env`, or neither",
+                        r.name
+                    )),
                     _ => Ok(()),
                 })
                 .map(|()| r.clone()),
@@ -760,7 +1095,9 @@ fn task_settings(l: &TaskLayer, path: &std::path::Path, cell: usize, first_line:
             bad(e);
         }
         if k.starts_with("NB2PIPE_") {
-            bad(format!("env `{k}`: names starting with NB2PIPE_ are reserved for nb2pipe"));
+            bad(format!(
+                "env `{k}`: names starting with NB2PIPE_ are reserved for nb2pipe"
+            ));
         }
     }
     let mut tolerations = Vec::new();
@@ -802,14 +1139,24 @@ fn task_settings(l: &TaskLayer, path: &std::path::Path, cell: usize, first_line:
         match d {
             None => None,
             Some(Duration::Seconds(s)) => Some(*s),
-            Some(Duration::Text(t)) => parse_duration(t).map_err(|e| bad(format!("{what}: {e}"))).ok(),
+            Some(Duration::Text(t)) => parse_duration(t)
+                .map_err(|e| bad(format!("{what}: {e}")))
+                .ok(),
         }
     };
     let retry_delay_seconds = secs(&l.retry_delay, "retry_delay", &mut bad).unwrap_or(300);
     let timeout_seconds = secs(&l.timeout, "timeout", &mut bad);
-    let image_pull_policy = l.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
-    if !matches!(image_pull_policy.as_str(), "Always" | "IfNotPresent" | "Never") {
-        bad(format!("image_pull_policy `{image_pull_policy}` is not Always, IfNotPresent or Never"));
+    let image_pull_policy = l
+        .image_pull_policy
+        .clone()
+        .unwrap_or_else(|| "IfNotPresent".into());
+    if !matches!(
+        image_pull_policy.as_str(),
+        "Always" | "IfNotPresent" | "Never"
+    ) {
+        bad(format!(
+            "image_pull_policy `{image_pull_policy}` is not Always, IfNotPresent or Never"
+        ));
     }
     TaskSettings {
         resources: Resources { requests, limits },
@@ -830,7 +1177,12 @@ fn task_settings(l: &TaskLayer, path: &std::path::Path, cell: usize, first_line:
     }
 }
 
-fn task_chunks(d: &TaskDraft, facts: &[Option<CellFacts>], prelude: &[PreludeStmt], included: &[usize]) -> Vec<Chunk> {
+fn task_chunks(
+    d: &TaskDraft,
+    facts: &[Option<CellFacts>],
+    prelude: &[PreludeStmt],
+    included: &[usize],
+) -> Vec<Chunk> {
     let mut out = Vec::new();
     for &i in included {
         let s = &prelude[i];
@@ -844,7 +1196,11 @@ fn task_chunks(d: &TaskDraft, facts: &[Option<CellFacts>], prelude: &[PreludeStm
                 .escapes
                 .iter()
                 .filter(|e| e.start >= st.start && e.end <= st.end)
-                .map(|e| crate::analysis::Escape { start: e.start - st.start, end: e.end - st.start, ..e.clone() })
+                .map(|e| crate::analysis::Escape {
+                    start: e.start - st.start,
+                    end: e.end - st.start,
+                    ..e.clone()
+                })
                 .collect(),
             magic: None,
             raw_body: String::new(),
@@ -869,14 +1225,24 @@ fn task_chunks(d: &TaskDraft, facts: &[Option<CellFacts>], prelude: &[PreludeStm
     out
 }
 
-fn task_imports(d: &TaskDraft, facts: &[Option<CellFacts>], prelude: &[PreludeStmt], included: &[usize]) -> Vec<analysis::Import> {
+fn task_imports(
+    d: &TaskDraft,
+    facts: &[Option<CellFacts>],
+    prelude: &[PreludeStmt],
+    included: &[usize],
+) -> Vec<analysis::Import> {
     let mut out = Vec::new();
     for &i in included {
         let s = &prelude[i];
         let Some(f) = &facts[s.cell] else { continue };
         let st = &f.stmts[s.idx];
         let end_line = st.line + f.python[st.start..st.end].matches('\n').count();
-        out.extend(f.imports.iter().filter(|imp| imp.line >= st.line && imp.line <= end_line).cloned());
+        out.extend(
+            f.imports
+                .iter()
+                .filter(|imp| imp.line >= st.line && imp.line <= end_line)
+                .cloned(),
+        );
     }
     for &c in &d.cells {
         if let Some(f) = &facts[c] {
@@ -887,10 +1253,22 @@ fn task_imports(d: &TaskDraft, facts: &[Option<CellFacts>], prelude: &[PreludeSt
 }
 
 fn code_pip_installs(d: &TaskDraft, facts: &[Option<CellFacts>]) -> Vec<String> {
-    d.cells.iter().filter_map(|&c| facts[c].as_ref()).flat_map(|f| f.pip_installs.iter().map(|(_, a)| a.clone())).collect()
+    d.cells
+        .iter()
+        .filter_map(|&c| facts[c].as_ref())
+        .flat_map(|f| f.pip_installs.iter().map(|(_, a)| a.clone()))
+        .collect()
 }
 
-fn content_hash(base: &str, python: &str, reqs: &[Requirement], code: &[Chunk], inputs: &[Input], outputs: &[String], params: &BTreeSet<String>) -> String {
+fn content_hash(
+    base: &str,
+    python: &str,
+    reqs: &[Requirement],
+    code: &[Chunk],
+    inputs: &[Input],
+    outputs: &[String],
+    params: &BTreeSet<String>,
+) -> String {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION"));
     h.update([0]);

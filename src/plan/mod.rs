@@ -218,7 +218,12 @@ impl Plan {
 
     /// Upstream task names of `name`, in plan order.
     pub fn upstream(&self, name: &str) -> Vec<&str> {
-        let mut up: Vec<&str> = self.edges.iter().filter(|e| e.to == name).map(|e| e.from.as_str()).collect();
+        let mut up: Vec<&str> = self
+            .edges
+            .iter()
+            .filter(|e| e.to == name)
+            .map(|e| e.from.as_str())
+            .collect();
         up.sort_by_key(|n| self.tasks.iter().position(|t| t.name == *n));
         up.dedup();
         up

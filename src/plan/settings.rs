@@ -109,7 +109,10 @@ fn union<T: PartialEq + Clone>(low: &[T], high: &[T]) -> Vec<T> {
     out
 }
 
-fn merge_map(low: &BTreeMap<String, String>, high: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn merge_map(
+    low: &BTreeMap<String, String>,
+    high: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut out = low.clone();
     out.extend(high.iter().map(|(k, v)| (k.clone(), v.clone())));
     out
@@ -122,7 +125,10 @@ impl TaskLayer {
             cpu: self.cpu.clone().or_else(|| low.cpu.clone()),
             memory: self.memory.clone().or_else(|| low.memory.clone()),
             gpu: self.gpu.clone().or_else(|| low.gpu.clone()),
-            ephemeral_storage: self.ephemeral_storage.clone().or_else(|| low.ephemeral_storage.clone()),
+            ephemeral_storage: self
+                .ephemeral_storage
+                .clone()
+                .or_else(|| low.ephemeral_storage.clone()),
             limits: merge_map(&low.limits, &self.limits),
             secrets: union(&low.secrets, &self.secrets),
             config_maps: union(&low.config_maps, &self.config_maps),
@@ -138,7 +144,10 @@ impl TaskLayer {
             labels: merge_map(&low.labels, &self.labels),
             annotations: merge_map(&low.annotations, &self.annotations),
             cache: self.cache.or(low.cache),
-            image_pull_policy: self.image_pull_policy.clone().or_else(|| low.image_pull_policy.clone()),
+            image_pull_policy: self
+                .image_pull_policy
+                .clone()
+                .or_else(|| low.image_pull_policy.clone()),
         }
     }
 }
@@ -166,7 +175,10 @@ impl DataLayer {
         DataLayer {
             url: self.url.clone().or_else(|| low.url.clone()),
             size: self.size.clone().or_else(|| low.size.clone()),
-            storage_class: self.storage_class.clone().or_else(|| low.storage_class.clone()),
+            storage_class: self
+                .storage_class
+                .clone()
+                .or_else(|| low.storage_class.clone()),
             mount_path: self.mount_path.clone().or_else(|| low.mount_path.clone()),
             endpoint: self.endpoint.clone().or_else(|| low.endpoint.clone()),
             secret: self.secret.clone().or_else(|| low.secret.clone()),
@@ -242,7 +254,10 @@ impl PipelineLayer {
             registry: self.registry.clone().or_else(|| low.registry.clone()),
             base_image: self.base_image.clone().or_else(|| low.base_image.clone()),
             python: self.python.clone().or_else(|| low.python.clone()),
-            service_account: self.service_account.clone().or_else(|| low.service_account.clone()),
+            service_account: self
+                .service_account
+                .clone()
+                .or_else(|| low.service_account.clone()),
             image_pull_secrets: union(&low.image_pull_secrets, &self.image_pull_secrets),
             tags: union(&low.tags, &self.tags),
             data: self.data.over(&low.data),

@@ -32,10 +32,27 @@ pub enum CellTag {
 /// Tags of other notebook tools (Jupyter Book, nbval, nbconvert, papermill) that carry
 /// no meaning for a pipeline; they are ignored rather than reported.
 const FOREIGN_TAGS: &[&str] = &[
-    "hide-input", "hide-output", "hide-cell", "remove-input", "remove-output", "remove-cell",
-    "remove_cell", "remove_input", "remove_output", "raises-exception", "nbval-skip",
-    "nbval-ignore-output", "nbval-raises-exception", "thebe-init", "full-width", "margin",
-    "popout", "output_scroll", "scroll-output", "skip-execution", "injected-parameters-doc",
+    "hide-input",
+    "hide-output",
+    "hide-cell",
+    "remove-input",
+    "remove-output",
+    "remove-cell",
+    "remove_cell",
+    "remove_input",
+    "remove_output",
+    "raises-exception",
+    "nbval-skip",
+    "nbval-ignore-output",
+    "nbval-raises-exception",
+    "thebe-init",
+    "full-width",
+    "margin",
+    "popout",
+    "output_scroll",
+    "scroll-output",
+    "skip-execution",
+    "injected-parameters-doc",
 ];
 
 /// Parses one tag. `Err` is the message for an invalid tag (unknown or bad value), with an
@@ -48,7 +65,9 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
         return Ok(CellTag::Ignored);
     }
     match t {
-        "parameters" | "pipeline-parameters" | "injected-parameters" => return Ok(CellTag::Role(Role::Parameters)),
+        "parameters" | "pipeline-parameters" | "injected-parameters" => {
+            return Ok(CellTag::Role(Role::Parameters))
+        }
         "imports" => return Ok(CellTag::Role(Role::Imports)),
         "functions" => return Ok(CellTag::Role(Role::Functions)),
         "skip" => return Ok(CellTag::Role(Role::Skip)),
@@ -64,11 +83,19 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
         "task" | "step" | "block" => {
             return match check_task_name(value) {
                 Ok(()) => Ok(CellTag::Task(value.to_string())),
-                Err(e) => Err((false, format!("invalid tag `{t}`: {e}"), Some(format!("try `{key}:{}`", sanitise_name(value))))),
+                Err(e) => Err((
+                    false,
+                    format!("invalid tag `{t}`: {e}"),
+                    Some(format!("try `{key}:{}`", sanitise_name(value))),
+                )),
             };
         }
         "after" | "prev" => {
-            let names: Vec<String> = value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            let names: Vec<String> = value
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
             if names.is_empty() {
                 return invalid("name at least one task".into());
             }
@@ -81,19 +108,26 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
         }
         "cpu" => check_quantity(value).map(|()| layer.cpu = Some(value.into())),
         "memory" | "mem" => check_quantity(value).map(|()| layer.memory = Some(value.into())),
-        "ephemeral-storage" => check_quantity(value).map(|()| layer.ephemeral_storage = Some(value.into())),
+        "ephemeral-storage" => {
+            check_quantity(value).map(|()| layer.ephemeral_storage = Some(value.into()))
+        }
         "gpu" => check_count(value).map(|_| layer.gpu = Some(value.into())),
         "limit" => match value.rsplit_once(':') {
             Some((res, q)) if !res.is_empty() => {
                 let res = if res == "gpu" { "nvidia.com/gpu" } else { res };
-                check_label_key(res).and_then(|()| check_quantity(q)).map(|()| {
-                    layer.limits.insert(res.to_string(), q.to_string());
-                })
+                check_label_key(res)
+                    .and_then(|()| check_quantity(q))
+                    .map(|()| {
+                        layer.limits.insert(res.to_string(), q.to_string());
+                    })
             }
             _ => Err("write `limit:RESOURCE:QUANTITY`, e.g. `limit:memory:8Gi`".into()),
         },
-        "secret" => parse_secret(value).map(|s| layer.secrets.push(super::settings::SecretSpec::Full(s))),
-        "config" | "configmap" => check_dns_subdomain(value, "ConfigMap name").map(|()| layer.config_maps.push(value.into())),
+        "secret" => {
+            parse_secret(value).map(|s| layer.secrets.push(super::settings::SecretSpec::Full(s)))
+        }
+        "config" | "configmap" => check_dns_subdomain(value, "ConfigMap name")
+            .map(|()| layer.config_maps.push(value.into())),
         "env" => match value.split_once('=') {
             Some((k, v)) => check_env_name(k).map(|()| {
                 layer.env.insert(k.into(), v.into());
@@ -102,23 +136,41 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
         },
         "image" => check_image(value).map(|()| layer.image = Some(value.into())),
         "retries" => check_count(value).map(|n| layer.retries = Some(n)),
-        "retry-delay" | "retry_delay" => parse_duration(value).map(|s| layer.retry_delay = Some(super::settings::Duration::Seconds(s))),
-        "timeout" => parse_duration(value).map(|s| layer.timeout = Some(super::settings::Duration::Seconds(s))),
+        "retry-delay" | "retry_delay" => parse_duration(value)
+            .map(|s| layer.retry_delay = Some(super::settings::Duration::Seconds(s))),
+        "timeout" => parse_duration(value)
+            .map(|s| layer.timeout = Some(super::settings::Duration::Seconds(s))),
         "pool" => check_pool(value).map(|()| layer.pool = Some(value.into())),
         "node" | "node-selector" => match value.split_once('=') {
-            Some((k, v)) => check_label_key(k).and_then(|()| check_label_value(v)).map(|()| {
-                layer.node_selector.insert(k.into(), v.into());
-            }),
+            Some((k, v)) => check_label_key(k)
+                .and_then(|()| check_label_value(v))
+                .map(|()| {
+                    layer.node_selector.insert(k.into(), v.into());
+                }),
             None => Err("write `node:KEY=VALUE`".into()),
         },
-        "toleration" => parse_toleration(value).map(|tol| layer.tolerations.push(super::settings::TolerationSpec::Full(tol))),
+        "toleration" => parse_toleration(value).map(|tol| {
+            layer
+                .tolerations
+                .push(super::settings::TolerationSpec::Full(tol))
+        }),
         "label" | "annotation" => {
             let kv = value.split_once('=').or_else(|| value.split_once(':'));
             match kv {
                 Some((k, v)) => check_label_key(k)
-                    .and_then(|()| if key == "label" { check_label_value(v) } else { Ok(()) })
+                    .and_then(|()| {
+                        if key == "label" {
+                            check_label_value(v)
+                        } else {
+                            Ok(())
+                        }
+                    })
                     .map(|()| {
-                        let map = if key == "label" { &mut layer.labels } else { &mut layer.annotations };
+                        let map = if key == "label" {
+                            &mut layer.labels
+                        } else {
+                            &mut layer.annotations
+                        };
                         map.insert(k.into(), v.into());
                     }),
                 None => Err(format!("write `{key}:KEY=VALUE`")),
@@ -148,33 +200,58 @@ pub fn parse_secret(value: &str) -> Result<SecretRef, String> {
         if !path.starts_with('/') || path.contains(['\n', '\r', '\0']) {
             return Err(format!("`{path}` is not an absolute mount path"));
         }
-        return Ok(SecretRef { name: name.into(), key: None, env: None, mount_path: Some(path.into()) });
+        return Ok(SecretRef {
+            name: name.into(),
+            key: None,
+            env: None,
+            mount_path: Some(path.into()),
+        });
     }
     let parts: Vec<&str> = value.split(':').collect();
     match parts.as_slice() {
         [name] => {
             check_dns_subdomain(name, "Secret name")?;
-            Ok(SecretRef { name: (*name).into(), key: None, env: None, mount_path: None })
+            Ok(SecretRef {
+                name: (*name).into(),
+                key: None,
+                env: None,
+                mount_path: None,
+            })
         }
         [name, key] | [name, key, ""] => {
             check_dns_subdomain(name, "Secret name")?;
             check_secret_key(key)?;
             let env = key.to_ascii_uppercase().replace(['-', '.'], "_");
             check_env_name(&env)?;
-            Ok(SecretRef { name: (*name).into(), key: Some((*key).into()), env: Some(env), mount_path: None })
+            Ok(SecretRef {
+                name: (*name).into(),
+                key: Some((*key).into()),
+                env: Some(env),
+                mount_path: None,
+            })
         }
         [name, key, env] => {
             check_dns_subdomain(name, "Secret name")?;
             check_secret_key(key)?;
             check_env_name(env)?;
-            Ok(SecretRef { name: (*name).into(), key: Some((*key).into()), env: Some((*env).into()), mount_path: None })
+            Ok(SecretRef {
+                name: (*name).into(),
+                key: Some((*key).into()),
+                env: Some((*env).into()),
+                mount_path: None,
+            })
         }
         _ => Err("write `secret:NAME` or `secret:NAME:KEY:ENV`".into()),
     }
 }
 
 fn check_secret_key(key: &str) -> Result<(), String> {
-    if !key.is_empty() && key.len() <= 253 && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if !key.is_empty()
+        && key.len() <= 253
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         Ok(())
     } else {
         Err(format!("`{key}` is not a valid Secret key"))
@@ -189,7 +266,9 @@ pub fn parse_toleration(value: &str) -> Result<Toleration, String> {
     };
     if let Some(e) = effect {
         if !matches!(e, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-            return Err(format!("`{e}` is not a taint effect (NoSchedule, PreferNoSchedule, NoExecute)"));
+            return Err(format!(
+                "`{e}` is not a taint effect (NoSchedule, PreferNoSchedule, NoExecute)"
+            ));
         }
     }
     let (key, val, op) = match kv.split_once('=') {
@@ -210,9 +289,35 @@ pub fn parse_toleration(value: &str) -> Result<Toleration, String> {
 }
 
 const KNOWN_KEYS: &[&str] = &[
-    "task", "step", "block", "after", "prev", "cpu", "memory", "gpu", "ephemeral-storage", "limit", "secret",
-    "config", "env", "image", "retries", "retry-delay", "timeout", "pool", "node", "toleration", "label",
-    "annotation", "cache", "parameters", "imports", "functions", "metrics", "skip", "image-pull-policy",
+    "task",
+    "step",
+    "block",
+    "after",
+    "prev",
+    "cpu",
+    "memory",
+    "gpu",
+    "ephemeral-storage",
+    "limit",
+    "secret",
+    "config",
+    "env",
+    "image",
+    "retries",
+    "retry-delay",
+    "timeout",
+    "pool",
+    "node",
+    "toleration",
+    "label",
+    "annotation",
+    "cache",
+    "parameters",
+    "imports",
+    "functions",
+    "metrics",
+    "skip",
+    "image-pull-policy",
 ];
 
 /// The closest known tag key, if one is close (edit distance ≤ 2).
@@ -232,7 +337,11 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -253,18 +362,31 @@ mod tests {
         assert_eq!(ok("step:train"), CellTag::Task("train".into()));
         assert_eq!(ok("block:"), CellTag::Continue);
         assert_eq!(ok("prev:load"), CellTag::After(vec!["load".into()]));
-        assert_eq!(ok("after:a,b"), CellTag::After(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            ok("after:a,b"),
+            CellTag::After(vec!["a".into(), "b".into()])
+        );
         assert_eq!(ok("pipeline-parameters"), CellTag::Role(Role::Parameters));
         assert_eq!(ok("hide-input"), CellTag::Ignored);
-        let CellTag::Setting(l) = ok("limit:nvidia.com/gpu:2") else { panic!() };
+        let CellTag::Setting(l) = ok("limit:nvidia.com/gpu:2") else {
+            panic!()
+        };
         assert_eq!(l.limits["nvidia.com/gpu"], "2");
-        let CellTag::Setting(l) = ok("secret:db:password:DB_PASSWORD") else { panic!() };
+        let CellTag::Setting(l) = ok("secret:db:password:DB_PASSWORD") else {
+            panic!()
+        };
         assert_eq!(l.secrets.len(), 1);
-        let CellTag::Setting(l) = ok("env:GREETING=a=b:c") else { panic!() };
+        let CellTag::Setting(l) = ok("env:GREETING=a=b:c") else {
+            panic!()
+        };
         assert_eq!(l.env["GREETING"], "a=b:c");
-        let CellTag::Setting(l) = ok("toleration:gpu=true:NoSchedule") else { panic!() };
+        let CellTag::Setting(l) = ok("toleration:gpu=true:NoSchedule") else {
+            panic!()
+        };
         assert_eq!(l.tolerations.len(), 1);
-        let CellTag::Setting(l) = ok("label:team:ml") else { panic!() };
+        let CellTag::Setting(l) = ok("label:team:ml") else {
+            panic!()
+        };
         assert_eq!(l.labels["team"], "ml");
     }
 
@@ -275,10 +397,17 @@ mod tests {
         assert_eq!(help.as_deref(), Some("did you mean `cpu:2`?"));
         let (unknown, msg, _) = parse_tag("memory:4GB", &[]).unwrap_err();
         assert!(!unknown && msg.contains("4Gi"), "{msg}");
-        assert!(parse_tag("task:Train Model", &[]).unwrap_err().2.unwrap().contains("train-model"));
+        assert!(parse_tag("task:Train Model", &[])
+            .unwrap_err()
+            .2
+            .unwrap()
+            .contains("train-model"));
         assert!(parse_tag("toleration:gpu=true:Sometimes", &[]).is_err());
         assert!(parse_tag("secret:Bad_Name", &[]).is_err());
         assert!(parse_tag("retries:three", &[]).is_err());
-        assert_eq!(parse_tag("mytool", &["mytool".to_string()]).unwrap(), CellTag::Ignored);
+        assert_eq!(
+            parse_tag("mytool", &["mytool".to_string()]).unwrap(),
+            CellTag::Ignored
+        );
     }
 }

@@ -5,17 +5,26 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$").unwrap()
+    Regex::new(
+        r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",
+    )
+    .unwrap()
 });
-static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$").unwrap());
-static DNS_SUBDOMAIN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap());
-static TASK_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$").unwrap());
-static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
-static LABEL_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$").unwrap());
+static DNS_LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$").unwrap());
+static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap()
+});
+static TASK_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$").unwrap());
+static ENV_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
+static LABEL_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$").unwrap());
 static LABEL_VALUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$").unwrap());
-static DURATION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$").unwrap());
+static DURATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$").unwrap());
 static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$").unwrap()
 });
@@ -27,18 +36,25 @@ pub fn check_quantity(v: &str) -> Result<(), String> {
         return Ok(());
     }
     let upper = v.to_ascii_uppercase();
-    let hint = if upper.ends_with("GB") || upper.ends_with("MB") || upper.ends_with("KB") || upper.ends_with("TB") {
+    let hint = if upper.ends_with("GB")
+        || upper.ends_with("MB")
+        || upper.ends_with("KB")
+        || upper.ends_with("TB")
+    {
         let n = &v[..v.len() - 2];
         let unit = &upper[upper.len() - 2..upper.len() - 1];
         format!("; Kubernetes writes `{n}{unit}i` (binary) or `{n}{unit}` (decimal)")
     } else {
         String::new()
     };
-    Err(format!("`{v}` is not a Kubernetes quantity (like `500m`, `2`, `4Gi`){hint}"))
+    Err(format!(
+        "`{v}` is not a Kubernetes quantity (like `500m`, `2`, `4Gi`){hint}"
+    ))
 }
 
 pub fn check_count(v: &str) -> Result<u32, String> {
-    v.parse::<u32>().map_err(|_| format!("`{v}` is not a whole number"))
+    v.parse::<u32>()
+        .map_err(|_| format!("`{v}` is not a whole number"))
 }
 
 /// Task names: lowercase letters, digits, `-`, `_`; a letter first; 63 characters at most.
@@ -56,7 +72,15 @@ pub fn check_task_name(v: &str) -> Result<(), String> {
 pub fn sanitise_name(v: &str) -> String {
     let mut out: String = v
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else if c == '_' { '_' } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else if c == '_' {
+                '_'
+            } else {
+                '-'
+            }
+        })
         .collect();
     while out.contains("--") {
         out = out.replace("--", "-");
@@ -82,7 +106,9 @@ pub fn check_dns_label(v: &str, what: &str) -> Result<(), String> {
     if DNS_LABEL.is_match(v) {
         Ok(())
     } else {
-        Err(format!("`{v}` is not a valid {what}: lowercase letters, digits and `-`, at most 63 characters"))
+        Err(format!(
+            "`{v}` is not a valid {what}: lowercase letters, digits and `-`, at most 63 characters"
+        ))
     }
 }
 
@@ -90,7 +116,9 @@ pub fn check_dns_subdomain(v: &str, what: &str) -> Result<(), String> {
     if v.len() <= 253 && DNS_SUBDOMAIN.is_match(v) {
         Ok(())
     } else {
-        Err(format!("`{v}` is not a valid {what}: lowercase letters, digits, `-` and `.`"))
+        Err(format!(
+            "`{v}` is not a valid {what}: lowercase letters, digits, `-` and `.`"
+        ))
     }
 }
 
@@ -122,7 +150,9 @@ pub fn check_label_value(v: &str) -> Result<(), String> {
     if LABEL_VALUE.is_match(v) {
         Ok(())
     } else {
-        Err(format!("`{v}` is not a valid label value: at most 63 letters, digits, `-`, `_`, `.`"))
+        Err(format!(
+            "`{v}` is not a valid label value: at most 63 letters, digits, `-`, `_`, `.`"
+        ))
     }
 }
 
@@ -132,8 +162,15 @@ pub fn parse_duration(v: &str) -> Result<u64, String> {
         return Ok(n);
     }
     let bad = || format!("`{v}` is not a duration (like `90`, `30s`, `30m`, `1h30m`, `2d`)");
-    let c = DURATION.captures(v).filter(|_| !v.is_empty()).ok_or_else(bad)?;
-    let part = |i: usize, mul: u64| c.get(i).map(|m| m.as_str().parse::<u64>().unwrap_or(0) * mul).unwrap_or(0);
+    let c = DURATION
+        .captures(v)
+        .filter(|_| !v.is_empty())
+        .ok_or_else(bad)?;
+    let part = |i: usize, mul: u64| {
+        c.get(i)
+            .map(|m| m.as_str().parse::<u64>().unwrap_or(0) * mul)
+            .unwrap_or(0)
+    };
     Ok(part(1, 86400) + part(2, 3600) + part(3, 60) + part(4, 1))
 }
 
@@ -141,19 +178,24 @@ pub fn check_image(v: &str) -> Result<(), String> {
     if v.len() <= 512 && IMAGE_REF.is_match(v) {
         Ok(())
     } else {
-        Err(format!("`{v}` is not a valid image reference (like `registry.example.com/team/img:1.2`)"))
+        Err(format!(
+            "`{v}` is not a valid image reference (like `registry.example.com/team/img:1.2`)"
+        ))
     }
 }
 
 pub fn check_registry(v: &str) -> Result<(), String> {
-    check_image(v).map_err(|_| format!("`{v}` is not a valid registry (like `registry.example.com/team`)"))
+    check_image(v)
+        .map_err(|_| format!("`{v}` is not a valid registry (like `registry.example.com/team`)"))
 }
 
 pub fn check_pool(v: &str) -> Result<(), String> {
     if POOL.is_match(v) {
         Ok(())
     } else {
-        Err(format!("`{v}` is not a valid pool name: letters, digits, `_`, `-`, `.`"))
+        Err(format!(
+            "`{v}` is not a valid pool name: letters, digits, `_`, `-`, `.`"
+        ))
     }
 }
 
@@ -189,7 +231,10 @@ mod tests {
         assert!(check_task_name("Load").is_err());
         assert!(check_task_name("1abc").is_err());
         assert!(check_task_name("a-").is_err());
-        assert_eq!(sanitise_name("Churn Model (v2).final"), "churn-model-v2-final");
+        assert_eq!(
+            sanitise_name("Churn Model (v2).final"),
+            "churn-model-v2-final"
+        );
         assert_eq!(sanitise_name("2024"), "pipeline");
         assert_eq!(sanitise_name("ünïcode"), "n-code");
         assert!(check_image("python:3.11-slim").is_ok());

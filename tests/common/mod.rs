@@ -2,7 +2,7 @@
 //! virtualenvs that `tests/env/python-envs.sh` sets up (their interpreters arrive as
 //! NB2PIPE_PY_* environment variables; a test that needs one fails when it is missing,
 //! it never skips).
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -246,7 +246,7 @@ build_one() {
         echo "=== $(date -u +%FT%TZ) building $name from $req with $PY"
     } >"$logf"
     log "$name: building $final (log: $logf)"
-    if ! "$PY" -m venv "$tmp" >>"$logf" 2>&1; then
+    if ! "$PY" -m venv --prompt "$name" "$tmp" >>"$logf" 2>&1; then
         log "$name: python -m venv failed; last lines of $logf:"
         tail -n 30 "$logf" >&2
         return 1
@@ -300,7 +300,7 @@ refreeze_one() {
     # shellcheck disable=SC2064
     trap "rm -rf $(printf %q "$tmp")" EXIT
     log "$name: resolving $in (log: $logf)"
-    if ! { "$PY" -m venv "$tmp" && "$tmp/bin/python" -m pip install --no-input \
+    if ! { "$PY" -m venv --prompt "$name" "$tmp" && "$tmp/bin/python" -m pip install --no-input \
         --disable-pip-version-check --progress-bar off -r "$in" && "$tmp/bin/python" -m pip check &&
         smoke "$name" "$tmp"; } >"$logf" 2>&1; then
         log "$name: refreeze failed; last lines of $logf:"
@@ -345,13 +345,16 @@ STATE="$(mktemp -d)"
 declare -a PIDS=()
 cleanup() {
     local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # Each job is its own process group (set -m below): stop pip/smoke children too,
+    # so nothing keeps writing into a temporary venv the job's trap removes.
+    for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
     rm -rf "$STATE"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 t0="$(now_ms)"
+set -m
 for name in "${names[@]}"; do
     while [[ "$(jobs -rp | wc -l)" -ge "$JOBS" ]]; do
         wait -n || true

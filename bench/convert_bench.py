@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Whole-process benchmark of `nb2pipe convert`: wall time and peak RSS.
+
+Generates three notebooks (10 cells, 300 cells, ~50 MB mostly image outputs) in a temp
+folder, runs the release binary on each RUNS times (after one warm-up) and prints the
+median and min/max wall time (measured from Python, so it includes process spawning) and the peak resident
+set size of the process (GNU time's %M; `apt-get install time`). Usage:
+
+    cargo build --release && python3 bench/convert_bench.py [--runs 20] [--bin target/release/nb2pipe]
+"""
+import argparse
+import base64
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
+from make_notebook import cell, notebook, write  # noqa: E402
+
+
+def typical(n_cells, seed=1):
+    """A pipeline of n_cells code cells: imports, parameters, then tasks of 3 cells each."""
+    rng = random.Random(seed)
+    cells = [
+        cell("import numpy as np\nimport pandas as pd\nfrom sklearn.linear_model import LinearRegression", ["imports"]),
+        cell("alpha = 0.5\nn_rows = 1000\nlabel = 'run'", ["parameters"]),
+    ]
+    prev = None
+    i = 0
+    while len(cells) < n_cells:
+        name = "step_%d" % i
+        src_in = prev or "np.zeros(n_rows)"
+        cells.append(cell("v%d = %s * alpha + %d\nframe%d = pd.DataFrame({'x': v%d})" % (i, src_in, rng.randint(0, 9), i, i), ["task:" + name, "cpu:500m", "memory:1Gi"]))
+        cells.append(cell("for k in range(3):\n    v%d = v%d + k\nstats%d = {'mean': float(np.mean(v%d)), 'label': label}" % (i, i, i, i)))
+        cells.append(cell("model%d = LinearRegression()\nprint(stats%d)" % (i, i)))
+        prev = "v%d" % i
+        i += 1
+    return notebook(cells[:n_cells])
+
+
+def heavy(target_mb=50):
+    """A small pipeline whose cells carry ~target_mb of base64 PNG outputs."""
+    blob = base64.b64encode(os.urandom(3 * 1024 * 1024)).decode()  # 4 MiB of base64 per output
+    out = [{"output_type": "display_data", "data": {"image/png": blob, "text/plain": ["<Figure>"]}, "metadata": {}}]
+    n = max(1, (target_mb * 1024 * 1024) // len(blob))
+    nb = typical(12)
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for k in range(n):
+        code[2 + k % (len(code) - 2)]["outputs"].extend(out)
+    return nb
+
+
+def measure(binary, nb_path, out_dir, runs):
+    """Wall time from here; peak RSS from GNU time (a Python parent's own memory would
+    count in the child's ru_maxrss before exec)."""
+    walls, rss = [], []
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        p = subprocess.run([TIME, "-f", "%M", binary, "convert", nb_path, "-o", out_dir], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+        wall = time.perf_counter() - t0
+        if p.returncode != 0:
+            sys.exit("convert failed on %s: %s" % (nb_path, p.stderr))
+        if i:  # the first run warms the page cache
+            walls.append(wall * 1000)
+            rss.append(int(p.stderr.strip().splitlines()[-1]) / 1024)
+    return walls, rss
+
+
+TIME = "/usr/bin/time"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "nb2pipe"))
+    args = ap.parse_args()
+    if not os.path.exists(TIME):
+        sys.exit("needs GNU time: apt-get install time")
+    binary = os.path.abspath(args.bin)
+    if not os.path.exists(binary):
+        sys.exit("build first: cargo build --release (looked for %s)" % binary)
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [("10 cells", typical(10)), ("300 cells", typical(300)), ("50 MB outputs", heavy(50))]
+        print("| notebook | size | tasks | wall median (min–max) | peak RSS median (max) |")
+        print("|---|---|---|---|---|")
+        for label, nb in cases:
+            path = os.path.join(tmp, label.replace(" ", "_") + ".ipynb")
+            write(path, nb)
+            size = os.path.getsize(path)
+            tasks = sum(1 for c in nb["cells"] if any(t.startswith("task:") for t in c["metadata"].get("tags", [])))
+            walls, rss = measure(binary, path, os.path.join(tmp, "out"), args.runs)
+            print("| %s | %s | %d | %.1f ms (%.1f–%.1f) | %.1f MB (%.1f) |" % (
+                label, "%.1f MB" % (size / 1e6) if size > 1e6 else "%.0f kB" % (size / 1e3), tasks,
+                statistics.median(walls), min(walls), max(walls), statistics.median(rss), max(rss)))
+
+
+if __name__ == "__main__":
+    main()

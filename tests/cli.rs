@@ -1,0 +1,312 @@
+//! The command line as a user meets it: diagnostics for every broken notebook, exit
+//! codes, determinism, the input left untouched, settings precedence and profiles.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+#[test]
+fn every_broken_notebook_gets_its_diagnostic() {
+    let expected: Value = common::read_json(&common::fixture("broken/expected.json"));
+    let files = common::fixtures_in("broken");
+    assert_eq!(
+        files.len(),
+        expected.as_object().unwrap().len(),
+        "one expectation per broken fixture"
+    );
+    for nb in files {
+        let stem = nb.file_stem().unwrap().to_str().unwrap();
+        let want = &expected[stem];
+        let code = &stem[..5];
+        let tmp = common::tempdir();
+        let (exit, stdout, stderr) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            tmp.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(
+            exit as i64,
+            want["exit"].as_i64().unwrap(),
+            "{stem}: exit {exit}\n{stdout}\n{stderr}"
+        );
+        let doc: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{stem}: JSON output ({e}): {stdout}"));
+        let diags = doc["diagnostics"].as_array().unwrap();
+        let d = diags
+            .iter()
+            .find(|d| d["code"] == code)
+            .unwrap_or_else(|| panic!("{stem}: no {code} in {diags:?}"));
+        let msg = d["message"].as_str().unwrap();
+        assert!(
+            msg.contains(want["message"].as_str().unwrap()),
+            "{stem}: message {msg:?}"
+        );
+        assert!(
+            d["location"]["notebook"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{stem}.ipynb")),
+            "{stem}: names the notebook"
+        );
+        if let Some(cell) = want.get("cell") {
+            assert_eq!(&d["location"]["cell"], cell, "{stem}: cell");
+            assert!(
+                d["location"]["cell_first_line"].is_string(),
+                "{stem}: the cell's first line"
+            );
+        }
+        if let Some(line) = want.get("line") {
+            assert_eq!(&d["location"]["line"], line, "{stem}: line");
+        }
+        if let Some(help) = want.get("help").and_then(Value::as_str) {
+            assert!(
+                d["help"].as_str().unwrap_or("").contains(help),
+                "{stem}: help {:?}",
+                d["help"]
+            );
+        }
+        // The human form names code, notebook and cell too.
+        let (_, _, human) = common::run(&["inspect", nb.to_str().unwrap()]);
+        assert!(human.contains(&format!("[{code}]")), "{stem}: {human}");
+        // Errors write nothing; warnings still convert.
+        let wrote = tmp.path().read_dir().unwrap().next().is_some();
+        assert_eq!(
+            wrote,
+            want["exit"] == 0,
+            "{stem}: bundle written only without errors"
+        );
+    }
+}
+
+#[test]
+fn missing_notebook_and_bad_usage() {
+    let (exit, _, err) = common::run(&["convert", "/nonexistent/x.ipynb"]);
+    assert_eq!(exit, 1);
+    assert!(
+        err.contains("NB001") && err.contains("/nonexistent/x.ipynb"),
+        "{err}"
+    );
+    let (exit, _, _) = common::run(&["convert"]);
+    assert_eq!(exit, 2);
+    let (exit, _, err) = common::run(&[
+        "convert",
+        common::fixture("notebooks/churn.ipynb").to_str().unwrap(),
+        "--target",
+        "jenkins",
+    ]);
+    assert_eq!(exit, 2);
+    assert!(err.contains("unknown target `jenkins`"), "{err}");
+    let (exit, _, err) = common::run(&[
+        "inspect",
+        common::fixture("notebooks/churn.ipynb").to_str().unwrap(),
+        "--profile",
+        "nope",
+    ]);
+    assert_eq!(exit, 1);
+    assert!(err.contains("NB028"), "{err}");
+}
+
+#[test]
+fn convert_is_deterministic_and_leaves_the_notebook_alone() {
+    for nb in common::fixtures_in("notebooks") {
+        let before = std::fs::read(&nb).unwrap();
+        let (a, b) = (common::tempdir(), common::tempdir());
+        let da = common::convert(&nb, a.path(), &[]);
+        let db = common::convert(&nb, b.path(), &[]);
+        let ta = nb2pipe::fs::read_tree(&da).unwrap();
+        let tb = nb2pipe::fs::read_tree(&db).unwrap();
+        assert!(!ta.is_empty());
+        assert_eq!(ta, tb, "{}: two converts differ", nb.display());
+        assert_eq!(
+            before,
+            std::fs::read(&nb).unwrap(),
+            "{}: the notebook was modified",
+            nb.display()
+        );
+        // Converting again over the same folder changes nothing and removes nothing.
+        common::convert(&nb, a.path(), &[]);
+        assert_eq!(ta, nb2pipe::fs::read_tree(&da).unwrap());
+    }
+}
+
+#[test]
+fn a_removed_task_leaves_no_stale_folder() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("p.ipynb");
+    let write = |cells: &str| {
+        std::fs::write(
+            &nb,
+            format!(r#"{{"nbformat":4,"nbformat_minor":5,"metadata":{{}},"cells":[{cells}]}}"#),
+        )
+        .unwrap()
+    };
+    write(
+        r#"{"cell_type":"code","source":"x = 1","metadata":{"tags":["task:a"]}},{"cell_type":"code","source":"y = x","metadata":{"tags":["task:b"]}}"#,
+    );
+    let out = tmp.path().join("out");
+    let dir = common::convert(&nb, &out, &[]);
+    assert!(dir.join("tasks/b/main.py").exists());
+    write(r#"{"cell_type":"code","source":"x = 1","metadata":{"tags":["task:a"]}}"#);
+    common::convert(&nb, &out, &[]);
+    assert!(!dir.join("tasks/b").exists(), "stale task folder kept");
+    assert!(dir.join("tasks/a/main.py").exists());
+}
+
+fn plan_of(nb: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["inspect", nb.to_str().unwrap(), "--format", "json"];
+    args.extend_from_slice(extra);
+    let (exit, out, err) = common::run(&args);
+    assert!(exit == 0, "inspect failed: {err}");
+    serde_json::from_str::<Value>(&out).unwrap()["plan"].clone()
+}
+
+#[test]
+fn settings_precedence_cli_profile_notebook_project() {
+    let tmp = common::tempdir();
+    let sub = tmp.path().join("analysis");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(
+        tmp.path().join("pyproject.toml"),
+        "[project]\nname = \"x\"\n\n[tool.nb2pipe]\nnamespace = \"from-project\"\nregistry = \"reg.example.com/project\"\nschedule = \"@hourly\"\n[tool.nb2pipe.defaults]\ncpu = \"250m\"\nretries = 4\n[tool.nb2pipe.tasks.b]\nmemory = \"3Gi\"\n[tool.nb2pipe.profile.prod]\nnamespace = \"prod\"\nschedule = \"@daily\"\n[tool.nb2pipe.profile.prod.defaults]\ncpu = \"1\"\n",
+    )
+    .unwrap();
+    let nb = sub.join("p.ipynb");
+    std::fs::write(
+        &nb,
+        r#"{"nbformat":4,"nbformat_minor":5,"metadata":{"nb2pipe":{"namespace":"from-notebook"}},"cells":[
+        {"cell_type":"code","source":"x = 1","metadata":{"tags":["task:a","cpu:3"]}},
+        {"cell_type":"code","source":"y = x","metadata":{"tags":["task:b"],"nb2pipe":{"retries":1}}}]}"#,
+    )
+    .unwrap();
+    let p = plan_of(&nb, &[]);
+    assert_eq!(
+        p["settings"]["namespace"], "from-notebook",
+        "notebook over project"
+    );
+    assert_eq!(p["settings"]["registry"], "reg.example.com/project");
+    assert_eq!(p["settings"]["schedule"], "@hourly");
+    assert_eq!(
+        p["tasks"][0]["settings"]["resources"]["requests"]["cpu"], "3",
+        "cell over defaults"
+    );
+    assert_eq!(p["tasks"][0]["settings"]["retries"], 4, "project defaults");
+    assert_eq!(
+        p["tasks"][1]["settings"]["resources"]["requests"]["cpu"],
+        "250m"
+    );
+    assert_eq!(
+        p["tasks"][1]["settings"]["resources"]["requests"]["memory"], "3Gi",
+        "tasks.NAME"
+    );
+    assert_eq!(
+        p["tasks"][1]["settings"]["retries"], 1,
+        "cell metadata over defaults"
+    );
+    assert!(p["tasks"][0]["image"]["reference"]
+        .as_str()
+        .unwrap()
+        .starts_with("reg.example.com/project/p-a:"));
+    let p = plan_of(&nb, &["--profile", "prod"]);
+    assert_eq!(p["settings"]["namespace"], "prod", "profile over notebook");
+    assert_eq!(p["settings"]["schedule"], "@daily");
+    assert_eq!(p["settings"]["profile"], "prod");
+    assert_eq!(
+        p["tasks"][1]["settings"]["resources"]["requests"]["cpu"], "1",
+        "profile defaults over project defaults"
+    );
+    assert_eq!(
+        p["tasks"][0]["settings"]["resources"]["requests"]["cpu"], "3",
+        "cell still wins"
+    );
+    let p = plan_of(
+        &nb,
+        &[
+            "--profile",
+            "prod",
+            "--namespace",
+            "cli",
+            "--schedule",
+            "0 5 * * *",
+        ],
+    );
+    assert_eq!(
+        p["settings"]["namespace"], "cli",
+        "command line over everything"
+    );
+    assert_eq!(p["settings"]["schedule"], "0 5 * * *");
+    // nb2pipe.toml next to the notebook wins over pyproject.toml above it.
+    std::fs::write(sub.join("nb2pipe.toml"), "namespace = \"own-file\"\n").unwrap();
+    std::fs::write(
+        &nb,
+        std::fs::read_to_string(&nb)
+            .unwrap()
+            .replace(r#""nb2pipe":{"namespace":"from-notebook"}"#, r#""x":1"#),
+    )
+    .unwrap();
+    let p = plan_of(&nb, &[]);
+    assert_eq!(p["settings"]["namespace"], "own-file");
+    assert!(
+        p["settings"]["registry"].is_null(),
+        "the nearest project file is the only one read"
+    );
+    // A bad project file is a diagnostic with its line.
+    std::fs::write(sub.join("nb2pipe.toml"), "namespace = \"ok\"\ncpu = [\n").unwrap();
+    let (exit, _, err) = common::run(&["inspect", nb.to_str().unwrap()]);
+    assert_eq!(exit, 1);
+    assert!(
+        err.contains("NB025") && err.contains("nb2pipe.toml") && err.contains("line"),
+        "{err}"
+    );
+}
+
+#[test]
+fn inspect_formats() {
+    let nb = common::fixture("notebooks/diamond.ipynb");
+    let nbs = nb.to_str().unwrap();
+    let (_, table, _) = common::run(&["inspect", nbs]);
+    assert!(
+        table.contains("square")
+            && table.contains("raw ← load")
+            && table.contains("load → square  raw"),
+        "{table}"
+    );
+    let (_, mermaid, _) = common::run(&["inspect", nbs, "--format", "mermaid"]);
+    assert!(
+        mermaid.starts_with("flowchart TD") && mermaid.contains("-->|\"raw\"|"),
+        "{mermaid}"
+    );
+    assert_eq!(mermaid.matches("-->").count(), 4);
+    let (_, dot, _) = common::run(&["inspect", nbs, "--format", "dot"]);
+    assert!(
+        dot.contains("\"load\" -> \"square\" [label=\"raw\"]"),
+        "{dot}"
+    );
+    let (_, json, _) = common::run(&["inspect", nbs, "--format", "json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["plan"]["tasks"].as_array().unwrap().len(), 4);
+    assert_eq!(v["diagnostics"], Value::Array(vec![]));
+}
+
+#[test]
+fn rule_docs_and_generated_reference() {
+    let (exit, out, _) = common::run(&["rule", "NB021"]);
+    assert_eq!(exit, 0);
+    assert!(out.contains("invalid-tag-value") && out.contains("## What it does"));
+    let (exit, _, _) = common::run(&["rule", "NB999"]);
+    assert_eq!(exit, 2);
+    let generated = nb2pipe::commands::rule::rules_markdown();
+    let path = common::root().join("docs/rules.md");
+    if std::env::var_os("NB2PIPE_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "docs/rules.md is stale: run `NB2PIPE_UPDATE_DOCS=1 cargo test --test cli`"
+    );
+}

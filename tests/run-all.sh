@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need (Python virtualenvs with
+# Airflow 3.3 and 2.10, the Argo/Tekton/Kubernetes validators, kfp, the notebook
+# runner) and runs every tier. A tier whose service is missing fails; nothing is
+# skipped silently. Caches live outside the clone, keyed by their inputs:
+#   cargo build output  ${CARGO_TARGET_DIR:-~/.cache/nb2pipe/target}
+#   Python venvs        ~/.cache/nb2pipe/venvs/<name>-<hash of its requirements>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nb2pipe/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { printf '\n=== %s (%ss)\n' "$1" "$SECONDS" >&2; }
+
+step "Python test environments"
+eval "$(bash tests/env/python-envs.sh)"
+for v in AIRFLOW3 AIRFLOW2 VALIDATE KFP EXEC; do
+  var="NB2PIPE_PY_$v"
+  if [ -z "${!var:-}" ]; then
+    echo "error: the $v virtualenv could not be set up (see the log above)" >&2
+    exit 1
+  fi
+done
+
+step "Build"
+cargo build --locked --all-targets
+
+step "Tests: unit, CLI, snapshots, injection, Airflow 3.3 and 2.10, targets, runs"
+# CI=true makes insta fail on a missing or changed snapshot instead of writing one.
+cargo test --locked --all-targets -- --test-threads "${NB2PIPE_TEST_THREADS:-2}"
+
+step "Done"
