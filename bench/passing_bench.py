@@ -33,10 +33,16 @@ def make_values(mb):
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)
-    rows = int(mb * 1e6 / (9 * 8 + 8 + 60))  # about 60 bytes per short Python string
-    df = pd.DataFrame({"f%d" % i: rng.normal(size=rows) for i in range(8)})
-    df["n"] = rng.integers(0, 1_000_000, size=rows)
-    df["label"] = pd.Series(rng.integers(0, 1000, size=rows)).map(lambda i: "item-%04d" % i)
+
+    def frame(rows):
+        df = pd.DataFrame({"f%d" % i: rng.normal(size=rows) for i in range(8)})
+        df["n"] = rng.integers(0, 1_000_000, size=rows)
+        df["label"] = pd.Series(rng.integers(0, 1000, size=rows)).map(lambda i: "item-%04d" % i)
+        return df
+
+    # Bytes per row depend on pandas' string storage: measure, then size to --mb.
+    per_row = frame(100_000).memory_usage(deep=True).sum() / 100_000
+    df = frame(int(mb * 1e6 / per_row))
     arr = rng.normal(size=int(mb * 1e6 / 8))
     digits = load_digits()
     model = RandomForestClassifier(n_estimators=100, random_state=0).fit(digits.data, digits.target)

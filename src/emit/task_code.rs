@@ -445,3 +445,141 @@ pub fn all_code(plan: &Plan) -> Vec<(String, String)> {
         .map(|t| (t.name.clone(), task_body(t, 1).0))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::plan::{build, BuildInput};
+
+    fn plan_of(cells: &[(&str, &[&str])]) -> Plan {
+        let cells: Vec<serde_json::Value> = cells
+            .iter()
+            .map(|(src, tags)| serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null}))
+            .collect();
+        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": "python3", "language": "python"}, "language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+        let nb = crate::notebook::parse_str(Path::new("t.ipynb"), &nb.to_string())
+            .expect("notebook parses");
+        build(BuildInput {
+            notebook: &nb,
+            project: None,
+            cli: Default::default(),
+            profile: None,
+        })
+        .plan
+    }
+
+    fn main_of(plan: &Plan, task: &str, templates: &crate::emit::Templates) -> String {
+        main_py(&EmitContext { plan, templates }, plan.task(task).unwrap()).unwrap()
+    }
+
+    /// The (main.py line, cell, cell line) triples of the line map, checked by the text:
+    /// each mapped main.py line holds the cell line's code.
+    fn assert_map_points_at_code(main: &str, cells: &[&str]) {
+        let map_line = main
+            .lines()
+            .find(|l| l.trim_start().starts_with("line_map="))
+            .unwrap();
+        let nums: Vec<usize> = map_line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(!nums.is_empty() && nums.len() % 4 == 0, "{map_line}");
+        let mut checked = 0;
+        for e in nums.chunks(4) {
+            let (first, count, cell, cell_line) = (e[0], e[1], e[2], e[3]);
+            for k in 0..count {
+                let got = main.lines().nth(first - 1 + k).unwrap();
+                let want = cells[cell].lines().nth(cell_line - 1 + k).unwrap();
+                if !want.trim_start().starts_with(['!', '%']) && !want.contains('!') {
+                    assert_eq!(
+                        got,
+                        want,
+                        "main.py line {} should be cell {cell} line {}",
+                        first + k,
+                        cell_line + k
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn line_map_points_at_the_cells_code() {
+        let cells = [
+            "import os",
+            "a = 1\nb = a + 1\n!echo hi\nc = b * 2",
+            "%%time\nd = c + 1\ne = d",
+        ];
+        let plan = plan_of(&[
+            (cells[0], &["imports"]),
+            (cells[1], &["task:one"]),
+            (cells[2], &["task:two"]),
+        ]);
+        let t = crate::emit::Templates::builtin();
+        assert_map_points_at_code(&main_of(&plan, "one", &t), &cells);
+        assert_map_points_at_code(&main_of(&plan, "two", &t), &cells);
+    }
+
+    #[test]
+    fn line_map_follows_a_user_template_with_a_longer_header() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("task")).unwrap();
+        let text = include_str!("../../templates/task/main.py.j2").replacen(
+            "import nb2pipe_runtime",
+            "# one\n# two\n# three\nimport nb2pipe_runtime",
+            1,
+        );
+        std::fs::write(dir.path().join("task/main.py.j2"), text).unwrap();
+        let t = crate::emit::Templates::load(Some(dir.path())).unwrap();
+        let cells = ["x = 1\ny = x + 1\nprint(y)"];
+        let plan = plan_of(&[(cells[0], &["task:one"])]);
+        let main = main_of(&plan, "one", &t);
+        assert!(main.contains("# three\n"));
+        assert_map_points_at_code(&main, &cells);
+    }
+
+    #[test]
+    fn ipython_escapes_become_python_on_the_same_lines() {
+        let cell = "!pip install -q pandas\n%pip install numpy\nfiles = !ls\n!echo {files}\n%matplotlib inline\n%time z = 1\nw = %pwd";
+        let plan = plan_of(&[(cell, &["task:one"])]);
+        let body = task_body(plan.task("one").unwrap(), 1).0;
+        let lines: Vec<&str> = body.lines().skip(1).collect();
+        assert_eq!(lines.len(), cell.lines().count(), "{body}");
+        assert!(
+            lines[0].starts_with("pass  # pip install -q pandas"),
+            "{body}"
+        );
+        assert!(lines[1].starts_with("pass  # pip install numpy"), "{body}");
+        assert_eq!(
+            lines[2],
+            r#"files = _nb2pipe.sh_capture("ls", globals(), locals())"#
+        );
+        assert_eq!(
+            lines[3],
+            r#"_nb2pipe.sh("echo {files}", globals(), locals())"#
+        );
+        assert_eq!(lines[4], "pass");
+        assert_eq!(lines[5], "with _nb2pipe.timed(): z = 1");
+        assert!(
+            lines[6].starts_with(r#"w = _nb2pipe.magic("pwd", globals(), locals(), 0, 7)"#),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn consumers_are_the_tasks_that_read_each_output() {
+        let plan = plan_of(&[
+            ("a = 1\nb = 2", &["task:make"]),
+            ("print(a)", &["task:one"]),
+            ("print(a, b)", &["task:two"]),
+        ]);
+        let main = main_of(&plan, "make", &crate::emit::Templates::builtin());
+        assert!(
+            main.contains(r#"consumers={"a": ["one", "two"], "b": ["two"]},"#),
+            "{main}"
+        );
+    }
+}
