@@ -26,6 +26,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the documentation of a diagnostic code (e.g. NB020), or list all codes.
     Rule(RuleArgs),
+    /// Convert, then run the pipeline locally: each task in its own Python process, in DAG order.
+    Run(RunArgs),
 }
 
 /// Settings given on the command line: the highest precedence.
@@ -134,4 +136,28 @@ pub struct CheckArgs {
     pub settings: SettingsArgs,
     #[arg(long, value_enum, default_value_t)]
     pub format: DiagFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The notebook (.ipynb).
+    pub notebook: PathBuf,
+    /// Override a parameter: `-p name=value`; the value is JSON, else text. Repeatable.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Data store for passed values: a directory or s3://bucket/prefix (default: <out>/nb2pipe-data).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// The Python that runs the tasks.
+    #[arg(long, default_value = "python3")]
+    pub python: PathBuf,
+    /// Tasks run at the same time at most (default: the number of CPUs).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Run only this task, against its upstream tasks' values from the latest run.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
 }

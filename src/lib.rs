@@ -12,6 +12,7 @@ pub mod commands;
 pub mod deps;
 pub mod diagnostics;
 pub mod emit;
+pub mod exec;
 pub mod fs;
 pub mod notebook;
 pub mod plan;

@@ -25,6 +25,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Inspect(a) => commands::inspect::execute(&a),
         Command::Check(a) => commands::check::execute(&a),
         Command::Rule(a) => commands::rule::execute(&a),
+        Command::Run(a) => commands::run::execute(&a),
     };
     match result {
         Ok(code) => code,

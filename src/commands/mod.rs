@@ -4,6 +4,7 @@ pub mod check;
 pub mod convert;
 pub mod inspect;
 pub mod rule;
+pub mod run;
 
 use std::path::Path;
 

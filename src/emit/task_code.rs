@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::pyrepr::{py_json, py_str};
 use super::{Bundle, EmitContext, Emitter};
-use crate::analysis::{CellMagic, EscapeKind};
+use crate::analysis::{parse_pip_args, CellMagic, EscapeKind};
 use crate::plan::{Chunk, Plan, Task};
 
 pub struct TaskFiles;
@@ -25,6 +25,7 @@ struct MainInfo {
     inputs: String,
     outputs: String,
     parameters: String,
+    consumers: String,
     line_map: String,
     code: String,
 }
@@ -40,8 +41,9 @@ struct DockerInfo {
     content_hash: String,
 }
 
-/// Lines of the template before `{{{ code }}}` (the line map is absolute).
-const HEADER_LINES: usize = 14;
+/// Rendered in place of the code first, to find the line the code starts on (the line
+/// map is absolute, and a user's template may have a longer header).
+const CODE_MARK: &str = "#<nb2pipe task code>#";
 
 impl Emitter for TaskFiles {
     fn name(&self) -> &'static str {
@@ -92,7 +94,6 @@ fn dockerfile(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
 
 fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
     let plan = ctx.plan;
-    let (code, map) = task_body(task, HEADER_LINES + 1);
     let inputs = format!(
         "{{{}}}",
         task.inputs
@@ -118,28 +119,63 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let line_map = format!(
+    let consumers = format!(
+        "{{{}}}",
+        task.outputs
+            .iter()
+            .map(|o| {
+                let readers: Vec<String> = plan
+                    .tasks
+                    .iter()
+                    .filter(|t| t.inputs.iter().any(|i| &i.name == o && i.from == task.name))
+                    .map(|t| py_str(&t.name))
+                    .collect();
+                format!("{}: [{}]", py_str(o), readers.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let render = |line_map: String, code: String| {
+        ctx.templates.render(
+            "task/main.py.j2",
+            MainInfo {
+                version: env!("CARGO_PKG_VERSION"),
+                pipeline: plan.pipeline.clone(),
+                task: task.name.clone(),
+                notebook: plan.notebook.clone(),
+                inputs: inputs.clone(),
+                outputs: outputs.clone(),
+                parameters: parameters.clone(),
+                consumers: consumers.clone(),
+                line_map,
+                code,
+            },
+        )
+    };
+    // The line map's entries have a fixed width per chunk count, so rendering it with
+    // zeros first cannot move the code's first line.
+    let (_, probe_map) = task_body(task, 1);
+    let probe = render(
+        map_literal(&probe_map.iter().map(|_| (0, 0, 0, 0)).collect::<Vec<_>>()),
+        CODE_MARK.to_string(),
+    )?;
+    let Some(first_line) = probe.lines().position(|l| l.trim() == CODE_MARK) else {
+        anyhow::bail!(
+            "the template task/main.py.j2 must have `{{{{{{ code }}}}}}` alone on a line"
+        );
+    };
+    let (code, map) = task_body(task, first_line + 1);
+    render(map_literal(&map), code)
+}
+
+fn map_literal(map: &[(usize, usize, usize, usize)]) -> String {
+    format!(
         "[{}]",
         map.iter()
             .map(|(a, b, c, d)| format!("({a}, {b}, {c}, {d})"))
             .collect::<Vec<_>>()
             .join(", ")
-    );
-    let text = ctx.templates.render(
-        "task/main.py.j2",
-        MainInfo {
-            version: env!("CARGO_PKG_VERSION"),
-            pipeline: plan.pipeline.clone(),
-            task: task.name.clone(),
-            notebook: plan.notebook.clone(),
-            inputs,
-            outputs,
-            parameters,
-            line_map,
-            code,
-        },
-    )?;
-    Ok(text)
+    )
 }
 
 /// The task's code, and the line map: (first line in main.py, line count, cell, first
@@ -165,17 +201,28 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
         if chunk.syntax_error {
             // Not mapped: these lines are comments.
         } else {
-            let python_start = match &chunk.magic {
-                Some(m) if m.body_is_python() => line + 1,
-                _ => line,
-            };
-            let cell_first = chunk.first_line;
-            map.push((
-                python_start,
-                chunk.python.lines().count().max(1),
-                chunk.cell,
-                cell_first,
-            ));
+            match &chunk.magic {
+                // The timing/capture line before the body maps to nothing.
+                Some(m) if m.body_is_python() => map.push((
+                    line + 1,
+                    chunk.python.lines().count().max(1),
+                    chunk.cell,
+                    chunk.first_line,
+                )),
+                // One call runs the whole body: an error in it is the `%%` line's.
+                Some(_) => map.push((
+                    line,
+                    1,
+                    chunk.cell,
+                    chunk.first_line.saturating_sub(1).max(1),
+                )),
+                None => map.push((
+                    line,
+                    chunk.python.lines().count().max(1),
+                    chunk.cell,
+                    chunk.first_line,
+                )),
+            }
         }
         out.push_str(&body);
         if !body.ends_with('\n') {
@@ -249,23 +296,30 @@ fn rewrite_escapes(src: &str, c: &Chunk) -> String {
         let original = &src[e.start..e.end];
         let value = e.value.replace("\\\n", " ");
         let repl = match e.kind {
-            // `!pip install x` is a dependency, installed in the image, like `%pip`.
-            EscapeKind::Shell | EscapeKind::ShellCapture
-                if !e.in_expr && crate::analysis::parse_pip_args(&value).is_some() =>
-            {
-                format!("pass  # {}: installed in the image", ascii_comment(&value))
+            // `!pip install x` is a dependency (requirements.txt), never run at task start.
+            EscapeKind::Shell | EscapeKind::ShellCapture if parse_pip_args(&value).is_some() => {
+                if e.in_expr {
+                    "_nb2pipe.SList()".into()
+                } else {
+                    format!("pass  # {}: installed in the image", ascii_comment(&value))
+                }
             }
-            // `x = !cmd` and `!!cmd` capture the output as a list of lines, as IPython does.
-            EscapeKind::Shell if e.in_expr => format!(
+            EscapeKind::Shell if !e.in_expr => {
+                format!("_nb2pipe.sh({}, globals(), locals())", py_str(&value))
+            }
+            // `x = !cmd` and `!!cmd`: the output lines, as IPython's getoutput.
+            EscapeKind::Shell | EscapeKind::ShellCapture => format!(
                 "_nb2pipe.sh_capture({}, globals(), locals())",
                 py_str(&value)
             ),
-            EscapeKind::Shell => format!("_nb2pipe.sh({}, globals(), locals())", py_str(&value)),
-            EscapeKind::ShellCapture => format!(
-                "_nb2pipe.sh_capture({}, globals(), locals())",
-                py_str(&value)
-            ),
-            EscapeKind::Magic => magic_replacement(&value, e.in_expr, c.cell, e.line),
+            EscapeKind::Magic => {
+                let line = if c.prelude {
+                    e.line
+                } else {
+                    c.first_line.saturating_sub(1) + e.line
+                };
+                magic_replacement(&value, e.in_expr, c.cell, line)
+            }
             EscapeKind::Help | EscapeKind::Other => {
                 if e.in_expr {
                     "None".into()
@@ -340,7 +394,10 @@ fn magic_replacement(value: &str, in_expr: bool, cell: usize, line: usize) -> St
         | "load" => stmt("pass".into()),
         "time" | "timeit" | "prun" if !in_expr => {
             let body = strip_options(rest);
-            format!("with _nb2pipe.timed(): {body}")
+            format!(
+                "with _nb2pipe.timed(): {}",
+                if body.trim().is_empty() { "pass" } else { body }
+            )
         }
         _ => format!(
             "_nb2pipe.magic({}, globals(), locals(), {cell}, {line})",
@@ -387,4 +444,149 @@ pub fn all_code(plan: &Plan) -> Vec<(String, String)> {
         .iter()
         .map(|t| (t.name.clone(), task_body(t, 1).0))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::plan::{build, BuildInput};
+
+    fn plan_of(cells: &[(&str, &[&str])]) -> Plan {
+        let cells: Vec<serde_json::Value> = cells
+            .iter()
+            .map(|(src, tags)| serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null}))
+            .collect();
+        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": "python3", "language": "python"}, "language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+        let nb = crate::notebook::parse_str(Path::new("t.ipynb"), &nb.to_string())
+            .expect("notebook parses");
+        build(BuildInput {
+            notebook: &nb,
+            project: None,
+            cli: Default::default(),
+            profile: None,
+        })
+        .plan
+    }
+
+    fn main_of(plan: &Plan, task: &str, templates: &crate::emit::Templates) -> String {
+        main_py(
+            &EmitContext {
+                plan,
+                templates,
+                options: &crate::emit::EmitOptions::default(),
+            },
+            plan.task(task).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The (main.py line, cell, cell line) triples of the line map, checked by the text:
+    /// each mapped main.py line holds the cell line's code.
+    fn assert_map_points_at_code(main: &str, cells: &[&str]) {
+        let map_line = main
+            .lines()
+            .find(|l| l.trim_start().starts_with("line_map="))
+            .unwrap();
+        let nums: Vec<usize> = map_line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(!nums.is_empty() && nums.len() % 4 == 0, "{map_line}");
+        for e in nums.chunks(4) {
+            let (first, count, cell, cell_line) = (e[0], e[1], e[2], e[3]);
+            for k in 0..count {
+                let got = main.lines().nth(first - 1 + k).unwrap();
+                let want = cells[cell].lines().nth(cell_line - 1 + k).unwrap();
+                if !want.trim_start().starts_with(['!', '%']) && !want.contains('!') {
+                    assert_eq!(
+                        got,
+                        want,
+                        "main.py line {} should be cell {cell} line {}",
+                        first + k,
+                        cell_line + k
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn line_map_points_at_the_cells_code() {
+        let cells = [
+            "import os",
+            "a = 1\nb = a + 1\n!echo hi\nc = b * 2",
+            "%%time\nd = c + 1\ne = d",
+        ];
+        let plan = plan_of(&[
+            (cells[0], &["imports"]),
+            (cells[1], &["task:one"]),
+            (cells[2], &["task:two"]),
+        ]);
+        let t = crate::emit::Templates::builtin();
+        assert_map_points_at_code(&main_of(&plan, "one", &t), &cells);
+        assert_map_points_at_code(&main_of(&plan, "two", &t), &cells);
+    }
+
+    #[test]
+    fn line_map_follows_a_user_template_with_a_longer_header() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("task")).unwrap();
+        let text = include_str!("../../templates/task/main.py.j2").replacen(
+            "import nb2pipe_runtime",
+            "# one\n# two\n# three\nimport nb2pipe_runtime",
+            1,
+        );
+        std::fs::write(dir.path().join("task/main.py.j2"), text).unwrap();
+        let t = crate::emit::Templates::load(Some(dir.path())).unwrap();
+        let cells = ["x = 1\ny = x + 1\nprint(y)"];
+        let plan = plan_of(&[(cells[0], &["task:one"])]);
+        let main = main_of(&plan, "one", &t);
+        assert!(main.contains("# three\n"));
+        assert_map_points_at_code(&main, &cells);
+    }
+
+    #[test]
+    fn ipython_escapes_become_python_on_the_same_lines() {
+        let cell = "!pip install -q pandas\n%pip install numpy\nfiles = !ls\n!echo {files}\n%matplotlib inline\n%time z = 1\nw = %pwd";
+        let plan = plan_of(&[(cell, &["task:one"])]);
+        let body = task_body(plan.task("one").unwrap(), 1).0;
+        let lines: Vec<&str> = body.lines().skip(1).collect();
+        assert_eq!(lines.len(), cell.lines().count(), "{body}");
+        assert!(
+            lines[0].starts_with("pass  # pip install -q pandas"),
+            "{body}"
+        );
+        assert!(lines[1].starts_with("pass  # pip install numpy"), "{body}");
+        assert_eq!(
+            lines[2],
+            r#"files = _nb2pipe.sh_capture("ls", globals(), locals())"#
+        );
+        assert_eq!(
+            lines[3],
+            r#"_nb2pipe.sh("echo {files}", globals(), locals())"#
+        );
+        assert_eq!(lines[4], "pass");
+        assert_eq!(lines[5], "with _nb2pipe.timed(): z = 1");
+        assert!(
+            lines[6].starts_with(r#"w = _nb2pipe.magic("pwd", globals(), locals(), 0, 7)"#),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn consumers_are_the_tasks_that_read_each_output() {
+        let plan = plan_of(&[
+            ("a = 1\nb = 2", &["task:make"]),
+            ("print(a)", &["task:one"]),
+            ("print(a, b)", &["task:two"]),
+        ]);
+        let main = main_of(&plan, "make", &crate::emit::Templates::builtin());
+        assert!(
+            main.contains(r#"consumers={"a": ["one", "two"], "b": ["two"]},"#),
+            "{main}"
+        );
+    }
 }

@@ -3,34 +3,57 @@
 Loads the values a task receives, saves the values downstream tasks need, runs the
 IPython escapes the notebook used, and maps errors back to notebook cells.
 
-Data store (NB2PIPE_DATA): a directory (local, or a mounted PersistentVolumeClaim) or
-s3://bucket/prefix (endpoint from NB2PIPE_S3_ENDPOINT, credentials from the usual AWS_*
-variables). Values live under <store>/<pipeline>/<run id>/<task>/<name>.<format>.
+Environment (see docs/running.md):
+  NB2PIPE_DATA        data store: a directory (local, or a mounted PersistentVolumeClaim)
+                      or s3://bucket/prefix (endpoint NB2PIPE_S3_ENDPOINT, credentials
+                      from the usual AWS_* variables)
+  NB2PIPE_RUN_ID      the run this task belongs to
+  NB2PIPE_INPUT_RUNS  JSON {task: run id}: where each producer's values are read from
+                      (default: this run); `nb2pipe run --only` uses it
+  NB2PIPE_PARAMS      JSON object of parameter overrides
+  NB2PIPE_PARAM_<N>   one parameter's override (JSON, or text)
+  NB2PIPE_ERROR_FILE  where to write a JSON report when the task fails (nb2pipe run)
+
+Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format> plus a
+<name>.format marker written last; files written by %%writefile also go to
+<store>/<pipeline>/<run id>/files/<path> so tasks in other pods get them.
 Formats, chosen at run time: pandas objects as Parquet when pyarrow is importable,
 numpy arrays as .npy, everything else pickled (cloudpickle when importable).
 """
 import io
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
 
-_STATE = {}
-
-# Sentinels written next to a value say which format it has.
-_FORMATS = ("parquet", "npy", "pkl")
+_STATE = {"line_map": []}
 
 
 class TaskError(Exception):
-    """A failure nb2pipe explains itself (missing input, unserialisable value...)."""
+    """A failure nb2pipe explains itself (unknown magic, failing %%bash cell...)."""
 
 
 def _fail(message):
+    sys.stdout.flush()
     sys.stderr.write("nb2pipe: " + message + "\n")
     sys.stderr.flush()
+    _report(None, message)
     raise SystemExit(1)
+
+
+def _report(where, message):
+    path = os.environ.get("NB2PIPE_ERROR_FILE")
+    if not path:
+        return
+    doc = {"task": _STATE.get("task"), "message": message}
+    if where:
+        doc["cell"], doc["line"] = where
+    try:
+        with open(path, "w") as f:
+            json.dump(doc, f)
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------- data store
@@ -53,17 +76,26 @@ class _LocalStore:
         try:
             with open(self._path(key), "rb") as f:
                 return f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def exists(self, key):
-        return os.path.exists(self._path(key))
+    def list(self, prefix):
+        base = self._path(prefix)
+        out = []
+        for d, _, files in os.walk(base):
+            for name in files:
+                if ".tmp-" not in name:
+                    rel = os.path.relpath(os.path.join(d, name), base)
+                    out.append(rel.replace(os.sep, "/"))
+        return sorted(out)
 
 
 class _S3Store:
     def __init__(self, url):
-        import boto3  # imported only when the store is S3
-
+        try:
+            import boto3
+        except ImportError:
+            _fail("NB2PIPE_DATA is %s but boto3 is not installed in this task's environment" % url)
         rest = url[len("s3://"):]
         self.bucket, _, prefix = rest.partition("/")
         self.prefix = prefix.strip("/")
@@ -82,20 +114,29 @@ class _S3Store:
     def get(self, key):
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            return None
-        except Exception as e:  # botocore ClientError 404
-            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+        except Exception as e:  # botocore's ClientError; its NoSuchKey subclass
+            code = getattr(e, "response", {}).get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey"):
                 return None
             raise
 
-    def exists(self, key):
-        return self.get(key) is not None
+    def list(self, prefix):
+        base = self._key(prefix).rstrip("/") + "/"
+        out = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                out.append(obj["Key"][len(base):])
+        return sorted(out)
+
+
+def _store_url():
+    return os.environ.get("NB2PIPE_DATA") or os.path.join(os.getcwd(), "nb2pipe-data")
 
 
 def store():
     if "store" not in _STATE:
-        url = os.environ.get("NB2PIPE_DATA", os.path.join(os.getcwd(), ".nb2pipe-data"))
+        url = _store_url()
         _STATE["store"] = _S3Store(url) if url.startswith("s3://") else _LocalStore(url)
     return _STATE["store"]
 
@@ -104,12 +145,24 @@ def run_id():
     return os.environ.get("NB2PIPE_RUN_ID") or "local"
 
 
-def _prefix(task):
-    return "%s/%s/%s" % (_STATE["pipeline"], _safe(run_id()), task)
-
-
 def _safe(s):
+    # Airflow's run ids carry ':' and '+'; keep keys portable across filesystems and S3.
     return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in s)
+
+
+def _run_prefix(run):
+    return "%s/%s" % (_STATE["pipeline"], _safe(run))
+
+
+def _input_runs():
+    raw = os.environ.get("NB2PIPE_INPUT_RUNS")
+    if not raw:
+        return {}
+    try:
+        runs = json.loads(raw)
+    except ValueError as e:
+        _fail("NB2PIPE_INPUT_RUNS is not JSON: %s" % e)
+    return runs if isinstance(runs, dict) else {}
 
 
 # ---------------------------------------------------------------- formats
@@ -117,21 +170,10 @@ def _dumps(value):
     """(format, bytes) for a value."""
     mod = type(value).__module__ or ""
     if mod.startswith("pandas"):
-        try:
-            import pyarrow  # noqa: F401
-
-            import pandas as pd
-
-            if isinstance(value, (pd.DataFrame, pd.Series)):
-                frame = value.to_frame() if isinstance(value, pd.Series) else value
-                if all(isinstance(c, str) for c in frame.columns):
-                    buf = io.BytesIO()
-                    frame.to_parquet(buf)
-                    fmt = "parquet-series" if isinstance(value, pd.Series) else "parquet"
-                    return fmt, buf.getvalue()
-        except ImportError:
-            pass
-    if mod.startswith("numpy") and type(value).__name__ == "ndarray" and value.dtype != object:
+        got = _parquet(value)
+        if got:
+            return got
+    if type(value).__name__ == "ndarray" and mod == "numpy" and not value.dtype.hasobject:
         import numpy as np
 
         buf = io.BytesIO()
@@ -142,6 +184,30 @@ def _dumps(value):
     except ImportError:
         import pickle as pickler
     return "pkl", pickler.dumps(value)
+
+
+def _parquet(value):
+    try:
+        import pyarrow  # noqa: F401
+        import pandas as pd
+    except ImportError:
+        return None
+    if isinstance(value, pd.Series):
+        if not isinstance(value.name, str):
+            return None
+        frame, fmt = value.to_frame(), "parquet-series"
+    elif isinstance(value, pd.DataFrame):
+        frame, fmt = value, "parquet"
+    else:
+        return None
+    if not all(isinstance(c, str) for c in frame.columns) or frame.columns.has_duplicates:
+        return None
+    buf = io.BytesIO()
+    try:
+        frame.to_parquet(buf)
+    except Exception:
+        return None  # mixed-type object columns and the like: pickle keeps them as they are
+    return fmt, buf.getvalue()
 
 
 def _loads(fmt, data):
@@ -156,32 +222,30 @@ def _loads(fmt, data):
         return np.load(io.BytesIO(data), allow_pickle=False)
     import pickle
 
-    try:
-        import cloudpickle  # noqa: F401  (registers nothing, but its pickles may need it)
-    except ImportError:
-        pass
     return pickle.loads(data)
 
 
 # ---------------------------------------------------------------- task life cycle
-def start(pipeline, task, notebook, inputs, outputs, line_map):
-    _STATE.update(pipeline=pipeline, task=task, notebook=notebook, inputs=inputs, outputs=outputs, line_map=line_map, t0=time.time())
+def start(pipeline, task, notebook, inputs, outputs, consumers, line_map):
+    _STATE.update(
+        pipeline=pipeline, task=task, notebook=notebook, inputs=inputs, outputs=outputs, consumers=consumers, line_map=line_map
+    )
     sys.excepthook = _excepthook
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-    except Exception:
-        pass
+    # A notebook's kernel imports from its working directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    # No display in a task: matplotlib draws off-screen (read when matplotlib is imported).
+    os.environ.setdefault("MPLBACKEND", "Agg")
     import builtins
 
     if not hasattr(builtins, "display"):
         builtins.display = display
+    _fetch_files()
 
 
 def parameters(defaults):
-    """Defaults from the notebook, overridden by NB2PIPE_PARAMS (JSON) and
-    NB2PIPE_PARAM_<NAME> (JSON, or text for string parameters)."""
+    """Defaults from the notebook, overridden by NB2PIPE_PARAMS (JSON object) and
+    NB2PIPE_PARAM_<NAME> (JSON, or text)."""
     values = dict(defaults)
     raw = os.environ.get("NB2PIPE_PARAMS")
     if raw:
@@ -189,6 +253,8 @@ def parameters(defaults):
             given = json.loads(raw)
         except ValueError as e:
             _fail("NB2PIPE_PARAMS is not JSON: %s" % e)
+        if not isinstance(given, dict):
+            _fail("NB2PIPE_PARAMS must be a JSON object, got %s" % type(given).__name__)
         for k, v in given.items():
             if k in values:
                 values[k] = _coerce(k, v, defaults[k])
@@ -204,6 +270,7 @@ def parameters(defaults):
 
 
 def _coerce(name, value, default):
+    """Keeps the notebook's type: Airflow and Argo hand parameters over as text."""
     if default is None or value is None:
         return value
     kind = type(default)
@@ -217,6 +284,8 @@ def _coerce(name, value, default):
         return bool(value)
     if kind in (int, float) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         try:
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
             return kind(value)
         except ValueError:
             _fail("parameter %r must be %s, got %r" % (name, kind.__name__, value))
@@ -228,54 +297,95 @@ def _coerce(name, value, default):
 def load_inputs():
     values = {}
     s = store()
+    runs = _input_runs()
     for name, producer in sorted(_STATE["inputs"].items()):
-        key = "%s/%s" % (_prefix(producer), name)
+        run = runs.get(producer, run_id())
+        key = "%s/values/%s/%s" % (_run_prefix(run), producer, name)
         meta = s.get(key + ".format")
         if meta is None:
             _fail(
-                "input %r of task %r is missing: task %r should have produced it in run %r (store: %s)"
-                % (name, _STATE["task"], producer, run_id(), os.environ.get("NB2PIPE_DATA", ".nb2pipe-data"))
+                "input %r of task %r is missing: task %r should have produced it in run %s (data store %s); run %r first"
+                % (name, _STATE["task"], producer, run, _store_url(), producer)
             )
         fmt = meta.decode()
-        values[name] = _loads(fmt, s.get(key + "." + fmt))
+        data = s.get(key + "." + fmt)
+        try:
+            values[name] = _loads(fmt, data)
+        except Exception as e:
+            _fail("cannot load %r (produced by task %r in run %s, format %s): %s: %s" % (name, producer, run, fmt, type(e).__name__, e))
     return values
 
 
 def finish(namespace):
+    sys.stdout.flush()
     s = store()
-    consumers = _STATE.get("consumers", {})
+    task = _STATE["task"]
     for name in _STATE["outputs"]:
         if name not in namespace:
-            _fail("task %r should produce %r for later tasks, but it was not bound when the task ended" % (_STATE["task"], name))
+            _fail("task %r should produce %r for %s, but it was not bound when the task ended" % (task, name, _consumers(name)))
         value = namespace[name]
         try:
             fmt, data = _dumps(value)
         except Exception as e:
             _fail(
-                "cannot save %r (a %s) produced by task %r for %s: %s"
-                % (name, type(value).__name__, _STATE["task"], consumers.get(name, "the tasks downstream"), e)
+                "cannot pass %r (a %s) from task %r to %s: %s: %s. Values handed between tasks must be serialisable; "
+                "open files, generators and connections are not: create it in the task that uses it"
+                % (name, _type_name(value), task, _consumers(name), type(e).__name__, e)
             )
-        key = "%s/%s" % (_prefix(_STATE["task"]), name)
+        key = "%s/values/%s/%s" % (_run_prefix(run_id()), task, name)
         s.put(key + "." + fmt, data)
         s.put(key + ".format", fmt.encode())
-    sys.stdout.flush()
+
+
+def _consumers(name):
+    tasks = _STATE.get("consumers", {}).get(name) or []
+    if not tasks:
+        return "the tasks downstream"
+    return ("task %r" % tasks[0]) if len(tasks) == 1 else "tasks " + ", ".join(repr(t) for t in tasks)
+
+
+def _type_name(value):
+    t = type(value)
+    return t.__name__ if t.__module__ == "builtins" else "%s.%s" % (t.__module__, t.__name__)
+
+
+def _fetch_files():
+    """Files an upstream task wrote with %%writefile, in this pod's working directory."""
+    if not _STATE.get("pipeline"):
+        return
+    s = store()
+    prefix = _run_prefix(run_id()) + "/files"
+    for rel in s.list(prefix):
+        if rel.startswith("/") or ".." in rel.split("/") or os.path.exists(rel):
+            continue
+        data = s.get(prefix + "/" + rel)
+        if data is None:
+            continue
+        d = os.path.dirname(rel)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        with open(rel, "wb") as f:
+            f.write(data)
 
 
 # ---------------------------------------------------------------- IPython equivalents
 def display(*objs, **kwargs):
+    """IPython's display() outside IPython: the text/plain form, as the notebook shows it."""
+    try:
+        from IPython.lib.pretty import pretty
+    except ImportError:
+        pretty = repr
     for o in objs:
-        print(repr(o) if not isinstance(o, str) else o)
+        if kwargs.get("raw"):
+            print(o)
+        else:
+            print(pretty(o))
 
 
 def _expand(cmd, g, l):
     """IPython's interpolation: {expr} and $name from the caller's namespace."""
-    ns = dict(g)
+    ns = dict(g or {})
     ns.update(l or {})
-
-    class _Fmt(dict):
-        def __missing__(self, key):
-            return "{" + key + "}"
-
     out = []
     i = 0
     while i < len(cmd):
@@ -290,14 +400,19 @@ def _expand(cmd, g, l):
             name = cmd[i + 1:j]
             out.append(str(ns[name]) if name in ns else cmd[i:j])
             i = j
+        elif c == "{" and i + 1 < len(cmd) and cmd[i + 1] == "{":
+            out.append("{")
+            i += 2
+        elif c == "}" and i + 1 < len(cmd) and cmd[i + 1] == "}":
+            out.append("}")
+            i += 2
         elif c == "{":
             j = cmd.find("}", i)
             if j < 0:
                 out.append(cmd[i:])
                 break
-            expr = cmd[i + 1:j]
             try:
-                out.append(str(eval(expr, ns)))
+                out.append(str(eval(cmd[i + 1:j], ns)))
             except Exception:
                 out.append(cmd[i:j + 1])
             i = j + 1
@@ -308,14 +423,18 @@ def _expand(cmd, g, l):
 
 
 def sh(cmd, g=None, l=None):
+    """`!cmd`: runs in a shell; like IPython, a failure only sets `_exit_code`."""
     sys.stdout.flush()
-    code = subprocess.call(_expand(cmd, g or {}, l), shell=True)
-    if code != 0:
-        print("nb2pipe: shell command exited with %d: %s" % (code, cmd), file=sys.stderr)
+    sys.stderr.flush()
+    code = subprocess.call(_expand(cmd, g, l), shell=True)
+    if g is not None:
+        g["_exit_code"] = code
     return None
 
 
 class SList(list):
+    """IPython's list of output lines (`x = !cmd`)."""
+
     @property
     def s(self):
         return " ".join(self)
@@ -324,27 +443,48 @@ class SList(list):
     def n(self):
         return "\n".join(self)
 
-    l = property(lambda self: list(self))
+    @property
+    def l(self):  # noqa: E743
+        return list(self)
+
+    def grep(self, pattern, prune=False):
+        import re
+
+        rx = re.compile(pattern)
+        return SList([x for x in self if bool(rx.search(x)) != prune])
 
 
 def sh_capture(cmd, g=None, l=None):
-    out = subprocess.run(_expand(cmd, g or {}, l), shell=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
-    return SList(out.splitlines())
+    """`x = !cmd`: stdout and stderr together, as IPython's getoutput returns them."""
+    sys.stdout.flush()
+    out = subprocess.run(_expand(cmd, g, l), shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
+    return SList(out.decode(errors="replace").splitlines())
+
+
+_DIRS = []
 
 
 def magic(line, g, l, cell, lineno):
+    """A line magic used as an expression, or one the runtime implements."""
     name, _, rest = line.partition(" ")
-    rest = _expand(rest.strip(), g, l)
+    rest = rest.strip()
+    if name in ("time", "timeit", "prun"):
+        t = timer_start()
+        try:
+            return eval(_strip_options(rest), g, l) if rest else None
+        finally:
+            timer_stop(t)
+    rest = _expand(rest, g, l)
+    if name in ("pip", "conda", "mamba"):
+        return None  # installed in the image (requirements.txt)
     if name == "env":
-        if "=" in rest:
-            k, _, v = rest.partition("=")
+        if not rest:
+            return dict(os.environ)
+        if "=" in rest or " " in rest:
+            k, v = (rest.split("=", 1) if "=" in rest else rest.split(" ", 1))
             os.environ[k.strip()] = v.strip()
             return None
-        if " " in rest:
-            k, _, v = rest.partition(" ")
-            os.environ[k] = v.strip()
-            return None
-        return os.environ.get(rest) if rest else dict(os.environ)
+        return os.environ.get(rest)
     if name == "set_env":
         k, _, v = rest.partition(" ")
         os.environ[k] = v.strip()
@@ -354,37 +494,102 @@ def magic(line, g, l, cell, lineno):
         return None
     if name == "pwd":
         return os.getcwd()
-    if name in ("ls", "mkdir", "rm", "cp", "mv", "cat"):
-        return sh(name + " " + rest, g, l)
+    if name == "pushd":
+        _DIRS.append(os.getcwd())
+        os.chdir(os.path.expanduser(rest or "~"))
+        return None
+    if name == "popd":
+        if _DIRS:
+            os.chdir(_DIRS.pop())
+        return None
+    if name in ("dirs", "dhist"):
+        return list(_DIRS)
+    if name in ("ls", "mkdir", "rm", "cp", "mv", "cat", "rmdir", "less", "more", "man", "clear", "ldir", "lf", "lk", "ll", "lx"):
+        cmd = {"ll": "ls -F -l", "lf": "ls -F -l", "lk": "ls -F -l", "lx": "ls -F -l", "ldir": "ls -F -d", "less": "cat", "more": "cat", "clear": "true"}
+        return sh(cmd.get(name, name) + " " + rest, g, l)
     if name in ("system", "sx"):
         return sh_capture(rest, g, l)
+    if name == "sc":
+        return sh_capture(rest.split("=", 1)[-1], g, l)
     if name == "run":
         import runpy
+        import shlex
 
         args = shlex.split(rest)
-        g.update(runpy.run_path(args[0], run_name="__main__"))
+        args = [a for a in args if not a.startswith("-")]
+        if not args:
+            raise TaskError("%%run needs a file (cell %s, line %s)" % (cell, lineno))
+        saved = sys.argv
+        sys.argv = args
+        try:
+            g.update(runpy.run_path(args[0], run_name="__main__"))
+        finally:
+            sys.argv = saved
         return None
-    raise TaskError("the magic %%%s (cell %s, line %s) has no equivalent outside IPython" % (name, cell, lineno))
+    if name in _DROPPED:
+        return None
+    raise TaskError(
+        "the magic %%%s (notebook cell %s, line %s) has no equivalent outside IPython; "
+        "replace it with plain Python or tag the cell `skip`" % (name, cell, lineno)
+    )
+
+
+# Line magics that have no effect in a task (the same list as nb2pipe's analysis).
+_DROPPED = frozenset(
+    "matplotlib load_ext unload_ext reload_ext autoreload aimport config who whos who_ls history lsmagic magic "
+    "precision pprint xmode colors autocall automagic doctest_mode pdb debug tb reset reset_selective notebook "
+    "qtconsole connect_info page pinfo pinfo2 psearch quickref config_inlinebackend load".split()
+)
+
+
+def _strip_options(s):
+    words = s.split(" ")
+    while words and words[0].startswith("-"):
+        flag = words.pop(0)
+        if flag in ("-n", "-r", "-o", "-p", "-s", "-T", "-D", "-l") and words:
+            words.pop(0)
+        while words and words[0] == "":
+            words.pop(0)
+    return " ".join(words)
 
 
 def unknown_cell_magic(name, cell):
-    raise TaskError("the cell magic %%%%%s (cell %s) has no equivalent outside IPython" % (name, cell))
+    raise TaskError(
+        "the cell magic %%%%%s (notebook cell %s) has no equivalent outside IPython; "
+        "replace it with plain Python or tag the cell `skip`" % (name, cell)
+    )
+
+
+def _fmt_time(s):
+    """IPython's _format_time: three significant digits in the largest fitting unit."""
+    import math
+
+    if s >= 60:
+        minutes, sec = divmod(s, 60)
+        return "%dmin %.*g s" % (minutes, 3, sec)
+    units, scale = ["s", "ms", "\u00b5s", "ns"], [1, 1e3, 1e6, 1e9]
+    order = min(-int(math.floor(math.log10(s)) // 3), 3) if s > 0 else 3
+    return "%.*g %s" % (3, s * scale[order], units[order])
 
 
 class timed:
+    """`%time` / `%%time`: runs once and prints IPython's timing lines."""
+
     def __enter__(self):
-        self.t0 = time.time()
-        self.c0 = time.process_time()
+        self.wall = time.perf_counter()
+        self.cpu = os.times()
+        return self
 
     def __exit__(self, *exc):
-        print("CPU times: total: %.3f s\nWall time: %.3f s" % (time.process_time() - self.c0, time.time() - self.t0))
+        end = os.times()
+        user, system = end.user - self.cpu.user, end.system - self.cpu.system
+        print("CPU times: user %s, sys: %s, total: %s" % (_fmt_time(user), _fmt_time(system), _fmt_time(user + system)))
+        print("Wall time: %s" % _fmt_time(time.perf_counter() - self.wall))
         return False
 
 
 def timer_start():
-    t = timed()
-    t.__enter__()
-    return t
+    return timed().__enter__()
 
 
 def timer_stop(t):
@@ -415,47 +620,57 @@ def capture_stop(saved):
 
 
 def writefile(path, text, append=False):
+    """`%%writefile`: writes the file, and keeps a copy in the run's store so tasks in
+    other pods (which do not share this file system) find it."""
+    path = os.path.expanduser(path)
     d = os.path.dirname(path)
     if d:
         os.makedirs(d, exist_ok=True)
     with open(path, "a" if append else "w") as f:
         f.write(text)
     print(("Appending to %s" if append else "Writing %s") % path)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    rel = os.path.relpath(path)
+    if _STATE.get("pipeline") and not rel.startswith("..") and not os.path.isabs(rel):
+        with open(path, "rb") as f:
+            store().put("%s/files/%s" % (_run_prefix(run_id()), rel.replace(os.sep, "/")), f.read())
 
 
 def script(interpreter, body):
+    """`%%bash` / `%%script X`: the body on the interpreter's stdin, as IPython does; a
+    non-zero exit fails the task, as it fails the cell."""
     sys.stdout.flush()
-    code = subprocess.call([interpreter, "-c", body] if interpreter.startswith("python") else [interpreter, "-c", body])
+    sys.stderr.flush()
+    code = subprocess.run([interpreter], input=body.encode()).returncode
     if code != 0:
-        raise TaskError("the %%%%%s cell exited with %d" % (interpreter, code))
+        raise TaskError("the %%%%%s cell exited with status %d" % (interpreter, code))
 
 
 # ---------------------------------------------------------------- errors
 def _cell_of(lineno):
-    for start, count, cell, first in _STATE.get("line_map", []):
-        if start <= lineno < start + count:
-            return cell, first + (lineno - start)
+    for first, count, cell, cell_line in _STATE.get("line_map", []):
+        if first <= lineno < first + count:
+            return cell, cell_line + (lineno - first)
     return None
 
 
 def _excepthook(kind, value, tb):
     import traceback
 
-    frames = traceback.extract_tb(tb)
     where = None
-    for fr in reversed(frames):
-        if os.path.basename(fr.filename) == "main.py":
+    main = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    for fr in reversed(traceback.extract_tb(tb)):
+        if main and os.path.abspath(fr.filename) == main:
             where = _cell_of(fr.lineno)
             if where:
                 break
+    sys.stdout.flush()
     traceback.print_exception(kind, value, tb)
+    error = "%s: %s" % (kind.__name__, value)
     if where:
         sys.stderr.write(
-            "nb2pipe: task %r failed in notebook %s, cell %d, line %d: %s: %s\n"
-            % (_STATE.get("task"), _STATE.get("notebook"), where[0], where[1], kind.__name__, value)
+            "nb2pipe: task %r failed in notebook %s, cell %d, line %d: %s\n" % (_STATE.get("task"), _STATE.get("notebook"), where[0], where[1], error)
         )
     else:
-        sys.stderr.write("nb2pipe: task %r failed: %s: %s\n" % (_STATE.get("task"), kind.__name__, value))
+        sys.stderr.write("nb2pipe: task %r failed: %s\n" % (_STATE.get("task"), error))
     sys.stderr.flush()
+    _report(where, error)

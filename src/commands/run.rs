@@ -1,0 +1,150 @@
+//! `nb2pipe run`: convert (writing the bundle as `convert` does), then run the tasks
+//! locally with [`crate::exec`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::convert::output_root;
+use super::{exit_code, load, print_diagnostics, CmdResult};
+use crate::cli::{DiagFormat, RunArgs, SettingsArgs};
+use crate::emit::{self, Templates};
+use crate::exec::{self, Display, RunConfig};
+use crate::plan::Plan;
+use crate::run::{EXIT_INPUT, EXIT_OK, EXIT_USAGE};
+
+pub fn execute(args: &RunArgs) -> CmdResult {
+    let loaded = load(&args.notebook, &SettingsArgs::default());
+    print_diagnostics(&loaded.diagnostics, DiagFormat::Human);
+    let plan = match (&loaded.plan, exit_code(&loaded.diagnostics)) {
+        (Some(p), 0) => p,
+        (_, code) => return Ok(code.max(EXIT_INPUT)),
+    };
+    let params = match parse_params(&args.params, plan) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if let Some(only) = &args.only {
+        if plan.task(only).is_none() {
+            eprintln!(
+                "error: no task named `{only}`; tasks: {}",
+                plan.tasks
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return Ok(EXIT_USAGE);
+        }
+    }
+
+    let templates = Templates::load(None)?;
+    let bundle = emit::bundle(plan, &templates, &["airflow".to_string()])?;
+    let out_root = absolute(&output_root(
+        &args.notebook,
+        args.out.as_deref(),
+        loaded.output.as_deref(),
+    ))?;
+    let dir = out_root.join(&plan.pipeline);
+    crate::fs::write_bundle(&dir, &bundle)
+        .with_context(|| format!("writing the bundle to {}", dir.display()))?;
+    eprintln!("wrote {} ({} tasks)", dir.display(), plan.tasks.len());
+
+    let (data, runs) = match &args.data {
+        Some(url) if url.starts_with("s3://") => (url.clone(), out_root.join("nb2pipe-runs")),
+        Some(d) => {
+            let d = absolute(Path::new(d))?;
+            (d.to_string_lossy().into_owned(), d)
+        }
+        None => {
+            let d = out_root.join("nb2pipe-data");
+            (d.to_string_lossy().into_owned(), d)
+        }
+    };
+    let nb_dir = args
+        .notebook
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let cells = crate::notebook::load(&args.notebook)
+        .map(|nb| nb.cells.into_iter().map(|c| c.source).collect())
+        .unwrap_or_default();
+    let cfg = RunConfig {
+        bundle: dir,
+        python: args.python.clone(),
+        data,
+        runs,
+        workdir: absolute(nb_dir)?,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            })
+            .max(1),
+        only: args.only.clone(),
+        params,
+        cells,
+    };
+    let mut display = Display::new();
+    let outcome = match exec::run(plan, &cfg, &mut display) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let rec = &outcome.record;
+    for t in rec.tasks.iter().filter(|t| t.state == exec::State::Failed) {
+        eprint!("\n{}", exec::failure_report(t, &cfg.cells, 20));
+    }
+    let ok = rec
+        .tasks
+        .iter()
+        .filter(|t| t.state == exec::State::Succeeded)
+        .count();
+    eprintln!(
+        "\nrun {}: {ok} of {} task(s) succeeded; record {}",
+        rec.run_id,
+        rec.tasks.len(),
+        outcome.run_dir.join("run.json").display()
+    );
+    Ok(if rec.succeeded() { EXIT_OK } else { EXIT_INPUT })
+}
+
+/// `-p name=value` → overrides; the value is JSON, else text. Unknown names are an error.
+pub fn parse_params(
+    given: &[String],
+    plan: &Plan,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut out = serde_json::Map::new();
+    for g in given {
+        let Some((name, value)) = g.split_once('=') else {
+            return Err(format!("`-p {g}`: expected NAME=VALUE"));
+        };
+        let name = name.trim();
+        if !plan.parameters.iter().any(|p| p.name == name) {
+            let known: Vec<&str> = plan.parameters.iter().map(|p| p.name.as_str()).collect();
+            return Err(if known.is_empty() {
+                format!("unknown parameter `{name}`: the notebook has no `parameters` cell")
+            } else {
+                format!(
+                    "unknown parameter `{name}`; parameters: {}",
+                    known.join(", ")
+                )
+            });
+        }
+        let v = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        out.insert(name.to_string(), v);
+    }
+    Ok(out)
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+}

@@ -1,0 +1,54 @@
+use super::run_id::utc_stamp;
+use super::*;
+
+#[test]
+fn utc_stamps() {
+    assert_eq!(utc_stamp(0), "19700101T000000Z");
+    assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+    assert_eq!(utc_stamp(1_767_225_599), "20251231T235959Z");
+}
+
+#[test]
+fn run_ids_sort_by_time_and_differ() {
+    let a = new_run_id();
+    let b = new_run_id();
+    assert_ne!(a, b);
+    assert_eq!(a.len(), "20250101T000000Z-0123abcd".len());
+    assert!(a.is_char_boundary(16) && a.as_bytes()[16] == b'-');
+}
+
+#[test]
+fn failure_report_quotes_the_cell_line_and_log_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    std::fs::write(
+        &log,
+        (1..=30).map(|i| format!("line {i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let rec = TaskRecord {
+        name: "train".into(),
+        state: State::Failed,
+        exit_code: Some(1),
+        started_ms: Some(0),
+        ended_ms: Some(5),
+        log: log.clone(),
+        error: Some(serde_json::json!({"cell": 1, "line": 2, "message": "KeyError: 'x'"})),
+        reason: None,
+    };
+    let cells = vec!["# first".to_string(), "a = 1\nb = d['x']\n".to_string()];
+    let text = failure_report(&rec, &cells, 5);
+    assert!(
+        text.contains("task `train` failed (exit status 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("in notebook cell 1 (`a = 1`), line 2: KeyError: 'x'"),
+        "{text}"
+    );
+    assert!(text.contains("   2 | b = d['x']"), "{text}");
+    assert!(
+        text.contains("line 30") && text.contains("line 26") && !text.contains("line 25\n"),
+        "{text}"
+    );
+}

@@ -1,0 +1,706 @@
+//! Proof tier for `nb2pipe run`: each executable fixture in fixtures/exec/ runs whole with
+//! nbclient (tests/run/nbrun.py) and split with `nb2pipe run`, each in its own copy of
+//! the fixture folder, and what every task printed must equal what its cells printed in
+//! the notebook. Needs the "exec" venv (NB2PIPE_PY_EXEC, tests/env/python-envs.sh exec).
+
+mod common;
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(400);
+
+struct Done {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` with a bounded wait; output goes through files, so a chatty child never
+/// blocks on a full pipe.
+fn run_bounded(mut cmd: Command, what: &str) -> Done {
+    let dir = common::tempdir();
+    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
+    cmd.stdin(Stdio::null())
+        .stdout(File::create(&o).unwrap())
+        .stderr(File::create(&e).unwrap());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|err| panic!("{what}: cannot start: {err}"));
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what}: still running after {TIMEOUT:?}; stderr:\n{}",
+                std::fs::read_to_string(&e).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Done {
+        code: status.code().unwrap_or(-1),
+        stdout: std::fs::read_to_string(&o).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&e).unwrap_or_default(),
+    }
+}
+
+fn python() -> PathBuf {
+    common::python_env("EXEC")
+}
+
+/// A fresh folder holding a copy of fixtures/exec/<name>.ipynb.
+fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = common::tempdir();
+    let nb = dir.path().join(format!("{name}.ipynb"));
+    std::fs::copy(common::fixture(&format!("exec/{name}.ipynb")), &nb).unwrap();
+    (dir, nb)
+}
+
+/// nbclient's run of the notebook: (cell index → printed text, error).
+fn run_notebook(name: &str, params: &[(&str, &str)]) -> (serde_json::Map<String, Value>, Value) {
+    let (dir, nb) = copy_fixture(name);
+    let out = dir.path().join("nbrun.json");
+    let mut cmd = Command::new(python());
+    cmd.arg(common::root().join("tests/run/nbrun.py"))
+        .arg(&nb)
+        .arg(&out);
+    for (k, v) in params {
+        cmd.arg(format!("{k}={v}"));
+    }
+    let done = run_bounded(cmd, &format!("nbclient on {name}"));
+    assert_eq!(
+        done.code, 0,
+        "nbclient on {name} failed:\n{}\n{}",
+        done.stdout, done.stderr
+    );
+    let v = common::read_json(&out);
+    (v["cells"].as_object().unwrap().clone(), v["error"].clone())
+}
+
+struct Split {
+    _dir: tempfile::TempDir,
+    folder: PathBuf,
+    done: Done,
+    plan: Value,
+    record: Value,
+    run_dir: PathBuf,
+}
+
+impl Split {
+    fn log(&self, task: &str) -> String {
+        std::fs::read_to_string(self.run_dir.join("logs").join(format!("{task}.log")))
+            .unwrap_or_else(|e| panic!("log of {task}: {e}"))
+    }
+
+    fn task(&self, name: &str) -> &Value {
+        self.record["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no task {name} in run.json"))
+    }
+}
+
+fn nb2pipe_run(name: &str, extra: &[&str]) -> Split {
+    let (dir, nb) = copy_fixture(name);
+    split_in(dir, &nb, extra)
+}
+
+fn split_in(dir: tempfile::TempDir, nb: &Path, extra: &[&str]) -> Split {
+    let out = dir.path().join("build");
+    let py = python();
+    let mut cmd = common::nb2pipe();
+    cmd.arg("run")
+        .arg(nb)
+        .arg("--python")
+        .arg(&py)
+        .arg("-o")
+        .arg(&out)
+        .args(extra);
+    let done = run_bounded(cmd, &format!("nb2pipe run {}", nb.display()));
+    let plan = find_plan(&out);
+    let pipeline = plan["pipeline"].as_str().unwrap().to_string();
+    let runs = if extra.iter().any(|a| a.starts_with("s3://")) {
+        out.join("nb2pipe-runs")
+    } else {
+        out.join("nb2pipe-data")
+    };
+    let latest = std::fs::read_to_string(runs.join(&pipeline).join("latest"))
+        .unwrap_or_else(|e| panic!("no latest run ({e}); stderr:\n{}", done.stderr));
+    let run_dir = runs.join(&pipeline).join(latest.trim());
+    let record = common::read_json(&run_dir.join("run.json"));
+    Split {
+        folder: dir.path().to_path_buf(),
+        _dir: dir,
+        done,
+        plan,
+        record,
+        run_dir,
+    }
+}
+
+fn find_plan(out: &Path) -> Value {
+    for e in std::fs::read_dir(out).unwrap().flatten() {
+        let p = e.path().join("plan.json");
+        if p.exists() {
+            return common::read_json(&p);
+        }
+    }
+    panic!("no plan.json under {}", out.display());
+}
+
+/// Timing lines differ from run to run.
+fn normalise(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("CPU times: ") && !l.starts_with("Wall time: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Every task that ran printed exactly what its cells printed in the notebook.
+fn assert_same_output(name: &str, cells: &serde_json::Map<String, Value>, split: &Split) {
+    for task in split.plan["tasks"].as_array().unwrap() {
+        let tname = task["name"].as_str().unwrap();
+        if split.task(tname)["state"] != "succeeded" {
+            continue;
+        }
+        let expected: String = task["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                cells
+                    .get(&c.to_string())
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            })
+            .collect();
+        assert_eq!(
+            normalise(&split.log(tname)),
+            normalise(&expected),
+            "{name}: task `{tname}` printed something else than its cells in the notebook"
+        );
+    }
+}
+
+fn result_line(text: &str) -> Value {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line in:\n{text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// The notebook's RESULT, the split run's RESULT; asserts the run succeeded and both agree.
+fn prove(name: &str, params: &[(&str, &str)], extra: &[&str]) -> (Value, Split) {
+    let (cells, error) = run_notebook(name, params);
+    assert!(
+        error.is_null(),
+        "{name}: the notebook itself failed: {error}"
+    );
+    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    for (k, v) in params {
+        args.push("-p".into());
+        args.push(format!("{k}={v}"));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let split = nb2pipe_run(name, &argv);
+    assert_eq!(
+        split.done.code, 0,
+        "{name}: nb2pipe run failed:\n{}",
+        split.done.stderr
+    );
+    assert_same_output(name, &cells, &split);
+    let nb_text: String = cells.values().filter_map(Value::as_str).collect();
+    let expected = result_line(&nb_text);
+    let last = split.plan["tasks"].as_array().unwrap().last().unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        result_line(&split.log(&last)),
+        expected,
+        "{name}: final values differ"
+    );
+    (expected, split)
+}
+
+fn store_formats(split: &Split, task: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(split.run_dir.join("values").join(task))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".format"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn values_dataframe_array_and_model() {
+    let (result, split) = prove("values", &[], &[]);
+    assert_eq!(result["rows"], 150);
+    assert_eq!(store_formats(&split, "load"), ["df.parquet"]);
+    assert_eq!(
+        store_formats(&split, "prepare"),
+        ["labels.npy", "scaled.npy"]
+    );
+    assert_eq!(store_formats(&split, "train"), ["model.pkl"]);
+    assert!(
+        split.folder.join("values-hist.png").is_file(),
+        "the figure was not saved"
+    );
+    assert!(
+        split.log("train").contains("CPU times: user "),
+        "%time printed no timing"
+    );
+}
+
+#[test]
+fn closures_lambdas_and_rebinding() {
+    let (result, split) = prove("closures", &[], &[]);
+    // make binds value=10, rebind makes it 15, finish doubles the latest binding.
+    assert_eq!(result["value"], 30);
+    assert_eq!(result["again"], 90);
+    assert_eq!(
+        store_formats(&split, "make"),
+        ["scale.pkl", "square.pkl", "value.pkl"]
+    );
+}
+
+#[test]
+fn params_overridden_and_functions_cell() {
+    let (result, split) = prove(
+        "params",
+        &[("n_estimators", "7"), ("label", "override")],
+        &[],
+    );
+    assert_eq!(result["trees"], 7);
+    assert_eq!(result["label"], "override");
+    assert!(
+        split.log("load").contains("wine: 178 rows"),
+        "{}",
+        split.log("load")
+    );
+    assert!(
+        split.log("fit").contains("trees: 7 rows"),
+        "{}",
+        split.log("fit")
+    );
+}
+
+#[test]
+fn params_defaults_without_overrides() {
+    let (result, _) = prove("params", &[], &[]);
+    assert_eq!(result["trees"], 3);
+    assert_eq!(result["label"], "default");
+}
+
+#[test]
+fn shell_writefile_echo_and_bash() {
+    let (result, split) = prove("shell", &[], &[]);
+    assert_eq!(result["loud"], "PIPELINE!");
+    let log = split.log("write");
+    assert!(
+        log.contains("hello pipeline\n") && log.contains("from bash\n42\n"),
+        "{log}"
+    );
+    assert!(split.folder.join("exec_shell_helpers.py").is_file());
+    // Kept in the store too, for tasks that run in other pods.
+    assert!(split.run_dir.join("files/exec_shell_helpers.py").is_file());
+}
+
+#[test]
+fn independent_branches_run_in_parallel() {
+    let (_, split) = prove("branches", &[], &["--jobs", "2"]);
+    let (l, r) = (split.task("left"), split.task("right"));
+    let span = |t: &Value| {
+        (
+            t["started_ms"].as_u64().unwrap(),
+            t["ended_ms"].as_u64().unwrap(),
+        )
+    };
+    let ((ls, le), (rs, re)) = (span(l), span(r));
+    assert!(
+        ls < re && rs < le,
+        "left {ls}..{le} and right {rs}..{re} did not overlap"
+    );
+    let join = span(split.task("join")).0;
+    assert!(
+        join >= le.max(re),
+        "join started before both branches ended"
+    );
+}
+
+#[test]
+fn one_job_runs_branches_one_after_the_other() {
+    let split = nb2pipe_run("branches", &["--jobs", "1"]);
+    assert_eq!(split.done.code, 0, "{}", split.done.stderr);
+    let span = |n: &str| {
+        (
+            split.task(n)["started_ms"].as_u64().unwrap(),
+            split.task(n)["ended_ms"].as_u64().unwrap(),
+        )
+    };
+    let ((ls, le), (rs, re)) = (span("left"), span("right"));
+    assert!(
+        le <= rs || re <= ls,
+        "with --jobs 1 the branches overlapped"
+    );
+}
+
+#[test]
+fn digits_series_and_float_array() {
+    let (result, split) = prove("digits", &[], &[]);
+    assert_eq!(result["depth"], 4);
+    assert_eq!(
+        store_formats(&split, "load"),
+        ["images.npy", "target.parquet-series"]
+    );
+    assert_eq!(store_formats(&split, "train"), ["flat.parquet", "tree.pkl"]);
+}
+
+#[test]
+fn failing_task_names_cell_and_line_like_the_notebook() {
+    let (cells, error) = run_notebook("failing", &[]);
+    assert_eq!(error["cell"], 2, "{error}");
+    assert_eq!(error["ename"], "KeyError");
+    let split = nb2pipe_run("failing", &[]);
+    assert_eq!(split.done.code, 1, "{}", split.done.stderr);
+    let err = &split.done.stderr;
+    assert!(
+        err.contains("task `broken` failed (exit status 1)"),
+        "{err}"
+    );
+    assert!(err.contains("in notebook cell 2 (`total = int(table['a'].sum())`), line 3: KeyError: 'no_such_column'"), "{err}");
+    assert!(
+        err.contains("   3 | missing = table['no_such_column']"),
+        "{err}"
+    );
+    assert!(err.contains("last ") && err.contains("broken.log"), "{err}");
+    assert_eq!(split.task("load")["state"], "succeeded");
+    assert_eq!(split.task("broken")["state"], "failed");
+    assert_eq!(split.task("broken")["error"]["cell"], 2);
+    assert_eq!(split.task("broken")["error"]["line"], 3);
+    assert_eq!(split.task("after")["state"], "skipped");
+    // What ran before the error printed the same as in the notebook.
+    assert_same_output("failing", &cells, &split);
+    let log = split.log("broken");
+    assert!(
+        log.contains("total 6\n") && !log.contains("not reached"),
+        "{log}"
+    );
+    assert!(
+        log.contains("nb2pipe: task 'broken' failed in notebook failing.ipynb, cell 2, line 3"),
+        "{log}"
+    );
+}
+
+#[test]
+fn only_reruns_one_task_against_the_latest_run() {
+    let (dir, nb) = copy_fixture("closures");
+    let first = split_in(dir, &nb, &[]);
+    assert_eq!(first.done.code, 0, "{}", first.done.stderr);
+    let first_id = first.record["run_id"].as_str().unwrap().to_string();
+    let build = first.folder.join("build");
+    let (code, _, err) = common::run(&[
+        "run",
+        nb.to_str().unwrap(),
+        "--python",
+        python().to_str().unwrap(),
+        "-o",
+        build.to_str().unwrap(),
+        "--only",
+        "finish",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let latest = std::fs::read_to_string(build.join("nb2pipe-data/closures/latest")).unwrap();
+    let second = common::read_json(
+        &build
+            .join("nb2pipe-data/closures")
+            .join(latest.trim())
+            .join("run.json"),
+    );
+    assert_ne!(second["run_id"], first_id.as_str());
+    assert_eq!(second["only"], "finish");
+    assert_eq!(second["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(second["value_runs"]["apply"], first_id.as_str());
+    assert_eq!(second["value_runs"]["finish"], second["run_id"]);
+    let log2 = std::fs::read_to_string(
+        build
+            .join("nb2pipe-data/closures")
+            .join(latest.trim())
+            .join("logs/finish.log"),
+    )
+    .unwrap();
+    assert_eq!(log2, first.log("finish"));
+
+    // A value of the first run gone: the re-run names the task that should have made it.
+    std::fs::remove_file(first.run_dir.join("values/apply/scaled.format")).unwrap();
+    let (code, _, err) = common::run(&[
+        "run",
+        nb.to_str().unwrap(),
+        "--python",
+        python().to_str().unwrap(),
+        "-o",
+        build.to_str().unwrap(),
+        "--only",
+        "finish",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "input 'scaled' of task 'finish' is missing: task 'apply' should have produced it"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn only_without_an_earlier_run_is_a_usage_error() {
+    let (dir, nb) = copy_fixture("closures");
+    let out = dir.path().join("build");
+    let (code, _, err) = common::run(&[
+        "run",
+        nb.to_str().unwrap(),
+        "--python",
+        python().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--only",
+        "finish",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no earlier run of `closures`"), "{err}");
+    let (code, _, err) = common::run(&[
+        "run",
+        nb.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--only",
+        "nope",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no task named `nope`; tasks: make, rebind, apply, finish"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_parameter_is_a_usage_error() {
+    let (dir, nb) = copy_fixture("params");
+    let out = dir.path().join("build");
+    let (code, _, err) = common::run(&[
+        "run",
+        nb.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "n_trees=3",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("unknown parameter `n_trees`; parameters: n_estimators, label, seed"),
+        "{err}"
+    );
+    let (code, _, err) = common::run(&[
+        "run",
+        nb.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "label",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("expected NAME=VALUE"), "{err}");
+}
+
+/// Writes a notebook (cells: (source, tags)) into a fresh folder.
+fn scratch_notebook(name: &str, cells: &[(&str, &[&str])]) -> (tempfile::TempDir, PathBuf) {
+    let dir = common::tempdir();
+    let cells: Vec<Value> = cells
+        .iter()
+        .map(|(src, tags)| serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null}))
+        .collect();
+    let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}, "language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+    let path = dir.path().join(format!("{name}.ipynb"));
+    std::fs::write(&path, nb.to_string()).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn unserialisable_value_names_variable_producer_and_consumer() {
+    let (dir, nb) = scratch_notebook(
+        "gen",
+        &[
+            (
+                "numbers = (i * i for i in range(4))\nhandle = open('scratch.txt', 'w')",
+                &["task:make"],
+            ),
+            ("print(sum(numbers))\nhandle.write('x')", &["task:use"]),
+        ],
+    );
+    let split = split_in(dir, &nb, &[]);
+    assert_eq!(split.done.code, 1, "{}", split.done.stderr);
+    let err = &split.done.stderr;
+    assert!(
+        err.contains("cannot pass 'handle' (a _io.TextIOWrapper) from task 'make' to task 'use'"),
+        "{err}"
+    );
+    assert_eq!(split.task("use")["state"], "skipped");
+}
+
+#[test]
+fn unknown_magic_is_a_clear_error_at_run_time() {
+    let (dir, nb) = scratch_notebook(
+        "magic",
+        &[("x = 1\n%no_such_magic_here 3\nprint(x)", &["task:one"])],
+    );
+    let split = split_in(dir, &nb, &[]);
+    assert!(
+        split.done.stderr.contains("NB011"),
+        "convert should warn: {}",
+        split.done.stderr
+    );
+    assert_eq!(split.done.code, 1);
+    let err = &split.done.stderr;
+    assert!(err.contains("the magic %no_such_magic_here (notebook cell 0, line 2) has no equivalent outside IPython"), "{err}");
+    assert!(
+        err.contains("in notebook cell 0 (`x = 1`), line 2"),
+        "{err}"
+    );
+}
+
+/// A moto S3 server on a free loopback port, killed on drop.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto(log: &Path) -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = python().parent().unwrap().join("moto_server");
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(File::create(log).unwrap())
+        .stderr(File::create(log.with_extension("err")).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "moto_server did not listen on {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    moto
+}
+
+fn s3_env(cmd: &mut Command, endpoint: &str) {
+    cmd.env("NB2PIPE_S3_ENDPOINT", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+}
+
+#[test]
+fn s3_store_against_a_local_server() {
+    let scratch = common::tempdir();
+    let moto = start_moto(&scratch.path().join("moto.log"));
+    let boto = |code: &str| {
+        let mut cmd = Command::new(python());
+        cmd.arg("-c").arg(code);
+        s3_env(&mut cmd, &moto.url);
+        let d = run_bounded(cmd, "boto3");
+        assert_eq!(d.code, 0, "boto3 failed:\n{}", d.stderr);
+        d.stdout
+    };
+    boto("import boto3, os; boto3.client('s3', endpoint_url=os.environ['NB2PIPE_S3_ENDPOINT']).create_bucket(Bucket='pipes')");
+
+    let (cells, _) = run_notebook("digits", &[]);
+    let (dir, nb) = copy_fixture("digits");
+    let out = dir.path().join("build");
+    let mut cmd = common::nb2pipe();
+    cmd.arg("run")
+        .arg(&nb)
+        .arg("--python")
+        .arg(python())
+        .arg("-o")
+        .arg(&out)
+        .args(["--data", "s3://pipes/team/a"]);
+    s3_env(&mut cmd, &moto.url);
+    let done = run_bounded(cmd, "nb2pipe run --data s3://");
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let runs = out.join("nb2pipe-runs/digits");
+    let run_id = std::fs::read_to_string(runs.join("latest"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let split = Split {
+        folder: dir.path().to_path_buf(),
+        _dir: dir,
+        done,
+        plan: find_plan(&out),
+        record: common::read_json(&runs.join(&run_id).join("run.json")),
+        run_dir: runs.join(&run_id),
+    };
+    assert_same_output("digits", &cells, &split);
+    assert!(
+        !split.run_dir.join("values").exists(),
+        "values were written locally"
+    );
+
+    let keys = boto("import boto3, os\nc = boto3.client('s3', endpoint_url=os.environ['NB2PIPE_S3_ENDPOINT'])\nfor o in c.list_objects_v2(Bucket='pipes')['Contents']: print(o['Key'])");
+    let prefix = format!("team/a/digits/{run_id}/values/");
+    let mut got: Vec<&str> = keys
+        .lines()
+        .filter_map(|k| k.strip_prefix(&prefix))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "load/images.format",
+            "load/images.npy",
+            "load/target.format",
+            "load/target.parquet-series",
+            "train/flat.format",
+            "train/flat.parquet",
+            "train/tree.format",
+            "train/tree.pkl"
+        ],
+        "all keys: {keys}"
+    );
+    drop(moto);
+}
