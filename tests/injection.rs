@@ -100,8 +100,10 @@ proptest! {
         let dag = std::fs::read_to_string(dir.join("airflow/hostile.py")).unwrap();
         let lits = string_literals(&dag);
         let wrapped = |v: &str| nb2pipe::emit::airflow::templated(v);
-        for v in [&env, &ann] {
-            let as_lit = string_literals(&format!("x = {}\n", wrapped(v)))[0].clone();
+        // Env values are also `$`-escaped for Kubernetes; annotations are not expanded.
+        for (v, in_env) in [(&env, true), (&ann, false)] {
+            let k8s = if in_env { nb2pipe::emit::k8s::k8s_env_escape(v) } else { v.to_string() };
+            let as_lit = string_literals(&format!("x = {}\n", wrapped(&k8s)))[0].clone();
             prop_assert!(lits.contains(&as_lit), "value {:?} missing from DAG", v);
         }
         prop_assert!(lits.contains(&desc), "description {:?} missing", desc);

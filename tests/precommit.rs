@@ -1,7 +1,7 @@
 //! The pre-commit hooks through the real `pre-commit` (PyPI): in a temporary git
 //! repository holding a notebook and its bundle, `pre-commit try-repo <this repo>
 //! nb2pipe-check` passes when all is well and fails, with the right message, on a stale
-//! bundle, a hard-coded secret and a bad tag. Needs NB2PIPE_PY_PRECOMMIT (tests/env).
+//! bundle, a hard-coded secret and a bad tag. Needs NB2PIPE_PY_VALIDATE (tests/env; it carries pre-commit).
 
 mod common;
 
@@ -83,7 +83,7 @@ fn set_first_cell(nb: &Path, source: &str, tags: &[&str]) {
 
 #[test]
 fn pre_commit_hook_passes_clean_and_catches_stale_secret_and_bad_tag() {
-    let python = common::python_env("PRECOMMIT");
+    let python = common::python_env("VALIDATE");
     let bin = python.parent().unwrap().join("pre-commit");
     let tmp = common::tempdir();
     let repo = tmp.path();

@@ -215,8 +215,9 @@ fn dag_info(plan: &Plan) -> DagInfo {
                 let items: Vec<String> = t.parameters.iter().map(|p| format!("'{p}': params['{p}']")).collect();
                 env.push(format!("\"NB2PIPE_PARAMS\": {}", py_str(&format!("{{{{ {{{}}} | tojson }}}}", items.join(", ")))));
             }
+            // Kubernetes expands `$(VAR)` in env values: every `$` is doubled to keep the value.
             for (key, v) in &ts.env {
-                env.push(format!("{}: {}", py_str(key), templated(v)));
+                env.push(format!("{}: {}", py_str(key), templated(&super::k8s::k8s_env_escape(v))));
             }
             k("env_vars", format!("{{{}}}", env.join(", ")));
             let mut secrets: Vec<String> = Vec::new();
