@@ -91,7 +91,7 @@ pub(super) fn split_cell_magic(source: &str) -> (Option<CellMagic>, &str, usize)
 
 /// What a line magic is, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LineMagic {
+pub enum LineMagic {
     /// `%pip install`, `%conda install`: a dependency, removed from the code.
     Install,
     /// `%time stmt`, `%timeit stmt`: the statement runs, timed.
@@ -103,7 +103,7 @@ pub(super) enum LineMagic {
     Unknown,
 }
 
-pub(super) fn classify_line_magic(name: &str) -> LineMagic {
+pub fn classify_line_magic(name: &str) -> LineMagic {
     match name {
         "pip" | "conda" | "mamba" => LineMagic::Install,
         "time" | "timeit" | "prun" => LineMagic::Time,
@@ -146,6 +146,27 @@ pub(super) fn classify_line_magic(name: &str) -> LineMagic {
         | "system" | "sx" | "sc" | "bookmark" | "dhist" | "pushd" | "popd" | "dirs" | "run"
         | "store" => LineMagic::Runtime,
         _ => LineMagic::Unknown,
+    }
+}
+
+/// `%timeit -n 10 -r 3 f(x)` → `f(x)`.
+pub fn strip_magic_options(s: &str) -> &str {
+    let mut rest = s;
+    loop {
+        let t = rest.trim_start();
+        if let Some(after) = t.strip_prefix('-') {
+            let flag_end = after.find(char::is_whitespace).unwrap_or(after.len());
+            let flag = &after[..flag_end];
+            let mut r = &after[flag_end..];
+            if matches!(flag, "n" | "r" | "o" | "p" | "s" | "T" | "D" | "l") {
+                let v = r.trim_start();
+                let vend = v.find(char::is_whitespace).unwrap_or(v.len());
+                r = &v[vend..];
+            }
+            rest = r;
+        } else {
+            return t;
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use ruff_text_size::Ranged;
 
 pub use builtins::is_builtin;
 pub use literals::{literal_assignments, type_name};
-pub use magics::{parse_pip_args, CellMagic};
+pub use magics::{classify_line_magic, parse_pip_args, strip_magic_options, CellMagic, LineMagic};
 pub use secrets::{find_secrets, SecretFinding};
 
 /// An import found in a cell.

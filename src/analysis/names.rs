@@ -8,7 +8,7 @@ use ruff_python_ast::{self as ast, Expr, ExprContext, IpyEscapeKind, Stmt};
 use ruff_python_parser::{parse_unchecked, Mode, ParseOptions};
 use ruff_text_size::Ranged;
 
-use super::magics::{classify_line_magic, parse_pip_args, LineMagic};
+use super::magics::{classify_line_magic, parse_pip_args, strip_magic_options, LineMagic};
 use super::{Escape, EscapeKind, Import, LineIndex};
 
 #[derive(Default)]
@@ -707,23 +707,3 @@ fn shell_interpolations(cmd: &str) -> Vec<String> {
     out
 }
 
-/// `%timeit -n 10 -r 3 f(x)` → `f(x)`.
-fn strip_magic_options(s: &str) -> &str {
-    let mut rest = s;
-    loop {
-        let t = rest.trim_start();
-        if let Some(after) = t.strip_prefix('-') {
-            let flag_end = after.find(char::is_whitespace).unwrap_or(after.len());
-            let flag = &after[..flag_end];
-            let mut r = &after[flag_end..];
-            if matches!(flag, "n" | "r" | "o" | "p" | "s" | "T" | "D" | "l") {
-                let v = r.trim_start();
-                let vend = v.find(char::is_whitespace).unwrap_or(v.len());
-                r = &v[vend..];
-            }
-            rest = r;
-        } else {
-            return t;
-        }
-    }
-}

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::pyrepr::{py_json, py_str};
 use super::{Bundle, EmitContext, Emitter};
-use crate::analysis::{parse_pip_args, CellMagic, EscapeKind};
+use crate::analysis::{classify_line_magic, parse_pip_args, strip_magic_options, CellMagic, EscapeKind, LineMagic};
 use crate::plan::{Chunk, Plan, Task};
 
 pub struct TaskFiles;
@@ -352,57 +352,14 @@ fn magic_replacement(value: &str, in_expr: bool, cell: usize, line: usize) -> St
             s
         }
     };
-    match name {
-        "pip" | "conda" | "mamba" => stmt(format!(
-            "pass  # {}: installed in the image",
-            ascii_comment(value)
-        )),
-        "matplotlib"
-        | "load_ext"
-        | "unload_ext"
-        | "reload_ext"
-        | "autoreload"
-        | "aimport"
-        | "config"
-        | "who"
-        | "whos"
-        | "who_ls"
-        | "history"
-        | "lsmagic"
-        | "magic"
-        | "precision"
-        | "pprint"
-        | "xmode"
-        | "colors"
-        | "autocall"
-        | "automagic"
-        | "doctest_mode"
-        | "pdb"
-        | "debug"
-        | "tb"
-        | "reset"
-        | "reset_selective"
-        | "notebook"
-        | "qtconsole"
-        | "connect_info"
-        | "page"
-        | "pinfo"
-        | "pinfo2"
-        | "psearch"
-        | "quickref"
-        | "config_inlinebackend"
-        | "load" => stmt("pass".into()),
-        "time" | "timeit" | "prun" if !in_expr => {
-            let body = strip_options(rest);
-            format!(
-                "with _nb2pipe.timed(): {}",
-                if body.trim().is_empty() { "pass" } else { body }
-            )
+    match classify_line_magic(name) {
+        LineMagic::Install => stmt(format!("pass  # {}: installed in the image", ascii_comment(value))),
+        LineMagic::Drop => stmt("pass".into()),
+        LineMagic::Time if !in_expr => {
+            let body = strip_magic_options(rest);
+            format!("with _nb2pipe.timed(): {}", if body.trim().is_empty() { "pass" } else { body })
         }
-        _ => format!(
-            "_nb2pipe.magic({}, globals(), locals(), {cell}, {line})",
-            py_str(value)
-        ),
+        _ => format!("_nb2pipe.magic({}, globals(), locals(), {cell}, {line})", py_str(value)),
     }
 }
 
@@ -418,25 +375,6 @@ fn ascii_comment(s: &str) -> String {
         .collect()
 }
 
-fn strip_options(s: &str) -> &str {
-    let mut rest = s;
-    loop {
-        let t = rest.trim_start();
-        if let Some(after) = t.strip_prefix('-') {
-            let end = after.find(char::is_whitespace).unwrap_or(after.len());
-            let flag = &after[..end];
-            let mut r = &after[end..];
-            if matches!(flag, "n" | "r" | "o" | "p" | "s" | "T" | "D" | "l") {
-                let v = r.trim_start();
-                let vend = v.find(char::is_whitespace).unwrap_or(v.len());
-                r = &v[vend..];
-            }
-            rest = r;
-        } else {
-            return t;
-        }
-    }
-}
 
 /// The task code of every task (for `inspect --code` and tests).
 pub fn all_code(plan: &Plan) -> Vec<(String, String)> {
