@@ -20,6 +20,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Print the documentation of a diagnostic code (e.g. NB020), or list all codes.
     Rule(RuleArgs),
+    /// Show each task's requirements and where every name and pin came from.
+    Deps(DepsArgs),
 }
 
 /// Settings given on the command line: the highest precedence.
@@ -46,6 +48,11 @@ pub struct SettingsArgs {
     /// Data store: pvc://CLAIM or s3://bucket/prefix.
     #[arg(long)]
     pub data: Option<String>,
+    /// The Python environment the notebook ran in (its interpreter, or the venv folder):
+    /// requirement names and pins are read from its installed distributions. Default: a
+    /// `.venv/` or `venv/` next to the notebook.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]
@@ -97,4 +104,24 @@ pub struct InspectArgs {
 pub struct RuleArgs {
     /// A code (NB020) or name (unknown-tag); omit to list every code.
     pub code: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum DepsFormat {
+    /// requirements.txt lines per task, each with a comment saying where it came from.
+    #[default]
+    Requirements,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct DepsArgs {
+    pub notebook: PathBuf,
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: DepsFormat,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }

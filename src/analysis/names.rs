@@ -112,7 +112,7 @@ impl Names<'_> {
         }
     }
 
-    fn import(&mut self, module: String, offset: usize, dynamic: bool) {
+    fn import(&mut self, module: String, offset: usize, dynamic: bool, names: Vec<String>) {
         let line = self.line(offset);
         self.out.imports.push(Import {
             module,
@@ -121,6 +121,7 @@ impl Names<'_> {
             type_checking: self.type_checking > 0,
             in_function: self.in_function(),
             dynamic,
+            names,
         });
     }
 
@@ -306,7 +307,7 @@ impl<'a> Visitor<'a> for Names<'_> {
             }
             Stmt::Import(i) => {
                 for alias in &i.names {
-                    self.import(alias.name.id.to_string(), alias.range().start().to_usize(), false);
+                    self.import(alias.name.id.to_string(), alias.range().start().to_usize(), false, Vec::new());
                     match &alias.asname {
                         Some(as_) => self.store(&as_.id),
                         None => self.store(alias.name.id.split('.').next().unwrap_or_default()),
@@ -315,7 +316,8 @@ impl<'a> Visitor<'a> for Names<'_> {
             }
             Stmt::ImportFrom(i) => {
                 let base = format!("{}{}", ".".repeat(i.level as usize), i.module.as_ref().map(|m| m.id.as_str()).unwrap_or(""));
-                self.import(base, i.range().start().to_usize(), false);
+                let names = i.names.iter().map(|a| a.name.id.to_string()).filter(|n| n != "*").collect();
+                self.import(base, i.range().start().to_usize(), false, names);
                 for alias in &i.names {
                     if alias.name.id.as_str() != "*" {
                         self.store(alias.asname.as_ref().unwrap_or(&alias.name).id.as_str());
@@ -476,7 +478,7 @@ impl<'a> Visitor<'a> for Names<'_> {
                 if let Some(f) = dotted(&call.func) {
                     if matches!(f.as_str(), "importlib.import_module" | "import_module" | "__import__") {
                         if let Some(Expr::StringLiteral(s)) = call.arguments.args.first() {
-                            self.import(s.value.to_str().to_string(), call.range().start().to_usize(), true);
+                            self.import(s.value.to_str().to_string(), call.range().start().to_usize(), true, Vec::new());
                         }
                     }
                 }

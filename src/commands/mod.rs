@@ -1,6 +1,7 @@
 //! One module per subcommand; each `execute` returns the exit code.
 
 pub mod convert;
+pub mod deps;
 pub mod inspect;
 pub mod rule;
 
@@ -50,6 +51,7 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
         project: project.as_ref().map(|p| &p.layer),
         cli: settings.layer(),
         profile: settings.profile.clone(),
+        python_env: settings.python.clone(),
     });
     let output = nb_output(&nb).or(output);
     Loaded { plan: Some(built.plan), diagnostics: built.diagnostics, output }

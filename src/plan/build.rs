@@ -28,6 +28,8 @@ pub struct BuildInput<'a> {
     /// Command-line settings.
     pub cli: PipelineLayer,
     pub profile: Option<String>,
+    /// `--python`: the interpreter (or venv folder) of the environment the notebook ran in.
+    pub python_env: Option<std::path::PathBuf>,
 }
 
 /// The plan, and every diagnostic found on the way (the plan is best effort when
@@ -231,7 +233,7 @@ pub fn build(input: BuildInput<'_>) -> Built {
         d.metrics |= metrics;
         current = Some(idx);
     }
-    Built::finish(nb, merged, input.profile, facts, drafts, roles, diags)
+    Built::finish(nb, merged, input.profile, facts, drafts, roles, diags, input.python_env.as_deref())
 }
 
 fn new_draft(name: String, first_cell: usize) -> TaskDraft {
@@ -248,6 +250,7 @@ fn role_name(r: Role) -> &'static str {
 }
 
 impl Built {
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         nb: &Notebook,
         merged: PipelineLayer,
@@ -256,6 +259,7 @@ impl Built {
         drafts: Vec<TaskDraft>,
         roles: BTreeMap<usize, Role>,
         mut diags: Vec<Diagnostic>,
+        python_env: Option<&std::path::Path>,
     ) -> Built {
         let path = &nb.path;
         let cell_at = |i: usize| &nb.cells[i];
@@ -373,6 +377,23 @@ impl Built {
             .unwrap_or_else(|| "3.11".into());
         let settings = pipeline_settings(&merged, &pipeline, &python, profile, path, &mut diags);
 
+        // Requirements of every task first: a consumer's depend on its producers'.
+        let deps_inputs: Vec<crate::deps::TaskInput> = drafts
+            .iter()
+            .enumerate()
+            .map(|(t, d)| crate::deps::TaskInput {
+                name: d.name.clone(),
+                cells: d.cells.clone(),
+                prelude_cells: preludes[t].iter().map(|&i| prelude[i].cell).collect::<BTreeSet<_>>().into_iter().collect(),
+                imports: task_imports(d, &facts, &prelude, &preludes[t]),
+                receives_from: flow.inputs[t].values().copied().collect::<BTreeSet<_>>().into_iter().collect(),
+                exchanges_values: !flow.inputs[t].is_empty() || edges.iter().any(|((f, _), (v, _))| *f == t && !v.is_empty()),
+            })
+            .collect();
+        let resolved = crate::deps::resolve(nb, &facts, &python, python_env, &deps_inputs);
+        diags.extend(resolved.diagnostics);
+        let mut task_deps = resolved.tasks.into_iter();
+
         // Tasks.
         let mut tasks: Vec<Task> = Vec::new();
         for (t, d) in drafts.iter().enumerate() {
@@ -383,7 +404,8 @@ impl Built {
             let outputs: Vec<String> = edges.iter().filter(|((f, _), _)| *f == t).flat_map(|(_, (v, _))| v.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
             let code = task_chunks(d, &facts, &prelude, &preludes[t]);
             let imports = task_imports(d, &facts, &prelude, &preludes[t]);
-            let requirements = crate::deps::requirements(&imports, &code_pip_installs(d, &facts), &python);
+            let deps = task_deps.next().unwrap_or_default();
+            let requirements = deps.requirements;
             let prelude_refs = preludes[t].iter().map(|&i| StmtRef { cell: prelude[i].cell, line: facts[prelude[i].cell].as_ref().map(|f| f.stmts[prelude[i].idx].line).unwrap_or(1) }).collect();
             let image = match &layer.image {
                 Some(img) => Image { reference: img.clone(), prebuilt: true, content_hash: None },
@@ -407,6 +429,8 @@ impl Built {
                 prelude: prelude_refs,
                 imports: imports.into_iter().map(|i| i.module).collect::<BTreeSet<_>>().into_iter().collect(),
                 requirements,
+                optional_requirements: deps.optional,
+                local_modules: deps.local_modules,
                 metrics: d.metrics,
                 settings: ts,
                 image,
@@ -884,10 +908,6 @@ fn task_imports(d: &TaskDraft, facts: &[Option<CellFacts>], prelude: &[PreludeSt
         }
     }
     out
-}
-
-fn code_pip_installs(d: &TaskDraft, facts: &[Option<CellFacts>]) -> Vec<String> {
-    d.cells.iter().filter_map(|&c| facts[c].as_ref()).flat_map(|f| f.pip_installs.iter().map(|(_, a)| a.clone())).collect()
 }
 
 fn content_hash(base: &str, python: &str, reqs: &[Requirement], code: &[Chunk], inputs: &[Input], outputs: &[String], params: &BTreeSet<String>) -> String {

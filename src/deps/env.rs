@@ -1,0 +1,202 @@
+//! The Python environment the notebook ran in, read from its installed distributions'
+//! metadata files (`*.dist-info/{METADATA,RECORD,top_level.txt}`, `*.egg-info/`), never
+//! by starting Python.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::names::normalize;
+
+#[derive(Debug)]
+pub(super) struct Dist {
+    pub(super) name: String,
+    pub(super) version: String,
+    dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub(super) struct Env {
+    /// The environment's root (the venv folder).
+    pub(super) root: PathBuf,
+    dists: Vec<Dist>,
+    by_name: HashMap<String, usize>,
+    /// Dotted module prefix (depth ≤ 4) → distributions that install files under it.
+    index: OnceCell<HashMap<String, Vec<usize>>>,
+}
+
+/// The venv next to the notebook (`.venv/`, `venv/`), if any.
+pub(super) fn discover(nb_dir: &Path) -> Option<PathBuf> {
+    [".venv", "venv"].iter().map(|d| nb_dir.join(d)).find(|d| d.join("pyvenv.cfg").is_file() || !site_dirs(d).is_empty())
+}
+
+fn site_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for lib in ["lib", "lib64", "local/lib"] {
+        let Ok(rd) = std::fs::read_dir(root.join(lib)) else { continue };
+        let mut pys: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3"))).collect();
+        pys.sort();
+        for p in pys {
+            for sub in ["site-packages", "dist-packages"] {
+                if p.join(sub).is_dir() {
+                    out.push(p.join(sub));
+                }
+            }
+        }
+    }
+    for p in ["Lib/site-packages", "lib/python3/dist-packages"] {
+        if root.join(p).is_dir() {
+            out.push(root.join(p));
+        }
+    }
+    out.dedup();
+    out
+}
+
+impl Env {
+    /// Opens the environment of interpreter `python` (`.../bin/python`) or of a venv
+    /// folder. Fails when no site-packages folder is found.
+    pub(super) fn open(python: &Path) -> Result<Env, String> {
+        let root = if python.is_dir() {
+            python.to_path_buf()
+        } else if python.exists() {
+            // bin/python → the environment root; not canonicalised: a venv's python is a
+            // symlink to the base interpreter, whose root is not the venv.
+            python.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+        } else {
+            return Err(format!("{} does not exist", python.display()));
+        };
+        let sites = site_dirs(&root);
+        if sites.is_empty() {
+            return Err(format!("no site-packages folder under {}", root.display()));
+        }
+        let mut dists = Vec::new();
+        for site in &sites {
+            let Ok(rd) = std::fs::read_dir(site) else { continue };
+            let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for dir in entries {
+                let fname = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let meta = if fname.ends_with(".dist-info") {
+                    dir.join("METADATA")
+                } else if fname.ends_with(".egg-info") {
+                    if dir.is_dir() { dir.join("PKG-INFO") } else { dir.clone() }
+                } else {
+                    continue;
+                };
+                let Some((name, version)) = read_name_version(&meta) else { continue };
+                dists.push(Dist { name, version, dir });
+            }
+        }
+        let mut by_name = HashMap::new();
+        for (i, d) in dists.iter().enumerate() {
+            by_name.entry(normalize(&d.name)).or_insert(i);
+        }
+        Ok(Env { root, dists, by_name, index: OnceCell::new() })
+    }
+
+    pub(super) fn dist(&self, name: &str) -> Option<&Dist> {
+        self.by_name.get(&normalize(name)).map(|&i| &self.dists[i])
+    }
+
+    /// The distribution that installs `module`: the one owning the longest dotted prefix
+    /// of it, when exactly one does.
+    pub(super) fn provider(&self, module: &str) -> Option<&Dist> {
+        let index = self.index.get_or_init(|| self.build_index());
+        let mut end = module.len();
+        loop {
+            if let Some(ds) = index.get(&module[..end]) {
+                return (ds.len() == 1).then(|| &self.dists[ds[0]]);
+            }
+            end = module[..end].rfind('.')?;
+        }
+    }
+
+    /// Whether installed distribution `dist` provides `module`.
+    pub(super) fn provides(&self, dist: &str, module: &str) -> bool {
+        let index = self.index.get_or_init(|| self.build_index());
+        let Some(&want) = self.by_name.get(&normalize(dist)) else { return false };
+        let mut end = module.len();
+        loop {
+            if index.get(&module[..end]).is_some_and(|ds| ds.contains(&want)) {
+                return true;
+            }
+            match module[..end].rfind('.') {
+                Some(e) => end = e,
+                None => return false,
+            }
+        }
+    }
+
+    fn build_index(&self) -> HashMap<String, Vec<usize>> {
+        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, d) in self.dists.iter().enumerate() {
+            let mut add = |m: String| {
+                let v = index.entry(m).or_default();
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            };
+            let record = std::fs::read_to_string(d.dir.join("RECORD")).or_else(|_| std::fs::read_to_string(d.dir.join("installed-files.txt")));
+            match record {
+                Ok(text) => {
+                    for line in text.lines() {
+                        let path = if let Some(rest) = line.strip_prefix('"') { rest.split('"').next().unwrap_or("") } else { line.split(',').next().unwrap_or("") };
+                        for m in module_prefixes(path) {
+                            add(m);
+                        }
+                    }
+                }
+                Err(_) => {
+                    if let Ok(tl) = std::fs::read_to_string(d.dir.join("top_level.txt")) {
+                        for l in tl.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                            add(l.replace('/', "."));
+                        }
+                    }
+                }
+            }
+        }
+        index
+    }
+}
+
+/// `google/cloud/storage/blob.py` → `google`, `google.cloud`, `google.cloud.storage`,
+/// `google.cloud.storage.blob`. Non-module files give nothing.
+fn module_prefixes(path: &str) -> Vec<String> {
+    let path = path.trim().replace('\\', "/");
+    if path.starts_with("..") || path.starts_with('/') || path.contains(".dist-info/") || path.contains(".egg-info/") || path.contains("__pycache__") || path.starts_with("__editable__") {
+        return Vec::new();
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let Some(last) = parts.last() else { return Vec::new() };
+    let is_module = [".py", ".so", ".pyd", ".pyi"].iter().any(|e| last.ends_with(e));
+    if !is_module {
+        return Vec::new();
+    }
+    let mut names: Vec<&str> = parts[..parts.len() - 1].to_vec();
+    let stem = last.split('.').next().unwrap_or("");
+    if stem != "__init__" {
+        names.push(stem);
+    }
+    if names.is_empty() || names.iter().any(|n| n.is_empty() || n.contains('-') || n.contains(' ')) {
+        return Vec::new();
+    }
+    (1..=names.len().min(4)).map(|k| names[..k].join(".")).collect()
+}
+
+fn read_name_version(meta: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(meta).ok()?;
+    let mut name = None;
+    let mut version = None;
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // headers end at the first blank line; the description follows
+        }
+        if let Some(v) = line.strip_prefix("Name:") {
+            name.get_or_insert_with(|| v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("Version:") {
+            version.get_or_insert_with(|| v.trim().to_string());
+        }
+    }
+    Some((name.filter(|n| !n.is_empty())?, version.unwrap_or_default()))
+}
