@@ -27,14 +27,26 @@ pub(super) struct Env {
 
 /// The venv next to the notebook (`.venv/`, `venv/`), if any.
 pub(super) fn discover(nb_dir: &Path) -> Option<PathBuf> {
-    [".venv", "venv"].iter().map(|d| nb_dir.join(d)).find(|d| d.join("pyvenv.cfg").is_file() || !site_dirs(d).is_empty())
+    [".venv", "venv"]
+        .iter()
+        .map(|d| nb_dir.join(d))
+        .find(|d| d.join("pyvenv.cfg").is_file() || !site_dirs(d).is_empty())
 }
 
 fn site_dirs(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for lib in ["lib", "lib64", "local/lib"] {
-        let Ok(rd) = std::fs::read_dir(root.join(lib)) else { continue };
-        let mut pys: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3"))).collect();
+        let Ok(rd) = std::fs::read_dir(root.join(lib)) else {
+            continue;
+        };
+        let mut pys: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("python3"))
+            })
+            .collect();
         pys.sort();
         for p in pys {
             for sub in ["site-packages", "dist-packages"] {
@@ -62,7 +74,11 @@ impl Env {
         } else if python.exists() {
             // bin/python → the environment root; not canonicalised: a venv's python is a
             // symlink to the base interpreter, whose root is not the venv.
-            python.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+            python
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
         } else {
             return Err(format!("{} does not exist", python.display()));
         };
@@ -72,19 +88,30 @@ impl Env {
         }
         let mut dists = Vec::new();
         for site in &sites {
-            let Ok(rd) = std::fs::read_dir(site) else { continue };
+            let Ok(rd) = std::fs::read_dir(site) else {
+                continue;
+            };
             let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
             entries.sort();
             for dir in entries {
-                let fname = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let fname = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let meta = if fname.ends_with(".dist-info") {
                     dir.join("METADATA")
                 } else if fname.ends_with(".egg-info") {
-                    if dir.is_dir() { dir.join("PKG-INFO") } else { dir.clone() }
+                    if dir.is_dir() {
+                        dir.join("PKG-INFO")
+                    } else {
+                        dir.clone()
+                    }
                 } else {
                     continue;
                 };
-                let Some((name, version)) = read_name_version(&meta) else { continue };
+                let Some((name, version)) = read_name_version(&meta) else {
+                    continue;
+                };
                 dists.push(Dist { name, version, dir });
             }
         }
@@ -92,7 +119,12 @@ impl Env {
         for (i, d) in dists.iter().enumerate() {
             by_name.entry(normalize(&d.name)).or_insert(i);
         }
-        Ok(Env { root, dists, by_name, index: OnceCell::new() })
+        Ok(Env {
+            root,
+            dists,
+            by_name,
+            index: OnceCell::new(),
+        })
     }
 
     pub(super) fn dist(&self, name: &str) -> Option<&Dist> {
@@ -115,10 +147,15 @@ impl Env {
     /// Whether installed distribution `dist` provides `module`.
     pub(super) fn provides(&self, dist: &str, module: &str) -> bool {
         let index = self.index.get_or_init(|| self.build_index());
-        let Some(&want) = self.by_name.get(&normalize(dist)) else { return false };
+        let Some(&want) = self.by_name.get(&normalize(dist)) else {
+            return false;
+        };
         let mut end = module.len();
         loop {
-            if index.get(&module[..end]).is_some_and(|ds| ds.contains(&want)) {
+            if index
+                .get(&module[..end])
+                .is_some_and(|ds| ds.contains(&want))
+            {
                 return true;
             }
             match module[..end].rfind('.') {
@@ -137,11 +174,16 @@ impl Env {
                     v.push(i);
                 }
             };
-            let record = std::fs::read_to_string(d.dir.join("RECORD")).or_else(|_| std::fs::read_to_string(d.dir.join("installed-files.txt")));
+            let record = std::fs::read_to_string(d.dir.join("RECORD"))
+                .or_else(|_| std::fs::read_to_string(d.dir.join("installed-files.txt")));
             match record {
                 Ok(text) => {
                     for line in text.lines() {
-                        let path = if let Some(rest) = line.strip_prefix('"') { rest.split('"').next().unwrap_or("") } else { line.split(',').next().unwrap_or("") };
+                        let path = if let Some(rest) = line.strip_prefix('"') {
+                            rest.split('"').next().unwrap_or("")
+                        } else {
+                            line.split(',').next().unwrap_or("")
+                        };
                         for m in module_prefixes(path) {
                             add(m);
                         }
@@ -164,12 +206,22 @@ impl Env {
 /// `google.cloud.storage.blob`. Non-module files give nothing.
 fn module_prefixes(path: &str) -> Vec<String> {
     let path = path.trim().replace('\\', "/");
-    if path.starts_with("..") || path.starts_with('/') || path.contains(".dist-info/") || path.contains(".egg-info/") || path.contains("__pycache__") || path.starts_with("__editable__") {
+    if path.starts_with("..")
+        || path.starts_with('/')
+        || path.contains(".dist-info/")
+        || path.contains(".egg-info/")
+        || path.contains("__pycache__")
+        || path.starts_with("__editable__")
+    {
         return Vec::new();
     }
     let parts: Vec<&str> = path.split('/').collect();
-    let Some(last) = parts.last() else { return Vec::new() };
-    let is_module = [".py", ".so", ".pyd", ".pyi"].iter().any(|e| last.ends_with(e));
+    let Some(last) = parts.last() else {
+        return Vec::new();
+    };
+    let is_module = [".py", ".so", ".pyd", ".pyi"]
+        .iter()
+        .any(|e| last.ends_with(e));
     if !is_module {
         return Vec::new();
     }
@@ -178,10 +230,16 @@ fn module_prefixes(path: &str) -> Vec<String> {
     if stem != "__init__" {
         names.push(stem);
     }
-    if names.is_empty() || names.iter().any(|n| n.is_empty() || n.contains('-') || n.contains(' ')) {
+    if names.is_empty()
+        || names
+            .iter()
+            .any(|n| n.is_empty() || n.contains('-') || n.contains(' '))
+    {
         return Vec::new();
     }
-    (1..=names.len().min(4)).map(|k| names[..k].join(".")).collect()
+    (1..=names.len().min(4))
+        .map(|k| names[..k].join("."))
+        .collect()
 }
 
 fn read_name_version(meta: &Path) -> Option<(String, String)> {

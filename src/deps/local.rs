@@ -15,7 +15,11 @@ const MAX_FILE_BYTES: u64 = 2 << 20;
 #[derive(Debug, Clone)]
 enum Origin {
     /// A file or package folder on disk: (search folder, path of the module or package).
-    Disk { base: PathBuf, path: PathBuf, package: bool },
+    Disk {
+        base: PathBuf,
+        path: PathBuf,
+        package: bool,
+    },
     /// Written by a `%%writefile` cell: (path as written, body).
     Written { path: String, body: String },
 }
@@ -42,7 +46,12 @@ pub(super) struct Found {
 impl Locals {
     /// `sys_paths`: literal folders added to `sys.path`; `written`: `%%writefile` cells
     /// as (path, body).
-    pub(super) fn new(nb_dir: &Path, sys_paths: &[String], written: &[(String, String)], ancestors: &[PathBuf]) -> Locals {
+    pub(super) fn new(
+        nb_dir: &Path,
+        sys_paths: &[String],
+        written: &[(String, String)],
+        ancestors: &[PathBuf],
+    ) -> Locals {
         let mut search: Vec<(PathBuf, bool)> = vec![(nb_dir.to_path_buf(), true)];
         for p in sys_paths {
             let d = nb_dir.join(p);
@@ -58,18 +67,33 @@ impl Locals {
         let mut w = BTreeMap::new();
         for (path, body) in written {
             let clean = path.trim_start_matches("./");
-            let Some(stem) = clean.strip_suffix(".py") else { continue };
+            let Some(stem) = clean.strip_suffix(".py") else {
+                continue;
+            };
             let (dir, file) = match stem.rsplit_once('/') {
                 Some((d, f)) => (d, f),
                 None => ("", stem),
             };
-            let in_path = dir.is_empty() || sys_paths.iter().any(|s| s.trim_start_matches("./").trim_end_matches('/') == dir);
-            let module = if file == "__init__" { dir.rsplit('/').next().unwrap_or(dir).to_string() } else if in_path { file.to_string() } else { continue };
+            let in_path = dir.is_empty()
+                || sys_paths
+                    .iter()
+                    .any(|s| s.trim_start_matches("./").trim_end_matches('/') == dir);
+            let module = if file == "__init__" {
+                dir.rsplit('/').next().unwrap_or(dir).to_string()
+            } else if in_path {
+                file.to_string()
+            } else {
+                continue;
+            };
             if !module.is_empty() {
                 w.entry(module).or_insert((clean.to_string(), body.clone()));
             }
         }
-        Locals { nb_dir: nb_dir.to_path_buf(), search, written: w }
+        Locals {
+            nb_dir: nb_dir.to_path_buf(),
+            search,
+            written: w,
+        }
     }
 
     /// The local module for import `module` (dotted; `names` are the `from` names).
@@ -79,14 +103,22 @@ impl Locals {
             return None;
         }
         let origin = self.origin(top)?;
-        let mut found = Found { copy: String::new(), files: Vec::new(), packages: Vec::new() };
+        let mut found = Found {
+            copy: String::new(),
+            files: Vec::new(),
+            packages: Vec::new(),
+        };
         match origin {
             Origin::Written { path, body } => {
                 found.copy = path.clone();
                 found.files.push((path, body));
                 found.packages.push(String::new());
             }
-            Origin::Disk { base, path, package } => {
+            Origin::Disk {
+                base,
+                path,
+                package,
+            } => {
                 found.copy = self.rel(&path);
                 if !package {
                     push_file(&mut found, &path, &self.rel(&path), "");
@@ -124,13 +156,24 @@ impl Locals {
             let file = dir.join(format!("{top}.py"));
             let pkg = dir.join(top);
             if file.is_file() {
-                return Some(Origin::Disk { base: dir.clone(), path: file, package: false });
+                return Some(Origin::Disk {
+                    base: dir.clone(),
+                    path: file,
+                    package: false,
+                });
             }
             if pkg.join("__init__.py").is_file() || (*loose && pkg.is_dir() && has_python(&pkg)) {
-                return Some(Origin::Disk { base: dir.clone(), path: pkg, package: true });
+                return Some(Origin::Disk {
+                    base: dir.clone(),
+                    path: pkg,
+                    package: true,
+                });
             }
         }
-        self.written.get(top).map(|(path, body)| Origin::Written { path: path.clone(), body: body.clone() })
+        self.written.get(top).map(|(path, body)| Origin::Written {
+            path: path.clone(),
+            body: body.clone(),
+        })
     }
 
     fn rel(&self, p: &Path) -> String {
@@ -139,15 +182,26 @@ impl Locals {
 }
 
 fn has_python(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|rd| rd.flatten().any(|e| e.path().extension().is_some_and(|x| x == "py"))).unwrap_or(false)
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "py"))
+        })
+        .unwrap_or(false)
 }
 
 fn push_file(found: &mut Found, path: &Path, shown: &str, package: &str) {
     if found.files.iter().any(|(p, _)| p == shown) {
         return;
     }
-    let small = std::fs::metadata(path).map(|m| m.len() <= MAX_FILE_BYTES).unwrap_or(false);
-    let src = if small { std::fs::read_to_string(path).unwrap_or_default() } else { String::new() };
+    let small = std::fs::metadata(path)
+        .map(|m| m.len() <= MAX_FILE_BYTES)
+        .unwrap_or(false);
+    let src = if small {
+        std::fs::read_to_string(path).unwrap_or_default()
+    } else {
+        String::new()
+    };
     found.files.push((shown.to_string(), src));
     found.packages.push(package.to_string());
 }
@@ -158,7 +212,11 @@ pub(super) fn relative(base: &Path, path: &Path) -> String {
     let p: Vec<_> = path.components().collect();
     let common = b.iter().zip(&p).take_while(|(x, y)| x == y).count();
     let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
-    parts.extend(p[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
     parts.join("/")
 }
 

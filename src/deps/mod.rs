@@ -16,8 +16,6 @@ mod names;
 mod pins;
 mod pip;
 mod stdlib;
-#[cfg(test)]
-mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -37,9 +35,40 @@ pub const SKIP_ENV: &str = "NB2PIPE_DEPS";
 /// Distributions whose objects a task may hand to another (DataFrames, arrays, fitted
 /// models, figures); a consumer needs them to load what it receives.
 const VALUE_DISTS: &[&str] = &[
-    "numpy", "pandas", "pyarrow", "polars", "scipy", "scikit-learn", "xgboost", "lightgbm", "catboost", "statsmodels", "torch", "tensorflow", "keras", "jax",
-    "networkx", "xarray", "geopandas", "shapely", "pillow", "sympy", "dask", "spacy", "gensim", "prophet", "pmdarima", "imbalanced-learn", "category-encoders",
-    "umap-learn", "hdbscan", "sktime", "matplotlib", "plotly", "cloudpickle", "dill",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "polars",
+    "scipy",
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "statsmodels",
+    "torch",
+    "tensorflow",
+    "keras",
+    "jax",
+    "networkx",
+    "xarray",
+    "geopandas",
+    "shapely",
+    "pillow",
+    "sympy",
+    "dask",
+    "spacy",
+    "gensim",
+    "prophet",
+    "pmdarima",
+    "imbalanced-learn",
+    "category-encoders",
+    "umap-learn",
+    "hdbscan",
+    "sktime",
+    "matplotlib",
+    "plotly",
+    "cloudpickle",
+    "dill",
 ];
 
 /// What the plan knows about one task.
@@ -74,9 +103,18 @@ pub struct Resolved {
 }
 
 /// Resolves every task's requirements. Never fails: problems are diagnostics.
-pub fn resolve(nb: &Notebook, facts: &[Option<CellFacts>], python: &str, python_env: Option<&Path>, tasks: &[TaskInput]) -> Resolved {
+pub fn resolve(
+    nb: &Notebook,
+    facts: &[Option<CellFacts>],
+    python: &str,
+    python_env: Option<&Path>,
+    tasks: &[TaskInput],
+) -> Resolved {
     if std::env::var(SKIP_ENV).is_ok_and(|v| v == "off") {
-        return Resolved { tasks: vec![TaskDeps::default(); tasks.len()], diagnostics: Vec::new() };
+        return Resolved {
+            tasks: vec![TaskDeps::default(); tasks.len()],
+            diagnostics: Vec::new(),
+        };
     }
     let mut ctx = Ctx::new(nb, facts, python, python_env);
     ctx.task_names = tasks.iter().map(|t| t.name.clone()).collect();
@@ -85,7 +123,11 @@ pub fn resolve(nb: &Notebook, facts: &[Option<CellFacts>], python: &str, python_
     for t in tasks {
         let (req, opt, locals) = ctx.task(t);
         maps.push(req);
-        out.push(TaskDeps { requirements: Vec::new(), optional: opt.into_values().collect(), local_modules: locals.into_iter().collect() });
+        out.push(TaskDeps {
+            requirements: Vec::new(),
+            optional: opt.into_values().collect(),
+            local_modules: locals.into_iter().collect(),
+        });
     }
     // Tasks are in notebook order, so a producer's list is final before its consumers'.
     for (t, input) in tasks.iter().enumerate() {
@@ -93,25 +135,50 @@ pub fn resolve(nb: &Notebook, facts: &[Option<CellFacts>], python: &str, python_
             if p >= maps.len() || p == t {
                 continue;
             }
-            let inherited: Vec<Requirement> = maps[p].values().filter(|r| VALUE_DISTS.contains(&normalize(&r.name).as_str())).cloned().collect();
+            let inherited: Vec<Requirement> = maps[p]
+                .values()
+                .filter(|r| VALUE_DISTS.contains(&normalize(&r.name).as_str()))
+                .cloned()
+                .collect();
             for r in inherited {
                 let key = normalize(&r.name);
-                maps[t].entry(key).or_insert_with(|| Requirement { source: format!("loads values from task `{}`", ctx.task_name(p)), ..r });
+                maps[t].entry(key).or_insert_with(|| Requirement {
+                    source: format!("loads values from task `{}`", ctx.task_name(p)),
+                    ..r
+                });
             }
         }
-        if input.exchanges_values && maps[t].contains_key("pandas") && !maps[t].contains_key("pyarrow") {
-            let r = ctx.requirement("pyarrow", "", None, "pandas values travel between tasks as Parquet".into(), "pandas in a task that passes values".into());
+        if input.exchanges_values
+            && maps[t].contains_key("pandas")
+            && !maps[t].contains_key("pyarrow")
+        {
+            let r = ctx.requirement(
+                "pyarrow",
+                "",
+                None,
+                "pandas values travel between tasks as Parquet".into(),
+                "pandas in a task that passes values".into(),
+            );
             maps[t].insert("pyarrow".into(), r);
         }
     }
     for (t, m) in maps.into_iter().enumerate() {
-        out[t].optional.retain(|o| !m.contains_key(&normalize(&o.name)));
+        out[t]
+            .optional
+            .retain(|o| !m.contains_key(&normalize(&o.name)));
         // Only required ones warn: an optional import the task may well do without.
-        ctx.unpinned.extend(m.values().filter(|r| r.pin_source == "unpinned").map(|r| r.name.clone()));
+        ctx.unpinned.extend(
+            m.values()
+                .filter(|r| r.pin_source == "unpinned")
+                .map(|r| r.name.clone()),
+        );
         out[t].requirements = m.into_values().collect();
     }
     ctx.finish();
-    Resolved { tasks: out, diagnostics: ctx.diags }
+    Resolved {
+        tasks: out,
+        diagnostics: ctx.diags,
+    }
 }
 
 struct Ctx<'a> {
@@ -130,10 +197,22 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(nb: &'a Notebook, facts: &'a [Option<CellFacts>], python: &str, python_env: Option<&Path>) -> Ctx<'a> {
-        let nb_dir = nb.path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    fn new(
+        nb: &'a Notebook,
+        facts: &'a [Option<CellFacts>],
+        python: &str,
+        python_env: Option<&Path>,
+    ) -> Ctx<'a> {
+        let nb_dir = nb
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         let mut diags = Vec::new();
-        let env_path = python_env.map(Path::to_path_buf).or_else(|| env::discover(&nb_dir));
+        let env_path = python_env
+            .map(Path::to_path_buf)
+            .or_else(|| env::discover(&nb_dir));
         let env = env_path.as_ref().and_then(|p| match env::Env::open(p) {
             Ok(e) => Some(e),
             Err(msg) => {
@@ -143,12 +222,26 @@ impl<'a> Ctx<'a> {
                 None
             }
         });
-        let env_shown = env.as_ref().map(|e| local::relative(&nb_dir, &e.root)).unwrap_or_default();
+        let env_shown = env
+            .as_ref()
+            .map(|e| local::relative(&nb_dir, &e.root))
+            .unwrap_or_default();
         let pins = pins::Pins::discover(&nb_dir);
         for (file, msg) in &pins.problems {
-            diags.push(Diagnostic::new(Code::ProjectFileProblem, &nb.path, format!("cannot read pins from {file}: {msg}")).with_help("the file is ignored; fix it or remove it"));
+            diags.push(
+                Diagnostic::new(
+                    Code::ProjectFileProblem,
+                    &nb.path,
+                    format!("cannot read pins from {file}: {msg}"),
+                )
+                .with_help("the file is ignored; fix it or remove it"),
+            );
         }
-        let mut sys_paths: Vec<String> = facts.iter().flatten().flat_map(|f| f.sys_paths.iter().cloned()).collect();
+        let mut sys_paths: Vec<String> = facts
+            .iter()
+            .flatten()
+            .flat_map(|f| f.sys_paths.iter().cloned())
+            .collect();
         sys_paths.dedup();
         let written: Vec<(String, String)> = facts
             .iter()
@@ -177,24 +270,55 @@ impl<'a> Ctx<'a> {
     }
 
     fn task_name(&self, t: usize) -> String {
-        self.task_names.get(t).cloned().unwrap_or_else(|| format!("#{t}"))
+        self.task_names
+            .get(t)
+            .cloned()
+            .unwrap_or_else(|| format!("#{t}"))
     }
 
     /// The requirement for distribution `dist`, pinned by precedence.
-    fn requirement(&self, dist: &str, extras: &str, explicit: Option<&Spec>, name_source: String, source: String) -> Requirement {
+    fn requirement(
+        &self,
+        dist: &str,
+        extras: &str,
+        explicit: Option<&Spec>,
+        name_source: String,
+        source: String,
+    ) -> Requirement {
         let (line, pin_source) = if let Some(s) = explicit.filter(|s| !s.version.is_empty()) {
             (s.line(), "%pip install".to_string())
         } else if let Some(p) = self.pins.get(dist) {
             (format!("{dist}{extras}{}", p.version), p.source.clone())
-        } else if let Some(d) = self.env.as_ref().and_then(|e| e.dist(dist)).filter(|d| !d.version.is_empty()) {
-            (format!("{dist}{extras}=={}", d.version), format!("installed in {}", self.env_shown))
+        } else if let Some(d) = self
+            .env
+            .as_ref()
+            .and_then(|e| e.dist(dist))
+            .filter(|d| !d.version.is_empty())
+        {
+            (
+                format!("{dist}{extras}=={}", d.version),
+                format!("installed in {}", self.env_shown),
+            )
         } else {
             (format!("{dist}{extras}"), "unpinned".to_string())
         };
-        Requirement { line, name: dist.to_string(), source, name_source, pin_source }
+        Requirement {
+            line,
+            name: dist.to_string(),
+            source,
+            name_source,
+            pin_source,
+        }
     }
 
-    fn task(&mut self, input: &TaskInput) -> (BTreeMap<String, Requirement>, BTreeMap<String, Requirement>, BTreeSet<String>) {
+    fn task(
+        &mut self,
+        input: &TaskInput,
+    ) -> (
+        BTreeMap<String, Requirement>,
+        BTreeMap<String, Requirement>,
+        BTreeSet<String>,
+    ) {
         let mut required: BTreeMap<String, Requirement> = BTreeMap::new();
         let mut optional: BTreeMap<String, Requirement> = BTreeMap::new();
         let mut locals: BTreeSet<String> = BTreeSet::new();
@@ -221,16 +345,32 @@ impl<'a> Ctx<'a> {
         for (s, c) in &explicit {
             let key = s.key();
             if !required.contains_key(&key) {
-                let r = self.requirement(&s.name, &s.extras, Some(s), "%pip install".into(), format!("%pip install in cell {c}"));
+                let r = self.requirement(
+                    &s.name,
+                    &s.extras,
+                    Some(s),
+                    "%pip install".into(),
+                    format!("%pip install in cell {c}"),
+                );
                 required.insert(key, r);
             }
         }
 
         // Imports, and the imports of the local modules they reach.
-        let mut queue: VecDeque<(Import, Option<String>)> = input.imports.iter().cloned().map(|i| (i, None)).collect();
+        let mut queue: VecDeque<(Import, Option<String>)> =
+            input.imports.iter().cloned().map(|i| (i, None)).collect();
         for &c in &cells {
-            if self.facts.get(c).and_then(|f| f.as_ref()).is_some_and(|f| f.syntax_error.is_some()) {
-                queue.extend(fallback_imports(&self.nb.cells[c].source).into_iter().map(|i| (i, None)));
+            if self
+                .facts
+                .get(c)
+                .and_then(|f| f.as_ref())
+                .is_some_and(|f| f.syntax_error.is_some())
+            {
+                queue.extend(
+                    fallback_imports(&self.nb.cells[c].source)
+                        .into_iter()
+                        .map(|i| (i, None)),
+                );
             }
         }
         let mut parsed: HashSet<String> = HashSet::new();
@@ -261,13 +401,33 @@ impl<'a> Ctx<'a> {
             if let Some(r) = stdlib::removed(&top, self.minor) {
                 self.report_removed(&top, r);
                 if let Some(b) = r.backport {
-                    let r = self.requirement(b, "", None, format!("backport of `{top}`, removed from the standard library in Python {}", r.removed_in), shown);
-                    let target = if imp.optional { &mut optional } else { &mut required };
+                    let r = self.requirement(
+                        b,
+                        "",
+                        None,
+                        format!(
+                            "backport of `{top}`, removed from the standard library in Python {}",
+                            r.removed_in
+                        ),
+                        shown,
+                    );
+                    let target = if imp.optional {
+                        &mut optional
+                    } else {
+                        &mut required
+                    };
                     target.entry(normalize(b)).or_insert(r);
                 }
                 continue;
             }
-            let candidates: Vec<String> = if imp.names.is_empty() { vec![imp.module.clone()] } else { imp.names.iter().map(|n| format!("{}.{n}", imp.module)).collect() };
+            let candidates: Vec<String> = if imp.names.is_empty() {
+                vec![imp.module.clone()]
+            } else {
+                imp.names
+                    .iter()
+                    .map(|n| format!("{}.{n}", imp.module))
+                    .collect()
+            };
             for m in candidates {
                 let (dist, name_source, spec) = self.name_for(&m, &explicit);
                 let key = normalize(&dist);
@@ -297,24 +457,42 @@ impl<'a> Ctx<'a> {
             }
         }
         if let Some(d) = self.env.as_ref().and_then(|e| e.provider(m)) {
-            return (d.name.clone(), format!("installed in {}", self.env_shown), None);
+            return (
+                d.name.clone(),
+                format!("installed in {}", self.env_shown),
+                None,
+            );
         }
         if let Some(r) = row {
-            return (r.dist.to_string(), format!("mapping table: {} → {}", r.module, r.dist), None);
+            return (
+                r.dist.to_string(),
+                format!("mapping table: {} → {}", r.module, r.dist),
+                None,
+            );
         }
         if let Some(d) = names::namespace_convention(m) {
             return (d, "namespace package convention".into(), None);
         }
-        (m.split('.').next().unwrap_or(m).to_string(), "module name".into(), None)
+        (
+            m.split('.').next().unwrap_or(m).to_string(),
+            "module name".into(),
+            None,
+        )
     }
 
     /// `(tool, args after install)` of every install command in cell `c`.
     fn install_commands(&self, c: usize) -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
-        let Some(Some(f)) = self.facts.get(c) else { return out };
+        let Some(Some(f)) = self.facts.get(c) else {
+            return out;
+        };
         let mut push = |cmd: &str| {
             if let Some(args) = parse_pip_args(cmd) {
-                let tool = cmd.split_whitespace().next().unwrap_or_default().to_string();
+                let tool = cmd
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 out.push((tool, args));
             }
         };
@@ -328,7 +506,10 @@ impl<'a> Ctx<'a> {
             return out;
         }
         for e in &f.escapes {
-            if matches!(e.kind, EscapeKind::Shell | EscapeKind::ShellCapture | EscapeKind::Magic) {
+            if matches!(
+                e.kind,
+                EscapeKind::Shell | EscapeKind::ShellCapture | EscapeKind::Magic
+            ) {
                 push(&e.value);
             }
         }
@@ -357,7 +538,13 @@ impl<'a> Ctx<'a> {
             None => ("nothing on PyPI replaces it: the task will fail to import it; target an older Python or stop using it".to_string(), "no distribution provides it".to_string()),
         };
         let mut d = Diagnostic::new(Code::RemovedStdlibModule, &self.nb.path, format!("`{top}` was removed from the standard library in Python {}; the tasks run Python {python}: {what}", r.removed_in)).with_help(help);
-        let at = self.facts.iter().enumerate().find_map(|(c, f)| f.as_ref()?.imports.iter().find(|i| i.module.split('.').next() == Some(top)).map(|i| (c, i.line)));
+        let at = self.facts.iter().enumerate().find_map(|(c, f)| {
+            f.as_ref()?
+                .imports
+                .iter()
+                .find(|i| i.module.split('.').next() == Some(top))
+                .map(|i| (c, i.line))
+        });
         if let Some((c, line)) = at {
             d = self.at_cell(d, c).at_line(line, None);
         }
@@ -383,7 +570,15 @@ fn fallback_imports(src: &str) -> Vec<Import> {
     for (i, line) in src.lines().enumerate() {
         let l = line.trim_start();
         let indented = l.len() != line.len();
-        let mk = |module: &str, names: Vec<String>| Import { module: module.to_string(), line: i + 1, optional: false, type_checking: false, in_function: indented, dynamic: false, names };
+        let mk = |module: &str, names: Vec<String>| Import {
+            module: module.to_string(),
+            line: i + 1,
+            optional: false,
+            type_checking: false,
+            in_function: indented,
+            dynamic: false,
+            names,
+        };
         if let Some(rest) = l.strip_prefix("import ") {
             for part in rest.split(',') {
                 let m = part.split_whitespace().next().unwrap_or("");
@@ -394,7 +589,19 @@ fn fallback_imports(src: &str) -> Vec<Import> {
         } else if let Some(rest) = l.strip_prefix("from ") {
             let mut w = rest.split_whitespace();
             if let (Some(m), Some("import")) = (w.next(), w.next()) {
-                let names: Vec<String> = w.collect::<Vec<_>>().join(" ").split(',').filter_map(|n| n.trim().trim_matches(['(', ')']).split_whitespace().next().map(str::to_string)).filter(|n| is_dotted(n)).collect();
+                let names: Vec<String> = w
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .split(',')
+                    .filter_map(|n| {
+                        n.trim()
+                            .trim_matches(['(', ')'])
+                            .split_whitespace()
+                            .next()
+                            .map(str::to_string)
+                    })
+                    .filter(|n| is_dotted(n))
+                    .collect();
                 if is_dotted(m.trim_start_matches('.')) || m.starts_with('.') {
                     out.push(mk(m, names));
                 }
@@ -405,5 +612,10 @@ fn fallback_imports(src: &str) -> Vec<Import> {
 }
 
 fn is_dotted(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_') && !p.starts_with(|c: char| c.is_ascii_digit()))
+    !s.is_empty()
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+        })
 }

@@ -107,5 +107,9 @@ pub fn normalize(name: &str) -> String {
 pub(super) fn name_matches(dist: &str, module: &str) -> bool {
     let d = normalize(dist);
     let m = normalize(module.split('.').next().unwrap_or(module));
-    d == m || d == format!("py{m}") || d == format!("python-{m}") || d == format!("{m}-python") || d == format!("{m}-py")
+    d == m
+        || d == format!("py{m}")
+        || d == format!("python-{m}")
+        || d == format!("{m}-python")
+        || d == format!("{m}-py")
 }

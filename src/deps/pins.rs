@@ -26,7 +26,12 @@ pub(super) struct Pins {
     pub(super) problems: Vec<(String, String)>,
 }
 
-const KINDS: &[&[&str]] = &[&["requirements.txt"], &["uv.lock", "poetry.lock", "Pipfile.lock"], &["pyproject.toml"], &["environment.yml", "environment.yaml"]];
+const KINDS: &[&[&str]] = &[
+    &["requirements.txt"],
+    &["uv.lock", "poetry.lock", "Pipfile.lock"],
+    &["pyproject.toml"],
+    &["environment.yml", "environment.yaml"],
+];
 
 /// Folders from the notebook's up to the repository root (the first with `.git`), at
 /// most 8 levels.
@@ -38,7 +43,10 @@ pub(super) fn ancestors(nb_dir: &Path) -> Vec<PathBuf> {
         if d.join(".git").exists() || out.len() >= 8 {
             break;
         }
-        cur = d.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
+        cur = d
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf);
     }
     out
 }
@@ -61,7 +69,10 @@ impl Pins {
                                 pins.problems.push((shown.clone(), p));
                             }
                             for s in specs {
-                                pins.by_name.entry(s.key()).or_insert(Pin { version: s.version.clone(), source: shown.clone() });
+                                pins.by_name.entry(s.key()).or_insert(Pin {
+                                    version: s.version.clone(),
+                                    source: shown.clone(),
+                                });
                             }
                         }
                         Err(e) => pins.problems.push((shown.clone(), e)),
@@ -73,7 +84,9 @@ impl Pins {
     }
 
     pub(super) fn get(&self, dist: &str) -> Option<&Pin> {
-        self.by_name.get(&normalize(dist)).filter(|p| !p.version.is_empty())
+        self.by_name
+            .get(&normalize(dist))
+            .filter(|p| !p.version.is_empty())
     }
 }
 
@@ -96,28 +109,51 @@ fn read_pin_file(path: &Path, kind: &str) -> Result<(Vec<Spec>, Vec<String>), St
 
 /// `[[package]]` tables with `name` and `version` (uv.lock and poetry.lock).
 fn lock_packages(text: &str) -> Result<Vec<Spec>, String> {
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
-    let Some(pkgs) = doc.get("package").and_then(|p| p.as_array()) else { return Ok(Vec::new()) };
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
+    let Some(pkgs) = doc.get("package").and_then(|p| p.as_array()) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for p in pkgs {
-        let (Some(name), Some(version)) = (p.get("name").and_then(|v| v.as_str()), p.get("version").and_then(|v| v.as_str())) else { continue };
+        let (Some(name), Some(version)) = (
+            p.get("name").and_then(|v| v.as_str()),
+            p.get("version").and_then(|v| v.as_str()),
+        ) else {
+            continue;
+        };
         // uv records the project itself as an editable or virtual source: not a pin.
-        let local = p.get("source").and_then(|s| s.as_table()).is_some_and(|s| s.contains_key("editable") || s.contains_key("virtual"));
+        let local = p
+            .get("source")
+            .and_then(|s| s.as_table())
+            .is_some_and(|s| s.contains_key("editable") || s.contains_key("virtual"));
         if !local {
-            out.push(Spec { name: name.to_string(), extras: String::new(), version: format!("=={version}") });
+            out.push(Spec {
+                name: name.to_string(),
+                extras: String::new(),
+                version: format!("=={version}"),
+            });
         }
     }
     Ok(out)
 }
 
 fn pipfile_lock(text: &str) -> Result<Vec<Spec>, String> {
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let mut out = Vec::new();
     for section in ["default", "develop"] {
-        let Some(map) = doc.get(section).and_then(|s| s.as_object()) else { continue };
+        let Some(map) = doc.get(section).and_then(|s| s.as_object()) else {
+            continue;
+        };
         for (name, v) in map {
             if let Some(ver) = v.get("version").and_then(|v| v.as_str()) {
-                out.push(Spec { name: name.clone(), extras: String::new(), version: ver.to_string() });
+                out.push(Spec {
+                    name: name.clone(),
+                    extras: String::new(),
+                    version: ver.to_string(),
+                });
             }
         }
     }
@@ -125,12 +161,29 @@ fn pipfile_lock(text: &str) -> Result<Vec<Spec>, String> {
 }
 
 fn pyproject(text: &str) -> Result<Vec<Spec>, String> {
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
     let mut out = Vec::new();
-    let strings = |v: Option<&toml::Value>| -> Vec<String> { v.and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+    let strings = |v: Option<&toml::Value>| -> Vec<String> {
+        v.and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     if let Some(project) = doc.get("project") {
-        out.extend(strings(project.get("dependencies")).iter().filter_map(|s| parse_requirement(s)));
-        if let Some(opt) = project.get("optional-dependencies").and_then(|o| o.as_table()) {
+        out.extend(
+            strings(project.get("dependencies"))
+                .iter()
+                .filter_map(|s| parse_requirement(s)),
+        );
+        if let Some(opt) = project
+            .get("optional-dependencies")
+            .and_then(|o| o.as_table())
+        {
             for v in opt.values() {
                 out.extend(strings(Some(v)).iter().filter_map(|s| parse_requirement(s)));
             }
@@ -157,7 +210,11 @@ fn pyproject(text: &str) -> Result<Vec<Spec>, String> {
                     _ => None,
                 };
                 let version = constraint.map(poetry_constraint).unwrap_or_default();
-                out.push(Spec { name: name.clone(), extras: String::new(), version });
+                out.push(Spec {
+                    name: name.clone(),
+                    extras: String::new(),
+                    version,
+                });
             }
         }
     }
@@ -167,21 +224,33 @@ fn pyproject(text: &str) -> Result<Vec<Spec>, String> {
 /// Poetry's `^1.2.3`, `~1.2`, `1.2.3`, `*`, `>=1,<2` as a PEP 440 specifier.
 pub(super) fn poetry_constraint(c: &str) -> String {
     let c = c.trim();
-    let nums = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.trim().parse().unwrap_or(0)).collect() };
+    let nums = |v: &str| -> Vec<u64> {
+        v.split('.')
+            .map(|p| p.trim().parse().unwrap_or(0))
+            .collect()
+    };
     let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(".");
     if c.is_empty() || c == "*" {
         return String::new();
     }
     if let Some(v) = c.strip_prefix('^') {
         let n = nums(v);
-        let bump = n.iter().position(|&x| x != 0).unwrap_or(n.len().saturating_sub(1)).min(n.len().saturating_sub(1));
+        let bump = n
+            .iter()
+            .position(|&x| x != 0)
+            .unwrap_or(n.len().saturating_sub(1))
+            .min(n.len().saturating_sub(1));
         let mut upper: Vec<u64> = n[..=bump].to_vec();
         upper[bump] += 1;
         return format!(">={v},<{}", join(&upper));
     }
     if let Some(v) = c.strip_prefix('~').filter(|v| !v.starts_with('=')) {
         let n = nums(v);
-        let upper = if n.len() >= 2 { vec![n[0], n[1] + 1] } else { vec![n[0] + 1] };
+        let upper = if n.len() >= 2 {
+            vec![n[0], n[1] + 1]
+        } else {
+            vec![n[0] + 1]
+        };
         return format!(">={v},<{}", join(&upper));
     }
     if c.starts_with(|ch: char| ch.is_ascii_digit()) {
@@ -191,16 +260,23 @@ pub(super) fn poetry_constraint(c: &str) -> String {
 }
 
 fn environment_yml(text: &str) -> Result<Vec<Spec>, String> {
-    let doc: serde_norway::Value = serde_norway::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let doc: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
     let mut out = Vec::new();
     let mut pip_specs = Vec::new();
-    let Some(deps) = doc.get("dependencies").and_then(|d| d.as_sequence()) else { return Ok(out) };
+    let Some(deps) = doc.get("dependencies").and_then(|d| d.as_sequence()) else {
+        return Ok(out);
+    };
     for d in deps {
         match d {
             serde_norway::Value::String(s) => out.extend(parse_conda(s)),
             serde_norway::Value::Mapping(m) => {
                 if let Some(pips) = m.get("pip").and_then(|p| p.as_sequence()) {
-                    pip_specs.extend(pips.iter().filter_map(|p| p.as_str()).filter_map(parse_requirement));
+                    pip_specs.extend(
+                        pips.iter()
+                            .filter_map(|p| p.as_str())
+                            .filter_map(parse_requirement),
+                    );
                 }
             }
             _ => {}

@@ -34,11 +34,26 @@ pub fn parse_requirement(s: &str) -> Option<Spec> {
         return None;
     }
     // A URL or a path: `git+https://...#egg=name`, `./pkg`, `pkg.whl`.
-    if s.contains("://") || s.starts_with('.') || s.starts_with('/') || s.ends_with(".whl") || s.ends_with(".tar.gz") || s.ends_with(".zip") {
-        let egg = s.split("#egg=").nth(1).map(|e| e.split('&').next().unwrap_or(e).to_string());
-        return egg.map(|name| Spec { name, extras: String::new(), version: format!(" @ {s}") });
+    if s.contains("://")
+        || s.starts_with('.')
+        || s.starts_with('/')
+        || s.ends_with(".whl")
+        || s.ends_with(".tar.gz")
+        || s.ends_with(".zip")
+    {
+        let egg = s
+            .split("#egg=")
+            .nth(1)
+            .map(|e| e.split('&').next().unwrap_or(e).to_string());
+        return egg.map(|name| Spec {
+            name,
+            extras: String::new(),
+            version: format!(" @ {s}"),
+        });
     }
-    let end = s.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(s.len());
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(s.len());
     let name = &s[..end];
     if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return None;
@@ -47,7 +62,11 @@ pub fn parse_requirement(s: &str) -> Option<Spec> {
     let mut extras = String::new();
     if rest.starts_with('[') {
         let close = rest.find(']')?;
-        let list: Vec<&str> = rest[1..close].split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+        let list: Vec<&str> = rest[1..close]
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
         if !list.is_empty() {
             extras = format!("[{}]", list.join(","));
         }
@@ -63,7 +82,11 @@ pub fn parse_requirement(s: &str) -> Option<Spec> {
         }
         v
     };
-    Some(Spec { name: name.to_string(), extras, version })
+    Some(Spec {
+        name: name.to_string(),
+        extras,
+        version,
+    })
 }
 
 /// What one `pip install` argument list asks for.
@@ -78,13 +101,57 @@ pub(super) struct Install {
 
 /// pip options that take a value (the value is the next word unless given with `=`).
 const VALUED: &[&str] = &[
-    "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host",
-    "--upgrade-strategy", "-t", "--target", "--prefix", "--root", "--src", "--platform", "--python-version", "--implementation", "--abi", "--only-binary",
-    "--no-binary", "--progress-bar", "--log", "--cache-dir", "--timeout", "--retries", "--proxy", "--config-settings", "-C", "--global-option", "--python",
-    "--report", "--exists-action", "--keyring-provider", "--cert", "--client-cert",
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-e",
+    "--editable",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "--trusted-host",
+    "--upgrade-strategy",
+    "-t",
+    "--target",
+    "--prefix",
+    "--root",
+    "--src",
+    "--platform",
+    "--python-version",
+    "--implementation",
+    "--abi",
+    "--only-binary",
+    "--no-binary",
+    "--progress-bar",
+    "--log",
+    "--cache-dir",
+    "--timeout",
+    "--retries",
+    "--proxy",
+    "--config-settings",
+    "-C",
+    "--global-option",
+    "--python",
+    "--report",
+    "--exists-action",
+    "--keyring-provider",
+    "--cert",
+    "--client-cert",
 ];
 /// conda options that take a value (`-c` is a channel there).
-const CONDA_VALUED: &[&str] = &["-c", "--channel", "-n", "--name", "-p", "--prefix", "--file", "--override-channels-file"];
+const CONDA_VALUED: &[&str] = &[
+    "-c",
+    "--channel",
+    "-n",
+    "--name",
+    "-p",
+    "--prefix",
+    "--file",
+    "--override-channels-file",
+];
 
 /// `tool` is the first word of the command (`pip`, `conda`, `python`...); `args` are the
 /// words after `install`.
@@ -99,7 +166,11 @@ pub(super) fn parse_install(tool: &str, args: &[String]) -> Install {
                 Some((o, v)) => (o, Some(v.to_string())),
                 None => (a, None),
             };
-            let valued = if conda { CONDA_VALUED.contains(&opt) } else { VALUED.contains(&opt) };
+            let valued = if conda {
+                CONDA_VALUED.contains(&opt)
+            } else {
+                VALUED.contains(&opt)
+            };
             if !valued {
                 continue;
             }
@@ -111,7 +182,11 @@ pub(super) fn parse_install(tool: &str, args: &[String]) -> Install {
             }
             continue;
         }
-        let spec = if conda { parse_conda(a) } else { parse_requirement(a) };
+        let spec = if conda {
+            parse_conda(a)
+        } else {
+            parse_requirement(a)
+        };
         if let Some(s) = spec {
             out.specs.push(s);
         }
@@ -123,7 +198,9 @@ pub(super) fn parse_install(tool: &str, args: &[String]) -> Install {
 /// with the conda name mapped to the PyPI name. `None` for non-Python conda packages.
 pub(super) fn parse_conda(s: &str) -> Option<Spec> {
     let s = s.rsplit("::").next().unwrap_or(s).trim();
-    let end = s.find(|c: char| matches!(c, '=' | '<' | '>' | '!' | ' ' | '[')).unwrap_or(s.len());
+    let end = s
+        .find(|c: char| matches!(c, '=' | '<' | '>' | '!' | ' ' | '['))
+        .unwrap_or(s.len());
     let conda_name = &s[..end];
     let rest = s[end..].trim();
     let name = conda_to_pypi(conda_name)?;
@@ -142,7 +219,11 @@ pub(super) fn parse_conda(s: &str) -> Option<Spec> {
     } else {
         rest.chars().filter(|c| !c.is_whitespace()).collect()
     };
-    Some(Spec { name, extras: String::new(), version })
+    Some(Spec {
+        name,
+        extras: String::new(),
+        version,
+    })
 }
 
 /// conda-forge / defaults names whose PyPI name differs; `None` for packages that are
@@ -150,10 +231,29 @@ pub(super) fn parse_conda(s: &str) -> Option<Spec> {
 pub(super) fn conda_to_pypi(name: &str) -> Option<String> {
     let n = name.to_ascii_lowercase();
     let mapped = match n.as_str() {
-        "" | "python" | "pip" | "setuptools-scm-git-archive" | "cudatoolkit" | "cuda-toolkit" | "mkl" | "libgcc" | "libgcc-ng" | "libstdcxx-ng" | "openssl"
-        | "ca-certificates" | "nodejs" | "r-base" | "graphviz" | "ffmpeg" | "git" | "make" | "cmake" | "compilers" | "blas" | "openblas" | "cudnn" => {
-            return None
-        }
+        ""
+        | "python"
+        | "pip"
+        | "setuptools-scm-git-archive"
+        | "cudatoolkit"
+        | "cuda-toolkit"
+        | "mkl"
+        | "libgcc"
+        | "libgcc-ng"
+        | "libstdcxx-ng"
+        | "openssl"
+        | "ca-certificates"
+        | "nodejs"
+        | "r-base"
+        | "graphviz"
+        | "ffmpeg"
+        | "git"
+        | "make"
+        | "cmake"
+        | "compilers"
+        | "blas"
+        | "openblas"
+        | "cudnn" => return None,
         "pytorch" | "pytorch-cpu" | "pytorch-gpu" => "torch",
         "py-xgboost" | "py-xgboost-cpu" | "py-xgboost-gpu" | "xgboost-cpu" => "xgboost",
         "matplotlib-base" => "matplotlib",
@@ -179,9 +279,17 @@ pub(super) fn conda_to_pypi(name: &str) -> Option<String> {
 /// The requirement lines of a requirements file (and of the files it includes with
 /// `-r` / `-c`), relative paths resolved against the including file. Missing files are
 /// returned as errors alongside the lines found.
-pub(super) fn read_requirements_file(path: &Path, depth: usize, out: &mut Vec<Spec>, errors: &mut Vec<String>) {
+pub(super) fn read_requirements_file(
+    path: &Path,
+    depth: usize,
+    out: &mut Vec<Spec>,
+    errors: &mut Vec<String>,
+) {
     if depth > 5 {
-        errors.push(format!("{}: requirement files include each other too deeply", path.display()));
+        errors.push(format!(
+            "{}: requirement files include each other too deeply",
+            path.display()
+        ));
         return;
     }
     let text = match std::fs::read_to_string(path) {
@@ -195,8 +303,19 @@ pub(super) fn read_requirements_file(path: &Path, depth: usize, out: &mut Vec<Sp
     let joined = text.replace("\\\n", " ");
     for line in joined.lines() {
         let line = line.trim();
-        let line = if line.starts_with('#') { "" } else { line.split(" #").next().unwrap_or(line).trim() };
-        for prefix in ["-r ", "--requirement ", "-c ", "--constraint ", "--requirement=", "--constraint="] {
+        let line = if line.starts_with('#') {
+            ""
+        } else {
+            line.split(" #").next().unwrap_or(line).trim()
+        };
+        for prefix in [
+            "-r ",
+            "--requirement ",
+            "-c ",
+            "--constraint ",
+            "--requirement=",
+            "--constraint=",
+        ] {
             if let Some(rest) = line.strip_prefix(prefix) {
                 read_requirements_file(&dir.join(rest.trim()), depth + 1, out, errors);
             }

@@ -17,13 +17,27 @@ const REMOVED: &str = include_str!("removed.txt");
 
 /// The minor version nb2pipe uses for `python` ("3.11" → 11), clamped to 3.8..=3.14.
 pub fn minor(python: &str) -> u32 {
-    let m = python.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).unwrap_or(11);
+    let m = python
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(11);
     m.clamp(8, 14)
 }
 
 fn sets() -> &'static Vec<HashSet<&'static str>> {
     static S: OnceLock<Vec<HashSet<&'static str>>> = OnceLock::new();
-    S.get_or_init(|| VERSIONS.iter().map(|(_, txt)| txt.lines().map(str::trim).filter(|l| !l.is_empty()).collect()).collect())
+    S.get_or_init(|| {
+        VERSIONS
+            .iter()
+            .map(|(_, txt)| {
+                txt.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            })
+            .collect()
+    })
 }
 
 /// Whether top-level module `top` is in the standard library of 3.`minor`.
@@ -45,13 +59,22 @@ pub struct Removed {
 pub fn removed(top: &str, minor: u32) -> Option<Removed> {
     for line in REMOVED.lines() {
         let mut w = line.split_whitespace();
-        let (Some(m), Some(v), Some(b)) = (w.next(), w.next(), w.next()) else { continue };
+        let (Some(m), Some(v), Some(b)) = (w.next(), w.next(), w.next()) else {
+            continue;
+        };
         if m.starts_with('#') || m != top {
             continue;
         }
-        let since: u32 = v.split('.').nth(1).and_then(|x| x.parse().ok()).unwrap_or(99);
+        let since: u32 = v
+            .split('.')
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(99);
         if minor >= since {
-            return Some(Removed { removed_in: v, backport: (b != "-").then_some(b) });
+            return Some(Removed {
+                removed_in: v,
+                backport: (b != "-").then_some(b),
+            });
         }
     }
     None
