@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 use super::names::normalize;
 
+/// Dotted module prefix (depth ≤ 4) → distributions that install files under it, each
+/// with whether the prefix is a real module or package of it (not a namespace folder).
+type Index = HashMap<String, Vec<(usize, bool)>>;
+
 #[derive(Debug)]
 pub(super) struct Dist {
     pub(super) name: String,
@@ -21,8 +25,7 @@ pub(super) struct Env {
     pub(super) root: PathBuf,
     dists: Vec<Dist>,
     by_name: HashMap<String, usize>,
-    /// Dotted module prefix (depth ≤ 4) → distributions that install files under it.
-    index: OnceCell<HashMap<String, Vec<usize>>>,
+    index: OnceCell<Index>,
 }
 
 /// The venv next to the notebook (`.venv/`, `venv/`), if any.
@@ -137,8 +140,12 @@ impl Env {
         let index = self.index.get_or_init(|| self.build_index());
         let mut end = module.len();
         loop {
-            if let Some(ds) = index.get(&module[..end]) {
-                return (ds.len() == 1).then(|| &self.dists[ds[0]]);
+            let real: Vec<usize> = index
+                .get(&module[..end])
+                .map(|ds| ds.iter().filter(|d| d.1).map(|d| d.0).collect())
+                .unwrap_or_default();
+            if !real.is_empty() {
+                return (real.len() == 1).then(|| &self.dists[real[0]]);
             }
             end = module[..end].rfind('.')?;
         }
@@ -146,32 +153,21 @@ impl Env {
 
     /// Whether installed distribution `dist` provides `module`.
     pub(super) fn provides(&self, dist: &str, module: &str) -> bool {
-        let index = self.index.get_or_init(|| self.build_index());
         let Some(&want) = self.by_name.get(&normalize(dist)) else {
             return false;
         };
-        let mut end = module.len();
-        loop {
-            if index
-                .get(&module[..end])
-                .is_some_and(|ds| ds.contains(&want))
-            {
-                return true;
-            }
-            match module[..end].rfind('.') {
-                Some(e) => end = e,
-                None => return false,
-            }
-        }
+        self.provider(module)
+            .is_some_and(|d| std::ptr::eq(d, &self.dists[want]))
     }
 
-    fn build_index(&self) -> HashMap<String, Vec<usize>> {
-        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    fn build_index(&self) -> Index {
+        let mut index: Index = HashMap::new();
         for (i, d) in self.dists.iter().enumerate() {
-            let mut add = |m: String| {
+            let mut add = |m: String, real: bool| {
                 let v = index.entry(m).or_default();
-                if !v.contains(&i) {
-                    v.push(i);
+                match v.iter_mut().find(|(j, _)| *j == i) {
+                    Some(e) => e.1 |= real,
+                    None => v.push((i, real)),
                 }
             };
             let record = std::fs::read_to_string(d.dir.join("RECORD"))
@@ -184,15 +180,17 @@ impl Env {
                         } else {
                             line.split(',').next().unwrap_or("")
                         };
-                        for m in module_prefixes(path) {
-                            add(m);
+                        let (prefixes, real) = module_prefixes(path);
+                        let n = prefixes.len();
+                        for (k, m) in prefixes.into_iter().enumerate() {
+                            add(m, real && k + 1 == n);
                         }
                     }
                 }
                 Err(_) => {
                     if let Ok(tl) = std::fs::read_to_string(d.dir.join("top_level.txt")) {
                         for l in tl.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                            add(l.replace('/', "."));
+                            add(l.replace('/', "."), true);
                         }
                     }
                 }
@@ -203,9 +201,11 @@ impl Env {
 }
 
 /// `google/cloud/storage/blob.py` → `google`, `google.cloud`, `google.cloud.storage`,
-/// `google.cloud.storage.blob`. Non-module files give nothing.
-fn module_prefixes(path: &str) -> Vec<String> {
+/// `google.cloud.storage.blob`, and whether the last is a real module (a `.py` file, or
+/// a package's `__init__.py`) rather than a namespace folder. Other files give nothing.
+fn module_prefixes(path: &str) -> (Vec<String>, bool) {
     let path = path.trim().replace('\\', "/");
+    let none = (Vec::new(), false);
     if path.starts_with("..")
         || path.starts_with('/')
         || path.contains(".dist-info/")
@@ -213,17 +213,17 @@ fn module_prefixes(path: &str) -> Vec<String> {
         || path.contains("__pycache__")
         || path.starts_with("__editable__")
     {
-        return Vec::new();
+        return none;
     }
     let parts: Vec<&str> = path.split('/').collect();
     let Some(last) = parts.last() else {
-        return Vec::new();
+        return none;
     };
     let is_module = [".py", ".so", ".pyd", ".pyi"]
         .iter()
         .any(|e| last.ends_with(e));
     if !is_module {
-        return Vec::new();
+        return none;
     }
     let mut names: Vec<&str> = parts[..parts.len() - 1].to_vec();
     let stem = last.split('.').next().unwrap_or("");
@@ -235,11 +235,14 @@ fn module_prefixes(path: &str) -> Vec<String> {
             .iter()
             .any(|n| n.is_empty() || n.contains('-') || n.contains(' '))
     {
-        return Vec::new();
+        return none;
     }
-    (1..=names.len().min(4))
-        .map(|k| names[..k].join("."))
-        .collect()
+    let depth = names.len().min(4);
+    // Deeper than 4 levels the 4-level prefix is only a folder with modules below.
+    (
+        (1..=depth).map(|k| names[..k].join(".")).collect(),
+        depth == names.len(),
+    )
 }
 
 fn read_name_version(meta: &Path) -> Option<(String, String)> {

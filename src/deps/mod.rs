@@ -288,6 +288,11 @@ impl<'a> Ctx<'a> {
         let (line, pin_source) = if let Some(s) = explicit.filter(|s| !s.version.is_empty()) {
             (s.line(), "%pip install".to_string())
         } else if let Some(p) = self.pins.get(dist) {
+            let extras = if extras.is_empty() {
+                p.extras.as_str()
+            } else {
+                extras
+            };
             (format!("{dist}{extras}{}", p.version), p.source.clone())
         } else if let Some(d) = self
             .env
@@ -473,8 +478,9 @@ impl<'a> Ctx<'a> {
         if let Some(d) = names::namespace_convention(m) {
             return (d, "namespace package convention".into(), None);
         }
+        // PyPI treats `_` and `-` alike; `-` is how distributions are usually written.
         (
-            m.split('.').next().unwrap_or(m).to_string(),
+            m.split('.').next().unwrap_or(m).replace('_', "-"),
             "module name".into(),
             None,
         )

@@ -91,12 +91,15 @@ pub fn normalize(name: &str) -> String {
         if matches!(c, '-' | '_' | '.') {
             sep = true;
         } else {
-            if sep && !out.is_empty() {
+            if sep {
                 out.push('-');
             }
             sep = false;
             out.push(c.to_ascii_lowercase());
         }
+    }
+    if sep {
+        out.push('-');
     }
     out
 }

@@ -15,6 +15,8 @@ use super::pip::{parse_conda, parse_requirement, read_requirements_file, Spec};
 pub(super) struct Pin {
     /// `==2.2.3`, `>=2,<3`, ` @ url`.
     pub(super) version: String,
+    /// `[email]` when the project file asks for extras.
+    pub(super) extras: String,
     /// The file, relative to the notebook's folder (`requirements.txt`, `../uv.lock`).
     pub(super) source: String,
 }
@@ -69,10 +71,16 @@ impl Pins {
                                 pins.problems.push((shown.clone(), p));
                             }
                             for s in specs {
-                                pins.by_name.entry(s.key()).or_insert(Pin {
+                                let pin = Pin {
                                     version: s.version.clone(),
+                                    extras: s.extras.clone(),
                                     source: shown.clone(),
-                                });
+                                };
+                                // A bare name (`httpx` next to `-c constraints.txt`) is no pin.
+                                let e = pins.by_name.entry(s.key()).or_insert_with(|| pin.clone());
+                                if e.version.is_empty() && !pin.version.is_empty() {
+                                    *e = pin;
+                                }
                             }
                         }
                         Err(e) => pins.problems.push((shown.clone(), e)),

@@ -33,6 +33,25 @@ pub fn parse_requirement(s: &str) -> Option<Spec> {
     if s.is_empty() || s.starts_with('-') || s.starts_with('#') {
         return None;
     }
+    // `name @ url` (PEP 508 direct reference).
+    if let Some((n, url)) = s.split_once('@') {
+        let n = n.trim();
+        let (base, extras) = match n.split_once('[') {
+            Some((b, e)) => (b.trim(), format!("[{}", e.trim())),
+            None => (n, String::new()),
+        };
+        if !base.is_empty()
+            && base
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Some(Spec {
+                name: base.to_string(),
+                extras,
+                version: format!(" @ {}", url.trim()),
+            });
+        }
+    }
     // A URL or a path: `git+https://...#egg=name`, `./pkg`, `pkg.whl`.
     if s.contains("://")
         || s.starts_with('.')
