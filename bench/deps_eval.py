@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Scores dependency inference on the labelled fixtures in fixtures/deps/ (expected.json):
+nb2pipe against pipreqs, precision and recall, and what inference costs a convert.
+
+    python3 bench/deps_eval.py [--nb2pipe target/release/nb2pipe] [--runs 30]
+
+pipreqs is installed from PyPI into its own venv under ~/.cache/nb2pipe/venvs/ on first use.
+pipreqs asks PyPI whether each name it guessed exists; so that the benchmark sends nothing
+over the network, it is pointed (--pypi-server) at a stub on 127.0.0.1 that says every name
+exists. That can only help pipreqs' precision.
+
+Scores, micro-averaged over notebooks, on PEP 503-normalised distribution names:
+- "names": per notebook, the union of all tasks' names; the only level pipreqs works at.
+- "task lines" (nb2pipe only): per task, exact requirement lines, pins included.
+"""
+import argparse
+import http.server
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "fixtures", "deps")
+PIPREQS_VERSION = "0.5.0"
+VENV = os.path.join(os.path.expanduser("~"), ".cache", "nb2pipe", "venvs", "pipreqs-" + PIPREQS_VERSION)
+
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def ensure_pipreqs():
+    exe = os.path.join(VENV, "bin", "pipreqs")
+    if not os.path.exists(exe):
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", "pipreqs==" + PIPREQS_VERSION], check=True)
+    return exe
+
+
+class StubPyPI(http.server.BaseHTTPRequestHandler):
+    """Answers pipreqs' `GET /pypi/<name>/json` with "it exists, version 0"."""
+
+    def do_GET(self):
+        body = json.dumps({"info": {"version": "0"}, "releases": {"0": []}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def score(pairs):
+    tp = sum(len(p & t) for p, t in pairs)
+    npred = sum(len(p) for p, _ in pairs)
+    ntruth = sum(len(t) for _, t in pairs)
+    return {"precision": round(tp / npred, 4) if npred else 1.0, "recall": round(tp / ntruth, 4) if ntruth else 1.0, "tp": tp, "predicted": npred, "expected": ntruth}
+
+
+def case_args(name, e):
+    d = os.path.join(FIXTURES, name)
+    return [os.path.join(d, a) if "/" in a else a for a in e["args"]]
+
+
+def run_nb2pipe(exe, nb, args):
+    p = subprocess.run([exe, "deps", nb, "--format", "json"] + args, capture_output=True, text=True)
+    if p.returncode != 0:
+        return None
+    return json.loads(p.stdout)
+
+
+def run_pipreqs(exe, folder, server):
+    # pipreqs reads every .py and .ipynb in the folder, as its users run it.
+    with tempfile.TemporaryDirectory() as tmp:
+        work = os.path.join(tmp, "case")
+        shutil.copytree(folder, work, ignore=shutil.ignore_patterns(".venv", "pyenv"))
+        p = subprocess.run([exe, "--scan-notebooks", "--mode", "no-pin", "--print", "--pypi-server", server, work], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        return None, p.stderr.strip().splitlines()[-1:] or ["exit %d" % p.returncode]
+    names = set()
+    for line in p.stdout.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.add(norm(re.split(r"[=<>~!\[ ;]", line)[0]))
+    return names, None
+
+
+def timing(exe, runs):
+    """Median wall time of whole `nb2pipe convert` processes with and without the deps step."""
+    out = {}
+    for label, nb in [("churn (4 tasks, no pins)", os.path.join(ROOT, "fixtures", "notebooks", "churn.ipynb")),
+                      ("venv_env (.venv with 6 distributions)", os.path.join(FIXTURES, "venv_env", "venv_env.ipynb")),
+                      ("passed_values (3 tasks)", os.path.join(FIXTURES, "passed_values", "passed_values.ipynb"))]:
+        times = {"on": [], "off": []}
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(runs):
+                for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
+                    env = dict(os.environ, NB2PIPE_DEPS=mode)
+                    t0 = time.perf_counter()
+                    subprocess.run([exe, "convert", nb, "-o", tmp], env=env, capture_output=True, check=True)
+                    times[mode].append((time.perf_counter() - t0) * 1000)
+        on, off = statistics.median(times["on"]), statistics.median(times["off"])
+        out[label] = {"with_deps_ms": round(on, 2), "without_deps_ms": round(off, 2), "deps_cost_ms": round(on - off, 2)}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nb2pipe", default=os.path.join(ROOT, "target", "release", "nb2pipe"))
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--skip-pipreqs", action="store_true")
+    a = ap.parse_args()
+    expected = json.load(open(os.path.join(FIXTURES, "expected.json")))
+
+    nb_names, nb_lines, failures = [], [], []
+    pr_names, pr_failures = [], []
+    per_case = {}
+    server = None
+    if not a.skip_pipreqs:
+        pipreqs = ensure_pipreqs()
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubPyPI)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        server = "http://127.0.0.1:%d/pypi/" % httpd.server_address[1]
+    for name, e in sorted(expected.items()):
+        nb = os.path.join(FIXTURES, name, e["notebook"])
+        truth_tasks = {t: set(lines) for t, lines in e["tasks"].items()}
+        truth = {norm(re.split(r"[=<>~!\[ ;@]", l)[0]) for lines in truth_tasks.values() for l in lines}
+        doc = run_nb2pipe(a.nb2pipe, nb, case_args(name, e))
+        if doc is None:
+            failures.append(name)
+            got, got_tasks = set(), {}
+        else:
+            got_tasks = {t["task"]: {r["line"] for r in t["requirements"]} for t in doc["tasks"]}
+            got = {norm(r["name"]) for t in doc["tasks"] for r in t["requirements"]}
+        nb_names.append((got, truth))
+        for t in set(truth_tasks) | set(got_tasks):
+            nb_lines.append((got_tasks.get(t, set()), truth_tasks.get(t, set())))
+        row = {"expected": sorted(truth), "nb2pipe": sorted(got)}
+        if server:
+            names, err = run_pipreqs(pipreqs, os.path.dirname(nb), server)
+            if names is None:
+                pr_failures.append("%s (%s)" % (name, err[0] if err else ""))
+                names = set()
+            pr_names.append((names, truth))
+            row["pipreqs"] = sorted(names)
+        per_case[name] = row
+
+    result = {
+        "notebooks": len(expected),
+        "nb2pipe": {"names": score(nb_names), "task_lines": score(nb_lines), "failed": failures},
+    }
+    if server:
+        result["pipreqs"] = {"version": PIPREQS_VERSION, "names": score(pr_names), "failed": pr_failures}
+    result["timing"] = timing(a.nb2pipe, a.runs)
+    result["cases"] = per_case
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
