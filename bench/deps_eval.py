@@ -48,7 +48,11 @@ class StubPyPI(http.server.BaseHTTPRequestHandler):
     """Answers pipreqs' `GET /pypi/<name>/json` with "it exists, version 0"."""
 
     def do_GET(self):
-        body = json.dumps({"info": {"version": "0"}, "releases": {"0": []}}).encode()
+        name = self.path.strip("/").split("/")[-2] if self.path.count("/") >= 3 else "x"
+        info = {"name": name, "version": "0", "package_url": "http://127.0.0.1/" + name, "summary": "", "description": "", "home_page": "",
+                "bugtrack_url": "", "docs_url": "", "author": "", "author_email": "", "maintainer": "", "maintainer_email": "", "license": "",
+                "downloads": {"last_day": 0, "last_week": 0, "last_month": 0}, "classifiers": []}
+        body = json.dumps({"info": info, "releases": {"0": []}, "urls": []}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -94,19 +98,29 @@ def run_pipreqs(exe, folder, server):
     return names, None
 
 
+def site_packages(venv):
+    lib = os.path.join(venv, "lib")
+    return os.path.join(lib, sorted(os.listdir(lib))[0], "site-packages")
+
+
 def timing(exe, runs):
     """Median wall time of whole `nb2pipe convert` processes with and without the deps step."""
     out = {}
-    for label, nb in [("churn (4 tasks, no pins)", os.path.join(ROOT, "fixtures", "notebooks", "churn.ipynb")),
-                      ("venv_env (.venv with 6 distributions)", os.path.join(FIXTURES, "venv_env", "venv_env.ipynb")),
-                      ("passed_values (3 tasks)", os.path.join(FIXTURES, "passed_values", "passed_values.ipynb"))]:
+    cases = [("churn (4 tasks, no pins)", os.path.join(ROOT, "fixtures", "notebooks", "churn.ipynb"), []),
+             ("venv_env (.venv with 6 distributions)", os.path.join(FIXTURES, "venv_env", "venv_env.ipynb"), []),
+             ("passed_values (3 tasks)", os.path.join(FIXTURES, "passed_values", "passed_values.ipynb"), [])]
+    real = os.path.join(VENV, "bin", "python")
+    if os.path.exists(real):
+        n = len([d for d in os.listdir(site_packages(VENV)) if d.endswith(".dist-info")])
+        cases.append(("churn --python a real venv (%d distributions)" % n, cases[0][1], ["--python", real]))
+    for label, nb, args in cases:
         times = {"on": [], "off": []}
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(runs):
                 for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
                     env = dict(os.environ, NB2PIPE_DEPS=mode)
                     t0 = time.perf_counter()
-                    subprocess.run([exe, "convert", nb, "-o", tmp], env=env, capture_output=True, check=True)
+                    subprocess.run([exe, "convert", nb, "-o", tmp] + args, env=env, capture_output=True, check=True)
                     times[mode].append((time.perf_counter() - t0) * 1000)
         on, off = statistics.median(times["on"]), statistics.median(times["off"])
         out[label] = {"with_deps_ms": round(on, 2), "without_deps_ms": round(off, 2), "deps_cost_ms": round(on - off, 2)}
