@@ -2,15 +2,11 @@
 //! metadata files (`*.dist-info/{METADATA,RECORD,top_level.txt}`, `*.egg-info/`), never
 //! by starting Python.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::names::normalize;
-
-/// Dotted module prefix (depth ≤ 4) → distributions that install files under it, each
-/// with whether the prefix is a real module or package of it (not a namespace folder).
-type Index = HashMap<String, Vec<(usize, bool)>>;
 
 #[derive(Debug)]
 pub(super) struct Dist {
@@ -25,7 +21,10 @@ pub(super) struct Env {
     pub(super) root: PathBuf,
     dists: Vec<Dist>,
     by_name: HashMap<String, usize>,
-    index: OnceCell<Index>,
+    /// Top-level name → distributions installing it (top_level.txt, else RECORD).
+    tops: OnceCell<HashMap<String, Vec<usize>>>,
+    /// Per distribution, read only when an import needs it: dotted prefix → real module?
+    deep: RefCell<HashMap<usize, HashMap<String, bool>>>,
 }
 
 /// The venv next to the notebook (`.venv/`, `venv/`), if any.
@@ -126,7 +125,8 @@ impl Env {
             root,
             dists,
             by_name,
-            index: OnceCell::new(),
+            tops: OnceCell::new(),
+            deep: RefCell::new(HashMap::new()),
         })
     }
 
@@ -137,17 +137,25 @@ impl Env {
     /// The distribution that installs `module`: the one owning the longest dotted prefix
     /// of it, when exactly one does.
     pub(super) fn provider(&self, module: &str) -> Option<&Dist> {
-        let index = self.index.get_or_init(|| self.build_index());
+        let top = module.split('.').next().unwrap_or(module);
+        let tops = self.tops.get_or_init(|| self.build_tops());
+        let candidates = tops.get(top)?;
+        let mut deep = self.deep.borrow_mut();
+        for &c in candidates {
+            deep.entry(c).or_insert_with(|| self.read_deep(c));
+        }
         let mut end = module.len();
         loop {
-            let real: Vec<usize> = index
-                .get(&module[..end])
-                .map(|ds| ds.iter().filter(|d| d.1).map(|d| d.0).collect())
-                .unwrap_or_default();
+            let prefix = &module[..end];
+            let real: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|c| deep[c].get(prefix) == Some(&true))
+                .collect();
             if !real.is_empty() {
                 return (real.len() == 1).then(|| &self.dists[real[0]]);
             }
-            end = module[..end].rfind('.')?;
+            end = prefix.rfind('.')?;
         }
     }
 
@@ -160,43 +168,96 @@ impl Env {
             .is_some_and(|d| std::ptr::eq(d, &self.dists[want]))
     }
 
-    fn build_index(&self) -> Index {
-        let mut index: Index = HashMap::new();
-        for (i, d) in self.dists.iter().enumerate() {
-            let mut add = |m: String, real: bool| {
-                let v = index.entry(m).or_default();
-                match v.iter_mut().find(|(j, _)| *j == i) {
-                    Some(e) => e.1 |= real,
-                    None => v.push((i, real)),
-                }
-            };
-            let record = std::fs::read_to_string(d.dir.join("RECORD"))
-                .or_else(|_| std::fs::read_to_string(d.dir.join("installed-files.txt")));
-            match record {
-                Ok(text) => {
-                    for line in text.lines() {
-                        let path = if let Some(rest) = line.strip_prefix('"') {
-                            rest.split('"').next().unwrap_or("")
-                        } else {
-                            line.split(',').next().unwrap_or("")
-                        };
-                        let (prefixes, real) = module_prefixes(path);
-                        let n = prefixes.len();
-                        for (k, m) in prefixes.into_iter().enumerate() {
-                            add(m, real && k + 1 == n);
+    fn record(&self, i: usize) -> Option<String> {
+        let d = &self.dists[i].dir;
+        std::fs::read_to_string(d.join("RECORD"))
+            .or_else(|_| std::fs::read_to_string(d.join("installed-files.txt")))
+            .ok()
+    }
+
+    /// Cheap: top_level.txt where it exists, else the first path segment of each RECORD line.
+    fn build_tops(&self) -> HashMap<String, Vec<usize>> {
+        let mut tops: HashMap<String, Vec<usize>> = HashMap::new();
+        for i in 0..self.dists.len() {
+            let mut names: Vec<String> =
+                match std::fs::read_to_string(self.dists[i].dir.join("top_level.txt")) {
+                    Ok(tl) => tl
+                        .lines()
+                        .map(|l| l.trim().split('/').next().unwrap_or("").to_string())
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                    Err(_) => {
+                        let text = self.record(i).unwrap_or_default();
+                        let mut v: Vec<String> = Vec::new();
+                        for line in text.lines() {
+                            let path = record_path(line);
+                            let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+                            let name = if rest.is_empty() {
+                                match first.split_once('.') {
+                                    Some((stem, ext))
+                                        if ["py", "so", "pyd", "pyi"]
+                                            .iter()
+                                            .any(|e| ext.ends_with(e)) =>
+                                    {
+                                        stem
+                                    }
+                                    _ => continue,
+                                }
+                            } else {
+                                first
+                            };
+                            if !name.is_empty()
+                                && !name.contains(['-', ' ', '.'])
+                                && name != "__pycache__"
+                                && !v.iter().any(|x| x == name)
+                            {
+                                v.push(name.to_string());
+                            }
                         }
+                        v
+                    }
+                };
+            names.dedup();
+            for n in names {
+                let e = tops.entry(n).or_default();
+                if !e.contains(&i) {
+                    e.push(i);
+                }
+            }
+        }
+        tops
+    }
+
+    /// Every dotted prefix (depth ≤ 4) the distribution installs, and whether it is a
+    /// real module or package rather than a namespace folder.
+    fn read_deep(&self, i: usize) -> HashMap<String, bool> {
+        let mut m: HashMap<String, bool> = HashMap::new();
+        match self.record(i) {
+            Some(text) => {
+                for line in text.lines() {
+                    let (prefixes, real) = module_prefixes(record_path(line));
+                    let n = prefixes.len();
+                    for (k, p) in prefixes.into_iter().enumerate() {
+                        *m.entry(p).or_insert(false) |= real && k + 1 == n;
                     }
                 }
-                Err(_) => {
-                    if let Ok(tl) = std::fs::read_to_string(d.dir.join("top_level.txt")) {
-                        for l in tl.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                            add(l.replace('/', "."), true);
-                        }
+            }
+            None => {
+                if let Ok(tl) = std::fs::read_to_string(self.dists[i].dir.join("top_level.txt")) {
+                    for l in tl.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                        m.insert(l.replace('/', "."), true);
                     }
                 }
             }
         }
-        index
+        m
+    }
+}
+
+fn record_path(line: &str) -> &str {
+    match line.strip_prefix('"') {
+        Some(rest) => rest.split('"').next().unwrap_or(""),
+        None => line.split(',').next().unwrap_or(""),
     }
 }
 
