@@ -104,7 +104,8 @@ def site_packages(venv):
 
 
 def timing(exe, runs):
-    """Median wall time of whole `nb2pipe convert` processes with and without the deps step."""
+    """Whole `nb2pipe convert` processes with and without the deps step (NB2PIPE_DEPS=off),
+    interleaved: median CPU time (user + sys, from wait4) and median wall time."""
     out = {}
     cases = [("churn (4 tasks, no pins)", os.path.join(ROOT, "fixtures", "notebooks", "churn.ipynb"), []),
              ("venv_env (.venv with 6 distributions)", os.path.join(FIXTURES, "venv_env", "venv_env.ipynb"), []),
@@ -114,23 +115,35 @@ def timing(exe, runs):
         n = len([d for d in os.listdir(site_packages(VENV)) if d.endswith(".dist-info")])
         cases.append(("churn --python a real venv (%d distributions)" % n, cases[0][1], ["--python", real]))
     for label, nb, args in cases:
-        times = {"on": [], "off": []}
+        wall = {"on": [], "off": []}
+        cpu = {"on": [], "off": []}
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(runs):
                 for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
                     env = dict(os.environ, NB2PIPE_DEPS=mode)
                     t0 = time.perf_counter()
-                    subprocess.run([exe, "convert", nb, "-o", tmp] + args, env=env, capture_output=True, check=True)
-                    times[mode].append((time.perf_counter() - t0) * 1000)
-        on, off = statistics.median(times["on"]), statistics.median(times["off"])
-        out[label] = {"with_deps_ms": round(on, 2), "without_deps_ms": round(off, 2), "deps_cost_ms": round(on - off, 2)}
+                    p = subprocess.Popen([exe, "convert", nb, "-o", tmp] + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    _, status, ru = os.wait4(p.pid, 0)
+                    wall[mode].append((time.perf_counter() - t0) * 1000)
+                    if status != 0:
+                        raise SystemExit("convert %s failed" % nb)
+                    # CPU time of the process: what the step costs, whatever else runs on the machine.
+                    cpu[mode].append((ru.ru_utime + ru.ru_stime) * 1000)
+        out[label] = {
+            "cpu_ms_with": round(statistics.median(cpu["on"]), 2),
+            "cpu_ms_without": round(statistics.median(cpu["off"]), 2),
+            "cpu_cost_ms": round(statistics.median(cpu["on"]) - statistics.median(cpu["off"]), 2),
+            "cpu_cost_ms_mean": round(statistics.mean(cpu["on"]) - statistics.mean(cpu["off"]), 2),
+            "wall_ms_with": round(statistics.median(wall["on"]), 2),
+            "wall_ms_without": round(statistics.median(wall["off"]), 2),
+        }
     return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nb2pipe", default=os.path.join(ROOT, "target", "release", "nb2pipe"))
-    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--skip-pipreqs", action="store_true")
     a = ap.parse_args()
     expected = json.load(open(os.path.join(FIXTURES, "expected.json")))
