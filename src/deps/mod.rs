@@ -348,16 +348,14 @@ impl<'a> Ctx<'a> {
             }
         }
         for (s, c) in &explicit {
-            let key = s.key();
-            if !required.contains_key(&key) {
-                let r = self.requirement(
+            if let std::collections::btree_map::Entry::Vacant(e) = required.entry(s.key()) {
+                e.insert(self.requirement(
                     &s.name,
                     &s.extras,
                     Some(s),
                     "%pip install".into(),
                     format!("%pip install in cell {c}"),
-                );
-                required.insert(key, r);
+                ));
             }
         }
 

@@ -217,9 +217,7 @@ pub(super) fn parse_install(tool: &str, args: &[String]) -> Install {
 /// with the conda name mapped to the PyPI name. `None` for non-Python conda packages.
 pub(super) fn parse_conda(s: &str) -> Option<Spec> {
     let s = s.rsplit("::").next().unwrap_or(s).trim();
-    let end = s
-        .find(|c: char| matches!(c, '=' | '<' | '>' | '!' | ' ' | '['))
-        .unwrap_or(s.len());
+    let end = s.find(['=', '<', '>', '!', ' ', '[']).unwrap_or(s.len());
     let conda_name = &s[..end];
     let rest = s[end..].trim();
     let name = conda_to_pypi(conda_name)?;
