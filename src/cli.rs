@@ -28,6 +28,8 @@ pub enum Command {
     Rule(RuleArgs),
     /// Convert, then run the pipeline locally: each task in its own Python process, in DAG order.
     Run(RunArgs),
+    /// Show each task's requirements and where every name and pin came from.
+    Deps(DepsArgs),
 }
 
 /// Settings given on the command line: the highest precedence.
@@ -54,6 +56,11 @@ pub struct SettingsArgs {
     /// Data store: pvc://CLAIM or s3://bucket/prefix.
     #[arg(long)]
     pub data: Option<String>,
+    /// The Python environment the notebook ran in (its interpreter, or the venv folder):
+    /// requirement names and pins are read from its installed distributions. Default: a
+    /// `.venv/` or `venv/` next to the notebook.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]
@@ -160,4 +167,24 @@ pub struct RunArgs {
     /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum DepsFormat {
+    /// requirements.txt lines per task, each with a comment saying where it came from.
+    #[default]
+    Requirements,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct DepsArgs {
+    pub notebook: PathBuf,
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: DepsFormat,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }

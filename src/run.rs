@@ -26,6 +26,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Check(a) => commands::check::execute(&a),
         Command::Rule(a) => commands::rule::execute(&a),
         Command::Run(a) => commands::run::execute(&a),
+        Command::Deps(a) => commands::deps::execute(&a),
     };
     match result {
         Ok(code) => code,

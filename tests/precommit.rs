@@ -19,14 +19,19 @@ fn git(dir: &Path, args: &[&str]) {
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `pre-commit try-repo` builds the hook with `cargo install` in a throw-away store on
 /// every call: share the test build's target folder and skip optimisation, so each
 /// call compiles only nb2pipe itself, quickly. The hook's behaviour is the same.
 fn pre_commit(bin: &Path, repo: &Path, hook: &str, files: &[&str]) -> (bool, String) {
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| common::root().join("target").to_string_lossy().into_owned());
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| common::root().join("target").to_string_lossy().into_owned());
     let root = common::root();
     let mut args = vec!["try-repo", root.to_str().unwrap(), hook, "--verbose"];
     if files.is_empty() {
@@ -45,7 +50,14 @@ fn pre_commit(bin: &Path, repo: &Path, hook: &str, files: &[&str]) -> (bool, Str
         .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "true")
         .output()
         .expect("pre-commit runs");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// Replaces the first task cell's source and tags.
@@ -54,7 +66,13 @@ fn set_first_task_cell(nb: &Path, source: &str, tags: &[&str]) {
     let cells = v["cells"].as_array_mut().unwrap();
     let i = cells
         .iter()
-        .position(|c| c["cell_type"] == "code" && c["metadata"]["tags"].as_array().is_some_and(|t| t.iter().any(|x| x.as_str().unwrap_or("").starts_with("task:"))))
+        .position(|c| {
+            c["cell_type"] == "code"
+                && c["metadata"]["tags"].as_array().is_some_and(|t| {
+                    t.iter()
+                        .any(|x| x.as_str().unwrap_or("").starts_with("task:"))
+                })
+        })
         .unwrap();
     cells[i]["source"] = serde_json::json!(source);
     cells[i]["metadata"]["tags"] = serde_json::json!(tags);
@@ -79,32 +97,74 @@ fn pre_commit_hook_passes_clean_and_catches_stale_secret_and_bad_tag() {
     git(repo, &["commit", "-qm", "notebooks and bundles"]);
 
     let (ok, out) = pre_commit(&bin, repo, "nb2pipe-check", &[]);
-    assert!(ok, "clean notebooks with up-to-date bundles must pass:\n{out}");
-    assert!(out.contains("nb2pipe check") && out.contains("Passed"), "{out}");
+    assert!(
+        ok,
+        "clean notebooks with up-to-date bundles must pass:\n{out}"
+    );
+    assert!(
+        out.contains("nb2pipe check") && out.contains("Passed"),
+        "{out}"
+    );
 
     // Stale: the notebook changes, its bundle does not. A secret. A bad tag.
-    set_first_task_cell(&repo.join("stale.ipynb"), "data = load_breast_cancer(as_frame=True)\ndf = data.frame.head(100)", &["task:load"]);
+    set_first_task_cell(
+        &repo.join("stale.ipynb"),
+        "data = load_breast_cancer(as_frame=True)\ndf = data.frame.head(100)",
+        &["task:load"],
+    );
     let secret = "Sup3r-S3cret-Pw";
-    set_first_task_cell(&repo.join("secret.ipynb"), &format!("import psycopg2\nconn = psycopg2.connect(host='db', password='{secret}')"), &["task:load"]);
-    set_first_task_cell(&repo.join("badtag.ipynb"), "x = 1", &["task:load", "memory:4GB"]);
+    set_first_task_cell(
+        &repo.join("secret.ipynb"),
+        &format!("import psycopg2\nconn = psycopg2.connect(host='db', password='{secret}')"),
+        &["task:load"],
+    );
+    set_first_task_cell(
+        &repo.join("badtag.ipynb"),
+        "x = 1",
+        &["task:load", "memory:4GB"],
+    );
 
     let (ok, out) = pre_commit(&bin, repo, "nb2pipe-check", &["clean.ipynb"]);
     assert!(ok, "an untouched notebook still passes:\n{out}");
 
     let (ok, out) = pre_commit(&bin, repo, "nb2pipe-check", &[]);
     assert!(!ok, "must fail:\n{out}");
-    assert!(out.contains("NB050") && out.contains("build/stale is stale") && out.contains("airflow/stale.py changed"), "stale bundle:\n{out}");
     assert!(
-        out.contains("NB040") && out.contains("secret.ipynb, cell 3") && out.contains("line 2") && out.contains("in `password`") && out.contains("secret:NAME:KEY:ENV"),
+        out.contains("NB050")
+            && out.contains("build/stale is stale")
+            && out.contains("airflow/stale.py changed"),
+        "stale bundle:\n{out}"
+    );
+    assert!(
+        out.contains("NB040")
+            && out.contains("secret.ipynb, cell 3")
+            && out.contains("line 2")
+            && out.contains("in `password`")
+            && out.contains("secret:NAME:KEY:ENV"),
         "hard-coded secret:\n{out}"
     );
-    assert!(!out.contains(secret), "the secret value leaked into the output:\n{out}");
-    assert!(out.contains("NB021") && out.contains("badtag.ipynb") && out.contains("memory:4GB") && out.contains("4Gi"), "bad tag:\n{out}");
-    assert!(!out.contains("clean.ipynb"), "the clean notebook has nothing to report:\n{out}");
+    assert!(
+        !out.contains(secret),
+        "the secret value leaked into the output:\n{out}"
+    );
+    assert!(
+        out.contains("NB021")
+            && out.contains("badtag.ipynb")
+            && out.contains("memory:4GB")
+            && out.contains("4Gi"),
+        "bad tag:\n{out}"
+    );
+    assert!(
+        !out.contains("clean.ipynb"),
+        "the clean notebook has nothing to report:\n{out}"
+    );
 
     // The convert hook regenerates the stale bundle, failing as hooks that change files do.
     let (ok, out) = pre_commit(&bin, repo, "nb2pipe-convert", &["stale.ipynb"]);
-    assert!(!ok && out.contains("files were modified by this hook"), "{out}");
+    assert!(
+        !ok && out.contains("files were modified by this hook"),
+        "{out}"
+    );
     let (ok, out) = pre_commit(&bin, repo, "nb2pipe-check", &["stale.ipynb"]);
     assert!(ok, "after the convert hook the bundle is fresh:\n{out}");
 }

@@ -40,6 +40,10 @@ pub struct Import {
     pub in_function: bool,
     /// `importlib.import_module("x")` or `__import__("x")`.
     pub dynamic: bool,
+    /// For `from M import a, b`: `a`, `b` (each may be a submodule, e.g. `from google.cloud
+    /// import storage`, which decides the distribution of a namespace package).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 /// A line magic or shell escape (`%time x = f()`, `!ls`, `files = !ls`).

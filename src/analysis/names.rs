@@ -121,7 +121,7 @@ impl Names<'_> {
         }
     }
 
-    fn import(&mut self, module: String, offset: usize, dynamic: bool) {
+    fn import(&mut self, module: String, offset: usize, dynamic: bool, names: Vec<String>) {
         let line = self.line(offset);
         self.out.imports.push(Import {
             module,
@@ -130,6 +130,7 @@ impl Names<'_> {
             type_checking: self.type_checking > 0,
             in_function: self.in_function(),
             dynamic,
+            names,
         });
     }
 
@@ -369,6 +370,7 @@ impl<'a> Visitor<'a> for Names<'_> {
                         alias.name.id.to_string(),
                         alias.range().start().to_usize(),
                         false,
+                        Vec::new(),
                     );
                     match &alias.asname {
                         Some(as_) => self.store(&as_.id),
@@ -382,7 +384,13 @@ impl<'a> Visitor<'a> for Names<'_> {
                     ".".repeat(i.level as usize),
                     i.module.as_ref().map(|m| m.id.as_str()).unwrap_or("")
                 );
-                self.import(base, i.range().start().to_usize(), false);
+                let names = i
+                    .names
+                    .iter()
+                    .map(|a| a.name.id.to_string())
+                    .filter(|n| n != "*")
+                    .collect();
+                self.import(base, i.range().start().to_usize(), false, names);
                 for alias in &i.names {
                     if alias.name.id.as_str() != "*" {
                         self.store(alias.asname.as_ref().unwrap_or(&alias.name).id.as_str());
@@ -568,6 +576,7 @@ impl<'a> Visitor<'a> for Names<'_> {
                                 s.value.to_str().to_string(),
                                 call.range().start().to_usize(),
                                 true,
+                                Vec::new(),
                             );
                         }
                     }
@@ -706,4 +715,3 @@ fn shell_interpolations(cmd: &str) -> Vec<String> {
     }
     out
 }
-

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod convert;
+pub mod deps;
 pub mod inspect;
 pub mod rule;
 pub mod run;
@@ -70,6 +71,7 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
         project: project.as_ref().map(|p| &p.layer),
         cli: settings.layer(),
         profile: settings.profile.clone(),
+        python_env: settings.python.clone(),
     });
     let output = nb_output(&nb).or(output);
     Loaded {

@@ -1,71 +1,625 @@
-//! Per-task requirements: imported modules → distributions, plus explicit installs.
+//! Per-task requirements: the distributions a task's code imports, its explicit
+//! `%pip install`s, and what it needs to load the values it receives, each pinned from
+//! the project's files or the notebook's environment. docs/dependencies.md is the
+//! user-facing description of every rule here.
+//!
+//! Per import, in order: `TYPE_CHECKING` imports and relative imports are skipped; the
+//! target version's standard library is skipped; the project's own modules are recorded
+//! (copied into the image) and their imports followed; a module that left the standard
+//! library becomes its backport (with a warning); anything else is a distribution, named
+//! by an explicit install that provides it, else the environment, else the shipped
+//! table, else the Google/Azure namespace convention, else the module name.
 
-use crate::analysis::{parse_pip_args, Import};
+mod env;
+mod local;
+mod names;
+mod pins;
+mod pip;
+mod stdlib;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+use crate::analysis::{parse_pip_args, CellFacts, CellMagic, EscapeKind, Import};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::notebook::Notebook;
 use crate::plan::Requirement;
 
-const STDLIB: &str = include_str!("stdlib-3.11.txt");
+pub use names::{lookup as table_lookup, namespace_convention, normalize, rows as table_rows};
+pub use pip::{parse_requirement, Spec};
+pub use stdlib::{is_stdlib, minor as python_minor, removed as removed_from_stdlib};
 
-/// Import names whose distribution has another name.
-const RENAMES: &[(&str, &str)] = &[
-    ("PIL", "pillow"),
-    ("bs4", "beautifulsoup4"),
-    ("cv2", "opencv-python"),
-    ("dateutil", "python-dateutil"),
-    ("grpc", "grpcio"),
-    ("kafka", "kafka-python"),
-    ("sklearn", "scikit-learn"),
-    ("skimage", "scikit-image"),
-    ("yaml", "pyyaml"),
+/// Set to `off` to skip dependency inference (used only to measure what it costs).
+pub const SKIP_ENV: &str = "NB2PIPE_DEPS";
+
+/// Distributions whose objects a task may hand to another (DataFrames, arrays, fitted
+/// models, figures); a consumer needs them to load what it receives.
+const VALUE_DISTS: &[&str] = &[
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "polars",
+    "scipy",
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "statsmodels",
+    "torch",
+    "tensorflow",
+    "keras",
+    "jax",
+    "networkx",
+    "xarray",
+    "geopandas",
+    "shapely",
+    "pillow",
+    "sympy",
+    "dask",
+    "spacy",
+    "gensim",
+    "prophet",
+    "pmdarima",
+    "imbalanced-learn",
+    "category-encoders",
+    "umap-learn",
+    "hdbscan",
+    "sktime",
+    "matplotlib",
+    "plotly",
+    "cloudpickle",
+    "dill",
 ];
 
-pub fn is_stdlib(module: &str, _python: &str) -> bool {
-    let top = module.split('.').next().unwrap_or(module);
-    STDLIB.lines().any(|l| l == top) || top == "__future__"
+/// What the plan knows about one task.
+#[derive(Debug, Clone, Default)]
+pub struct TaskInput {
+    pub name: String,
+    /// The task's own cells.
+    pub cells: Vec<usize>,
+    /// `imports`/`functions` cells of which the task runs some statements.
+    pub prelude_cells: Vec<usize>,
+    /// Imports of the task's code and of the prelude statements it runs.
+    pub imports: Vec<Import>,
+    /// Tasks (indexes) whose values this task loads.
+    pub receives_from: Vec<usize>,
+    /// The task loads or saves passed values.
+    pub exchanges_values: bool,
 }
 
-pub fn requirements(imports: &[Import], pip_installs: &[String], python: &str) -> Vec<Requirement> {
-    let mut out: Vec<Requirement> = Vec::new();
-    let mut push = |line: String, source: String| {
-        let name = line
-            .split(|c: char| "[<>=!~; ".contains(c))
-            .next()
-            .unwrap_or(&line)
-            .to_ascii_lowercase();
-        if !out.iter().any(|r| {
-            r.line
-                .split(|c: char| "[<>=!~; ".contains(c))
-                .next()
-                .unwrap_or("")
-                .eq_ignore_ascii_case(&name)
-        }) {
-            out.push(Requirement { line, source });
+/// One task's result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskDeps {
+    pub requirements: Vec<Requirement>,
+    /// `try: import x / except ImportError` imports not otherwise required.
+    pub optional: Vec<Requirement>,
+    /// Project files the image needs, relative to the notebook's folder.
+    pub local_modules: Vec<String>,
+}
+
+pub struct Resolved {
+    pub tasks: Vec<TaskDeps>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Resolves every task's requirements. Never fails: problems are diagnostics.
+pub fn resolve(
+    nb: &Notebook,
+    facts: &[Option<CellFacts>],
+    python: &str,
+    python_env: Option<&Path>,
+    tasks: &[TaskInput],
+) -> Resolved {
+    if std::env::var(SKIP_ENV).is_ok_and(|v| v == "off") {
+        return Resolved {
+            tasks: vec![TaskDeps::default(); tasks.len()],
+            diagnostics: Vec::new(),
+        };
+    }
+    let mut ctx = Ctx::new(nb, facts, python, python_env);
+    ctx.task_names = tasks.iter().map(|t| t.name.clone()).collect();
+    let mut out: Vec<TaskDeps> = Vec::with_capacity(tasks.len());
+    let mut maps: Vec<BTreeMap<String, Requirement>> = Vec::new();
+    for t in tasks {
+        let (req, opt, locals) = ctx.task(t);
+        maps.push(req);
+        out.push(TaskDeps {
+            requirements: Vec::new(),
+            optional: opt.into_values().collect(),
+            local_modules: locals.into_iter().collect(),
+        });
+    }
+    // Tasks are in notebook order, so a producer's list is final before its consumers'.
+    for (t, input) in tasks.iter().enumerate() {
+        for &p in &input.receives_from {
+            if p >= maps.len() || p == t {
+                continue;
+            }
+            let inherited: Vec<Requirement> = maps[p]
+                .values()
+                .filter(|r| VALUE_DISTS.contains(&normalize(&r.name).as_str()))
+                .cloned()
+                .collect();
+            for r in inherited {
+                let key = normalize(&r.name);
+                maps[t].entry(key).or_insert_with(|| Requirement {
+                    source: format!("loads values from task `{}`", ctx.task_name(p)),
+                    ..r
+                });
+            }
         }
-    };
-    for args in pip_installs {
-        for a in args.split_whitespace().filter(|a| !a.starts_with('-')) {
-            push(a.to_string(), "%pip install".into());
+        if input.exchanges_values
+            && maps[t].contains_key("pandas")
+            && !maps[t].contains_key("pyarrow")
+        {
+            let r = ctx.requirement(
+                "pyarrow",
+                "",
+                None,
+                "pandas values travel between tasks as Parquet".into(),
+                "pandas in a task that passes values".into(),
+            );
+            maps[t].insert("pyarrow".into(), r);
         }
     }
-    for imp in imports {
-        if imp.module.starts_with('.') || imp.type_checking || is_stdlib(&imp.module, python) {
-            continue;
+    for (t, m) in maps.into_iter().enumerate() {
+        out[t]
+            .optional
+            .retain(|o| !m.contains_key(&normalize(&o.name)));
+        // Only required ones warn: an optional import the task may well do without.
+        ctx.unpinned.extend(
+            m.values()
+                .filter(|r| r.pin_source == "unpinned")
+                .map(|r| r.name.clone()),
+        );
+        out[t].requirements = m.into_values().collect();
+    }
+    ctx.finish();
+    Resolved {
+        tasks: out,
+        diagnostics: ctx.diags,
+    }
+}
+
+struct Ctx<'a> {
+    nb: &'a Notebook,
+    facts: &'a [Option<CellFacts>],
+    nb_dir: PathBuf,
+    minor: u32,
+    env: Option<env::Env>,
+    env_shown: String,
+    pins: pins::Pins,
+    locals: local::Locals,
+    unpinned: BTreeSet<String>,
+    removed_seen: HashSet<String>,
+    diags: Vec<Diagnostic>,
+    task_names: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        nb: &'a Notebook,
+        facts: &'a [Option<CellFacts>],
+        python: &str,
+        python_env: Option<&Path>,
+    ) -> Ctx<'a> {
+        let nb_dir = nb
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut diags = Vec::new();
+        let env_path = python_env
+            .map(Path::to_path_buf)
+            .or_else(|| env::discover(&nb_dir));
+        let env = env_path.as_ref().and_then(|p| match env::Env::open(p) {
+            Ok(e) => Some(e),
+            Err(msg) => {
+                // A venv found next to the notebook that cannot be read is only a warning.
+                let code = if python_env.is_some() { Code::PythonEnvUnusable } else { Code::ProjectFileProblem };
+                diags.push(Diagnostic::new(code, &nb.path, format!("cannot read the Python environment: {msg}")).with_help("pass --python with the interpreter of the environment the notebook ran in (e.g. .venv/bin/python)"));
+                None
+            }
+        });
+        let env_shown = env
+            .as_ref()
+            .map(|e| local::relative(&nb_dir, &e.root))
+            .unwrap_or_default();
+        let pins = pins::Pins::discover(&nb_dir);
+        for (file, msg) in &pins.problems {
+            diags.push(
+                Diagnostic::new(
+                    Code::ProjectFileProblem,
+                    &nb.path,
+                    format!("cannot read pins from {file}: {msg}"),
+                )
+                .with_help("the file is ignored; fix it or remove it"),
+            );
         }
-        let top = imp.module.split('.').next().unwrap_or(&imp.module);
-        let dist = RENAMES
+        let mut sys_paths: Vec<String> = facts
             .iter()
-            .find(|(m, _)| *m == top)
-            .map(|(_, d)| *d)
-            .unwrap_or(top);
-        push(dist.to_string(), format!("import {}", imp.module));
+            .flatten()
+            .flat_map(|f| f.sys_paths.iter().cloned())
+            .collect();
+        sys_paths.dedup();
+        let written: Vec<(String, String)> = facts
+            .iter()
+            .flatten()
+            .filter_map(|f| match &f.cell_magic {
+                Some(CellMagic::WriteFile { path, .. }) => Some((path.clone(), f.raw_body.clone())),
+                _ => None,
+            })
+            .collect();
+        let ancestors = pins::ancestors(&nb_dir);
+        let locals = local::Locals::new(&nb_dir, &sys_paths, &written, &ancestors);
+        Ctx {
+            nb,
+            facts,
+            nb_dir,
+            minor: stdlib::minor(python),
+            env,
+            env_shown,
+            pins,
+            locals,
+            unpinned: BTreeSet::new(),
+            removed_seen: HashSet::new(),
+            diags,
+            task_names: Vec::new(),
+        }
     }
-    out.sort_by(|a, b| {
-        a.line
-            .to_ascii_lowercase()
-            .cmp(&b.line.to_ascii_lowercase())
-    });
+
+    fn task_name(&self, t: usize) -> String {
+        self.task_names
+            .get(t)
+            .cloned()
+            .unwrap_or_else(|| format!("#{t}"))
+    }
+
+    /// The requirement for distribution `dist`, pinned by precedence.
+    fn requirement(
+        &self,
+        dist: &str,
+        extras: &str,
+        explicit: Option<&Spec>,
+        name_source: String,
+        source: String,
+    ) -> Requirement {
+        let (line, pin_source) = if let Some(s) = explicit.filter(|s| !s.version.is_empty()) {
+            (s.line(), "%pip install".to_string())
+        } else if let Some(p) = self.pins.get(dist) {
+            let extras = if extras.is_empty() {
+                p.extras.as_str()
+            } else {
+                extras
+            };
+            (format!("{dist}{extras}{}", p.version), p.source.clone())
+        } else if let Some(d) = self
+            .env
+            .as_ref()
+            .and_then(|e| e.dist(dist))
+            .filter(|d| !d.version.is_empty())
+        {
+            (
+                format!("{dist}{extras}=={}", d.version),
+                format!("installed in {}", self.env_shown),
+            )
+        } else {
+            (format!("{dist}{extras}"), "unpinned".to_string())
+        };
+        Requirement {
+            line,
+            name: dist.to_string(),
+            source,
+            name_source,
+            pin_source,
+        }
+    }
+
+    fn task(
+        &mut self,
+        input: &TaskInput,
+    ) -> (
+        BTreeMap<String, Requirement>,
+        BTreeMap<String, Requirement>,
+        BTreeSet<String>,
+    ) {
+        let mut required: BTreeMap<String, Requirement> = BTreeMap::new();
+        let mut optional: BTreeMap<String, Requirement> = BTreeMap::new();
+        let mut locals: BTreeSet<String> = BTreeSet::new();
+
+        // Explicit installs.
+        let mut explicit: Vec<(Spec, usize)> = Vec::new();
+        let mut cells: Vec<usize> = input.prelude_cells.clone();
+        cells.extend(&input.cells);
+        for &c in &cells {
+            for (tool, args) in self.install_commands(c) {
+                let inst = pip::parse_install(&tool, &args);
+                for f in inst.files.iter() {
+                    let mut specs = Vec::new();
+                    let mut errors = Vec::new();
+                    pip::read_requirements_file(&self.nb_dir.join(f), 0, &mut specs, &mut errors);
+                    for e in errors {
+                        self.diags.push(self.at_cell(Diagnostic::new(Code::PipFileMissing, &self.nb.path, format!("`pip install -r {f}`: {e}")), c).with_help("the file's requirements are missing from the task; put the file next to the notebook"));
+                    }
+                    explicit.extend(specs.into_iter().map(|s| (s, c)));
+                }
+                explicit.extend(inst.specs.into_iter().map(|s| (s, c)));
+            }
+        }
+        for (s, c) in &explicit {
+            if let std::collections::btree_map::Entry::Vacant(e) = required.entry(s.key()) {
+                e.insert(self.requirement(
+                    &s.name,
+                    &s.extras,
+                    Some(s),
+                    "%pip install".into(),
+                    format!("%pip install in cell {c}"),
+                ));
+            }
+        }
+
+        // Imports, and the imports of the local modules they reach.
+        let mut queue: VecDeque<(Import, Option<String>)> =
+            input.imports.iter().cloned().map(|i| (i, None)).collect();
+        for &c in &cells {
+            if self
+                .facts
+                .get(c)
+                .and_then(|f| f.as_ref())
+                .is_some_and(|f| f.syntax_error.is_some())
+            {
+                queue.extend(
+                    fallback_imports(&self.nb.cells[c].source)
+                        .into_iter()
+                        .map(|i| (i, None)),
+                );
+            }
+        }
+        let mut parsed: HashSet<String> = HashSet::new();
+        while let Some((imp, via)) = queue.pop_front() {
+            if imp.type_checking || imp.module.starts_with('.') || imp.module.is_empty() {
+                continue;
+            }
+            let top = imp.module.split('.').next().unwrap_or_default().to_string();
+            if top == "__future__" || stdlib::is_stdlib(&top, self.minor) {
+                continue;
+            }
+            if let Some(found) = self.locals.find(&imp.module, &imp.names) {
+                locals.insert(found.copy.clone());
+                for ((file, src), pkg) in found.files.iter().zip(&found.packages) {
+                    if parsed.insert(file.clone()) {
+                        for mut sub in local::file_imports(src, pkg) {
+                            sub.optional |= imp.optional;
+                            queue.push_back((sub, Some(file.clone())));
+                        }
+                    }
+                }
+                continue;
+            }
+            let shown = match &via {
+                Some(f) => format!("import {} in {f}", imp.module),
+                None => format!("import {}", imp.module),
+            };
+            if let Some(r) = stdlib::removed(&top, self.minor) {
+                self.report_removed(&top, r);
+                if let Some(b) = r.backport {
+                    let r = self.requirement(
+                        b,
+                        "",
+                        None,
+                        format!(
+                            "backport of `{top}`, removed from the standard library in Python {}",
+                            r.removed_in
+                        ),
+                        shown,
+                    );
+                    let target = if imp.optional {
+                        &mut optional
+                    } else {
+                        &mut required
+                    };
+                    target.entry(normalize(b)).or_insert(r);
+                }
+                continue;
+            }
+            let candidates: Vec<String> = if imp.names.is_empty() {
+                vec![imp.module.clone()]
+            } else {
+                imp.names
+                    .iter()
+                    .map(|n| format!("{}.{n}", imp.module))
+                    .collect()
+            };
+            for m in candidates {
+                let (dist, name_source, spec) = self.name_for(&m, &explicit);
+                let key = normalize(&dist);
+                if required.contains_key(&key) || (imp.optional && optional.contains_key(&key)) {
+                    continue;
+                }
+                let r = self.requirement(&dist, "", spec.as_ref(), name_source, shown.clone());
+                if imp.optional {
+                    optional.insert(key, r);
+                } else {
+                    required.insert(key, r);
+                }
+            }
+        }
+        optional.retain(|k, _| !required.contains_key(k));
+        (required, optional, locals)
+    }
+
+    /// The distribution for module `m`, why, and the explicit install that provides it.
+    fn name_for(&self, m: &str, explicit: &[(Spec, usize)]) -> (String, String, Option<Spec>) {
+        let row = names::lookup(m);
+        for (s, _) in explicit {
+            let by_env = self.env.as_ref().is_some_and(|e| e.provides(&s.name, m));
+            let by_table = row.is_some_and(|r| r.all().any(|d| normalize(d) == s.key()));
+            if by_env || by_table || (row.is_none() && names::name_matches(&s.name, m)) {
+                return (s.name.clone(), "%pip install".into(), Some(s.clone()));
+            }
+        }
+        if let Some(d) = self.env.as_ref().and_then(|e| e.provider(m)) {
+            return (
+                d.name.clone(),
+                format!("installed in {}", self.env_shown),
+                None,
+            );
+        }
+        if let Some(r) = row {
+            return (
+                r.dist.to_string(),
+                format!("mapping table: {} → {}", r.module, r.dist),
+                None,
+            );
+        }
+        if let Some(d) = names::namespace_convention(m) {
+            return (d, "namespace package convention".into(), None);
+        }
+        // PyPI treats `_` and `-` alike; `-` is how distributions are usually written.
+        (
+            m.split('.').next().unwrap_or(m).replace('_', "-"),
+            "module name".into(),
+            None,
+        )
+    }
+
+    /// `(tool, args after install)` of every install command in cell `c`.
+    fn install_commands(&self, c: usize) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        let Some(Some(f)) = self.facts.get(c) else {
+            return out;
+        };
+        let mut push = |cmd: &str| {
+            if let Some(args) = parse_pip_args(cmd) {
+                let tool = cmd
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                out.push((tool, args));
+            }
+        };
+        if f.syntax_error.is_some() {
+            for line in self.nb.cells[c].source.lines() {
+                let l = line.trim_start();
+                if let Some(cmd) = l.strip_prefix('!').or_else(|| l.strip_prefix('%')) {
+                    push(cmd);
+                }
+            }
+            return out;
+        }
+        for e in &f.escapes {
+            if matches!(
+                e.kind,
+                EscapeKind::Shell | EscapeKind::ShellCapture | EscapeKind::Magic
+            ) {
+                push(&e.value);
+            }
+        }
+        if let Some(CellMagic::Shell { .. }) = &f.cell_magic {
+            for line in f.raw_body.lines() {
+                push(line.trim());
+            }
+        }
+        out
+    }
+
+    fn at_cell(&self, d: Diagnostic, c: usize) -> Diagnostic {
+        match self.nb.cells.get(c) {
+            Some(cell) => d.at_cell(cell.index, cell.first_line()),
+            None => d,
+        }
+    }
+
+    fn report_removed(&mut self, top: &str, r: stdlib::Removed) {
+        if !self.removed_seen.insert(top.to_string()) {
+            return;
+        }
+        let python = format!("3.{}", self.minor);
+        let (help, what) = match r.backport {
+            Some(b) => (format!("the task installs `{b}`, which provides it; better, move off `{top}`"), format!("`{b}` is added in its place")),
+            None => ("nothing on PyPI replaces it: the task will fail to import it; target an older Python or stop using it".to_string(), "no distribution provides it".to_string()),
+        };
+        let mut d = Diagnostic::new(Code::RemovedStdlibModule, &self.nb.path, format!("`{top}` was removed from the standard library in Python {}; the tasks run Python {python}: {what}", r.removed_in)).with_help(help);
+        let at = self.facts.iter().enumerate().find_map(|(c, f)| {
+            f.as_ref()?
+                .imports
+                .iter()
+                .find(|i| i.module.split('.').next() == Some(top))
+                .map(|i| (c, i.line))
+        });
+        if let Some((c, line)) = at {
+            d = self.at_cell(d, c).at_line(line, None);
+        }
+        self.diags.push(d);
+    }
+
+    fn finish(&mut self) {
+        if self.unpinned.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = self.unpinned.iter().map(String::as_str).collect();
+        self.diags.push(
+            Diagnostic::new(Code::UnpinnedRequirement, &self.nb.path, format!("{} unpinned: {}", if names.len() == 1 { "1 requirement is".to_string() } else { format!("{} requirements are", names.len()) }, names.join(", ")))
+                .with_help("pin them in a requirements.txt or lock file next to the notebook, or pass --python with the environment the notebook ran in"),
+        );
+    }
+}
+
+/// Imports of a cell that does not parse, found line by line (`import a, b as c`,
+/// `from x import y`), so a syntax error elsewhere in the cell loses no requirement.
+fn fallback_imports(src: &str) -> Vec<Import> {
+    let mut out = Vec::new();
+    for (i, line) in src.lines().enumerate() {
+        let l = line.trim_start();
+        let indented = l.len() != line.len();
+        let mk = |module: &str, names: Vec<String>| Import {
+            module: module.to_string(),
+            line: i + 1,
+            optional: false,
+            type_checking: false,
+            in_function: indented,
+            dynamic: false,
+            names,
+        };
+        if let Some(rest) = l.strip_prefix("import ") {
+            for part in rest.split(',') {
+                let m = part.split_whitespace().next().unwrap_or("");
+                if is_dotted(m) {
+                    out.push(mk(m, Vec::new()));
+                }
+            }
+        } else if let Some(rest) = l.strip_prefix("from ") {
+            let mut w = rest.split_whitespace();
+            if let (Some(m), Some("import")) = (w.next(), w.next()) {
+                let names: Vec<String> = w
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .split(',')
+                    .filter_map(|n| {
+                        n.trim()
+                            .trim_matches(['(', ')'])
+                            .split_whitespace()
+                            .next()
+                            .map(str::to_string)
+                    })
+                    .filter(|n| is_dotted(n))
+                    .collect();
+                if is_dotted(m.trim_start_matches('.')) || m.starts_with('.') {
+                    out.push(mk(m, names));
+                }
+            }
+        }
+    }
     out
 }
 
-#[allow(dead_code)]
-fn _keep(_: fn(&str) -> Option<Vec<String>>) {}
-const _: fn(&str) -> Option<Vec<String>> = parse_pip_args;
+fn is_dotted(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+        })
+}

@@ -162,6 +162,42 @@ codes! {
     UnserialisableValue = "NB102", "unserialisable-value", Warning;
 
     /// ## What it does
+    /// Warns about task requirements that nothing pins: no requirements.txt, lock file,
+    /// pyproject.toml or environment.yml next to or above the notebook names them, and no
+    /// Python environment (`--python`, or a `.venv/` next to the notebook) has them installed.
+    /// ## Why is this bad?
+    /// Each image build installs whatever version is newest that day, so two builds of the
+    /// same commit can differ and a release of a dependency can break the pipeline.
+    /// `nb2pipe deps NB` shows where every pin comes from.
+    UnpinnedRequirement = "NB201", "unpinned-requirement", Warning;
+    /// ## What it does
+    /// Warns about a project file nb2pipe reads for pins (requirements.txt and the files
+    /// it includes, pyproject.toml, uv.lock, poetry.lock, Pipfile.lock, environment.yml)
+    /// or a `.venv/` next to the notebook that cannot be read or parsed.
+    /// ## Why is this bad?
+    /// The file is ignored, so its pins are not used.
+    ProjectFileProblem = "NB202", "project-file-problem", Warning;
+    /// ## What it does
+    /// Warns about an import of a module that the standard library of the tasks' Python
+    /// version no longer has (`distutils` and `imp` left in 3.12, `cgi`, `telnetlib` and the
+    /// other PEP 594 modules in 3.13).
+    /// ## Why is this bad?
+    /// The import fails in the task's image. Where a PyPI distribution brings the module
+    /// back (`setuptools` for `distutils`, `standard-telnetlib` for `telnetlib`, ...) the
+    /// task requires it; otherwise the task will fail.
+    RemovedStdlibModule = "NB203", "removed-stdlib-module", Warning;
+    /// ## What it does
+    /// Reports a `--python` path that is not a Python environment nb2pipe can read (no
+    /// `site-packages` folder under it).
+    /// ## Why is this bad?
+    /// Names and pins would silently come from elsewhere than the environment asked for.
+    PythonEnvUnusable = "NB204", "python-env-unusable", Error;
+    /// ## What it does
+    /// Warns about `%pip install -r FILE` in a task when FILE cannot be read.
+    /// ## Why is this bad?
+    /// The requirements the file lists are missing from the task's image.
+    PipFileMissing = "NB205", "pip-requirements-file-missing", Warning;
+    /// ## What it does
     /// Reports a value that a chosen target would rewrite: Argo substitutes `{{...}}` and
     /// Tekton `$(...)` inside any string of a workflow, and neither has an escape.
     /// ## Why is this bad?

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use super::pyrepr::{py_json, py_str};
 use super::{Bundle, EmitContext, Emitter};
-use crate::analysis::{classify_line_magic, parse_pip_args, strip_magic_options, CellMagic, EscapeKind, LineMagic};
+use crate::analysis::{
+    classify_line_magic, parse_pip_args, strip_magic_options, CellMagic, EscapeKind, LineMagic,
+};
 use crate::plan::{Chunk, Plan, Task};
 
 pub struct TaskFiles;
@@ -353,13 +355,22 @@ fn magic_replacement(value: &str, in_expr: bool, cell: usize, line: usize) -> St
         }
     };
     match classify_line_magic(name) {
-        LineMagic::Install => stmt(format!("pass  # {}: installed in the image", ascii_comment(value))),
+        LineMagic::Install => stmt(format!(
+            "pass  # {}: installed in the image",
+            ascii_comment(value)
+        )),
         LineMagic::Drop => stmt("pass".into()),
         LineMagic::Time if !in_expr => {
             let body = strip_magic_options(rest);
-            format!("with _nb2pipe.timed(): {}", if body.trim().is_empty() { "pass" } else { body })
+            format!(
+                "with _nb2pipe.timed(): {}",
+                if body.trim().is_empty() { "pass" } else { body }
+            )
         }
-        _ => format!("_nb2pipe.magic({}, globals(), locals(), {cell}, {line})", py_str(value)),
+        _ => format!(
+            "_nb2pipe.magic({}, globals(), locals(), {cell}, {line})",
+            py_str(value)
+        ),
     }
 }
 
@@ -374,7 +385,6 @@ fn ascii_comment(s: &str) -> String {
         })
         .collect()
 }
-
 
 /// The task code of every task (for `inspect --code` and tests).
 pub fn all_code(plan: &Plan) -> Vec<(String, String)> {
@@ -404,6 +414,7 @@ mod tests {
             project: None,
             cli: Default::default(),
             profile: None,
+            python_env: None,
         })
         .plan
     }

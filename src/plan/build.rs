@@ -28,6 +28,8 @@ pub struct BuildInput<'a> {
     /// Command-line settings.
     pub cli: PipelineLayer,
     pub profile: Option<String>,
+    /// `--python`: the interpreter (or venv folder) of the environment the notebook ran in.
+    pub python_env: Option<std::path::PathBuf>,
 }
 
 /// The plan, and every diagnostic found on the way (the plan is best effort when
@@ -288,7 +290,16 @@ pub fn build(input: BuildInput<'_>) -> Built {
         d.metrics |= metrics;
         current = Some(idx);
     }
-    Built::finish(nb, merged, input.profile, facts, drafts, roles, diags)
+    Built::finish(
+        nb,
+        merged,
+        input.profile,
+        facts,
+        drafts,
+        roles,
+        diags,
+        input.python_env.as_deref(),
+    )
 }
 
 fn new_draft(name: String, first_cell: usize) -> TaskDraft {
@@ -313,6 +324,7 @@ fn role_name(r: Role) -> &'static str {
 }
 
 impl Built {
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         nb: &Notebook,
         merged: PipelineLayer,
@@ -321,6 +333,7 @@ impl Built {
         drafts: Vec<TaskDraft>,
         roles: BTreeMap<usize, Role>,
         mut diags: Vec<Diagnostic>,
+        python_env: Option<&std::path::Path>,
     ) -> Built {
         let path = &nb.path;
         let cell_at = |i: usize| &nb.cells[i];
@@ -507,6 +520,36 @@ impl Built {
             .unwrap_or_else(|| "3.11".into());
         let settings = pipeline_settings(&merged, &pipeline, &python, profile, path, &mut diags);
 
+        // Requirements of every task first: a consumer's depend on its producers'.
+        let deps_inputs: Vec<crate::deps::TaskInput> = drafts
+            .iter()
+            .enumerate()
+            .map(|(t, d)| crate::deps::TaskInput {
+                name: d.name.clone(),
+                cells: d.cells.clone(),
+                prelude_cells: preludes[t]
+                    .iter()
+                    .map(|&i| prelude[i].cell)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                imports: task_imports(d, &facts, &prelude, &preludes[t]),
+                receives_from: flow.inputs[t]
+                    .values()
+                    .copied()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                exchanges_values: !flow.inputs[t].is_empty()
+                    || edges
+                        .iter()
+                        .any(|((f, _), (v, _))| *f == t && !v.is_empty()),
+            })
+            .collect();
+        let resolved = crate::deps::resolve(nb, &facts, &python, python_env, &deps_inputs);
+        diags.extend(resolved.diagnostics);
+        let mut task_deps = resolved.tasks.into_iter();
+
         // Tasks.
         let mut tasks: Vec<Task> = Vec::new();
         for (t, d) in drafts.iter().enumerate() {
@@ -535,8 +578,8 @@ impl Built {
                 .collect();
             let code = task_chunks(d, &facts, &prelude, &preludes[t]);
             let imports = task_imports(d, &facts, &prelude, &preludes[t]);
-            let requirements =
-                crate::deps::requirements(&imports, &code_pip_installs(d, &facts), &python);
+            let deps = task_deps.next().unwrap_or_default();
+            let requirements = deps.requirements;
             let prelude_refs = preludes[t]
                 .iter()
                 .map(|&i| StmtRef {
@@ -590,6 +633,8 @@ impl Built {
                     .into_iter()
                     .collect(),
                 requirements,
+                optional_requirements: deps.optional,
+                local_modules: deps.local_modules,
                 metrics: d.metrics,
                 settings: ts,
                 image,
@@ -1250,14 +1295,6 @@ fn task_imports(
         }
     }
     out
-}
-
-fn code_pip_installs(d: &TaskDraft, facts: &[Option<CellFacts>]) -> Vec<String> {
-    d.cells
-        .iter()
-        .filter_map(|&c| facts[c].as_ref())
-        .flat_map(|f| f.pip_installs.iter().map(|(_, a)| a.clone()))
-        .collect()
 }
 
 fn content_hash(

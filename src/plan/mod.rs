@@ -111,6 +111,13 @@ pub struct Task {
     pub imports: Vec<String>,
     /// Lines of the task's requirements.txt.
     pub requirements: Vec<Requirement>,
+    /// Distributions of `try: import x / except ImportError` imports, not installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional_requirements: Vec<Requirement>,
+    /// Project modules the task imports (directly or through each other), to copy into
+    /// its image: paths relative to the notebook's folder (`utils.py`, `mypkg`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_modules: Vec<String>,
     pub metrics: bool,
     pub settings: TaskSettings,
     pub image: Image,
@@ -131,12 +138,24 @@ pub struct StmtRef {
     pub line: usize,
 }
 
+/// One line of a task's requirements.txt and where it came from (docs/dependencies.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Requirement {
     /// The requirement line as written to requirements.txt (`scikit-learn==1.5.1`).
     pub line: String,
-    /// Where the distribution name came from (`import sklearn`, `%pip install`).
+    /// The distribution (`scikit-learn`).
+    #[serde(default)]
+    pub name: String,
+    /// What in the task asks for it (`import sklearn.ensemble`, `%pip install in cell 2`).
     pub source: String,
+    /// How the module became this distribution (`mapping table: sklearn → scikit-learn`,
+    /// `installed in .venv`, `module name`, `%pip install`, `to load values from task X`).
+    #[serde(default)]
+    pub name_source: String,
+    /// Where the version came from (`requirements.txt`, `../uv.lock`, `installed in .venv`,
+    /// `%pip install`, `unpinned`).
+    #[serde(default)]
+    pub pin_source: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,0 +1,81 @@
+//! The standard library of each Python version from 3.8 to 3.14, and the modules that
+//! left it (data files in `stdlib/` and `removed.txt`; sources in docs/dependencies.md).
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+const VERSIONS: [(u32, &str); 7] = [
+    (8, include_str!("stdlib/3.8.txt")),
+    (9, include_str!("stdlib/3.9.txt")),
+    (10, include_str!("stdlib/3.10.txt")),
+    (11, include_str!("stdlib/3.11.txt")),
+    (12, include_str!("stdlib/3.12.txt")),
+    (13, include_str!("stdlib/3.13.txt")),
+    (14, include_str!("stdlib/3.14.txt")),
+];
+const REMOVED: &str = include_str!("removed.txt");
+
+/// The minor version nb2pipe uses for `python` ("3.11" → 11), clamped to 3.8..=3.14.
+pub fn minor(python: &str) -> u32 {
+    let m = python
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(11);
+    m.clamp(8, 14)
+}
+
+fn sets() -> &'static Vec<HashSet<&'static str>> {
+    static S: OnceLock<Vec<HashSet<&'static str>>> = OnceLock::new();
+    S.get_or_init(|| {
+        VERSIONS
+            .iter()
+            .map(|(_, txt)| {
+                txt.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+/// Whether top-level module `top` is in the standard library of 3.`minor`.
+pub fn is_stdlib(top: &str, minor: u32) -> bool {
+    let idx = VERSIONS.iter().position(|(m, _)| *m == minor).unwrap_or(3);
+    sets()[idx].contains(top)
+}
+
+/// A standard-library module that the target version no longer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    /// `3.12`
+    pub removed_in: &'static str,
+    /// The PyPI distribution that brings it back, if there is one.
+    pub backport: Option<&'static str>,
+}
+
+/// `Some` when `top` was in the standard library before 3.`minor` and is not in it now.
+pub fn removed(top: &str, minor: u32) -> Option<Removed> {
+    for line in REMOVED.lines() {
+        let mut w = line.split_whitespace();
+        let (Some(m), Some(v), Some(b)) = (w.next(), w.next(), w.next()) else {
+            continue;
+        };
+        if m.starts_with('#') || m != top {
+            continue;
+        }
+        let since: u32 = v
+            .split('.')
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(99);
+        if minor >= since {
+            return Some(Removed {
+                removed_in: v,
+                backport: (b != "-").then_some(b),
+            });
+        }
+    }
+    None
+}

@@ -1,0 +1,433 @@
+//! Dependency inference: every labelled fixture in fixtures/deps/ (expected.json, written by
+//! fixtures/make_deps_fixtures.py) gets exactly its hand-checked requirements, `nb2pipe deps`
+//! agrees with the bundle's requirements.txt, and the mapping data is sound.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use common::{fixture, read_json, run, tempdir};
+use nb2pipe::deps;
+
+struct Case {
+    name: String,
+    notebook: PathBuf,
+    args: Vec<String>,
+    tasks: BTreeMap<String, BTreeSet<String>>,
+    local_modules: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn cases() -> Vec<Case> {
+    let root = fixture("deps");
+    let expected = read_json(&root.join("expected.json"));
+    let mut out = Vec::new();
+    for (name, e) in expected.as_object().unwrap() {
+        let dir = root.join(name);
+        let args = e["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            // Paths after --python are relative to the case's folder.
+            .map(|a| {
+                if a.contains('/') {
+                    dir.join(a).to_string_lossy().into_owned()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let set = |v: &serde_json::Value| -> BTreeMap<String, BTreeSet<String>> {
+            v.as_object()
+                .unwrap()
+                .iter()
+                .map(|(t, lines)| {
+                    (
+                        t.clone(),
+                        lines
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|l| l.as_str().unwrap().to_string())
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        out.push(Case {
+            name: name.clone(),
+            notebook: dir.join(e["notebook"].as_str().unwrap()),
+            args,
+            tasks: set(&e["tasks"]),
+            local_modules: set(&e["local_modules"]),
+        });
+    }
+    out
+}
+
+fn deps_json(nb: &Path, args: &[String]) -> serde_json::Value {
+    let mut a = vec![
+        "deps".to_string(),
+        nb.to_string_lossy().into_owned(),
+        "--format".into(),
+        "json".into(),
+    ];
+    a.extend(args.iter().cloned());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = run(&a);
+    assert_eq!(code, 0, "deps {} failed:\n{stdout}\n{stderr}", nb.display());
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn at_least_thirty_labelled_fixtures() {
+    assert!(
+        cases().len() >= 30,
+        "only {} labelled fixtures",
+        cases().len()
+    );
+}
+
+#[test]
+fn every_fixture_gets_exactly_its_expected_requirements() {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let doc = deps_json(&c.notebook, &c.args);
+        let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut locals: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for t in doc["tasks"].as_array().unwrap() {
+            let name = t["task"].as_str().unwrap().to_string();
+            got.insert(
+                name.clone(),
+                t["requirements"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["line"].as_str().unwrap().to_string())
+                    .collect(),
+            );
+            let l: BTreeSet<String> = t["local_modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap().to_string())
+                .collect();
+            if !l.is_empty() {
+                locals.insert(name, l);
+            }
+        }
+        if got != c.tasks {
+            failures.push(format!(
+                "{}: expected {:?}\n      got {:?}",
+                c.name, c.tasks, got
+            ));
+        }
+        if locals != c.local_modules {
+            failures.push(format!(
+                "{}: local modules expected {:?}, got {:?}",
+                c.name, c.local_modules, locals
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn bundle_requirements_txt_equals_deps_output() {
+    for c in cases() {
+        let out = tempdir();
+        let mut extra: Vec<&str> = c.args.iter().map(String::as_str).collect();
+        extra.push("--name");
+        extra.push("bundle");
+        let bundle = common::convert(&c.notebook, out.path(), &extra);
+        let doc = deps_json(&c.notebook, &c.args);
+        for t in doc["tasks"].as_array().unwrap() {
+            let task = t["task"].as_str().unwrap();
+            let file =
+                std::fs::read_to_string(bundle.join("tasks").join(task).join("requirements.txt"))
+                    .unwrap();
+            let file_lines: Vec<&str> = file.lines().filter(|l| !l.starts_with('#')).collect();
+            let deps_lines: Vec<&str> = t["requirements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["line"].as_str().unwrap())
+                .collect();
+            assert_eq!(file_lines, deps_lines, "{}: task {task}", c.name);
+        }
+        // The requirements format is the same lines with comments.
+        let mut a = vec!["deps", c.notebook.to_str().unwrap()];
+        a.extend(c.args.iter().map(String::as_str));
+        let (code, text, _) = run(&a);
+        assert_eq!(code, 0);
+        for t in doc["tasks"].as_array().unwrap() {
+            for r in t["requirements"].as_array().unwrap() {
+                let line = r["line"].as_str().unwrap();
+                assert!(
+                    text.lines()
+                        .any(|l| l.split("  # ").next().map(str::trim_end) == Some(line)),
+                    "{}: `{line}` missing from:\n{text}",
+                    c.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_requirement_says_where_its_name_and_pin_came_from() {
+    let c = cases().into_iter().find(|c| c.name == "venv_env").unwrap();
+    let doc = deps_json(&c.notebook, &c.args);
+    let reqs = doc["tasks"][0]["requirements"].as_array().unwrap();
+    let find = |n: &str| {
+        reqs.iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {reqs:?}"))
+    };
+    assert_eq!(
+        find("opencv-python-headless")["name_source"],
+        "installed in .venv"
+    );
+    assert_eq!(
+        find("opencv-python-headless")["pin_source"],
+        "installed in .venv"
+    );
+    assert_eq!(find("requests")["name_source"], "module name");
+    assert_eq!(find("requests")["pin_source"], "unpinned");
+    let c = cases()
+        .into_iter()
+        .find(|c| c.name == "requirements_above")
+        .unwrap();
+    let doc = deps_json(&c.notebook, &c.args);
+    let r = &doc["tasks"][0]["requirements"][0];
+    assert_eq!(r["pin_source"], "../requirements.txt");
+    assert_eq!(r["source"], "import scipy");
+}
+
+#[test]
+fn warnings_for_unpinned_removed_and_broken_files() {
+    let codes = |name: &str| -> Vec<String> {
+        let c = cases().into_iter().find(|c| c.name == name).unwrap();
+        let doc = deps_json(&c.notebook, &c.args);
+        doc["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(codes("renames").contains(&"NB201".to_string()));
+    assert!(
+        !codes("uv_lock").contains(&"NB201".to_string()),
+        "everything is pinned there"
+    );
+    let removed = codes("removed_313");
+    assert_eq!(
+        removed.iter().filter(|c| *c == "NB203").count(),
+        4,
+        "{removed:?}"
+    );
+    assert_eq!(
+        codes("malformed_files")
+            .iter()
+            .filter(|c| *c == "NB202")
+            .count(),
+        2
+    );
+    assert!(!codes("removed_not_yet").contains(&"NB203".to_string()));
+}
+
+#[test]
+fn a_python_path_that_is_not_an_environment_is_an_error() {
+    let nb = fixture("deps/renames/renames.ipynb");
+    let (code, _, stderr) = run(&[
+        "deps",
+        nb.to_str().unwrap(),
+        "--python",
+        "/nonexistent/bin/python",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("NB204"), "{stderr}");
+}
+
+#[test]
+fn deps_task_filter_and_unknown_task() {
+    let nb = fixture("deps/independent_tasks/independent_tasks.ipynb");
+    let (code, out, _) = run(&["deps", nb.to_str().unwrap(), "--task", "gcp"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("# task gcp"), "{out}");
+    assert!(
+        out.contains("google-cloud-storage") && !out.contains("boto3"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["deps", nb.to_str().unwrap(), "--task", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no task named `nope`"), "{err}");
+}
+
+#[test]
+fn mapping_table_has_300_entries_and_the_required_ones() {
+    let rows = deps::table_rows();
+    assert!(rows.len() >= 300, "{} rows", rows.len());
+    let expect = [
+        ("google.cloud.storage", "google-cloud-storage"),
+        ("google.cloud.storage.blob", "google-cloud-storage"),
+        ("azure.storage.blob", "azure-storage-blob"),
+        ("kafka", "kafka-python"),
+        ("grpc", "grpcio"),
+        ("umap", "umap-learn"),
+        ("ignite", "pytorch-ignite"),
+        ("kale", "kubeflow-kale"),
+        ("sklearn", "scikit-learn"),
+        ("cv2", "opencv-python"),
+        ("PIL", "pillow"),
+        ("yaml", "pyyaml"),
+        ("bs4", "beautifulsoup4"),
+        ("dateutil", "python-dateutil"),
+        ("pyro", "pyro-ppl"),
+        ("mpl_toolkits", "matplotlib"),
+        ("mpl_toolkits.basemap", "basemap"),
+        ("talib", "TA-Lib"),
+        ("tensorflow_serving", "tensorflow-serving-api"),
+        ("pkg_resources", "setuptools"),
+    ];
+    for (m, d) in expect {
+        assert_eq!(deps::table_lookup(m).map(|r| r.dist), Some(d), "{m}");
+    }
+    assert!(deps::table_lookup("numpy").is_none());
+    // No row maps a module to itself with no alternative: that row would say nothing.
+    for r in &rows {
+        assert!(!r.module.is_empty() && !r.dist.is_empty());
+        let alts: Vec<&str> = r.all().skip(1).collect();
+        assert!(
+            deps::normalize(r.module) != deps::normalize(r.dist)
+                || !alts.is_empty()
+                || r.module.contains('.'),
+            "useless row {}",
+            r.module
+        );
+        assert!(
+            !deps::is_stdlib(r.module.split('.').next().unwrap(), 11) || r.module == "distutils",
+            "{} is stdlib",
+            r.module
+        );
+    }
+}
+
+#[test]
+fn namespace_convention() {
+    assert_eq!(
+        deps::namespace_convention("google.cloud.bigquery_migration_v2.services").as_deref(),
+        Some("google-cloud-bigquery-migration")
+    );
+    assert_eq!(
+        deps::namespace_convention("azure.mgmt.newthing").as_deref(),
+        Some("azure-mgmt-newthing")
+    );
+    assert_eq!(
+        deps::namespace_convention("azure.storage.blob.aio").as_deref(),
+        Some("azure-storage-blob")
+    );
+    assert_eq!(deps::namespace_convention("numpy.linalg"), None);
+}
+
+#[test]
+fn stdlib_per_version() {
+    let s = |m: &str, minor: u32| deps::is_stdlib(m, minor);
+    assert!(s("distutils", 11) && !s("distutils", 12));
+    assert!(s("asynchat", 11) && !s("asynchat", 12) && !s("imp", 12));
+    assert!(s("cgi", 12) && !s("cgi", 13) && !s("telnetlib", 13) && !s("crypt", 13));
+    assert!(!s("tomllib", 10) && s("tomllib", 11));
+    assert!(!s("zoneinfo", 8) && s("zoneinfo", 9) && !s("graphlib", 8));
+    assert!(s("dummy_threading", 8) && !s("dummy_threading", 9));
+    assert!(s("annotationlib", 14) && !s("annotationlib", 13) && s("compression", 14));
+    for minor in 8..=14 {
+        for m in [
+            "os",
+            "sys",
+            "json",
+            "re",
+            "collections",
+            "typing",
+            "asyncio",
+            "sqlite3",
+        ] {
+            assert!(s(m, minor), "{m} in 3.{minor}");
+        }
+        for m in ["numpy", "pandas", "requests", "yaml"] {
+            assert!(!s(m, minor), "{m} in 3.{minor}");
+        }
+    }
+    assert_eq!(
+        deps::removed_from_stdlib("distutils", 12).and_then(|r| r.backport),
+        Some("setuptools")
+    );
+    assert_eq!(
+        deps::removed_from_stdlib("imp", 12).map(|r| r.backport),
+        Some(None)
+    );
+    assert!(deps::removed_from_stdlib("distutils", 11).is_none());
+    assert_eq!(deps::python_minor("3.7"), 8);
+    assert_eq!(deps::python_minor("3.20"), 14);
+}
+
+#[test]
+fn requirement_parsing() {
+    let p = |s: &str| deps::parse_requirement(s).map(|r| r.line());
+    assert_eq!(
+        p("scikit-learn [ alldeps ] == 1.5.1 ; python_version > '3.8'").as_deref(),
+        Some("scikit-learn[alldeps]==1.5.1")
+    );
+    assert_eq!(p("requests<3").as_deref(), Some("requests<3"));
+    assert_eq!(
+        p("pkg @ https://x.invalid/pkg.whl").as_deref(),
+        Some("pkg @ https://x.invalid/pkg.whl")
+    );
+    assert_eq!(p("-r other.txt"), None);
+    assert_eq!(p("./local/path"), None);
+    assert_eq!(p("name with spaces"), None);
+}
+
+#[test]
+fn malformed_inputs_never_crash() {
+    let dir = tempdir();
+    let d = dir.path();
+    let nb = d.join("x.ipynb");
+    std::fs::write(
+        &nb,
+        std::fs::read_to_string(fixture("deps/renames/renames.ipynb")).unwrap(),
+    )
+    .unwrap();
+    for (file, text) in [
+        (
+            "pyproject.toml",
+            "[project]\ndependencies = 3\n[tool.poetry.dependencies]\nx = [1]\n",
+        ),
+        ("poetry.lock", "\u{0}\u{1}"),
+        ("environment.yml", "dependencies: {pip: 3}\n- : :"),
+        ("requirements.txt", "-r requirements.txt\n===\n[x]\n"),
+    ] {
+        std::fs::write(d.join(file), text).unwrap();
+    }
+    std::fs::create_dir_all(d.join(".venv/lib/python3.11/site-packages/broken-1.dist-info"))
+        .unwrap();
+    std::fs::write(
+        d.join(".venv/lib/python3.11/site-packages/broken-1.dist-info/RECORD"),
+        "\"unterminated,\n,,,\n../../bin/x,,\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["deps", nb.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["tasks"][0]["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "scikit-learn"));
+}
