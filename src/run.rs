@@ -24,6 +24,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Convert(a) => commands::convert::execute(&a),
         Command::Inspect(a) => commands::inspect::execute(&a),
         Command::Rule(a) => commands::rule::execute(&a),
+        Command::Build(a) => commands::build::execute(&a),
     };
     match result {
         Ok(code) => code,

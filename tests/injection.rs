@@ -11,15 +11,20 @@ use ruff_python_parser::{parse_unchecked, Mode, ParseOptions};
 
 fn hostile() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "\"", "'", "\"\"\"", "'''", "\n", "\r\n", "\\", "\\n", "{{", "}}", "{%", "%}", "{#", "$(", "${x}", "é", "☃", "𝄞", "\t", "\0", " ",
-        "a", "Z", "9", "=", ":", ",", "#", ".yaml", "json", "#}", "\u{7f}", "\u{2028}",
+        "\"", "'", "\"\"\"", "'''", "\n", "\r\n", "\\", "\\n", "{{", "}}", "{%", "%}", "{#", "$(",
+        "${x}", "é", "☃", "𝄞", "\t", "\0", " ", "a", "Z", "9", "=", ":", ",", "#", ".yaml", "json",
+        "#}", "\u{7f}", "\u{2028}",
     ]);
     prop::collection::vec(pieces, 0..12).prop_map(|v| v.concat())
 }
 
 fn string_literals(src: &str) -> Vec<String> {
     let parsed = parse_unchecked(src, ParseOptions::from(Mode::Module));
-    assert!(parsed.errors().is_empty(), "generated Python does not parse: {:?}\n{src}", parsed.errors());
+    assert!(
+        parsed.errors().is_empty(),
+        "generated Python does not parse: {:?}\n{src}",
+        parsed.errors()
+    );
     let mut out = Vec::new();
     fn walk(e: &Expr, out: &mut Vec<String>) {
         use ruff_python_ast::visitor::{walk_expr, Visitor};
@@ -49,7 +54,13 @@ fn string_literals(src: &str) -> Vec<String> {
     out
 }
 
-fn notebook(env_value: &str, annotation: &str, param: &str, description: &str, task: &str) -> String {
+fn notebook(
+    env_value: &str,
+    annotation: &str,
+    param: &str,
+    description: &str,
+    task: &str,
+) -> String {
     let cells = serde_json::json!([
         {"cell_type": "code", "source": format!("p = {}", serde_json::to_string(param).unwrap().replace("\\u0000", "\\x00")), "metadata": {"tags": ["parameters"]}},
         {"cell_type": "code", "source": "x = p * 2", "metadata": {"tags": [format!("task:{task}")], "nb2pipe": {"env": {"HOSTILE": env_value}, "annotations": {"note": annotation}}}},

@@ -1,5 +1,6 @@
 //! One module per subcommand; each `execute` returns the exit code.
 
+pub mod build;
 pub mod convert;
 pub mod inspect;
 pub mod rule;
