@@ -126,6 +126,10 @@ pub struct BuildArgs {
     /// Images built at the same time (default: the number of CPUs, at most 4).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// Build every step again, ignoring the engine's layer cache (tags are still skipped
+    /// when they exist; give a new --registry path to force a rebuild).
+    #[arg(long)]
+    pub no_cache: bool,
     /// Target platform of the images (e.g. linux/amd64).
     #[arg(long)]
     pub platform: Option<String>,

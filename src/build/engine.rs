@@ -61,6 +61,7 @@ impl Engine {
         tag: &str,
         tar: Vec<u8>,
         platform: Option<&str>,
+        no_cache: bool,
         log: &mut std::fs::File,
         mut on_line: impl FnMut(&str),
     ) -> Result<(), String> {
@@ -68,7 +69,8 @@ impl Engine {
             .dockerfile("Dockerfile")
             .t(tag)
             .rm(true)
-            .forcerm(true);
+            .forcerm(true)
+            .nocache(no_cache);
         if let Some(p) = platform {
             opts = opts.platform(p);
         }
@@ -80,6 +82,7 @@ impl Engine {
             match item {
                 Ok(info) => {
                     if let Some(s) = info.stream.as_deref().or(info.status.as_deref()) {
+                        let s = super::pip::strip_ansi(s);
                         let _ = log.write_all(s.as_bytes());
                         if !s.ends_with('\n') {
                             let _ = log.write_all(b"\n");

@@ -48,6 +48,7 @@ pub enum BuildError {
 pub struct BuildOptions {
     pub jobs: usize,
     pub platform: Option<String>,
+    pub no_cache: bool,
     pub pip: PipSettings,
     /// Build logs go to `<log_dir>/<task>.log`.
     pub log_dir: PathBuf,
@@ -150,9 +151,14 @@ async fn build_task(
     bar.start(&tag);
     let start = Instant::now();
     let res = engine
-        .build(&tag, tar, opts.platform.as_deref(), &mut log, |l| {
-            bar.line(l)
-        })
+        .build(
+            &tag,
+            tar,
+            opts.platform.as_deref(),
+            opts.no_cache,
+            &mut log,
+            |l| bar.line(l),
+        )
         .await;
     drop(log);
     match res {

@@ -58,6 +58,7 @@ pub fn redact_url(u: &str) -> String {
 
 /// pip's failure in a build log: (the requirement, pip's error lines).
 pub fn pip_failure(log: &str) -> Option<(Option<String>, String)> {
+    let log = strip_ansi(log);
     let errors: Vec<&str> = log
         .lines()
         .map(str::trim)
@@ -87,13 +88,32 @@ pub fn pip_failure(log: &str) -> Option<(Option<String>, String)> {
     Some((package, errors.join("\n")))
 }
 
+/// Build output without terminal colour codes (the engine marks stderr with them).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn finds_the_package_pip_could_not_install() {
-        let log = "Step 4/12 : RUN ...\nCollecting six==0.0.0.0.1\nERROR: Could not find a version that satisfies the requirement six==0.0.0.0.1 (from versions: 1.0.0, 1.17.0)\nERROR: No matching distribution found for six==0.0.0.0.1\n";
+        let log = "Step 4/12 : RUN ...\nCollecting six==0.0.0.0.1\n\u{1b}[91mERROR: Could not find a version that satisfies the requirement six==0.0.0.0.1 (from versions: 1.0.0, 1.17.0)\nERROR: No matching distribution found for six==0.0.0.0.1\n";
         let (pkg, err) = pip_failure(log).unwrap();
         assert_eq!(pkg.as_deref(), Some("six==0.0.0.0.1"));
         assert!(err.contains("No matching distribution"));

@@ -47,6 +47,7 @@ pub fn execute(args: &BuildArgs) -> CmdResult {
                 .unwrap_or(2)
         }),
         platform: args.platform.clone(),
+        no_cache: args.no_cache,
         pip: PipSettings {
             index_url: args.pip_index_url.clone().filter(|s| !s.is_empty()),
             extra_index_url: args.pip_extra_index_url.clone().filter(|s| !s.is_empty()),

@@ -26,13 +26,17 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
         }
     };
     let templates = Templates::load(args.templates.as_deref())?;
-    let bundle = emit::bundle(plan, &templates, &targets)?;
     let out_root = output_root(
         &args.notebook,
         args.out.as_deref(),
         loaded.output.as_deref(),
     );
     let dir = out_root.join(&plan.pipeline);
+    // Images pushed by `build --push` are referred to by digest while their tag matches.
+    let mut plan = plan.clone();
+    crate::build::images::apply(&mut plan, &crate::build::images::Images::read(&dir));
+    let plan = &plan;
+    let bundle = emit::bundle(plan, &templates, &targets)?;
     crate::fs::write_bundle(&dir, &bundle)
         .with_context(|| format!("writing the bundle to {}", dir.display()))?;
     match args.format {
