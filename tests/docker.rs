@@ -267,14 +267,18 @@ fn pip_settings_leave_no_trace_in_the_image() {
     let nb = copy_fixture(dir.path(), "small.ipynb");
     let out = dir.path().join("out");
     let reg = fresh_registry("NB2PIPE_TEST_REGISTRY", "proxy");
+    // Fresh values each run, so the dependency step cannot come from the layer cache.
+    let nonce = reg.rsplit('-').next().unwrap().to_string();
+    let ca_canary = format!("nb2pipe-canary-ca-{nonce}");
+    let token = format!("canary-token-{nonce}");
     // The machine's CA bundle plus a canary line (text outside PEM blocks is ignored).
     let ca = dir.path().join("ca.pem");
     let mut pem = std::fs::read(CA_BUNDLE).expect("the system CA bundle");
-    pem.extend_from_slice(b"\n# nb2pipe-canary-ca-7f3e\n");
+    pem.extend_from_slice(format!("\n# {ca_canary}\n").as_bytes());
     std::fs::write(&ca, &pem).unwrap();
     // An extra index that answers nothing (pip warns and goes on with PyPI), carrying
     // credentials that must not end up anywhere.
-    let extra = "http://canary-user:canary-token-91ab@127.0.0.1:9/simple";
+    let extra = format!("http://canary-user:{token}@127.0.0.1:9/simple");
     let (code, stdout, stderr) = build(
         &nb,
         &out,
@@ -286,22 +290,22 @@ fn pip_settings_leave_no_trace_in_the_image() {
             "--pip-index-url",
             "https://pypi.org/simple",
             "--pip-extra-index-url",
-            extra,
+            &extra,
         ],
         &[],
     );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(!stderr.contains("canary-token-91ab"));
+    assert!(!stderr.contains(&token));
     // pip did use the settings (it mentions the extra index, password masked).
     let log = std::fs::read_to_string(out.join("small/build-logs/square.log")).unwrap();
     assert!(log.contains("127.0.0.1:9"), "{log}");
-    assert!(!log.contains("canary-token-91ab"), "{log}");
+    assert!(!log.contains(&token), "{log}");
 
     let plan = common::read_json(&out.join("small/plan.json"));
     let main_py = std::fs::read(out.join("small/tasks/square/main.py")).unwrap();
-    let needles = [
-        "nb2pipe-canary-ca-7f3e",
-        "canary-token-91ab",
+    let needles: [&str; 5] = [
+        &ca_canary,
+        &token,
         "canary-user",
         "127.0.0.1:9/simple",
         "nb2pipe-pip",
