@@ -415,3 +415,17 @@ pub fn all_code(plan: &Plan) -> Vec<(String, String)> {
         .map(|t| (t.name.clone(), task_body(t, 1).0))
         .collect()
 }
+
+#[cfg(test)]
+mod docker_quote_tests {
+    use super::docker_quote;
+
+    #[test]
+    fn user_text_stays_one_literal_word() {
+        assert_eq!(docker_quote("a.ipynb"), "\"a.ipynb\"");
+        assert_eq!(
+            docker_quote("x\"$HOME\\\nRUN rm -rf /.ipynb"),
+            "\"x\\\"\\$HOME\\\\ RUN rm -rf /.ipynb\""
+        );
+    }
+}
