@@ -8,9 +8,9 @@ and of a one-cell-change rebuild. Needs the services of tests/env/docker.sh:
     python3 bench/docker_bench.py [--nb2pipe target/release/nb2pipe]
 
 The notebook is generated: 5 tasks, two light requirements shared by two tasks each.
-Cold builds use --no-cache (the engine's layer cache is not used, but a dependency layer
-built for one task is reused by the next task with the same requirements, as in a real
-build); the all-in-one image is built with `docker build --no-cache` from a Dockerfile
+Cold builds use --no-cache: no layer comes from the engine's cache, so each task also
+installs its own requirements (a normal build shares them between tasks with the same
+requirements); the all-in-one image is built with `docker build --no-cache` from a Dockerfile
 of the same shape holding every task's code and the union of the requirements.
 """
 
@@ -104,6 +104,7 @@ def main():
     for t in plan["tasks"]:
         shutil.copytree(os.path.join(work, "out/bench/tasks", t["name"]),
                         os.path.join(aio, "tasks", t["name"]))
+    shutil.copy(os.path.join(work, "out/bench/tasks/load/nb2pipe_runtime.py"), aio)
     df = open(os.path.join(work, "out/bench/tasks/load/Dockerfile")).read()
     df = df.replace("COPY main.py /app/main.py", "COPY tasks/ /app/tasks/")
     with open(os.path.join(aio, "Dockerfile"), "w") as f:
