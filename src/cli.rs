@@ -30,6 +30,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show each task's requirements and where every name and pin came from.
     Deps(DepsArgs),
+    /// Convert, then build one image per task through the Docker Engine API (and push).
+    Build(BuildArgs),
 }
 
 /// Settings given on the command line: the highest precedence.
@@ -187,4 +189,43 @@ pub struct DepsArgs {
     pub format: DepsFormat,
     #[command(flatten)]
     pub settings: SettingsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The notebook (.ipynb).
+    pub notebook: PathBuf,
+    /// Output folder, as for `convert`; build logs go to <bundle>/build-logs/.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Pipeline targets written to the bundle, as for `convert`.
+    #[arg(long, short = 't', default_value = "airflow")]
+    pub target: Vec<String>,
+    /// Folder of templates that override the built-in ones (e.g. task/Dockerfile.j2).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Push each image and refer to it by digest in the pipeline files.
+    #[arg(long)]
+    pub push: bool,
+    /// Images built at the same time (default: the number of CPUs, at most 4).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Build every step again, ignoring the engine's layer cache (tags are still skipped
+    /// when they exist; give a new --registry path to force a rebuild).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Target platform of the images (e.g. linux/amd64).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// pip's index URL inside the build (default: $PIP_INDEX_URL). Never in the image.
+    #[arg(long, env = "PIP_INDEX_URL", hide_env_values = true)]
+    pub pip_index_url: Option<String>,
+    /// pip's extra index URL inside the build (default: $PIP_EXTRA_INDEX_URL). Never in the image.
+    #[arg(long, env = "PIP_EXTRA_INDEX_URL", hide_env_values = true)]
+    pub pip_extra_index_url: Option<String>,
+    /// CA bundle pip trusts inside the build (default: $PIP_CERT). Never in the image.
+    #[arg(long, env = "PIP_CERT")]
+    pub pip_cert: Option<PathBuf>,
 }

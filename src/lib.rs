@@ -7,6 +7,7 @@
 //! outside world.
 
 pub mod analysis;
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod deps;

@@ -27,6 +27,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Rule(a) => commands::rule::execute(&a),
         Command::Run(a) => commands::run::execute(&a),
         Command::Deps(a) => commands::deps::execute(&a),
+        Command::Build(a) => commands::build::execute(&a),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,9 @@ for v in AIRFLOW3 AIRFLOW2 VALIDATE KFP EXEC; do
   fi
 done
 
+step "Docker Engine, base image, registries"
+eval "$(bash tests/env/docker.sh)"
+
 step "Build"
 cargo build --locked --all-targets
 

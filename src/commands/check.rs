@@ -144,8 +144,11 @@ fn check_one(
         diagnostics::has_errors(&diags),
         args.no_bundle,
     ) {
-        let dir =
-            output_root(nb, args.out.as_deref(), loaded.output.as_deref()).join(&plan.pipeline);
+        let root = output_root(nb, args.out.as_deref(), loaded.output.as_deref());
+        let mut plan = plan.clone();
+        super::apply_recorded_images(&mut plan, &root);
+        let plan = &plan;
+        let dir = root.join(&plan.pipeline);
         let chosen: Vec<String> = match targets {
             Some(t) => t.to_vec(),
             None => {

@@ -16,6 +16,14 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
         skeletons: args.skeletons,
     };
     let templates = Templates::load(args.templates.as_deref())?;
+    let out_root = output_root(
+        &args.notebook,
+        args.out.as_deref(),
+        loaded.output.as_deref(),
+    );
+    if let Some(p) = loaded.plan.as_mut() {
+        super::apply_recorded_images(p, &out_root);
+    }
     let mut bundle = None;
     if let (Some(p), 0) = (&loaded.plan, exit_code(&loaded.diagnostics)) {
         let b = emit::bundle_with(p, &templates, &targets, &options)?;
@@ -39,11 +47,6 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
         }
     };
     let Some(bundle) = bundle else { return Ok(1) };
-    let out_root = output_root(
-        &args.notebook,
-        args.out.as_deref(),
-        loaded.output.as_deref(),
-    );
     let dir = out_root.join(&plan.pipeline);
     crate::fs::write_bundle(&dir, &bundle)
         .with_context(|| format!("writing the bundle to {}", dir.display()))?;

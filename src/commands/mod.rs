@@ -1,5 +1,6 @@
 //! One module per subcommand; each `execute` returns the exit code.
 
+pub mod build;
 pub mod check;
 pub mod convert;
 pub mod deps;
@@ -108,3 +109,10 @@ pub fn exit_code(diags: &[Diagnostic]) -> i32 {
 }
 
 pub type CmdResult = Result<i32>;
+
+/// Images pushed by `build --push` are referred to by digest while their content hash
+/// matches (the record is `<bundle>/images.json`).
+pub fn apply_recorded_images(plan: &mut Plan, out_root: &Path) {
+    let dir = out_root.join(&plan.pipeline);
+    crate::build::images::apply(plan, &crate::build::images::Images::read(&dir));
+}

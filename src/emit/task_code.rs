@@ -40,7 +40,10 @@ struct DockerInfo {
     task: String,
     base_image: String,
     notebook_label: String,
+    description_label: String,
     content_hash: String,
+    /// Project modules are copied from the context's `modules/` folder.
+    local_modules: bool,
 }
 
 /// Rendered in place of the code first, to find the line the code starts on (the line
@@ -80,7 +83,6 @@ impl Emitter for TaskFiles {
 }
 
 fn dockerfile(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
-    let label = serde_json::to_string(&ctx.plan.notebook)?.replace('$', "\\$");
     ctx.templates.render(
         "task/Dockerfile.j2",
         DockerInfo {
@@ -88,10 +90,35 @@ fn dockerfile(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             pipeline: ctx.plan.pipeline.clone(),
             task: task.name.clone(),
             base_image: ctx.plan.settings.base_image.clone(),
-            notebook_label: label,
+            notebook_label: docker_quote(&ctx.plan.notebook),
+            description_label: docker_quote(&format!(
+                "task {} of pipeline {} from notebook {}",
+                task.name, ctx.plan.pipeline, ctx.plan.notebook
+            )),
             content_hash: task.image.content_hash.clone().unwrap_or_default(),
+            local_modules: false,
         },
     )
+}
+
+/// A double-quoted Dockerfile word holding `s` literally: the notebook's name is user
+/// input, so quotes, backslashes, `$` (variable expansion) and line breaks (a new
+/// instruction) must not get through.
+pub fn docker_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
@@ -536,6 +563,20 @@ mod tests {
         assert!(
             main.contains(r#"consumers={"a": ["one", "two"], "b": ["two"]},"#),
             "{main}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod docker_quote_tests {
+    use super::docker_quote;
+
+    #[test]
+    fn user_text_stays_one_literal_word() {
+        assert_eq!(docker_quote("a.ipynb"), "\"a.ipynb\"");
+        assert_eq!(
+            docker_quote("x\"$HOME\\\nRUN rm -rf /.ipynb"),
+            "\"x\\\"\\$HOME\\\\ RUN rm -rf /.ipynb\""
         );
     }
 }

@@ -1,0 +1,126 @@
+//! `nb2pipe build`: convert (the same bundle as `convert`), then one image per task
+//! through the Docker Engine API, optionally pushed (see `crate::build`). The CLI stays
+//! synchronous: the async engine calls run on a runtime made here.
+
+use anyhow::Context;
+
+use super::convert::{check_targets, output_root};
+use super::{exit_code, load, print_diagnostics, CmdResult};
+use crate::build::images::{self, Images};
+use crate::build::progress::Progress;
+use crate::build::{self, BuildOptions, Engine, Outcome, PipSettings};
+use crate::cli::{BuildArgs, DiagFormat};
+use crate::emit::{self, Templates};
+use crate::run::EXIT_INPUT;
+
+pub fn execute(args: &BuildArgs) -> CmdResult {
+    let targets = check_targets(&args.target)?;
+    let loaded = load(&args.notebook, &args.settings);
+    print_diagnostics(&loaded.diagnostics, DiagFormat::Human);
+    let code = exit_code(&loaded.diagnostics);
+    let plan = match loaded.plan {
+        Some(p) if code == 0 => p,
+        _ => return Ok(code.max(1)),
+    };
+    if let Some(c) = &args.pip_cert {
+        if !c.is_file() {
+            eprintln!("error: the pip CA bundle {} does not exist", c.display());
+            return Ok(EXIT_INPUT);
+        }
+    }
+    let templates = Templates::load(args.templates.as_deref())?;
+    let dir = output_root(
+        &args.notebook,
+        args.out.as_deref(),
+        loaded.output.as_deref(),
+    )
+    .join(&plan.pipeline);
+    // Build contexts come from the bundle as planned (tags); the bundle written to disk
+    // refers to images by digest where an earlier push recorded one for the same tag.
+    let bundle = emit::bundle(&plan, &templates, &targets)?;
+    write_bundle(&plan, &Images::read(&dir), &templates, &targets, &dir)?;
+
+    let opts = BuildOptions {
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get().min(4))
+                .unwrap_or(2)
+        }),
+        platform: args.platform.clone(),
+        no_cache: args.no_cache,
+        pip: PipSettings {
+            index_url: args.pip_index_url.clone().filter(|s| !s.is_empty()),
+            extra_index_url: args.pip_extra_index_url.clone().filter(|s| !s.is_empty()),
+            cert: args.pip_cert.clone(),
+        },
+        log_dir: dir.join("build-logs"),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let engine = match Engine::connect().await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(EXIT_INPUT);
+            }
+        };
+        let progress = Progress::new();
+        let reports = build::build_plan(&engine, &plan, &bundle, &opts, &progress).await?;
+        let mut failed = 0;
+        let (mut built, mut fresh) = (0, 0);
+        for r in &reports {
+            match &r.outcome {
+                Outcome::Built { .. } => built += 1,
+                Outcome::UpToDate => fresh += 1,
+                Outcome::Failed { message, .. } => {
+                    failed += 1;
+                    eprintln!("error: {message}");
+                }
+            }
+        }
+        if failed > 0 {
+            eprintln!("{failed} of {} images failed to build", reports.len());
+            return Ok(EXIT_INPUT);
+        }
+        if built == 0 {
+            eprintln!("up to date ({fresh} images)");
+        } else {
+            eprintln!("built {built} images, {fresh} up to date");
+        }
+        if args.push {
+            let pushed = match build::push_plan(&engine, &plan, &progress).await {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(EXIT_INPUT);
+                }
+            };
+            pushed.write(&dir)?;
+            write_bundle(&plan, &pushed, &templates, &targets, &dir)?;
+            eprintln!(
+                "pushed {} images; {} refers to them by digest",
+                pushed.images.len(),
+                dir.display()
+            );
+        }
+        Ok(0)
+    })
+}
+
+fn write_bundle(
+    plan: &crate::plan::Plan,
+    recorded: &Images,
+    templates: &Templates,
+    targets: &[String],
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut plan = plan.clone();
+    images::apply(&mut plan, recorded);
+    let bundle = emit::bundle(&plan, templates, targets)?;
+    crate::fs::write_bundle(dir, &bundle)
+        .with_context(|| format!("writing the bundle to {}", dir.display()))?;
+    Ok(())
+}
