@@ -169,6 +169,17 @@ pub struct RunArgs {
     /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
+    /// Run every task in its own image through the Docker Engine API (building the
+    /// images that do not exist yet, as `nb2pipe build` does); the data folder is
+    /// bind-mounted into each container.
+    #[arg(long)]
+    pub docker: bool,
+    /// With --docker: the registry the images are named under.
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// With --docker: the base image of the task images.
+    #[arg(long)]
+    pub base_image: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]

@@ -1,5 +1,12 @@
 //! The `nb2pipe` binary: everything lives in the library; this is the only `process::exit`.
 fn main() {
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`nb2pipe inspect NB | head`) instead of failing on every later write.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let code = nb2pipe::run::run(std::env::args_os());
     std::process::exit(code);
 }

@@ -526,3 +526,102 @@ for d, _, files in sorted(os.walk(root)):
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
 }
+
+/// `nb2pipe run --docker` (images built on demand, each task in its container, the data
+/// folder bind-mounted) prints and computes what a local `nb2pipe run` does.
+#[test]
+fn run_docker_matches_a_local_run() {
+    let dir = common::tempdir();
+    let nb = copy_fixture(dir.path(), "small.ipynb");
+    let python = common::python_env("EXEC");
+    let run = |extra: &[&str], data: &str, out: &str| -> (i32, String) {
+        let mut cmd = common::nb2pipe();
+        cmd.arg("run")
+            .arg(&nb)
+            .args(["-p", "n=7", "--data"])
+            .arg(dir.path().join(data))
+            .arg("-o")
+            .arg(dir.path().join(out))
+            .args(extra)
+            .env("PIP_CERT", CA_BUNDLE);
+        let o = cmd.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(
+        &["--python", python.to_str().unwrap()],
+        "local-data",
+        "local-out",
+    );
+    assert_eq!(code, 0, "local run: {err}");
+    let base = base_image();
+    let registry = format!("localhost/rundocker-{}", std::process::id());
+    let (code, err) = run(
+        &["--docker", "--base-image", &base, "--registry", &registry],
+        "docker-data",
+        "docker-out",
+    );
+    assert_eq!(code, 0, "docker run: {err}");
+    // The task's own lines (the runtime's `nb2pipe:` notes aside), per task.
+    let logs = |data: &str| -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out = std::collections::BTreeMap::new();
+        for entry in walk(&dir.path().join(data)) {
+            if entry.extension().is_some_and(|e| e == "log")
+                && entry.parent().is_some_and(|p| p.ends_with("logs"))
+            {
+                let lines: Vec<String> = std::fs::read_to_string(&entry)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.starts_with("nb2pipe:") && !l.trim().is_empty())
+                    .map(str::to_string)
+                    .collect();
+                out.insert(
+                    entry.file_stem().unwrap().to_string_lossy().into_owned(),
+                    lines,
+                );
+            }
+        }
+        out
+    };
+    let (local, in_docker) = (logs("local-data"), logs("docker-data"));
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        ["combine", "double", "load", "report", "square"]
+    );
+    assert_eq!(
+        local, in_docker,
+        "printed output differs between local and container runs"
+    );
+    assert_eq!(
+        in_docker["report"],
+        [r#"{"total": 133, "n": 7}"#],
+        "the parameter override reached the containers"
+    );
+    // The images the run used are the plan's.
+    let plan = common::read_json(&dir.path().join("docker-out/small/plan.json"));
+    for t in plan["tasks"].as_array().unwrap() {
+        let image = t["image"]["reference"].as_str().unwrap();
+        assert!(image.starts_with(&registry), "{image}");
+        assert!(
+            docker(&["image", "inspect", image]).0,
+            "{image} was not built"
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

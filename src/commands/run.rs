@@ -14,7 +14,12 @@ use crate::plan::Plan;
 use crate::run::{EXIT_INPUT, EXIT_OK, EXIT_USAGE};
 
 pub fn execute(args: &RunArgs) -> CmdResult {
-    let loaded = load(&args.notebook, &SettingsArgs::default());
+    let settings = SettingsArgs {
+        registry: args.registry.clone(),
+        base_image: args.base_image.clone(),
+        ..SettingsArgs::default()
+    };
+    let loaded = load(&args.notebook, &settings);
     print_diagnostics(&loaded.diagnostics, DiagFormat::Human);
     let plan = match (&loaded.plan, exit_code(&loaded.diagnostics)) {
         (Some(p), 0) => p,
@@ -64,6 +69,34 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             (d.to_string_lossy().into_owned(), d)
         }
     };
+    if args.docker {
+        if data.starts_with("s3://") {
+            eprintln!(
+                "error: --docker runs need a local data folder to bind-mount (give --data DIR)"
+            );
+            return Ok(EXIT_USAGE);
+        }
+        std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+        // Build what is missing (an existing tag is not built again).
+        let build = crate::cli::BuildArgs {
+            notebook: args.notebook.clone(),
+            out: Some(out_root.clone()),
+            target: vec!["airflow".into()],
+            templates: None,
+            settings: settings.clone(),
+            push: false,
+            jobs: args.jobs,
+            no_cache: false,
+            platform: None,
+            pip_index_url: std::env::var("PIP_INDEX_URL").ok(),
+            pip_extra_index_url: std::env::var("PIP_EXTRA_INDEX_URL").ok(),
+            pip_cert: std::env::var_os("PIP_CERT").map(PathBuf::from),
+        };
+        let code = super::build::execute(&build)?;
+        if code != EXIT_OK {
+            return Ok(code);
+        }
+    }
     let nb_dir = args
         .notebook
         .parent()
@@ -89,6 +122,7 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         only: args.only.clone(),
         params,
         cells,
+        docker: args.docker,
     };
     let mut display = Display::new();
     let outcome = match exec::run(plan, &cfg, &mut display) {

@@ -38,6 +38,9 @@ pub struct RunConfig {
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Cell sources of the notebook, to quote the cell a task failed in.
     pub cells: Vec<String>,
+    /// Run each task in its image through the Docker Engine API instead of `python`;
+    /// the data folder (local) is bind-mounted into every container.
+    pub docker: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,9 +121,95 @@ pub fn latest(runs: &Path, pipeline: &str) -> Result<RunRecord> {
 }
 
 struct Running {
-    child: Child,
+    child: Proc,
     started: Instant,
     timeout: Option<Duration>,
+}
+
+/// A running task: a local Python process, or a container watched by a thread.
+enum Proc {
+    Local(Child),
+    Container(Option<std::thread::JoinHandle<Result<i64, String>>>),
+}
+
+impl Proc {
+    /// `Some(exit code)` once finished (`None` code: killed or failed to run).
+    fn try_wait(&mut self) -> std::io::Result<Option<Option<i32>>> {
+        match self {
+            Proc::Local(c) => Ok(c.try_wait()?.map(|s| s.code())),
+            Proc::Container(h) => {
+                if !h.as_ref().is_some_and(|h| h.is_finished()) {
+                    return Ok(None);
+                }
+                match h.take().map(|h| h.join()) {
+                    Some(Ok(Ok(code))) => Ok(Some(Some(code as i32))),
+                    Some(Ok(Err(e))) => Err(std::io::Error::other(e)),
+                    _ => Err(std::io::Error::other("the container thread panicked")),
+                }
+            }
+        }
+    }
+
+    /// Stops a local process; a container runs to its end (its pod timeout is the
+    /// target's business).
+    fn kill(&mut self) {
+        if let Proc::Local(c) = self {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs one task's container on its own thread, its output appended to `log`.
+fn spawn_container(
+    plan: &Plan,
+    task: &crate::plan::Task,
+    cfg: &RunConfig,
+    run_id: &str,
+    params: &str,
+    extra_env: Vec<String>,
+    mut log: File,
+) -> Proc {
+    let image = task.image.reference.clone();
+    let (pipeline, name, run_id, params) = (
+        plan.pipeline.clone(),
+        task.name.clone(),
+        run_id.to_string(),
+        params.to_string(),
+    );
+    let data_dir = PathBuf::from(&cfg.data);
+    let mut env: Vec<String> = task
+        .settings
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.extend(extra_env);
+    Proc::Container(Some(std::thread::spawn(move || {
+        use std::io::Write;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let engine = crate::build::Engine::connect()
+                .await
+                .map_err(|e| e.to_string())?;
+            let spec = crate::build::TaskContainer {
+                image: &image,
+                pipeline: &pipeline,
+                task: &name,
+                run_id: &run_id,
+                data_dir: &data_dir,
+                params: Some(&params),
+                env,
+            };
+            crate::build::run_task_container(&engine, &spec, |line| {
+                let _ = writeln!(log, "{line}");
+            })
+            .await
+        })
+    })))
 }
 
 /// Runs the plan's tasks (or `--only` one) and returns the record; task failures are in
@@ -224,24 +313,42 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
                 .with_context(|| format!("creating {}", records[i].log.display()))?;
             let err_file = logs.join(format!("{}.error.json", task.name));
             let _ = std::fs::remove_file(&err_file);
-            let mut cmd = Command::new(&cfg.python);
-            cmd.arg(cfg.bundle.join("tasks").join(&task.name).join("main.py"))
-                .current_dir(&cfg.workdir)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .envs(&task.settings.env)
-                .env("PYTHONUNBUFFERED", "1")
-                .env("NB2PIPE_PIPELINE", &plan.pipeline)
-                .env("NB2PIPE_TASK", &task.name)
-                .env("NB2PIPE_RUN_ID", &run_id)
-                .env("NB2PIPE_DATA", &cfg.data)
-                .env("NB2PIPE_INPUT_RUNS", &input_runs)
-                .env("NB2PIPE_PARAMS", &params)
-                .env("NB2PIPE_ERROR_FILE", &err_file);
-            let child = cmd.spawn().with_context(|| {
-                format!("starting {} for task `{}`", cfg.python.display(), task.name)
-            })?;
+            let child = if cfg.docker {
+                // Paths the container sees: the data folder is mounted at /nb2pipe-data.
+                let in_container = |p: &Path| {
+                    p.strip_prefix(&cfg.data).ok().map(|r| {
+                        Path::new("/nb2pipe-data")
+                            .join(r)
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                };
+                let mut extra = vec![format!("NB2PIPE_INPUT_RUNS={input_runs}")];
+                if let Some(e) = in_container(&err_file) {
+                    extra.push(format!("NB2PIPE_ERROR_FILE={e}"));
+                }
+                spawn_container(plan, task, cfg, &run_id, &params, extra, log)
+            } else {
+                let mut cmd = Command::new(&cfg.python);
+                cmd.arg(cfg.bundle.join("tasks").join(&task.name).join("main.py"))
+                    .current_dir(&cfg.workdir)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .envs(&task.settings.env)
+                    .env("PYTHONUNBUFFERED", "1")
+                    .env("NB2PIPE_PIPELINE", &plan.pipeline)
+                    .env("NB2PIPE_TASK", &task.name)
+                    .env("NB2PIPE_RUN_ID", &run_id)
+                    .env("NB2PIPE_DATA", &cfg.data)
+                    .env("NB2PIPE_INPUT_RUNS", &input_runs)
+                    .env("NB2PIPE_PARAMS", &params)
+                    .env("NB2PIPE_ERROR_FILE", &err_file);
+                let child = cmd.spawn().with_context(|| {
+                    format!("starting {} for task `{}`", cfg.python.display(), task.name)
+                })?;
+                Proc::Local(child)
+            };
             records[i].state = State::Running;
             records[i].started_ms = Some(t0.elapsed().as_millis() as u64);
             running.insert(
@@ -258,10 +365,9 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
         let mut done = Vec::new();
         for (&i, r) in running.iter_mut() {
             let status = match r.child.try_wait() {
-                Ok(Some(s)) => Some((s.code(), None)),
-                Ok(None) if r.timeout.is_some_and(|t| r.started.elapsed() > t) => {
-                    let _ = r.child.kill();
-                    let _ = r.child.wait();
+                Ok(Some(code)) => Some((code, None)),
+                Ok(None) if r.timeout.is_some_and(|t| r.started.elapsed() > t) && !cfg.docker => {
+                    r.child.kill();
                     Some((
                         None,
                         Some(format!(
