@@ -86,8 +86,9 @@ class Nb2pipeExporter(Exporter):
     def _source_file(self, nb, folder: str, name: str, tmp: str) -> str:
         """The notebook's own file when it is what we were given (so nb2pipe.toml and pins
         next to it count), else a copy in `tmp`."""
-        original = os.path.join(folder, name + ".ipynb") if folder else ""
-        if original and os.path.isfile(original):
+        # nbconvert gives "" as the folder of a notebook named relative to the cwd.
+        original = os.path.join(folder or ".", name + ".ipynb")
+        if os.path.isfile(original):
             try:
                 on_disk = nbformat.read(original, as_version=4)
                 if on_disk == nb:

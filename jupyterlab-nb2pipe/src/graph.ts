@@ -87,11 +87,13 @@ export function renderGraph(plan: IPlan, onTask: (name: string) => void): SVGSVG
     if (!a || !b) {
       continue;
     }
-    const line = el('line', {
-      x1: a.x + BOX_W / 2,
-      y1: a.y + BOX_H,
-      x2: b.x + BOX_W / 2,
-      y2: b.y,
+    const [x1, y1, x2, y2] = [a.x + BOX_W / 2, a.y + BOX_H, b.x + BOX_W / 2, b.y];
+    // An edge that skips a layer would run through the boxes between: bend it aside.
+    const skips = (depth.get(e.to) ?? 0) - (depth.get(e.from) ?? 0) > 1;
+    const bend = skips ? BOX_W * 0.75 : 0;
+    const line = el('path', {
+      d: `M ${x1} ${y1} C ${x1 + bend} ${y1 + GAP_Y}, ${x2 + bend} ${y2 - GAP_Y}, ${x2} ${y2}`,
+      fill: 'none',
       class: e.explicit ? 'nb2pipe-edge nb2pipe-edge-explicit' : 'nb2pipe-edge',
       'marker-end': 'url(#nb2pipe-arrow)'
     });

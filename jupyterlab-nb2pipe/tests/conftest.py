@@ -31,8 +31,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, **kw) -> requests.Response:
-    """GETs `url` until it answers below 500; bounded by `timeout` seconds."""
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, want: int | None = None,
+              **kw) -> requests.Response:
+    """GETs `url` until it answers `want` (default: anything below 500); bounded by `timeout` s."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -40,7 +41,7 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, **
             raise RuntimeError(f"process exited with {proc.returncode} while waiting for {url}")
         try:
             r = requests.get(url, timeout=5, **kw)
-            if r.status_code < 500:
+            if r.status_code == want if want else r.status_code < 500:
                 return r
             last = f"HTTP {r.status_code}"
         except requests.RequestException as e:

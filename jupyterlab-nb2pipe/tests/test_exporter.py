@@ -35,7 +35,7 @@ def test_writes_a_zip_of_the_bundle(tmp_path, nb2pipe_bin):
 
 def test_settings_next_to_the_notebook_count(tmp_path, nb2pipe_bin):
     shutil.copy(FIXTURES / "notebooks" / "churn.ipynb", tmp_path)
-    (tmp_path / "nb2pipe.toml").write_text('namespace = "from-project-file"\n')
+    (tmp_path / "nb2pipe.toml").write_text('registry = "registry.example.com/from-project-file"\n')
     r = nbconvert("churn.ipynb", "--output-dir", "out", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     plan = zipfile.ZipFile(tmp_path / "out" / "churn.zip").read("churn/plan.json").decode()

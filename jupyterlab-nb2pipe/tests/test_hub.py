@@ -21,7 +21,8 @@ import requests
 
 from conftest import VENV_BIN, free_port, make_root, stop, wait_http
 
-PASSWORD = "not-a-secret-test-password"
+# DummyAuthenticator takes any password (its `password` option is deprecated in JupyterHub 5.3+).
+PASSWORD = "any"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,6 @@ c.JupyterHub.db_url = "sqlite:///{base}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{base}/cookie_secret"
 c.JupyterHub.pid_file = "{base}/jupyterhub.pid"
 c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = {PASSWORD!r}
 c.Authenticator.allowed_users = {{"alice", "bob"}}
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = "{homes}/{{username}}"
@@ -74,7 +74,7 @@ c.JupyterHub.load_roles = [{{"name": "tester", "services": ["tester"],
     api = {"Authorization": f"token {service_token}"}
     pids = []
     try:
-        wait_http(f"{url}/hub/api/", 90, proc)
+        wait_http(f"{url}/hub/api/", 90, proc, want=200)
         yield {"url": url, "api": api, "homes": homes, "pids": pids, "log": base / "hub.log"}
     finally:
         # Stop the user servers through the hub, then the hub (and its proxy).
@@ -85,11 +85,25 @@ c.JupyterHub.load_roles = [{{"name": "tester", "services": ["tester"],
                 pass
         stop(proc, timeout=30)
         log.close()
-        for pid in pids:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
+        # The proxy runs in its own session: if the hub died before cleaning up, stop it here.
+        proxy_pid = base / "jupyterhub-proxy.pid"
+        if proxy_pid.is_file():
+            pids.append(int(proxy_pid.read_text().strip() or 0))
+        for pid in filter(None, pids):
+            kill_if(pid, ("configurable-http-proxy", "jupyterhub-singleuser"))
+
+
+def kill_if(pid: int, names) -> None:
+    """SIGKILL `pid` only if it is still one of the processes this test started."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return
+    if any(n in cmdline for n in names):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
 
 
 def login(hub, user) -> requests.Session:

@@ -79,6 +79,11 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
   fs.copyFileSync(path.join(REPO, 'fixtures/broken/NB020_unknown_tag.ipynb'), path.join(root, 'NB020_unknown_tag.ipynb'));
   const lastCell = writeBrokenChurn(path.join(root, 'churn_broken.ipynb'));
 
+  // JupyterLab asks whether to fetch its news feed; the answer is no (loopback only).
+  const settings = path.join(tmp, 'settings', '@jupyterlab', 'apputils-extension');
+  fs.mkdirSync(settings, { recursive: true });
+  fs.writeFileSync(path.join(settings, 'notification.jupyterlab-settings'), JSON.stringify({ fetchNews: 'false' }));
+
   const port = await freePort();
   const token = crypto.randomBytes(16).toString('hex');
   const log = fs.openSync(path.join(ARTEFACTS, 'jupyterlab.log'), 'w');
@@ -89,7 +94,9 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       `--ServerApp.root_dir=${root}`, '--allow-root',
       '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
       `--LabServerApp.workspaces_dir=${path.join(tmp, 'workspaces')}`,
-      `--LabServerApp.user_settings_dir=${path.join(tmp, 'settings')}`
+      `--LabServerApp.user_settings_dir=${path.join(tmp, 'settings')}`,
+      // No news feed or update check: the test talks to 127.0.0.1 only.
+      '--LabApp.news_url=None'
     ],
     {
       detached: true,
@@ -124,9 +131,11 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await page.screenshot({ path: file });
       console.log(`screenshot: ${file}`);
     };
-    const notebook = () => page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)');
+    // Hidden dock tabs are scaled to nothing, not display:none: pick the visible one.
+    const notebook = () => page.locator('.jp-NotebookPanel:visible');
     const openNotebook = async name => {
-      await page.goto(`${base}/lab/tree/${name}?token=${token}`, { timeout: 60_000 });
+      // ?reset: a fresh workspace, so only this notebook is open.
+      await page.goto(`${base}/lab/tree/${name}?reset&token=${token}`, { timeout: 60_000 });
       await notebook().locator('.nb2pipe-toolbar-button').waitFor({ timeout: 60_000 });
       // Wait for the kernel, so its status does not change the layout mid-test.
       await notebook().locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').waitFor({ timeout: 60_000 }).catch(() => {});
@@ -140,8 +149,18 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       return dialog;
     };
     const panel = page.locator('#nb2pipe-panel');
+    // Each step screenshots the page when it fails.
+    const step = (name, fn) =>
+      t.test(name, async () => {
+        try {
+          await fn();
+        } catch (e) {
+          await shot(`failed-${name.replace(/\W+/g, '-')}`).catch(() => {});
+          throw e;
+        }
+      });
 
-    await t.test('the button converts churn.ipynb to Airflow', async () => {
+    await step('the button converts churn.ipynb to Airflow', async () => {
       await openNotebook('churn.ipynb');
       await shot('01-notebook-with-button');
       const dialog = await convertTo('airflow', 'pipelines');
@@ -156,9 +175,9 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       assert.match(await panel.locator('.nb2pipe-status').innerText(), /pipelines\/churn/);
     });
 
-    await t.test('the panel shows the task graph, inputs, outputs, requirements, settings', async () => {
+    await step('the panel shows the task graph, inputs, outputs, requirements, settings', async () => {
       assert.equal(await panel.locator('.nb2pipe-graph .nb2pipe-node').count(), 4);
-      assert.ok((await panel.locator('.nb2pipe-graph line.nb2pipe-edge').count()) >= 3);
+      assert.ok((await panel.locator('.nb2pipe-graph .nb2pipe-edge').count()) >= 3);
       const train = panel.locator('.nb2pipe-task[data-task="train"]');
       const text = await train.innerText();
       assert.match(text, /X ← clean/);
@@ -170,7 +189,7 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await shot('03-panel-after-convert');
     });
 
-    await t.test('a diagnostic leads to its cell', async () => {
+    await step('a diagnostic leads to its cell', async () => {
       await openNotebook('churn_broken.ipynb');
       const dialog = await convertTo('airflow', 'build');
       await dialog.locator('button.nb2pipe-convert').click();
@@ -189,7 +208,10 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await shot('04-diagnostic-in-panel');
       await diag.click();
       await page.waitForFunction(
-        i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[i]?.classList.contains('jp-mod-active'),
+        i => {
+          const nb = [...document.querySelectorAll('.jp-NotebookPanel')].find(n => n.getBoundingClientRect().width > 0);
+          return nb?.querySelectorAll('.jp-Cell')[i]?.classList.contains('jp-mod-active');
+        },
         lastCell
       );
       const deadline = Date.now() + 10_000;
@@ -201,7 +223,11 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await shot('05-followed-to-cell');
     });
 
-    await t.test('tags written from the panel fix the notebook', async () => {
+    await step('tags written from the panel fix the notebook', async () => {
+      // Our own toasts sit over the bottom of the panel: dismiss them.
+      for (const x of await page.locator('.jp-toast-dismiss').all()) {
+        await x.click().catch(() => {});
+      }
       const tags = panel.locator('.nb2pipe-cell-tags');
       assert.match(await tags.locator('.nb2pipe-cell-label').innerText(), new RegExp(`cell ${lastCell}$`));
       await tags.locator('.nb2pipe-chip[data-tag="cpus:2"] button').click();
@@ -234,6 +260,8 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       assert.deepEqual(saved.cells[lastCell].metadata.tags, ['task:evaluate', 'metrics', 'cpu:2', 'memory:8Gi', 'secret:db:password:DB_PASSWORD']);
       assert.deepEqual(saved.cells[15].metadata.tags, ['task:split']);
       await shot('06-tags-from-panel');
+      await tags.scrollIntoViewIfNeeded();
+      await tags.screenshot({ path: path.join(ARTEFACTS, '07-cell-tags-section.png') });
     });
   } finally {
     if (context) {
