@@ -51,7 +51,8 @@ class CommandHandler(APIHandler):
         except (ValueError, UnicodeDecodeError):
             return self._fail(400, "the request body is not valid JSON")
         try:
-            req = runner.validate(self.command, self._root(), body)
+            allow_hidden = bool(getattr(self.contents_manager, "allow_hidden", True))
+            req = runner.validate(self.command, self._root(), body, allow_hidden)
             loop = tornado.ioloop.IOLoop.current()
             # The binary takes milliseconds, but never block the server's event loop.
             doc = await loop.run_in_executor(None, runner.run, self.command, req, self.timeout)

@@ -52,7 +52,7 @@ def _inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def resolve_notebook(root: str, rel: Any) -> str:
+def resolve_notebook(root: str, rel: Any, allow_hidden: bool = True) -> str:
     """Absolute, symlink-free path of a notebook given relative to the server root."""
     if not isinstance(rel, str) or not rel.strip():
         raise RequestError(400, "`path` (the notebook, relative to the server root) is required")
@@ -60,6 +60,9 @@ def resolve_notebook(root: str, rel: Any) -> str:
         raise RequestError(400, "`path` must be relative to the server root")
     if not rel.endswith(".ipynb"):
         raise RequestError(400, "`path` must name a .ipynb notebook")
+    # The same rule as the server's contents API (ContentsManager.allow_hidden).
+    if not allow_hidden and any(p.startswith(".") for p in rel.replace(os.sep, "/").split("/") if p not in ("", ".", "..")):
+        raise RequestError(403, "`path` is hidden and the server does not allow hidden files")
     full = os.path.realpath(os.path.join(root, rel))
     if not _inside(root, full):
         raise RequestError(403, "`path` is outside the server root")
@@ -154,7 +157,7 @@ COMMANDS: Dict[str, Command] = {
 }
 
 
-def validate(name: str, root: str, body: Any) -> Request:
+def validate(name: str, root: str, body: Any, allow_hidden: bool = True) -> Request:
     if name not in COMMANDS:
         raise RequestError(404, f"unknown nb2pipe command {name!r}")
     if not isinstance(body, dict):
@@ -163,7 +166,7 @@ def validate(name: str, root: str, body: Any) -> Request:
     unknown = sorted(set(body) - {"path", *cmd.options})
     if unknown:
         raise RequestError(400, f"unexpected field(s) for {name}: {', '.join(unknown)}")
-    notebook = resolve_notebook(root, body.get("path"))
+    notebook = resolve_notebook(root, body.get("path"), allow_hidden)
     req = Request(root=os.path.realpath(root), notebook=notebook, body=body)
     if "profile" in cmd.options:
         req.profile = check_profile(body.get("profile"))

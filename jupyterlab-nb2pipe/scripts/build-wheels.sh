@@ -35,9 +35,10 @@ inputs_hash() {
         | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
 }
 
-# Builds into a temp folder, moved into place only when complete.
+# Builds into a temp folder, moved into place only when complete (and only if the
+# sources did not change meanwhile, so a cache entry always matches its key).
 cached_wheel() {
-    local name="$1" hash="$2" builder="$3"
+    local name="$1" hash="$2" builder="$3" rehash="$4"
     local dir="$CACHE/wheels/$name-$hash"
     if compgen -G "$dir/*.whl" >/dev/null; then
         log "$name: cached ($dir)"
@@ -47,6 +48,11 @@ cached_wheel() {
         local t0=$SECONDS
         "$builder" "$tmp"
         compgen -G "$tmp/*.whl" >/dev/null || { log "$name: the build made no wheel"; exit 1; }
+        if [ "$("$rehash")" != "$hash" ]; then
+            rm -rf "$tmp"
+            log "$name: sources changed during the build; run again"
+            exit 1
+        fi
         rm -rf "$dir" && mv "$tmp" "$dir"
         log "$name: built in $((SECONDS - t0))s"
     fi
@@ -72,8 +78,11 @@ build_extension() {
     )
 }
 
-nb_hash="$(inputs_hash "$ROOT" Cargo.toml Cargo.lock pyproject.toml README.md src templates)"
-ext_hash="$(inputs_hash "$EXT" package.json package-lock.json tsconfig.json pyproject.toml install.json README.md src style jupyterlab_nb2pipe jupyter-config)"
+nb_inputs() { inputs_hash "$ROOT" Cargo.toml Cargo.lock pyproject.toml README.md src templates; }
+ext_inputs() {
+    inputs_hash "$EXT" package.json package-lock.json tsconfig.json pyproject.toml install.json README.md \
+        src style jupyterlab_nb2pipe jupyter-config
+}
 mkdir -p "$CACHE/wheels"
-cached_wheel nb2pipe "$nb_hash" build_nb2pipe
-cached_wheel jupyterlab_nb2pipe "$ext_hash" build_extension
+cached_wheel nb2pipe "$(nb_inputs)" build_nb2pipe nb_inputs
+cached_wheel jupyterlab_nb2pipe "$(ext_inputs)" build_extension ext_inputs

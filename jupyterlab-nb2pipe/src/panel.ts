@@ -44,8 +44,8 @@ function button(label: string, action: string, onClick: () => void): HTMLButtonE
   return b;
 }
 
-function input(placeholder: string, name: string): HTMLInputElement {
-  const i = h('input', { class: 'jp-mod-styled nb2pipe-input' });
+function input(placeholder: string, name: string, hint = placeholder): HTMLInputElement {
+  const i = h('input', { class: 'jp-mod-styled nb2pipe-input', title: hint });
   i.placeholder = placeholder;
   i.name = name;
   i.setAttribute('aria-label', placeholder);
@@ -271,12 +271,12 @@ export class Nb2pipePanel extends Widget {
       chips.append(h('span', { class: 'nb2pipe-none', text: 'no tags' }));
     }
     const taskName = input('task name', 'task');
-    const cpu = input('cpu (2, 500m)', 'cpu');
-    const memory = input('memory (4Gi)', 'memory');
-    const gpu = input('gpu (1)', 'gpu');
-    const secret = input('Secret name', 'secret');
-    const key = input('key (optional)', 'secret-key');
-    const env = input('env var (optional)', 'secret-env');
+    const cpu = input('cpu', 'cpu', 'CPU request, e.g. 2 or 500m');
+    const memory = input('memory', 'memory', 'memory request, e.g. 4Gi');
+    const gpu = input('gpu', 'gpu', 'number of GPUs, e.g. 1');
+    const secret = input('Secret', 'secret', 'name of a Kubernetes Secret (never its value)');
+    const key = input('key', 'secret-key', 'optional: one key of the Secret');
+    const env = input('env var', 'secret-env', 'optional: the environment variable that gets the key');
     this.cellBox.replaceChildren(
       h('div', { class: 'nb2pipe-cell-label', text: `cell ${index}` }),
       chips,

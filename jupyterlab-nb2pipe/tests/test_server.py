@@ -77,7 +77,11 @@ def test_refuses_paths_outside_the_root(server):
     link = server["root"] / "link.ipynb"
     if not link.exists():
         link.symlink_to(outside)
+    hidden = server["root"] / ".hidden"
+    hidden.mkdir(exist_ok=True)
+    (hidden / "churn.ipynb").write_bytes((server["root"] / "churn.ipynb").read_bytes())
     cases = {
+        ".hidden/churn.ipynb": 403,  # jupyter_server's allow_hidden is False by default
         "../outside/secret.ipynb": 403,
         "sub/../../outside/secret.ipynb": 403,
         str(outside): 400,

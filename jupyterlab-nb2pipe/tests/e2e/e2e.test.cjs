@@ -263,6 +263,17 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await tags.scrollIntoViewIfNeeded();
       await tags.screenshot({ path: path.join(ARTEFACTS, '07-cell-tags-section.png') });
     });
+
+    await step('the exporter is in File → Save and Export Notebook As', async () => {
+      await notebook().locator('.jp-Cell').first().click();
+      await page.locator('.lm-MenuBar-itemLabel', { hasText: /^File$/ }).click();
+      await page.locator('.lm-Menu-itemLabel', { hasText: 'Save and Export Notebook As' }).hover();
+      const item = page.locator('.lm-Menu-itemLabel', { hasText: /nb2pipe/i });
+      await item.waitFor();
+      await shot('08-export-menu');
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Escape');
+    });
   } finally {
     if (context) {
       await context.close().catch(() => {});
