@@ -74,7 +74,7 @@ build_extension() {
         npm ci --no-audit --no-fund --prefer-offline >&2
         # `jupyter labextension build` must come from the venv's jupyterlab.
         PATH="$BIN_DIR:$PATH" npm run build:prod >&2
-        "$PYTHON" -m pip wheel --no-deps --no-build-isolation --wheel-dir "$1" . >&2
+        "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation --wheel-dir "$1" . >&2
     )
 }
 

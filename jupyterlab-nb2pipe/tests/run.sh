@@ -66,10 +66,11 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "${WHEELS[*]}" ]; then
     echo "${WHEELS[*]}" > "$STAMP"
 fi
 "$VENV/bin/nb2pipe" --version >&2 || die "the nb2pipe wheel did not put nb2pipe on the venv's PATH"
-"$VENV/bin/jupyter" labextension list 2>&1 | grep -q "jupyterlab-nb2pipe.*enabled.*OK" \
-    || { "$VENV/bin/jupyter" labextension list >&2; die "the lab extension is not installed"; }
-"$VENV/bin/jupyter" server extension list 2>&1 | grep -q "jupyterlab_nb2pipe.*enabled" \
-    || { "$VENV/bin/jupyter" server extension list >&2; die "the server extension is not enabled"; }
+# Captured first: `grep -q` closing the pipe early would fail it under pipefail.
+labext="$("$VENV/bin/jupyter" labextension list 2>&1)"
+grep -q "jupyterlab-nb2pipe.*enabled.*OK" <<<"$labext" || { echo "$labext" >&2; die "the lab extension is not installed"; }
+srvext="$("$VENV/bin/jupyter" server extension list 2>&1)"
+grep -q "jupyterlab_nb2pipe.*enabled" <<<"$srvext" || { echo "$srvext" >&2; die "the server extension is not enabled"; }
 
 step "npm test packages"
 NODE_DIR="$CACHE/npm/tests-$(short_hash "$HERE/e2e/package.json" "$HERE/e2e/package-lock.json")"
