@@ -137,8 +137,10 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       // ?reset: a fresh workspace, so only this notebook is open.
       await page.goto(`${base}/lab/tree/${name}?reset&token=${token}`, { timeout: 60_000 });
       await notebook().locator('.nb2pipe-toolbar-button').waitFor({ timeout: 60_000 });
-      // Wait for the kernel, so its status does not change the layout mid-test.
-      await notebook().locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').waitFor({ timeout: 60_000 }).catch(() => {});
+      await notebook().locator('.jp-Cell').first().waitFor({ timeout: 60_000 });
+      await page.locator('.jp-NotebookPanel .jp-Spinner').waitFor({ state: 'hidden', timeout: 60_000 });
+      // The kernel is not needed, but its start changes the layout: let it settle first.
+      await page.getByText(/\| Idle/).first().waitFor({ timeout: 60_000 }).catch(() => {});
     };
     const convertTo = async (target, out) => {
       await notebook().locator('.nb2pipe-toolbar-button button, button.nb2pipe-toolbar-button').first().click();
