@@ -1,0 +1,309 @@
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { Widget } from '@lumino/widgets';
+
+import { IDiagnostic, IPlan, IResult, ITask } from './api';
+import { renderGraph } from './graph';
+import { addSecret, getTags, removeTag, setResources, startTask } from './tags';
+
+/** What the panel needs from the plugin. */
+export interface IPanelHost {
+  current(): NotebookPanel | null;
+  goToCell(panel: NotebookPanel, index: number): Promise<void>;
+  refresh(): Promise<void>;
+  convert(): Promise<void>;
+}
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: { class?: string; text?: string; title?: string; data?: Record<string, string> } = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (props.class) {
+    node.className = props.class;
+  }
+  if (props.text !== undefined) {
+    node.textContent = props.text; // never innerHTML: messages quote notebook text
+  }
+  if (props.title) {
+    node.title = props.title;
+  }
+  for (const [k, v] of Object.entries(props.data ?? {})) {
+    node.dataset[k] = v;
+  }
+  for (const c of children) {
+    node.append(c);
+  }
+  return node;
+}
+
+function button(label: string, action: string, onClick: () => void): HTMLButtonElement {
+  const b = h('button', { class: 'jp-Button nb2pipe-button', text: label, data: { nb2pipe: action } });
+  b.type = 'button';
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function input(placeholder: string, name: string, hint = placeholder): HTMLInputElement {
+  const i = h('input', { class: 'jp-mod-styled nb2pipe-input', title: hint });
+  i.placeholder = placeholder;
+  i.name = name;
+  i.setAttribute('aria-label', placeholder);
+  return i;
+}
+
+/** A one-line summary of a task's settings: resources, secrets, env, retries, ... */
+export function settingsLines(t: ITask): string[] {
+  const s = t.settings ?? {};
+  const out: string[] = [];
+  const req = s.resources?.requests ?? {};
+  const lim = s.resources?.limits ?? {};
+  const res = Object.keys(req).map(k => (lim[k] && lim[k] !== req[k] ? `${k}=${req[k]} (limit ${lim[k]})` : `${k}=${req[k]}`));
+  if (res.length) {
+    out.push(`resources: ${res.join(', ')}`);
+  }
+  if (s.secrets?.length) {
+    // Only Secret names and keys: values never exist in the plan.
+    out.push(
+      `secrets: ${s.secrets
+        .map((x: any) => (x.key ? `${x.name}:${x.key} → ${x.env}` : x.mount_path ? `${x.name} @ ${x.mount_path}` : x.name))
+        .join(', ')}`
+    );
+  }
+  if (s.config_maps?.length) {
+    out.push(`config maps: ${s.config_maps.join(', ')}`);
+  }
+  const env = Object.keys(s.env ?? {});
+  if (env.length) {
+    out.push(`env: ${env.join(', ')}`);
+  }
+  if (s.retries) {
+    out.push(`retries: ${s.retries}`);
+  }
+  if (s.timeout_seconds) {
+    out.push(`timeout: ${s.timeout_seconds}s`);
+  }
+  if (s.pool) {
+    out.push(`pool: ${s.pool}`);
+  }
+  const ns = Object.entries(s.node_selector ?? {}).map(([k, v]) => `${k}=${v}`);
+  if (ns.length) {
+    out.push(`node selector: ${ns.join(', ')}`);
+  }
+  if (t.image?.prebuilt && t.image.reference) {
+    out.push(`image: ${t.image.reference}`);
+  }
+  if (s.cache === false) {
+    out.push('cache: off');
+  }
+  return out;
+}
+
+export class Nb2pipePanel extends Widget {
+  private status = h('div', { class: 'nb2pipe-status' });
+  private diagnosticsBox = h('div', { class: 'nb2pipe-diagnostics' });
+  private graphBox = h('div', { class: 'nb2pipe-graph-box' });
+  private tasksBox = h('div', { class: 'nb2pipe-tasks' });
+  private cellBox = h('div', { class: 'nb2pipe-cell-tags' });
+  private message = h('div', { class: 'nb2pipe-message' });
+  private plan: IPlan | null = null;
+  private forPanel: NotebookPanel | null = null;
+
+  constructor(private host: IPanelHost) {
+    super();
+    this.id = 'nb2pipe-panel';
+    this.addClass('nb2pipe-panel');
+    this.title.caption = 'nb2pipe pipeline';
+    this.title.label = 'nb2pipe';
+    const head = h(
+      'div',
+      { class: 'nb2pipe-head' },
+      h('span', { class: 'nb2pipe-title', text: 'nb2pipe pipeline' }),
+      button('Refresh', 'refresh', () => void this.host.refresh()),
+      button('Convert…', 'convert', () => void this.host.convert())
+    );
+    this.node.append(
+      head,
+      this.status,
+      h('h3', { text: 'Diagnostics' }),
+      this.diagnosticsBox,
+      h('h3', { text: 'Task graph' }),
+      this.graphBox,
+      h('h3', { text: 'Tasks' }),
+      this.tasksBox,
+      h('h3', { text: 'Tags of the active cell' }),
+      this.cellBox
+    );
+    this.showEmpty('Open a notebook and press Refresh.');
+  }
+
+  showEmpty(text: string): void {
+    this.plan = null;
+    this.status.textContent = text;
+    this.diagnosticsBox.replaceChildren();
+    this.graphBox.replaceChildren();
+    this.tasksBox.replaceChildren();
+    this.renderCellTags();
+  }
+
+  /** Shows an inspect result, and optionally the outcome of a convert. */
+  showResult(panel: NotebookPanel, inspect: IResult, convert?: IResult): void {
+    this.forPanel = panel;
+    this.plan = inspect.plan ?? null;
+    const diags: IDiagnostic[] = [...(inspect.diagnostics ?? [])];
+    // convert repeats inspect's diagnostics; add only those it has on its own.
+    for (const d of convert?.diagnostics ?? []) {
+      if (!diags.some(x => x.code === d.code && x.message === d.message && x.location?.cell === d.location?.cell)) {
+        diags.push(d);
+      }
+    }
+    const parts = [panel.context.path];
+    if (inspect.error) {
+      parts.push(`inspect failed: ${inspect.error}`);
+    }
+    if (convert) {
+      if (convert.ok) {
+        parts.push(`bundle written to ${convert.bundle_path ?? convert.bundle} (${convert.files?.length ?? 0} files)`);
+      } else {
+        parts.push(convert.error ? `convert failed: ${convert.error}` : 'convert failed: see the diagnostics');
+      }
+    }
+    this.status.replaceChildren(...parts.map(p => h('div', { text: p })));
+    this.status.dataset.convert = convert ? (convert.ok ? 'ok' : 'failed') : '';
+    this.renderDiagnostics(panel, diags);
+    this.renderPlan(panel);
+    this.renderCellTags();
+  }
+
+  private renderDiagnostics(panel: NotebookPanel, diags: IDiagnostic[]): void {
+    if (!diags.length) {
+      this.diagnosticsBox.replaceChildren(h('div', { class: 'nb2pipe-none', text: 'No problems found.' }));
+      return;
+    }
+    this.diagnosticsBox.replaceChildren(
+      ...diags.map(d => {
+        const cell = d.location?.cell;
+        const where = cell === undefined || cell === null ? 'notebook' : `cell ${cell}${d.location?.line ? `, line ${d.location.line}` : ''}`;
+        const row = h(
+          'div',
+          { class: `nb2pipe-diagnostic nb2pipe-${d.severity}`, data: { code: d.code, cell: String(cell ?? '') } },
+          h('span', { class: 'nb2pipe-code', text: `${d.severity} ${d.code}` }),
+          ' ',
+          h('span', { class: 'nb2pipe-where', text: where }),
+          ': ',
+          h('span', { class: 'nb2pipe-msg', text: d.message })
+        );
+        if (d.help) {
+          row.append(h('div', { class: 'nb2pipe-help', text: d.help }));
+        }
+        if (typeof cell === 'number') {
+          row.classList.add('nb2pipe-link');
+          row.tabIndex = 0;
+          row.title = `Go to cell ${cell}`;
+          row.addEventListener('click', () => void this.host.goToCell(panel, cell));
+        }
+        return row;
+      })
+    );
+  }
+
+  private renderPlan(panel: NotebookPanel): void {
+    const plan = this.plan;
+    if (!plan) {
+      this.graphBox.replaceChildren(h('div', { class: 'nb2pipe-none', text: 'No plan.' }));
+      this.tasksBox.replaceChildren();
+      return;
+    }
+    const goTask = (name: string) => {
+      const t = plan.tasks.find(x => x.name === name);
+      if (t && t.cells.length) {
+        void this.host.goToCell(panel, t.cells[0]);
+      }
+    };
+    this.graphBox.replaceChildren(renderGraph(plan, goTask));
+    const upstream = (name: string) => plan.edges.filter(e => e.to === name).map(e => e.from);
+    this.tasksBox.replaceChildren(
+      ...plan.tasks.map(t => {
+        const rows: [string, string][] = [
+          ['cells', t.cells.join(', ')],
+          ['after', upstream(t.name).join(', ') || '—'],
+          ['inputs', t.inputs.map(i => `${i.name} ← ${i.from}`).join(', ') || '—'],
+          ['outputs', t.outputs.join(', ') || '—'],
+          ['parameters', t.parameters.join(', ') || '—'],
+          ['requirements', t.requirements.map(r => r.line).join(', ') || '—']
+        ];
+        for (const line of settingsLines(t)) {
+          const i = line.indexOf(': ');
+          rows.push([line.slice(0, i), line.slice(i + 2)]);
+        }
+        const name = h('a', { class: 'nb2pipe-task-name nb2pipe-link', text: t.name, title: `Go to cell ${t.cells[0]}` });
+        name.addEventListener('click', () => goTask(t.name));
+        const table = h('table', { class: 'nb2pipe-task-table' });
+        for (const [k, v] of rows) {
+          table.append(h('tr', {}, h('th', { text: k }), h('td', { text: v })));
+        }
+        return h('div', { class: 'nb2pipe-task', data: { task: t.name } }, name, table);
+      })
+    );
+  }
+
+  /** The active cell's tags, and forms to add task / resource / secret tags. */
+  renderCellTags(): void {
+    const panel = this.host.current();
+    const cell = panel?.content.activeCell;
+    this.message.textContent = '';
+    if (!panel || !cell) {
+      this.cellBox.replaceChildren(h('div', { class: 'nb2pipe-none', text: 'No active cell.' }));
+      return;
+    }
+    const model = cell.model;
+    const index = panel.content.activeCellIndex;
+    const chips = h('div', { class: 'nb2pipe-chips' });
+    for (const tag of getTags(model)) {
+      const chip = h('span', { class: 'nb2pipe-chip', text: tag, data: { tag } });
+      const x = h('button', { class: 'nb2pipe-chip-remove', text: '×', title: `Remove ${tag}` });
+      x.type = 'button';
+      x.addEventListener('click', () => this.apply(() => (removeTag(model, tag), null)));
+      chip.append(x);
+      chips.append(chip);
+    }
+    if (!chips.childElementCount) {
+      chips.append(h('span', { class: 'nb2pipe-none', text: 'no tags' }));
+    }
+    const taskName = input('task name', 'task');
+    const cpu = input('cpu', 'cpu', 'CPU request, e.g. 2 or 500m');
+    const memory = input('memory', 'memory', 'memory request, e.g. 4Gi');
+    const gpu = input('gpu', 'gpu', 'number of GPUs, e.g. 1');
+    const secret = input('Secret', 'secret', 'name of a Kubernetes Secret (never its value)');
+    const key = input('key', 'secret-key', 'optional: one key of the Secret');
+    const env = input('env var', 'secret-env', 'optional: the environment variable that gets the key');
+    this.cellBox.replaceChildren(
+      h('div', { class: 'nb2pipe-cell-label', text: `cell ${index}` }),
+      chips,
+      h('div', { class: 'nb2pipe-row' }, taskName, button('Start a task here', 'start-task', () => this.apply(() => startTask(model, taskName.value)))),
+      h(
+        'div',
+        { class: 'nb2pipe-row' },
+        cpu,
+        memory,
+        gpu,
+        button('Set resources', 'set-resources', () =>
+          this.apply(() => setResources(model, { cpu: cpu.value, memory: memory.value, gpu: gpu.value }))
+        )
+      ),
+      h('div', { class: 'nb2pipe-row' }, secret, key, env, button('Add secret', 'add-secret', () => this.apply(() => addSecret(model, secret.value, key.value, env.value)))),
+      this.message
+    );
+  }
+
+  private apply(change: () => string | null): void {
+    const error = change();
+    this.renderCellTags();
+    this.message.textContent = error ?? 'Tag written; Refresh to see the new plan.';
+    this.message.classList.toggle('nb2pipe-error-text', !!error);
+  }
+
+  get shownPanel(): NotebookPanel | null {
+    return this.forPanel;
+  }
+}

@@ -1,0 +1,298 @@
+// End to end in a real browser: JupyterLab on 127.0.0.1 with fixture notebooks, Debian's
+// Chromium driven by playwright-core. Run by tests/run.sh (`node --test`), which sets:
+//   NB2PIPE_VENV_BIN    the test venv's bin (jupyter, with both wheels installed)
+//   NB2PIPE_NODE_PATH   node_modules holding playwright-core
+//   NB2PIPE_ARTEFACTS   where screenshots and the server log go
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+const VENV_BIN = process.env.NB2PIPE_VENV_BIN;
+const ARTEFACTS = process.env.NB2PIPE_ARTEFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'nb2pipe-e2e-shots-'));
+const CHROMIUM = process.env.NB2PIPE_CHROMIUM || '/usr/bin/chromium';
+const { chromium } = require(path.join(process.env.NB2PIPE_NODE_PATH || '', 'playwright-core'));
+
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// churn.ipynb with ten tall markdown cells in front and an unknown tag on its last cell,
+// so the diagnostic's cell starts out of view.
+function writeBrokenChurn(dest) {
+  const nb = JSON.parse(fs.readFileSync(path.join(REPO, 'fixtures/notebooks/churn.ipynb'), 'utf8'));
+  const filler = Array.from({ length: 10 }, (_, i) => ({
+    cell_type: 'markdown',
+    metadata: {},
+    source: [`## Notes ${i}\n`, '\n', 'Some text.\n'.repeat(6)]
+  }));
+  nb.cells.splice(1, 0, ...filler);
+  const last = nb.cells[nb.cells.length - 1];
+  last.metadata.tags = [...(last.metadata.tags || []), 'cpus:2'];
+  fs.writeFileSync(dest, JSON.stringify(nb, null, 1));
+  return nb.cells.length - 1;
+}
+
+async function waitHttp(url, timeoutMs, proc) {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) {
+      throw new Error(`jupyter lab exited with ${proc.exitCode}`);
+    }
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      if (r.status < 500) {
+        return;
+      }
+      last = `HTTP ${r.status}`;
+    } catch (e) {
+      last = String(e);
+    }
+    await sleep(300);
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms: ${last}`);
+}
+
+test('button → convert to Airflow → panel → diagnostic → its cell → tags', { timeout: 300_000 }, async t => {
+  assert.ok(VENV_BIN && fs.existsSync(path.join(VENV_BIN, 'jupyter')), 'NB2PIPE_VENV_BIN must hold jupyter');
+  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
+  fs.mkdirSync(ARTEFACTS, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nb2pipe-e2e-'));
+  const root = path.join(tmp, 'root');
+  fs.mkdirSync(root);
+  fs.copyFileSync(path.join(REPO, 'fixtures/notebooks/churn.ipynb'), path.join(root, 'churn.ipynb'));
+  fs.copyFileSync(path.join(REPO, 'fixtures/broken/NB020_unknown_tag.ipynb'), path.join(root, 'NB020_unknown_tag.ipynb'));
+  const lastCell = writeBrokenChurn(path.join(root, 'churn_broken.ipynb'));
+
+  // JupyterLab asks whether to fetch its news feed; the answer is no (loopback only).
+  const settings = path.join(tmp, 'settings', '@jupyterlab', 'apputils-extension');
+  fs.mkdirSync(settings, { recursive: true });
+  fs.writeFileSync(path.join(settings, 'notification.jupyterlab-settings'), JSON.stringify({ fetchNews: 'false' }));
+
+  const port = await freePort();
+  const token = crypto.randomBytes(16).toString('hex');
+  const log = fs.openSync(path.join(ARTEFACTS, 'jupyterlab.log'), 'w');
+  const lab = spawn(
+    path.join(VENV_BIN, 'jupyter'),
+    [
+      'lab', '--no-browser', '--ip=127.0.0.1', `--port=${port}`, `--IdentityProvider.token=${token}`,
+      `--ServerApp.root_dir=${root}`, '--allow-root',
+      '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
+      `--LabServerApp.workspaces_dir=${path.join(tmp, 'workspaces')}`,
+      `--LabServerApp.user_settings_dir=${path.join(tmp, 'settings')}`,
+      // No news feed or update check: the test talks to 127.0.0.1 only.
+      '--LabApp.news_url=None'
+    ],
+    {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: {
+        ...process.env,
+        PATH: `${VENV_BIN}:${process.env.PATH}`,
+        JUPYTER_CONFIG_DIR: path.join(tmp, 'config'),
+        JUPYTER_RUNTIME_DIR: path.join(tmp, 'runtime'),
+        HOME: path.join(tmp, 'home')
+      }
+    }
+  );
+  const base = `http://127.0.0.1:${port}`;
+  let context;
+  try {
+    await waitHttp(`${base}/api/status?token=${token}`, 60_000, lab);
+    context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1400, height: 900 },
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'
+      ]
+    });
+    context.setDefaultTimeout(30_000);
+    const page = context.pages()[0] || (await context.newPage());
+    page.on('pageerror', e => console.error('page error:', e.message));
+    const shot = async name => {
+      const file = path.join(ARTEFACTS, `${name}.png`);
+      await page.screenshot({ path: file });
+      console.log(`screenshot: ${file}`);
+    };
+    // Hidden dock tabs are scaled to nothing, not display:none: pick the visible one.
+    const notebook = () => page.locator('.jp-NotebookPanel:visible');
+    const openNotebook = async name => {
+      // ?reset: a fresh workspace, so only this notebook is open.
+      await page.goto(`${base}/lab/tree/${name}?reset&token=${token}`, { timeout: 60_000 });
+      await notebook().locator('.nb2pipe-toolbar-button').waitFor({ timeout: 60_000 });
+      await notebook().locator('.jp-Cell').first().waitFor({ timeout: 60_000 });
+      await page.locator('.jp-NotebookPanel .jp-Spinner').waitFor({ state: 'hidden', timeout: 60_000 });
+      // The kernel is not needed, but its start changes the layout: let it settle first.
+      await page.getByText(/\| Idle/).first().waitFor({ timeout: 60_000 }).catch(() => {});
+    };
+    const convertTo = async (target, out) => {
+      await notebook().locator('.nb2pipe-toolbar-button button, button.nb2pipe-toolbar-button').first().click();
+      const dialog = page.locator('.jp-Dialog');
+      await dialog.waitFor();
+      await dialog.locator('select[name="target"]').selectOption(target);
+      await dialog.locator('input[name="out"]').fill(out);
+      return dialog;
+    };
+    const panel = page.locator('#nb2pipe-panel');
+    // Each step screenshots the page when it fails.
+    const step = (name, fn) =>
+      t.test(name, async () => {
+        try {
+          await fn();
+        } catch (e) {
+          await shot(`failed-${name.replace(/\W+/g, '-')}`).catch(() => {});
+          throw e;
+        }
+      });
+
+    await step('the button converts churn.ipynb to Airflow', async () => {
+      await openNotebook('churn.ipynb');
+      await shot('01-notebook-with-button');
+      const dialog = await convertTo('airflow', 'pipelines');
+      await shot('02-dialog');
+      await dialog.locator('button.nb2pipe-convert').click();
+      await panel.locator('.nb2pipe-status[data-convert="ok"]').waitFor();
+      const dag = path.join(root, 'pipelines', 'churn', 'airflow', 'churn.py');
+      assert.ok(fs.existsSync(dag), `${dag} was not written`);
+      assert.match(fs.readFileSync(dag, 'utf8'), /KubernetesPodOperator/);
+      const plan = JSON.parse(fs.readFileSync(path.join(root, 'pipelines', 'churn', 'plan.json'), 'utf8'));
+      assert.deepEqual(plan.tasks.map(x => x.name), ['load', 'clean', 'train', 'evaluate']);
+      assert.match(await panel.locator('.nb2pipe-status').innerText(), /pipelines\/churn/);
+    });
+
+    await step('the panel shows the task graph, inputs, outputs, requirements, settings', async () => {
+      assert.equal(await panel.locator('.nb2pipe-graph .nb2pipe-node').count(), 4);
+      assert.ok((await panel.locator('.nb2pipe-graph .nb2pipe-edge').count()) >= 3);
+      const train = panel.locator('.nb2pipe-task[data-task="train"]');
+      const text = await train.innerText();
+      assert.match(text, /X ← clean/);
+      assert.match(text, /model/);
+      assert.match(text, /scikit-learn/);
+      assert.match(text, /cpu=2, memory=4Gi/);
+      assert.match(text, /retries\s+2/);
+      assert.match(await panel.locator('.nb2pipe-diagnostics').innerText(), /No problems found/);
+      await shot('03-panel-after-convert');
+    });
+
+    await step('a diagnostic leads to its cell', async () => {
+      await openNotebook('churn_broken.ipynb');
+      const dialog = await convertTo('airflow', 'build');
+      await dialog.locator('button.nb2pipe-convert').click();
+      await panel.locator('.nb2pipe-status[data-convert="failed"]').waitFor();
+      assert.ok(!fs.existsSync(path.join(root, 'build', 'churn_broken')), 'a failed convert must write nothing');
+      const diag = panel.locator(`.nb2pipe-diagnostic[data-code="NB020"][data-cell="${lastCell}"]`);
+      await diag.waitFor();
+      assert.match(await diag.innerText(), /cpus:2/);
+      const target = notebook().locator('.jp-Cell').nth(lastCell);
+      const scroller = notebook().locator('.jp-WindowedPanel-outer');
+      const inView = async () => {
+        const [c, s] = [await target.boundingBox(), await scroller.boundingBox()];
+        return !!c && !!s && c.y < s.y + s.height && c.y + c.height > s.y;
+      };
+      assert.equal(await inView(), false, 'the broken cell should start out of view');
+      await shot('04-diagnostic-in-panel');
+      await diag.click();
+      await page.waitForFunction(
+        i => {
+          const nb = [...document.querySelectorAll('.jp-NotebookPanel')].find(n => n.getBoundingClientRect().width > 0);
+          return nb?.querySelectorAll('.jp-Cell')[i]?.classList.contains('jp-mod-active');
+        },
+        lastCell
+      );
+      const deadline = Date.now() + 10_000;
+      while (!(await inView()) && Date.now() < deadline) {
+        await sleep(200);
+      }
+      assert.ok(await inView(), 'the cell was not scrolled into view');
+      assert.match(await target.innerText(), /accuracy/);
+      await shot('05-followed-to-cell');
+    });
+
+    await step('tags written from the panel fix the notebook', async () => {
+      // Our own toasts sit over the bottom of the panel: dismiss them.
+      for (const x of await page.locator('.jp-toast-dismiss').all()) {
+        await x.click().catch(() => {});
+      }
+      const tags = panel.locator('.nb2pipe-cell-tags');
+      assert.match(await tags.locator('.nb2pipe-cell-label').innerText(), new RegExp(`cell ${lastCell}$`));
+      await tags.locator('.nb2pipe-chip[data-tag="cpus:2"] button').click();
+      await tags.locator('input[name="cpu"]').fill('2');
+      await tags.locator('input[name="memory"]').fill('8Gi');
+      await tags.locator('button[data-nb2pipe="set-resources"]').click();
+      await tags.locator('input[name="secret"]').fill('db');
+      await tags.locator('input[name="secret-key"]').fill('password');
+      await tags.locator('input[name="secret-env"]').fill('DB_PASSWORD');
+      await tags.locator('button[data-nb2pipe="add-secret"]').click();
+      // A bad quantity is refused in the panel, before it becomes a tag.
+      await tags.locator('input[name="memory"]').fill('4GB');
+      await tags.locator('button[data-nb2pipe="set-resources"]').click();
+      assert.match(await tags.locator('.nb2pipe-message').innerText(), /not a valid memory/);
+      // Start a task at the untagged cell that splits the data (churn's cell 5).
+      const split = notebook().locator('.jp-Cell').nth(5 + 10);
+      await split.scrollIntoViewIfNeeded();
+      await split.locator('.jp-InputPrompt').click();
+      await page.waitForFunction(() => document.querySelector('#nb2pipe-panel .nb2pipe-cell-label')?.textContent === 'cell 15');
+      await tags.locator('input[name="task"]').fill('split');
+      await tags.locator('button[data-nb2pipe="start-task"]').click();
+      await panel.locator('button[data-nb2pipe="refresh"]').click();
+      await panel.locator('.nb2pipe-task[data-task="split"]').waitFor();
+      assert.match(await panel.locator('.nb2pipe-diagnostics').innerText(), /No problems found/);
+      const evaluate = await panel.locator('.nb2pipe-task[data-task="evaluate"]').innerText();
+      assert.match(evaluate, /cpu=2, memory=8Gi/);
+      assert.match(evaluate, /db:password → DB_PASSWORD/);
+      // Refresh saved the notebook: the tags are ordinary cell tags on disk.
+      const saved = JSON.parse(fs.readFileSync(path.join(root, 'churn_broken.ipynb'), 'utf8'));
+      assert.deepEqual(saved.cells[lastCell].metadata.tags, ['task:evaluate', 'metrics', 'cpu:2', 'memory:8Gi', 'secret:db:password:DB_PASSWORD']);
+      assert.deepEqual(saved.cells[15].metadata.tags, ['task:split']);
+      await shot('06-tags-from-panel');
+      await tags.scrollIntoViewIfNeeded();
+      await tags.screenshot({ path: path.join(ARTEFACTS, '07-cell-tags-section.png') });
+    });
+
+    await step('the exporter is in File → Save and Export Notebook As', async () => {
+      await notebook().locator('.jp-Cell').first().click();
+      await page.locator('.lm-MenuBar-itemLabel', { hasText: /^File$/ }).click();
+      await page.locator('.lm-Menu-itemLabel', { hasText: 'Save and Export Notebook As' }).hover();
+      const item = page.locator('.lm-Menu-itemLabel', { hasText: /nb2pipe/i });
+      await item.waitFor();
+      await shot('08-export-menu');
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Escape');
+    });
+  } finally {
+    if (context) {
+      await context.close().catch(() => {});
+    }
+    try {
+      process.kill(-lab.pid, 'SIGTERM');
+    } catch {}
+    const deadline = Date.now() + 15_000;
+    while (lab.exitCode === null && lab.signalCode === null && Date.now() < deadline) {
+      await sleep(200);
+    }
+    if (lab.exitCode === null && lab.signalCode === null) {
+      try {
+        process.kill(-lab.pid, 'SIGKILL');
+      } catch {}
+    }
+    fs.closeSync(log);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
