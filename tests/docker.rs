@@ -478,7 +478,7 @@ fn tasks_in_containers_match_a_local_run() {
     // Same files with the same values (pickle bytes may differ: the host may have
     // cloudpickle, which picks another protocol).
     let (a, b) = (values(&local_data), values(&docker_data));
-    assert!(a.contains("small/r1/combine/total.pkl: 133"), "{a}");
+    assert!(a.contains("small/r1/values/combine/total.pkl: 133"), "{a}");
     assert_eq!(a, b);
 
     // A failing task's exit code comes back.

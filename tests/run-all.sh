@@ -30,7 +30,7 @@ cargo build --locked --all-targets
 
 step "Tests: unit, CLI, snapshots, injection, Airflow 3.3 and 2.10, targets, runs"
 # CI=true makes insta fail on a missing or changed snapshot instead of writing one.
-cargo test --locked --all-targets -- --test-threads "${NB2PIPE_TEST_THREADS:-2}"
+cargo test --locked --all-targets --no-fail-fast -- --test-threads "${NB2PIPE_TEST_THREADS:-2}"
 
 step "Jupyter: nb2pipe wheel, server extension, nbconvert exporter, JupyterHub, browser (jupyterlab-nb2pipe/tests/run.sh)"
 bash jupyterlab-nb2pipe/tests/run.sh
