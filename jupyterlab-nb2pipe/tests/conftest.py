@@ -79,8 +79,13 @@ def broken_churn(dest: Path) -> int:
     return len(nb["cells"]) - 1
 
 
+PINS = "numpy==2.1.3\npandas==2.2.3\npyarrow==18.1.0\nscikit-learn==1.5.2\n"
+
+
 def make_root(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
+    # A pinned project, as users have: the plans then carry no unpinned-requirement warning.
+    (root / "requirements.txt").write_text(PINS)
     shutil.copy(FIXTURES / "notebooks" / "churn.ipynb", root / "churn.ipynb")
     shutil.copy(FIXTURES / "broken" / "NB020_unknown_tag.ipynb", root / "NB020_unknown_tag.ipynb")
     broken_churn(root / "churn_broken.ipynb")
