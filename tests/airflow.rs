@@ -54,23 +54,6 @@ fn strs(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Checks one fixture's DAG against its plan on one Airflow version.
 fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
     let tmp = common::tempdir();
@@ -245,14 +228,16 @@ fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
             format!("{name}: pull policy {}", c["imagePullPolicy"]),
         );
         check(
-            map(&c["resources"]["requests"]) == map(&ts["resources"]["requests"]),
+            common::str_map(&c["resources"]["requests"])
+                == common::str_map(&ts["resources"]["requests"]),
             format!(
                 "{name}: requests {} != {}",
                 c["resources"]["requests"], ts["resources"]["requests"]
             ),
         );
         check(
-            map(&c["resources"]["limits"]) == map(&ts["resources"]["limits"]),
+            common::str_map(&c["resources"]["limits"])
+                == common::str_map(&ts["resources"]["limits"]),
             format!(
                 "{name}: limits {} != {}",
                 c["resources"]["limits"], ts["resources"]["limits"]
@@ -268,7 +253,7 @@ fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
             })
             .unwrap_or_default();
         // What the container sees: Kubernetes turns `$$` into `$` (and would expand `$(X)`).
-        for (k, v) in map(&ts["env"]) {
+        for (k, v) in common::str_map(&ts["env"]) {
             let seen = env
                 .get(&k)
                 .and_then(|e| e["value"].as_str())
@@ -378,7 +363,7 @@ fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
             );
         }
         check(
-            map(&spec["nodeSelector"]) == map(&ts["node_selector"]),
+            common::str_map(&spec["nodeSelector"]) == common::str_map(&ts["node_selector"]),
             format!(
                 "{name}: nodeSelector {} != {}",
                 spec["nodeSelector"], ts["node_selector"]
@@ -420,15 +405,15 @@ fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
                 ),
             );
         }
-        let labels = map(&pod["metadata"]["labels"]);
-        for (k, v) in map(&ts["labels"]) {
+        let labels = common::str_map(&pod["metadata"]["labels"]);
+        for (k, v) in common::str_map(&ts["labels"]) {
             check(
                 labels.get(&k) == Some(&v),
                 format!("{name}: label {k}={v} missing ({labels:?})"),
             );
         }
-        let annotations = map(&pod["metadata"]["annotations"]);
-        for (k, v) in map(&ts["annotations"]) {
+        let annotations = common::str_map(&pod["metadata"]["annotations"]);
+        for (k, v) in common::str_map(&ts["annotations"]) {
             check(
                 annotations.get(&k) == Some(&v),
                 format!(

@@ -79,23 +79,6 @@ fn arr(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
-fn smap(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Kubernetes expands `$(VAR)` and `$$` in env values; undo the `$$` escaping.
 fn unescape_env(v: &str) -> String {
     v.replace("$$", "$")
@@ -115,7 +98,7 @@ fn expected_task(plan: &Value, t: &Value) -> Obs {
         ("resources: ephemeral-storage", &["ephemeral-storage"]),
     ] {
         let pick = |m: &Value| -> BTreeMap<String, String> {
-            smap(m)
+            common::str_map(m)
                 .into_iter()
                 .filter(|(k, _)| keys.contains(&k.as_str()))
                 .collect()
@@ -157,12 +140,12 @@ fn expected_task(plan: &Value, t: &Value) -> Obs {
         ("node selector", "node_selector"),
         ("annotations", "annotations"),
     ] {
-        if !smap(&s[k]).is_empty() {
-            o.insert(row.into(), json!(smap(&s[k])));
+        if !common::str_map(&s[k]).is_empty() {
+            o.insert(row.into(), json!(common::str_map(&s[k])));
         }
     }
-    if !smap(&s["labels"]).is_empty() {
-        o.insert("labels".into(), json!(smap(&s["labels"])));
+    if !common::str_map(&s["labels"]).is_empty() {
+        o.insert("labels".into(), json!(common::str_map(&s["labels"])));
     }
     if s["retries"].as_u64().unwrap_or(0) > 0 {
         o.insert("retries".into(), s["retries"].clone());
@@ -301,7 +284,7 @@ fn observe_container(
         ("resources: ephemeral-storage", &["ephemeral-storage"]),
     ] {
         let pick = |m: &Value| -> BTreeMap<String, String> {
-            smap(m)
+            common::str_map(m)
                 .into_iter()
                 .filter(|(k, _)| keys.contains(&k.as_str()))
                 .collect()
@@ -363,7 +346,7 @@ fn observe_container(
 
 /// User env (the plan's keys) out of everything in the container's env.
 fn user_env(o: &mut Obs, env: &BTreeMap<String, String>, t: &Value) {
-    let keys = smap(&t["settings"]["env"]);
+    let keys = common::str_map(&t["settings"]["env"]);
     let got: BTreeMap<&String, &String> =
         env.iter().filter(|(k, _)| keys.contains_key(*k)).collect();
     if !got.is_empty() {
@@ -385,21 +368,21 @@ fn user_labels(o: &mut Obs, labels: &Value, annotations: &Value) {
         "nb2pipe/pipeline",
         "nb2pipe/task",
     ];
-    let l: BTreeMap<String, String> = smap(labels)
+    let l: BTreeMap<String, String> = common::str_map(labels)
         .into_iter()
         .filter(|(k, _)| !own.contains(&k.as_str()))
         .collect();
     if !l.is_empty() {
         o.insert("labels".into(), json!(l));
     }
-    if !smap(annotations).is_empty() {
-        o.insert("annotations".into(), json!(smap(annotations)));
+    if !common::str_map(annotations).is_empty() {
+        o.insert("annotations".into(), json!(common::str_map(annotations)));
     }
 }
 
 fn pod_level(o: &mut Obs, node_selector: &Value, tolerations: &Value, affinity: &Value) {
-    if !smap(node_selector).is_empty() {
-        o.insert("node selector".into(), json!(smap(node_selector)));
+    if !common::str_map(node_selector).is_empty() {
+        o.insert("node selector".into(), json!(common::str_map(node_selector)));
     }
     if !arr(tolerations).is_empty() {
         o.insert("tolerations".into(), json!(norm_tolerations(tolerations)));
@@ -1314,7 +1297,7 @@ fn skeletons_hold_keys_never_values() {
         .map(|s| {
             (
                 s["metadata"]["name"].as_str().unwrap().to_string(),
-                smap(&s["stringData"]).keys().cloned().collect(),
+                common::str_map(&s["stringData"]).keys().cloned().collect(),
             )
         })
         .collect();
@@ -1322,11 +1305,13 @@ fn skeletons_hold_keys_never_values() {
     for s in &secrets {
         assert!(s.get("data").is_none());
         assert!(
-            smap(&s["stringData"]).values().all(String::is_empty),
+            common::str_map(&s["stringData"])
+                .values()
+                .all(String::is_empty),
             "a skeleton holds no value: {s}"
         );
         let unknown = s["metadata"]["annotations"].get("nb2pipe/keys").is_some();
-        assert_eq!(unknown, smap(&s["stringData"]).is_empty(), "{s}");
+        assert_eq!(unknown, common::str_map(&s["stringData"]).is_empty(), "{s}");
     }
     let cms = yaml_docs(&dir.join(format!("k8s/{p}-configmaps.yaml")));
     assert_eq!(cms.len(), 1);

@@ -94,3 +94,21 @@ pub fn read_json(p: &Path) -> serde_json::Value {
     )
     .unwrap()
 }
+
+/// A JSON object as string → string (non-string values in their JSON form).
+pub fn str_map(v: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
