@@ -382,7 +382,10 @@ fn user_labels(o: &mut Obs, labels: &Value, annotations: &Value) {
 
 fn pod_level(o: &mut Obs, node_selector: &Value, tolerations: &Value, affinity: &Value) {
     if !common::str_map(node_selector).is_empty() {
-        o.insert("node selector".into(), json!(common::str_map(node_selector)));
+        o.insert(
+            "node selector".into(),
+            json!(common::str_map(node_selector)),
+        );
     }
     if !arr(tolerations).is_empty() {
         o.insert("tolerations".into(), json!(norm_tolerations(tolerations)));
