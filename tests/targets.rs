@@ -225,7 +225,7 @@ fn expected_pipeline(plan: &Value) -> Obs {
         o.insert("image pull secrets".into(), s["image_pull_secrets"].clone());
     }
     if let Some(sch) = s["schedule"].as_str() {
-        o.insert("schedule".into(), json!(cron(sch)));
+        o.insert("schedule".into(), json!(nb2pipe::emit::k8s::cron(sch)));
     }
     let params: BTreeMap<String, String> = arr(&plan["parameters"])
         .iter()
@@ -251,22 +251,6 @@ fn expected_pipeline(plan: &Value) -> Obs {
         data,
     );
     o
-}
-
-fn cron(s: &str) -> Option<String> {
-    Some(
-        match s {
-            "@once" => return None,
-            "@hourly" => "0 * * * *",
-            "@daily" | "@midnight" => "0 0 * * *",
-            "@weekly" => "0 0 * * 0",
-            "@monthly" => "0 0 1 * *",
-            "@quarterly" => "0 0 1 */3 *",
-            "@yearly" | "@annually" => "0 0 1 1 *",
-            o => o,
-        }
-        .to_string(),
-    )
 }
 
 /// Settings observed in a container (Argo container, Tekton step) and its volumes.
@@ -1394,4 +1378,20 @@ fn target_snapshots() {
             insta::assert_snapshot!(format!("targets-{fixture}"), joined);
         }
     });
+}
+
+/// The preset → cron table the targets rely on, stated independently (crontab(5)).
+#[test]
+fn schedule_presets_are_standard_cron() {
+    use nb2pipe::emit::k8s::cron;
+    assert_eq!(cron("@once"), None);
+    assert_eq!(cron("@hourly").as_deref(), Some("0 * * * *"));
+    assert_eq!(cron("@daily").as_deref(), Some("0 0 * * *"));
+    assert_eq!(cron("@midnight").as_deref(), Some("0 0 * * *"));
+    assert_eq!(cron("@weekly").as_deref(), Some("0 0 * * 0"));
+    assert_eq!(cron("@monthly").as_deref(), Some("0 0 1 * *"));
+    assert_eq!(cron("@quarterly").as_deref(), Some("0 0 1 */3 *"));
+    assert_eq!(cron("@yearly").as_deref(), Some("0 0 1 1 *"));
+    assert_eq!(cron("@annually").as_deref(), Some("0 0 1 1 *"));
+    assert_eq!(cron("0 6 * * 1-5").as_deref(), Some("0 6 * * 1-5"));
 }
