@@ -17,4 +17,5 @@ pub mod exec;
 pub mod fs;
 pub mod notebook;
 pub mod plan;
+pub mod pod;
 pub mod run;

@@ -220,6 +220,7 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
                 .map(|p| (p.clone(), format!("{{{{inputs.parameters.{p}}}}}")))
                 .collect(),
             mount_data: true,
+            ..Default::default()
         };
         let mut pod = k8s::pod(c, t, &spec);
         // The data claim is declared once for the workflow; the container mounts it.

@@ -11,11 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapEnvSource, Container, EnvFromSource, EnvVar, EnvVarSource,
-    LocalObjectReference, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, ResourceRequirements, Secret, SecretEnvSource,
-    SecretKeySelector, SecretVolumeSource, Toleration, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    ConfigMap, LocalObjectReference, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, Secret, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -150,30 +147,7 @@ pub fn data_env(plan: &Plan) -> &str {
     }
 }
 
-/// How the target passes run-time values into the container.
-pub struct EnvSpec<'a> {
-    /// Target expression for the run id (`{{workflow.uid}}`).
-    pub run_id: &'a str,
-    /// `(parameter name, target expression)` for each parameter the task reads; becomes
-    /// NB2PIPE_PARAM_<name> (the runtime parses it as JSON, else takes it as text).
-    pub params: Vec<(String, String)>,
-    /// Mount the data claim in the container (Argo, Tekton use their own mechanisms
-    /// when `false`).
-    pub mount_data: bool,
-}
-
-/// A task's container and the pod-level settings around it.
-#[derive(Debug, Clone, Default)]
-pub struct Pod {
-    pub container: Container,
-    /// Secret volumes (and the data volume when mounted).
-    pub volumes: Vec<Volume>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub node_selector: BTreeMap<String, String>,
-    pub tolerations: Vec<Toleration>,
-    pub affinity: Option<Affinity>,
-}
+pub use crate::pod::{affinity, pod, EnvSpec, Pod};
 
 /// A parameter's default as the text a target passes: strings as they are, everything
 /// else as JSON (the runtime parses NB2PIPE_PARAM_<name> as JSON, else takes the text).
@@ -213,218 +187,9 @@ pub fn valid_env_name(n: &str) -> bool {
         && cs.all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
-fn plain_env(name: &str, value: String) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value: Some(value),
-        value_from: None,
-    }
-}
-
-fn quantities(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>> {
-    (!m.is_empty()).then(|| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), Quantity(v.clone())))
-            .collect()
-    })
-}
-
 /// Name of the volume of the task's `i`-th secret mount.
 pub fn secret_volume_name(i: usize) -> String {
     format!("nb2pipe-secret-{i}")
-}
-
-/// The plan's affinity as the k8s type; an error note when it is not one.
-pub fn affinity(ctx: &mut Ctx<'_>, task: &Task) -> Option<Affinity> {
-    let v = task.settings.affinity.as_ref()?;
-    ctx.user_json(Some(&task.name), "affinity", v);
-    match serde_json::from_value::<Affinity>(v.clone()) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            ctx.notes.push(Note {
-                target: ctx.target,
-                task: Some(task.name.clone()),
-                error: true,
-                message: format!("affinity is not a Kubernetes Affinity: {e}"),
-            });
-            None
-        }
-    }
-}
-
-/// Builds `task`'s container and pod settings.
-pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
-    let plan = ctx.plan;
-    let s = &task.settings;
-    let tn = Some(task.name.as_str());
-    let mut env = vec![
-        plain_env("NB2PIPE_PIPELINE", plan.pipeline.clone()),
-        plain_env("NB2PIPE_TASK", task.name.clone()),
-        plain_env("NB2PIPE_RUN_ID", spec.run_id.to_string()),
-    ];
-    let data = ctx.user(None, "data store", data_env(plan));
-    env.push(plain_env("NB2PIPE_DATA", k8s_env_escape(&data)));
-    let mut env_from = Vec::new();
-    if let DataStore::S3 {
-        endpoint,
-        secret,
-        region,
-        ..
-    } = &plan.settings.data
-    {
-        if let Some(e) = endpoint {
-            let e = ctx.user(None, "S3 endpoint", e);
-            env.push(plain_env("NB2PIPE_S3_ENDPOINT", k8s_env_escape(&e)));
-        }
-        if let Some(r) = region {
-            let r = ctx.user(None, "S3 region", r);
-            env.push(plain_env("AWS_DEFAULT_REGION", k8s_env_escape(&r)));
-        }
-        if let Some(sec) = secret {
-            env_from.push(EnvFromSource {
-                secret_ref: Some(SecretEnvSource {
-                    name: sec.clone(),
-                    optional: None,
-                }),
-                ..Default::default()
-            });
-        }
-    }
-    for (name, expr) in &spec.params {
-        let var = param_env_name(name);
-        if !valid_env_name(&var) {
-            ctx.notes.push(Note {
-                target: ctx.target,
-                task: Some(task.name.clone()),
-                error: true,
-                message: format!("parameter `{name}` cannot be an env var name in Kubernetes (ASCII letters, digits, `_`, `-`, `.`)"),
-            });
-        }
-        env.push(plain_env(&var, expr.clone()));
-    }
-    for (k, v) in &s.env {
-        let v = ctx.user(tn, &format!("env `{k}`"), v);
-        env.push(plain_env(k, k8s_env_escape(&v)));
-    }
-    let mut mounts = Vec::new();
-    let mut volumes = Vec::new();
-    for sr in &s.secrets {
-        match (&sr.key, &sr.env, &sr.mount_path) {
-            (_, _, Some(path)) => {
-                let path = ctx.user(tn, "secret mount path", path);
-                let name = secret_volume_name(volumes.len());
-                volumes.push(Volume {
-                    name: name.clone(),
-                    secret: Some(SecretVolumeSource {
-                        secret_name: Some(sr.name.clone()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
-                mounts.push(VolumeMount {
-                    name,
-                    mount_path: path,
-                    read_only: Some(true),
-                    ..Default::default()
-                });
-            }
-            (Some(key), Some(var), None) => env.push(EnvVar {
-                name: var.clone(),
-                value: None,
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        key: key.clone(),
-                        name: sr.name.clone(),
-                        optional: None,
-                    }),
-                    ..Default::default()
-                }),
-            }),
-            _ => env_from.push(EnvFromSource {
-                secret_ref: Some(SecretEnvSource {
-                    name: sr.name.clone(),
-                    optional: None,
-                }),
-                ..Default::default()
-            }),
-        }
-    }
-    for c in &s.config_maps {
-        env_from.push(EnvFromSource {
-            config_map_ref: Some(ConfigMapEnvSource {
-                name: c.clone(),
-                optional: None,
-            }),
-            ..Default::default()
-        });
-    }
-    if let (
-        true,
-        DataStore::Volume {
-            claim, mount_path, ..
-        },
-    ) = (spec.mount_data, &plan.settings.data)
-    {
-        let mount_path = ctx.user(None, "data mount path", mount_path);
-        volumes.push(data_volume(claim));
-        mounts.push(VolumeMount {
-            name: DATA_VOLUME.to_string(),
-            mount_path,
-            ..Default::default()
-        });
-    }
-    let resources = (!s.resources.is_empty()).then(|| ResourceRequirements {
-        requests: quantities(&s.resources.requests),
-        limits: quantities(&s.resources.limits),
-        ..Default::default()
-    });
-    let image = ctx.user(tn, "image", &task.image.reference);
-    let container = Container {
-        name: "main".to_string(),
-        image: Some(image),
-        image_pull_policy: Some(s.image_pull_policy.clone()),
-        command: Some(COMMAND.iter().map(|c| c.to_string()).collect()),
-        env: Some(env),
-        env_from: (!env_from.is_empty()).then_some(env_from),
-        resources,
-        volume_mounts: (!mounts.is_empty()).then_some(mounts),
-        ..Default::default()
-    };
-    let mut labels = s.labels.clone();
-    labels.extend(own_labels(plan, Some(task)));
-    let mut annotations = BTreeMap::new();
-    for (k, v) in &s.annotations {
-        let v = ctx.user(tn, &format!("annotation `{k}`"), v);
-        annotations.insert(k.clone(), v);
-    }
-    let mut node_selector = BTreeMap::new();
-    for (k, v) in &s.node_selector {
-        node_selector.insert(k.clone(), ctx.user(tn, "node selector", v));
-    }
-    let tolerations = s
-        .tolerations
-        .iter()
-        .map(|t| Toleration {
-            key: Some(t.key.clone()),
-            operator: Some(t.operator.clone()),
-            value: t
-                .value
-                .as_deref()
-                .map(|v| ctx.user(tn, "toleration value", v)),
-            effect: t.effect.clone(),
-            toleration_seconds: t.toleration_seconds,
-        })
-        .collect();
-    let affinity = affinity(ctx, task);
-    Pod {
-        container,
-        volumes,
-        labels,
-        annotations,
-        node_selector,
-        tolerations,
-        affinity,
-    }
 }
 
 /// The pod volume of the data store's claim.

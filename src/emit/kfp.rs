@@ -553,6 +553,7 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             run_id: "{{$.pipeline_job_uuid}}",
             params: Vec::new(),
             mount_data: false,
+            ..Default::default()
         };
         let pod = k8s::pod(c, t, &spec);
         let mut args = vec![

@@ -264,6 +264,7 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
                 .map(|p| (p.clone(), format!("$(params.{p})")))
                 .collect(),
             mount_data: false,
+            ..Default::default()
         };
         let pod = k8s::pod(c, t, &spec);
         if let Some(p) = &ts.pool {

@@ -1219,6 +1219,7 @@ fn task_settings(
         annotations: l.annotations.clone(),
         cache: l.cache.unwrap_or(true),
         image_pull_policy,
+        security: Default::default(),
     }
 }
 

@@ -201,6 +201,30 @@ pub struct TaskSettings {
     pub annotations: BTreeMap<String, String>,
     pub cache: bool,
     pub image_pull_policy: String,
+    /// User, group and fsGroup of the pod; read-only root file system.
+    #[serde(default)]
+    pub security: Security,
+}
+
+/// The pod's securityContext settings (the rest of Pod Security "restricted" is fixed).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Security {
+    pub run_as_user: i64,
+    pub run_as_group: i64,
+    pub fs_group: i64,
+    #[serde(default)]
+    pub read_only_root_filesystem: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            run_as_user: 10001,
+            run_as_group: 10001,
+            fs_group: 10001,
+            read_only_root_filesystem: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
