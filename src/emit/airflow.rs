@@ -6,9 +6,13 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements, Volume};
+
+use super::k8s::{Ctx, Subst};
 use super::pyrepr::{py_json, py_str};
-use super::{Bundle, EmitContext, Emitter};
-use crate::plan::{DataStore, Plan, Task};
+use super::{Bundle, EmitContext, Emitter, Note};
+use crate::plan::{Plan, Task};
+use crate::pod::{pod, EnvSpec, Pod};
 
 pub struct Airflow;
 
@@ -17,8 +21,6 @@ pub struct Airflow;
 struct DagInfo {
     version: &'static str,
     notebook: String,
-    data_volume: String,
-    data_mount: String,
     uses_affinity: bool,
     dag_kwargs: Vec<(String, String)>,
     tasks: Vec<TaskInfo>,
@@ -40,7 +42,9 @@ impl Emitter for Airflow {
     }
 
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
-        let info = dag_info(ctx.plan);
+        let mut notes = Vec::new();
+        let info = dag_info(ctx.plan, &mut notes);
+        out.notes.extend(notes);
         let text = ctx.templates.render("airflow/dag.py.j2", &info)?;
         out.add(format!("airflow/{}.py", ctx.plan.pipeline), text);
         Ok(())
@@ -88,13 +92,6 @@ fn py_dict_templated<'a>(items: impl Iterator<Item = (&'a String, &'a String)>) 
     format!("{{{}}}", parts.join(", "))
 }
 
-fn py_dict<'a>(items: impl Iterator<Item = (&'a String, &'a String)>) -> String {
-    let parts: Vec<String> = items
-        .map(|(k, v)| format!("{}: {}", py_str(k), py_str(v)))
-        .collect();
-    format!("{{{}}}", parts.join(", "))
-}
-
 /// A Python identifier for a task's operator variable.
 fn var_name(task: &Task) -> String {
     format!("t_{}", task.name.replace('-', "_"))
@@ -112,7 +109,41 @@ fn param_type(ty: &str) -> Option<&'static str> {
     })
 }
 
-fn dag_info(plan: &Plan) -> DagInfo {
+/// The Jinja expression of NB2PIPE_PARAMS: the parameters `task` reads, as JSON.
+fn params_expr(task: &Task) -> Option<String> {
+    if task.parameters.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = task
+        .parameters
+        .iter()
+        .map(|p| format!("'{p}': params['{p}']"))
+        .collect();
+    Some(format!("{{{{ {{{}}} | tojson }}}}", items.join(", ")))
+}
+
+/// The task's pod as Airflow's pod operator makes it: container `base`, the run id and
+/// parameters from Airflow's template context. The rehearsal runs this pod.
+pub fn pod_for(ctx: &mut Ctx<'_>, task: &Task) -> Pod {
+    let spec = EnvSpec {
+        run_id: RUN_ID_EXPR,
+        mount_data: true,
+        container_name: "base",
+        extra_env: params_expr(task)
+            .map(|e| vec![("NB2PIPE_PARAMS".to_string(), e)])
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    pod(ctx, task, &spec)
+}
+
+/// Env vars whose value is nb2pipe's own Jinja (rendered by Airflow on purpose).
+const JINJA_ENV: [&str; 2] = ["NB2PIPE_RUN_ID", "NB2PIPE_PARAMS"];
+
+/// Airflow's run id in a template.
+pub const RUN_ID_EXPR: &str = "{{ run_id }}";
+
+fn dag_info(plan: &Plan, notes: &mut Vec<Note>) -> DagInfo {
     let s = &plan.settings;
     let mut dag: Vec<(String, String)> = Vec::new();
     let kv = |k: &str, v: String| (k.to_string(), v);
@@ -180,133 +211,21 @@ fn dag_info(plan: &Plan) -> DagInfo {
     dag.push(kv("params", format!("{{{}}}", params.join(", "))));
     dag.push(kv("render_template_as_native_obj", "False".into()));
 
-    let (data_env, data_mount): (String, String) = match &s.data {
-        DataStore::Volume { mount_path, .. } => (mount_path.clone(), mount_path.clone()),
-        DataStore::S3 { url, .. } => (url.clone(), String::new()),
-    };
     let mut uses_affinity = false;
+    let mut ctx = Ctx::new(plan, "airflow", Subst::None);
     let tasks = plan
         .tasks
         .iter()
         .map(|t| {
-            let ts = &t.settings;
-            let mut kw: Vec<(String, String)> = Vec::new();
-            let mut k = |key: &str, v: String| kw.push((key.to_string(), v));
-            k("task_id", py_str(&t.name));
-            k("name", py_str(&format!("{}-{}", plan.pipeline.replace('_', "-"), t.k8s_name)));
-            k("namespace", templated(&s.namespace));
-            k("image", templated(&t.image.reference));
-            k("image_pull_policy", py_str(&ts.image_pull_policy));
-            k("cmds", "[\"python\", \"/app/main.py\"]".into());
-            // Our own Jinja (run id, params) is trusted; user values are escaped.
-            let mut env: Vec<String> = vec![
-                format!("\"NB2PIPE_PIPELINE\": {}", templated(&plan.pipeline)),
-                format!("\"NB2PIPE_TASK\": {}", templated(&t.name)),
-                "\"NB2PIPE_RUN_ID\": \"{{ run_id }}\"".to_string(),
-                format!("\"NB2PIPE_DATA\": {}", templated(&data_env)),
-            ];
-            if let DataStore::S3 { endpoint: Some(e), .. } = &s.data {
-                env.push(format!("\"NB2PIPE_S3_ENDPOINT\": {}", templated(e)));
+            let pod = pod_for(&mut ctx, t);
+            uses_affinity |= pod.affinity.is_some();
+            TaskInfo {
+                var: var_name(t),
+                kwargs: operator_kwargs(plan, t, &pod),
             }
-            if let DataStore::S3 { region: Some(r), .. } = &s.data {
-                env.push(format!("\"AWS_DEFAULT_REGION\": {}", templated(r)));
-            }
-            if !t.parameters.is_empty() {
-                let items: Vec<String> = t.parameters.iter().map(|p| format!("'{p}': params['{p}']")).collect();
-                env.push(format!("\"NB2PIPE_PARAMS\": {}", py_str(&format!("{{{{ {{{}}} | tojson }}}}", items.join(", ")))));
-            }
-            // Kubernetes expands `$(VAR)` in env values: every `$` is doubled to keep the value.
-            for (key, v) in &ts.env {
-                env.push(format!("{}: {}", py_str(key), templated(&super::k8s::k8s_env_escape(v))));
-            }
-            k("env_vars", format!("{{{}}}", env.join(", ")));
-            let mut secrets: Vec<String> = Vec::new();
-            for sr in &ts.secrets {
-                secrets.push(match (&sr.key, &sr.env, &sr.mount_path) {
-                    (_, _, Some(path)) => format!("Secret(\"volume\", {}, {})", py_str(path), py_str(&sr.name)),
-                    (Some(key), Some(env), None) => format!("Secret(\"env\", {}, {}, {})", py_str(env), py_str(&sr.name), py_str(key)),
-                    _ => format!("Secret(\"env\", None, {})", py_str(&sr.name)),
-                });
-            }
-            if let DataStore::S3 { secret: Some(sec), .. } = &s.data {
-                secrets.push(format!("Secret(\"env\", None, {})", py_str(sec)));
-            }
-            if !secrets.is_empty() {
-                k("secrets", format!("[{}]", secrets.join(", ")));
-            }
-            if !ts.config_maps.is_empty() {
-                let items: Vec<String> = ts.config_maps.iter().map(|c| format!("k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name={}))", py_str(c))).collect();
-                k("env_from", format!("[{}]", items.join(", ")));
-            }
-            if !ts.resources.is_empty() {
-                k(
-                    "container_resources",
-                    format!(
-                        "k8s.V1ResourceRequirements(requests={}, limits={})",
-                        py_dict(ts.resources.requests.iter()),
-                        py_dict(ts.resources.limits.iter())
-                    ),
-                );
-            }
-            if let DataStore::Volume { claim, .. } = &s.data {
-                k("volumes", format!("[k8s.V1Volume(name=DATA_VOLUME, persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name={}))]", py_str(claim)));
-                k("volume_mounts", "[k8s.V1VolumeMount(name=DATA_VOLUME, mount_path=DATA_MOUNT)]".into());
-            }
-            if !ts.node_selector.is_empty() {
-                k("node_selector", py_dict_templated(ts.node_selector.iter()));
-            }
-            if !ts.tolerations.is_empty() {
-                let items: Vec<String> = ts
-                    .tolerations
-                    .iter()
-                    .map(|tol| {
-                        let mut a = vec![format!("key={}", py_str(&tol.key)), format!("operator={}", py_str(&tol.operator))];
-                        if let Some(v) = &tol.value {
-                            a.push(format!("value={}", py_str(v)));
-                        }
-                        if let Some(e) = &tol.effect {
-                            a.push(format!("effect={}", py_str(e)));
-                        }
-                        if let Some(sec) = tol.toleration_seconds {
-                            a.push(format!("toleration_seconds={sec}"));
-                        }
-                        format!("k8s.V1Toleration({})", a.join(", "))
-                    })
-                    .collect();
-                k("tolerations", format!("[{}]", items.join(", ")));
-            }
-            if let Some(aff) = &ts.affinity {
-                uses_affinity = true;
-                k("affinity", format!("_k8s_model({}, \"V1Affinity\")", py_json(aff)));
-            }
-            let mut labels = ts.labels.clone();
-            labels.insert("app.kubernetes.io/managed-by".into(), "nb2pipe".into());
-            labels.insert("nb2pipe/pipeline".into(), plan.pipeline.replace('_', "-"));
-            labels.insert("nb2pipe/task".into(), t.k8s_name.clone());
-            k("labels", py_dict_templated(labels.iter()));
-            if !ts.annotations.is_empty() {
-                k("annotations", py_dict_templated(ts.annotations.iter()));
-            }
-            if let Some(p) = &ts.pool {
-                k("pool", py_str(p));
-            }
-            k("retries", ts.retries.to_string());
-            k("retry_delay", format!("datetime.timedelta(seconds={})", ts.retry_delay_seconds));
-            if let Some(secs) = ts.timeout_seconds {
-                k("execution_timeout", format!("datetime.timedelta(seconds={secs})"));
-            }
-            if let Some(sa) = &s.service_account {
-                k("service_account_name", py_str(sa));
-            }
-            if !s.image_pull_secrets.is_empty() {
-                let items: Vec<String> = s.image_pull_secrets.iter().map(|n| format!("k8s.V1LocalObjectReference(name={})", py_str(n))).collect();
-                k("image_pull_secrets", format!("[{}]", items.join(", ")));
-            }
-            k("get_logs", "True".into());
-            k("on_finish_action", "\"delete_pod\"".into());
-            TaskInfo { var: var_name(t), kwargs: kw }
         })
         .collect();
+    notes.extend(ctx.notes);
     let edges = plan
         .edges
         .iter()
@@ -315,12 +234,215 @@ fn dag_info(plan: &Plan) -> DagInfo {
     DagInfo {
         version: env!("CARGO_PKG_VERSION"),
         notebook: py_str(&plan.notebook),
-        data_volume: py_str(DATA_VOLUME),
-        data_mount: py_str(&data_mount),
         uses_affinity,
         dag_kwargs: dag,
         tasks,
         edges,
+    }
+}
+
+/// The pod operator's arguments for `task`, read off its typed pod.
+fn operator_kwargs(plan: &Plan, t: &Task, pod: &Pod) -> Vec<(String, String)> {
+    let s = &plan.settings;
+    let c = &pod.container;
+    let mut kw: Vec<(String, String)> = Vec::new();
+    let mut k = |key: &str, v: String| kw.push((key.to_string(), v));
+    k("task_id", py_str(&t.name));
+    k(
+        "name",
+        py_str(&format!(
+            "{}-{}",
+            plan.pipeline.replace('_', "-"),
+            t.k8s_name
+        )),
+    );
+    k("namespace", templated(&s.namespace));
+    k("image", templated(c.image.as_deref().unwrap_or_default()));
+    k(
+        "image_pull_policy",
+        py_str(c.image_pull_policy.as_deref().unwrap_or("IfNotPresent")),
+    );
+    let cmds: Vec<String> = c.command.iter().flatten().map(|a| py_str(a)).collect();
+    k("cmds", format!("[{}]", cmds.join(", ")));
+    let env: Vec<String> = c.env.iter().flatten().map(env_var).collect();
+    k("env_vars", format!("[{}]", env.join(", ")));
+    if let Some(from) = c.env_from.as_ref().filter(|f| !f.is_empty()) {
+        let items: Vec<String> = from.iter().map(env_from).collect();
+        k("env_from", format!("[{}]", items.join(", ")));
+    }
+    if let Some(r) = &c.resources {
+        k("container_resources", resources(r));
+    }
+    if !pod.volumes.is_empty() {
+        let items: Vec<String> = pod.volumes.iter().map(volume).collect();
+        k("volumes", format!("[{}]", items.join(", ")));
+    }
+    if let Some(m) = c.volume_mounts.as_ref().filter(|m| !m.is_empty()) {
+        let items: Vec<String> = m
+            .iter()
+            .map(|m| {
+                let ro = if m.read_only == Some(true) {
+                    ", read_only=True"
+                } else {
+                    ""
+                };
+                format!(
+                    "k8s.V1VolumeMount(name={}, mount_path={}{ro})",
+                    templated(&m.name),
+                    py_str(&m.mount_path)
+                )
+            })
+            .collect();
+        k("volume_mounts", format!("[{}]", items.join(", ")));
+    }
+    if !pod.node_selector.is_empty() {
+        k("node_selector", py_dict_templated(pod.node_selector.iter()));
+    }
+    if !pod.tolerations.is_empty() {
+        let items: Vec<String> = pod
+            .tolerations
+            .iter()
+            .map(|tol| {
+                let mut a = Vec::new();
+                let mut opt = |f: &str, v: &Option<String>| {
+                    if let Some(v) = v {
+                        a.push(format!("{f}={}", py_str(v)));
+                    }
+                };
+                opt("key", &tol.key);
+                opt("operator", &tol.operator);
+                opt("value", &tol.value);
+                opt("effect", &tol.effect);
+                if let Some(sec) = tol.toleration_seconds {
+                    a.push(format!("toleration_seconds={sec}"));
+                }
+                format!("k8s.V1Toleration({})", a.join(", "))
+            })
+            .collect();
+        k("tolerations", format!("[{}]", items.join(", ")));
+    }
+    if let Some(aff) = &t.settings.affinity {
+        k(
+            "affinity",
+            format!("_k8s_model({}, \"V1Affinity\")", py_json(aff)),
+        );
+    }
+    k("labels", py_dict_templated(pod.labels.iter()));
+    if !pod.annotations.is_empty() {
+        k("annotations", py_dict_templated(pod.annotations.iter()));
+    }
+    k("security_context", json_arg(&pod.security_context));
+    if let Some(sc) = &c.security_context {
+        k("container_security_context", json_arg(sc));
+    }
+    let ts = &t.settings;
+    if let Some(p) = &ts.pool {
+        k("pool", py_str(p));
+    }
+    k("retries", ts.retries.to_string());
+    k(
+        "retry_delay",
+        format!("datetime.timedelta(seconds={})", ts.retry_delay_seconds),
+    );
+    if let Some(secs) = ts.timeout_seconds {
+        k(
+            "execution_timeout",
+            format!("datetime.timedelta(seconds={secs})"),
+        );
+    }
+    k(
+        "startup_timeout_seconds",
+        s.startup_timeout_seconds.to_string(),
+    );
+    if let Some(sa) = &s.service_account {
+        k("service_account_name", py_str(sa));
+    }
+    if !s.image_pull_secrets.is_empty() {
+        let items: Vec<String> = s
+            .image_pull_secrets
+            .iter()
+            .map(|n| format!("k8s.V1LocalObjectReference(name={})", py_str(n)))
+            .collect();
+        k("image_pull_secrets", format!("[{}]", items.join(", ")));
+    }
+    k("get_logs", "True".into());
+    k("on_finish_action", "\"delete_pod\"".into());
+    kw
+}
+
+/// A k8s object as the Python dict the pod operator accepts (its JSON field names).
+fn json_arg<T: serde::Serialize>(v: &T) -> String {
+    py_json(&serde_json::to_value(v).expect("k8s values serialise"))
+}
+
+fn env_var(e: &EnvVar) -> String {
+    if let Some(v) = &e.value {
+        let value = if JINJA_ENV.contains(&e.name.as_str()) {
+            py_str(v)
+        } else {
+            templated(v)
+        };
+        return format!("k8s.V1EnvVar(name={}, value={value})", py_str(&e.name));
+    }
+    let sk = e
+        .value_from
+        .as_ref()
+        .and_then(|f| f.secret_key_ref.as_ref())
+        .expect("env vars are values or secret keys");
+    format!(
+        "k8s.V1EnvVar(name={}, value_from=k8s.V1EnvVarSource(secret_key_ref=k8s.V1SecretKeySelector(name={}, key={})))",
+        py_str(&e.name),
+        py_str(&sk.name),
+        py_str(&sk.key)
+    )
+}
+
+fn env_from(f: &EnvFromSource) -> String {
+    match (&f.secret_ref, &f.config_map_ref) {
+        (Some(s), _) => format!(
+            "k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name={}))",
+            py_str(&s.name)
+        ),
+        (None, Some(c)) => format!(
+            "k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name={}))",
+            templated(&c.name)
+        ),
+        (None, None) => unreachable!("env sources are secrets or config maps"),
+    }
+}
+
+fn resources(r: &ResourceRequirements) -> String {
+    let dict = |m: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >| {
+        let items: Vec<String> = m
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{}: {}", py_str(k), py_str(&v.0)))
+            .collect();
+        format!("{{{}}}", items.join(", "))
+    };
+    format!(
+        "k8s.V1ResourceRequirements(requests={}, limits={})",
+        dict(&r.requests),
+        dict(&r.limits)
+    )
+}
+
+fn volume(v: &Volume) -> String {
+    let name = templated(&v.name);
+    if let Some(p) = &v.persistent_volume_claim {
+        format!(
+            "k8s.V1Volume(name={name}, persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name={}))",
+            templated(&p.claim_name)
+        )
+    } else if let Some(s) = &v.secret {
+        format!(
+            "k8s.V1Volume(name={name}, secret=k8s.V1SecretVolumeSource(secret_name={}))",
+            py_str(s.secret_name.as_deref().unwrap_or_default())
+        )
+    } else {
+        format!("k8s.V1Volume(name={name}, empty_dir=k8s.V1EmptyDirVolumeSource())")
     }
 }
 

@@ -1032,6 +1032,7 @@ fn pipeline_settings(
         image_pull_secrets: m.image_pull_secrets.clone(),
         tags: m.tags.clone(),
         data,
+        startup_timeout_seconds: crate::plan::DEFAULT_STARTUP_TIMEOUT,
     }
 }
 

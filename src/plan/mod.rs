@@ -54,6 +54,17 @@ pub struct PipelineSettings {
     pub image_pull_secrets: Vec<String>,
     pub tags: Vec<String>,
     pub data: DataStore,
+    /// How long a pod may wait to start (image pull, node scale-up) before the
+    /// orchestrator gives up (Airflow's `startup_timeout_seconds`).
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout_seconds: u64,
+}
+
+/// GPU and autoscaled nodes take minutes to appear; Airflow's own 120 s is too short.
+pub const DEFAULT_STARTUP_TIMEOUT: u64 = 600;
+
+fn default_startup_timeout() -> u64 {
+    DEFAULT_STARTUP_TIMEOUT
 }
 
 /// Where passed values live.
