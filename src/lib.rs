@@ -18,4 +18,5 @@ pub mod fs;
 pub mod notebook;
 pub mod plan;
 pub mod pod;
+pub mod rehearse;
 pub mod run;

@@ -110,7 +110,7 @@ fn param_type(ty: &str) -> Option<&'static str> {
 }
 
 /// The Jinja expression of NB2PIPE_PARAMS: the parameters `task` reads, as JSON.
-fn params_expr(task: &Task) -> Option<String> {
+pub fn params_expr(task: &Task) -> Option<String> {
     if task.parameters.is_empty() {
         return None;
     }

@@ -7,6 +7,7 @@
 
 mod display;
 mod run_id;
+pub(crate) use run_id::utc_stamp;
 
 use std::collections::BTreeMap;
 use std::fs::File;
