@@ -169,11 +169,19 @@ pub struct RunArgs {
     /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
-    /// Run every task in its own image through the Docker Engine API (building the
-    /// images that do not exist yet, as `nb2pipe build` does); the data folder is
-    /// bind-mounted into each container.
+    /// Rehearse the cluster: run every task from the pod `--target` would create, on
+    /// the Docker Engine with kubelet semantics (images not built yet are built first,
+    /// as `nb2pipe build` does); the data claim is a fresh volume, copied into the
+    /// data folder at the end.
     #[arg(long)]
     pub docker: bool,
+    /// With --docker: whose pods to run (airflow, argo, tekton, kfp, job).
+    #[arg(long, value_name = "TARGET", default_value = "airflow")]
+    pub target: String,
+    /// With --docker: Secrets and ConfigMaps as files, DIR/<name>/<key> (default: keys
+    /// are taken from this environment's variables of the same name).
+    #[arg(long, value_name = "DIR")]
+    pub secrets: Option<PathBuf>,
     /// With --docker: the registry the images are named under.
     #[arg(long)]
     pub registry: Option<String>,

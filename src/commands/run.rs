@@ -69,13 +69,26 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             (d.to_string_lossy().into_owned(), d)
         }
     };
-    if args.docker {
-        if data.starts_with("s3://") {
-            eprintln!(
-                "error: --docker runs need a local data folder to bind-mount (give --data DIR)"
-            );
-            return Ok(EXIT_USAGE);
+    let target = if args.docker {
+        match crate::rehearse::Target::parse(&args.target) {
+            Some(t) => Some(t),
+            None => {
+                eprintln!(
+                    "error: --target {}: the rehearsal runs the pods of {}",
+                    args.target,
+                    crate::rehearse::Target::NAMES.join(", ")
+                );
+                return Ok(EXIT_USAGE);
+            }
         }
+    } else {
+        None
+    };
+    if args.docker && args.only.is_some() {
+        eprintln!("error: --only runs locally; a rehearsal runs the whole pipeline");
+        return Ok(EXIT_USAGE);
+    }
+    if args.docker {
         std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
         // Build what is missing (an existing tag is not built again).
         let build = crate::cli::BuildArgs {
@@ -105,6 +118,41 @@ pub fn execute(args: &RunArgs) -> CmdResult {
     let cells = crate::notebook::load(&args.notebook)
         .map(|nb| nb.cells.into_iter().map(|c| c.source).collect())
         .unwrap_or_default();
+    let mut rehearsal = None;
+    let mut run_id = None;
+    if let Some(target) = target {
+        let values = match &args.secrets {
+            Some(d) => crate::rehearse::Values::Dir(absolute(d)?),
+            None => crate::rehearse::Values::Environment(std::env::vars().collect()),
+        };
+        // The pods run the built images: read the plan again, with their digests.
+        let reloaded = load(&args.notebook, &settings);
+        let plan_now = reloaded.plan.as_ref().unwrap_or(plan);
+        let r = match crate::rehearse::prepare(plan_now, target, &params, &values) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(EXIT_INPUT);
+            }
+        };
+        let key = format!("rehearsal-{}", exec::new_run_id().to_ascii_lowercase());
+        let scratch = std::env::temp_dir().join(format!("nb2pipe-{key}"));
+        let data_claim = match &plan_now.settings.data {
+            crate::plan::DataStore::Volume { claim, .. } => Some(claim.clone()),
+            crate::plan::DataStore::S3 { .. } => None,
+        };
+        let volumes = crate::rehearse::docker::create_volumes(&r, &key, data_claim, scratch)?;
+        eprintln!(
+            "rehearsing the {} pods: run id {}",
+            target.name(),
+            r.run.run_id
+        );
+        run_id = Some(r.run.run_id.clone());
+        rehearsal = Some(std::sync::Arc::new(exec::RehearsalRun {
+            pods: r.tasks,
+            volumes,
+        }));
+    }
     let cfg = RunConfig {
         bundle: dir,
         python: args.python.clone(),
@@ -123,6 +171,8 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         params,
         cells,
         docker: args.docker,
+        rehearsal: rehearsal.clone(),
+        run_id,
     };
     let mut display = Display::new();
     let outcome = match exec::run(plan, &cfg, &mut display) {
@@ -132,6 +182,15 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             return Ok(EXIT_USAGE);
         }
     };
+    if let Some(r) = &rehearsal {
+        // What the run left on the claim, where a local run leaves it.
+        if !cfg.data.starts_with("s3://") {
+            if let Err(e) = crate::rehearse::export_data(&r.volumes, Path::new(&cfg.data)) {
+                eprintln!("error: {e:#}");
+            }
+        }
+        crate::rehearse::docker::remove_volumes(&r.volumes);
+    }
     let rec = &outcome.record;
     for t in rec.tasks.iter().filter(|t| t.state == exec::State::Failed) {
         eprint!("\n{}", exec::failure_report(t, &cfg.cells, 20));

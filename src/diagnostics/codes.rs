@@ -208,6 +208,21 @@ codes! {
     /// Warns about a setting a chosen target cannot express, and says what nb2pipe does
     /// instead (docs/targets.md lists them all).
     TargetCannotExpress = "NB302", "target-cannot-express", Warning;
+    /// ## What it does
+    /// Warns when no registry is set (`registry` setting or `--registry`).
+    /// ## Why is this bad?
+    /// Image names without a registry resolve to Docker Hub's `docker.io/library/`, where
+    /// the task images are not: every pod fails to pull its image.
+    NoRegistry = "NB303", "no-registry", Warning;
+    /// ## What it does
+    /// Warns when the data claim is ReadWriteMany, tasks of the pipeline can run at the
+    /// same time, and no `data.storage_class` is set.
+    /// ## Why is this bad?
+    /// The default storage classes of EKS, GKE and AKS provision ReadWriteOnce volumes
+    /// only: a ReadWriteMany claim stays Pending and no task starts. Name a class that
+    /// offers ReadWriteMany (EFS, Filestore, Azure Files, NFS), or set
+    /// `data.access_mode = "ReadWriteOnce"` and run the tasks one after the other.
+    SharedVolumeClass = "NB304", "shared-volume-class", Warning;
 }
 
 impl Serialize for Code {

@@ -26,10 +26,6 @@ pub use super::airflow::DATA_VOLUME;
 /// The task image's entry point (as in the Airflow target).
 pub const COMMAND: [&str; 2] = ["python", "/app/main.py"];
 
-/// The access mode of the emitted claim: tasks of one run may run at once on different
-/// nodes, and every task reads what upstream tasks wrote.
-pub const DATA_ACCESS_MODE: &str = "ReadWriteMany";
-
 /// Substitution syntax a target applies to strings in what we write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subst {
@@ -242,6 +238,7 @@ pub fn pvc(plan: &Plan) -> Option<PersistentVolumeClaim> {
         claim,
         size,
         storage_class,
+        access_mode,
         ..
     } = &plan.settings.data
     else {
@@ -252,7 +249,7 @@ pub fn pvc(plan: &Plan) -> Option<PersistentVolumeClaim> {
     Some(PersistentVolumeClaim {
         metadata: meta(plan, claim, BTreeMap::new()),
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec![DATA_ACCESS_MODE.to_string()]),
+            access_modes: Some(vec![access_mode.clone()]),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(requests),
                 limits: None,

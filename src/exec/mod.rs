@@ -39,9 +39,19 @@ pub struct RunConfig {
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Cell sources of the notebook, to quote the cell a task failed in.
     pub cells: Vec<String>,
-    /// Run each task in its image through the Docker Engine API instead of `python`;
-    /// the data folder (local) is bind-mounted into every container.
+    /// Run each task from its pod on the Docker Engine (the cluster rehearsal)
+    /// instead of as a local `python` process.
     pub docker: bool,
+    /// With `docker`: the prepared pods and the run's volumes.
+    pub rehearsal: Option<std::sync::Arc<RehearsalRun>>,
+    /// The run id to use (the engine's, in a rehearsal); a new one when `None`.
+    pub run_id: Option<String>,
+}
+
+/// What the task threads of a rehearsal share.
+pub struct RehearsalRun {
+    pub pods: Vec<crate::rehearse::Prepared>,
+    pub volumes: crate::rehearse::docker::RunVolumes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,54 +171,14 @@ impl Proc {
     }
 }
 
-/// Runs one task's container on its own thread, its output appended to `log`.
-fn spawn_container(
-    plan: &Plan,
-    task: &crate::plan::Task,
-    cfg: &RunConfig,
-    run_id: &str,
-    params: &str,
-    extra_env: Vec<String>,
-    mut log: File,
-) -> Proc {
-    let image = task.image.reference.clone();
-    let (pipeline, name, run_id, params) = (
-        plan.pipeline.clone(),
-        task.name.clone(),
-        run_id.to_string(),
-        params.to_string(),
-    );
-    let data_dir = PathBuf::from(&cfg.data);
-    let mut env: Vec<String> = task
-        .settings
-        .env
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    env.extend(extra_env);
+/// Runs task `i`'s pod on its own thread, its output appended to `log`.
+fn spawn_pod(r: &std::sync::Arc<RehearsalRun>, i: usize, mut log: File) -> Proc {
+    let r = r.clone();
     Proc::Container(Some(std::thread::spawn(move || {
         use std::io::Write;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            let engine = crate::build::Engine::connect()
-                .await
-                .map_err(|e| e.to_string())?;
-            let spec = crate::build::TaskContainer {
-                image: &image,
-                pipeline: &pipeline,
-                task: &name,
-                run_id: &run_id,
-                data_dir: &data_dir,
-                params: Some(&params),
-                env,
-            };
-            crate::build::run_task_container(&engine, &spec, |line| {
-                let _ = writeln!(log, "{line}");
-            })
-            .await
+        let p = &r.pods[i];
+        crate::rehearse::run_task(&r.volumes, p, |line| {
+            let _ = writeln!(log, "{line}");
         })
     })))
 }
@@ -216,8 +186,12 @@ fn spawn_container(
 /// Runs the plan's tasks (or `--only` one) and returns the record; task failures are in
 /// the record, not errors. Errors: the run could not start (no Python, no earlier run).
 pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcome> {
-    let run_id = new_run_id();
-    let dir = run_dir(&cfg.runs, &plan.pipeline, &run_id);
+    let run_id = cfg.run_id.clone().unwrap_or_else(new_run_id);
+    let dir = run_dir(
+        &cfg.runs,
+        &plan.pipeline,
+        &crate::rehearse::safe_run_id(&run_id),
+    );
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
 
@@ -314,21 +288,8 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
                 .with_context(|| format!("creating {}", records[i].log.display()))?;
             let err_file = logs.join(format!("{}.error.json", task.name));
             let _ = std::fs::remove_file(&err_file);
-            let child = if cfg.docker {
-                // Paths the container sees: the data folder is mounted at /nb2pipe-data.
-                let in_container = |p: &Path| {
-                    p.strip_prefix(&cfg.data).ok().map(|r| {
-                        Path::new("/nb2pipe-data")
-                            .join(r)
-                            .to_string_lossy()
-                            .into_owned()
-                    })
-                };
-                let mut extra = vec![format!("NB2PIPE_INPUT_RUNS={input_runs}")];
-                if let Some(e) = in_container(&err_file) {
-                    extra.push(format!("NB2PIPE_ERROR_FILE={e}"));
-                }
-                spawn_container(plan, task, cfg, &run_id, &params, extra, log)
+            let child = if let (true, Some(r)) = (cfg.docker, &cfg.rehearsal) {
+                spawn_pod(r, i, log)
             } else {
                 let mut cmd = Command::new(&cfg.python);
                 cmd.arg(cfg.bundle.join("tasks").join(&task.name).join("main.py"))
@@ -432,7 +393,7 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
     )?;
     crate::fs::write_atomic(
         &cfg.runs.join(&plan.pipeline).join("latest"),
-        format!("{run_id}\n").as_bytes(),
+        format!("{}\n", crate::rehearse::safe_run_id(&run_id)).as_bytes(),
     )?;
     Ok(Outcome {
         record,

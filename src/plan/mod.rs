@@ -60,6 +60,10 @@ pub struct PipelineSettings {
     pub startup_timeout_seconds: u64,
 }
 
+fn default_access_mode() -> String {
+    "ReadWriteMany".into()
+}
+
 /// GPU and autoscaled nodes take minutes to appear; Airflow's own 120 s is too short.
 pub const DEFAULT_STARTUP_TIMEOUT: u64 = 600;
 
@@ -77,6 +81,9 @@ pub enum DataStore {
         size: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         storage_class: Option<String>,
+        /// `ReadWriteMany` when tasks may run at once, else `ReadWriteOnce` (or as set).
+        #[serde(default = "default_access_mode")]
+        access_mode: String,
         mount_path: String,
     },
     /// S3-compatible object storage.

@@ -41,6 +41,11 @@ pub struct TaskLayer {
     pub annotations: BTreeMap<String, String>,
     pub cache: Option<bool>,
     pub image_pull_policy: Option<String>,
+    /// The pod's securityContext (defaults: user, group and fsGroup 10001).
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub fs_group: Option<i64>,
+    pub read_only_root_filesystem: Option<bool>,
 }
 
 /// A duration as seconds or as text (`30m`).
@@ -148,6 +153,12 @@ impl TaskLayer {
                 .image_pull_policy
                 .clone()
                 .or_else(|| low.image_pull_policy.clone()),
+            run_as_user: self.run_as_user.or(low.run_as_user),
+            run_as_group: self.run_as_group.or(low.run_as_group),
+            fs_group: self.fs_group.or(low.fs_group),
+            read_only_root_filesystem: self
+                .read_only_root_filesystem
+                .or(low.read_only_root_filesystem),
         }
     }
 }
@@ -161,6 +172,8 @@ pub struct DataLayer {
     /// Size of the claim nb2pipe emits for `pvc://`.
     pub size: Option<String>,
     pub storage_class: Option<String>,
+    /// `ReadWriteMany` (default), `ReadWriteOnce` or `ReadWriteOncePod`.
+    pub access_mode: Option<String>,
     /// Where the claim is mounted in every task.
     pub mount_path: Option<String>,
     /// S3-compatible endpoint (MinIO, Ceph...).
@@ -175,6 +188,7 @@ impl DataLayer {
         DataLayer {
             url: self.url.clone().or_else(|| low.url.clone()),
             size: self.size.clone().or_else(|| low.size.clone()),
+            access_mode: self.access_mode.clone().or_else(|| low.access_mode.clone()),
             storage_class: self
                 .storage_class
                 .clone()
@@ -197,6 +211,8 @@ pub struct PipelineLayer {
     pub catchup: Option<bool>,
     pub start_date: Option<String>,
     pub max_active_runs: Option<u32>,
+    /// How long a pod may take to start (`10m`, or seconds).
+    pub startup_timeout: Option<Duration>,
     pub namespace: Option<String>,
     pub registry: Option<String>,
     pub base_image: Option<String>,
@@ -250,6 +266,10 @@ impl PipelineLayer {
             catchup: self.catchup.or(low.catchup),
             start_date: self.start_date.clone().or_else(|| low.start_date.clone()),
             max_active_runs: self.max_active_runs.or(low.max_active_runs),
+            startup_timeout: self
+                .startup_timeout
+                .clone()
+                .or_else(|| low.startup_timeout.clone()),
             namespace: self.namespace.clone().or_else(|| low.namespace.clone()),
             registry: self.registry.clone().or_else(|| low.registry.clone()),
             base_image: self.base_image.clone().or_else(|| low.base_image.clone()),

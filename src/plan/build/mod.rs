@@ -1,0 +1,202 @@
+//! Notebook + facts + settings → [`Plan`]. Every decision is made in this module, one
+//! file per kind of decision: which cells form which task (tasks.rs), parameters and
+//! preludes (prelude.rs), data flow (flow.rs), edges and their checks (edges.rs),
+//! settings precedence and checks (layers.rs), task code and requirements (code.rs),
+//! images (images.rs). This file only runs them in order.
+
+mod cluster;
+mod code;
+mod edges;
+mod flow;
+mod images;
+mod layers;
+mod prelude;
+mod tasks;
+
+use std::collections::BTreeSet;
+
+use super::settings::PipelineLayer;
+use super::values::k8s_name;
+use super::*;
+use crate::analysis::CellFacts;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::notebook::Notebook;
+
+pub use layers::check_schedule;
+
+use edges::Edges;
+use flow::Flow;
+use prelude::PreludeStmt;
+use tasks::TaskDraft;
+
+/// What the plan is built from.
+pub struct BuildInput<'a> {
+    pub notebook: &'a Notebook,
+    /// `nb2pipe.toml` / `[tool.nb2pipe]`.
+    pub project: Option<&'a PipelineLayer>,
+    /// Command-line settings.
+    pub cli: PipelineLayer,
+    pub profile: Option<String>,
+    /// `--python`: the interpreter (or venv folder) of the environment the notebook ran in.
+    pub python_env: Option<std::path::PathBuf>,
+}
+
+/// The plan, and every diagnostic found on the way (the plan is best effort when
+/// there are errors, so `inspect` can still show it).
+pub struct Built {
+    pub plan: Plan,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The notebook cut into tasks, with its data flow: what each task's own decisions read.
+struct Drafted<'a> {
+    nb: &'a Notebook,
+    merged: &'a PipelineLayer,
+    facts: &'a [Option<CellFacts>],
+    drafts: &'a [TaskDraft],
+    prelude: &'a [PreludeStmt],
+    /// Per task, the prelude statements it runs (indices into `prelude`).
+    preludes: &'a [Vec<usize>],
+    flow: &'a Flow,
+    edges: &'a Edges,
+}
+
+pub fn build(input: BuildInput<'_>) -> Built {
+    let nb = input.notebook;
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let merged = layers::merged_pipeline_layer(&input, &mut diags);
+    let facts = code::analyse_cells(nb, &mut diags);
+    let (drafts, roles) = tasks::draft_tasks(nb, &merged, &facts, &mut diags);
+
+    let (mut parameters, prelude) = prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
+    let param_names: BTreeSet<String> = parameters.iter().map(|p| p.name.clone()).collect();
+    let (flow, preludes) =
+        flow::flow_with_preludes(nb, &facts, &drafts, &roles, &param_names, &prelude);
+    flow::report_undefined(nb, &flow, &mut diags);
+
+    let edges = edges::task_edges(nb, &drafts, &flow, &mut diags);
+    edges::report_cycle(nb, &drafts, &edges, &mut diags);
+    edges::report_unserialisable(nb, &facts, &drafts, &edges, &mut diags);
+    tasks::report_k8s_name_clashes(nb, &drafts, &mut diags);
+
+    let pipeline = layers::pipeline_name(nb, &merged, &mut diags);
+    let python = layers::python_version(nb, &merged);
+    let settings = layers::pipeline_settings(
+        &merged,
+        &pipeline,
+        &python,
+        input.profile,
+        &nb.path,
+        &mut diags,
+    );
+
+    let cx = Drafted {
+        nb,
+        merged: &merged,
+        facts: &facts,
+        drafts: &drafts,
+        prelude: &prelude,
+        preludes: &preludes,
+        flow: &flow,
+        edges: &edges,
+    };
+    // Requirements of every task first: a consumer's depend on its producers'.
+    let mut task_deps =
+        code::resolve_requirements(&cx, &python, input.python_env.as_deref(), &mut diags)
+            .into_iter();
+    let mut tasks: Vec<Task> = Vec::new();
+    for t in 0..drafts.len() {
+        let deps = task_deps.next().unwrap_or_default();
+        let task = plan_task(&cx, t, &pipeline, &python, &settings, deps, &mut diags);
+        tasks.push(task);
+    }
+
+    let edges = edges::plan_edges(&drafts, edges);
+    parameters.sort_by_key(|p| (p.cell, p.line));
+    let mut settings = settings;
+    cluster::decide(&mut settings, &tasks, &edges, &nb.path, &mut diags);
+    crate::diagnostics::sort(&mut diags);
+    diags.dedup();
+    let notebook = nb
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Built {
+        plan: Plan {
+            format: PLAN_FORMAT,
+            pipeline,
+            notebook,
+            python,
+            settings,
+            parameters,
+            tasks,
+            edges,
+        },
+        diagnostics: diags,
+    }
+}
+
+/// Task `t` of the plan, from its draft and the decisions made about it.
+fn plan_task(
+    cx: &Drafted<'_>,
+    t: usize,
+    pipeline: &str,
+    python: &str,
+    settings: &PipelineSettings,
+    deps: crate::deps::TaskDeps,
+    diags: &mut Vec<Diagnostic>,
+) -> Task {
+    let d = &cx.drafts[t];
+    let layer = layers::resolve_task_layer(cx.merged, &d.name, d);
+    let first_line = cx.nb.cells[d.first_cell].first_line();
+    let ts = layers::task_settings(&layer, &cx.nb.path, d.first_cell, first_line, diags);
+    let inputs = flow::task_inputs(cx.flow, cx.drafts, t);
+    let outputs = edges::task_outputs(cx.edges, t);
+    let code = code::task_chunks(d, cx.facts, cx.prelude, &cx.preludes[t]);
+    let imports = code::task_imports(d, cx.facts, cx.prelude, &cx.preludes[t]);
+    let requirements = deps.requirements;
+    let prelude_refs = prelude::prelude_refs(cx.facts, cx.prelude, &cx.preludes[t]);
+    let image = images::task_image(
+        layer.image.as_ref(),
+        pipeline,
+        &d.name,
+        settings.registry.as_deref(),
+        images::ImageContent {
+            base: &settings.base_image,
+            python,
+            requirements: &requirements,
+            code: &code,
+            inputs: &inputs,
+            outputs: &outputs,
+            params: &cx.flow.params[t],
+        },
+    );
+    Task {
+        name: d.name.clone(),
+        k8s_name: k8s_name(&d.name),
+        cells: d.cells.clone(),
+        inputs,
+        outputs,
+        parameters: cx.flow.params[t].iter().cloned().collect(),
+        prelude: prelude_refs,
+        imports: imports
+            .into_iter()
+            .map(|i| i.module)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        requirements,
+        optional_requirements: deps.optional,
+        local_modules: deps.local_modules,
+        metrics: d.metrics,
+        settings: ts,
+        image,
+        code,
+    }
+}
+
+/// A diagnostic pointing at cell `cell` of the notebook.
+fn diag_at(nb: &Notebook, code: Code, cell: usize, msg: String) -> Diagnostic {
+    Diagnostic::new(code, &nb.path, msg).at_cell(cell, nb.cells[cell].first_line())
+}

@@ -1,0 +1,141 @@
+//! Role cells: which statements become pipeline parameters, and which prelude
+//! statements (imports, functions, non-literal parameters) each task runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::diag_at;
+use crate::analysis::{self, CellFacts};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::notebook::Notebook;
+use crate::plan::tags::Role;
+use crate::plan::{Parameter, StmtRef};
+
+/// A statement of a role cell that tasks may run before their own code.
+pub(super) struct PreludeStmt {
+    pub(super) cell: usize,
+    pub(super) idx: usize,
+    pub(super) binds: BTreeSet<String>,
+    pub(super) reads: BTreeSet<String>,
+}
+
+/// `name = <literal>` in a `parameters` cell is a parameter (the latest one of a name
+/// wins); every other statement of a role cell is prelude.
+pub(super) fn parameters_and_prelude(
+    nb: &Notebook,
+    facts: &[Option<CellFacts>],
+    roles: &BTreeMap<usize, Role>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Parameter>, Vec<PreludeStmt>) {
+    let mut parameters: Vec<Parameter> = Vec::new();
+    let mut prelude: Vec<PreludeStmt> = Vec::new();
+    let mut param_stmt: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for (&cell, &role) in roles {
+        let Some(f) = &facts[cell] else { continue };
+        if role == Role::Parameters {
+            for (idx, lit) in analysis::literal_assignments(&f.python)
+                .into_iter()
+                .enumerate()
+            {
+                let Some(stmt) = f.stmts.get(idx) else {
+                    continue;
+                };
+                match lit {
+                    Some((name, value)) => {
+                        param_stmt.insert((cell, idx));
+                        parameters.retain(|p| p.name != name);
+                        parameters.push(Parameter {
+                            ty: analysis::type_name(&value).into(),
+                            name,
+                            default: value,
+                            cell,
+                            line: stmt.line,
+                        });
+                    }
+                    None => diags.push(
+                        diag_at(nb, Code::NonLiteralParameter, cell, "this statement in a `parameters` cell is not `name = <literal>`, so it cannot be a pipeline parameter".into())
+                            .at_line(stmt.line, None)
+                            .with_help("it runs as ordinary code in the tasks that need what it binds"),
+                    ),
+                }
+            }
+        }
+        for (idx, stmt) in f.stmts.iter().enumerate() {
+            if !param_stmt.contains(&(cell, idx)) {
+                prelude.push(PreludeStmt {
+                    cell,
+                    idx,
+                    binds: stmt.binds.clone(),
+                    reads: stmt.reads.clone(),
+                });
+            }
+        }
+    }
+    (parameters, prelude)
+}
+
+/// The prelude statements a task needs (indices into `prelude`, in notebook order), and
+/// the names those statements read that the prelude itself does not bind.
+pub(super) fn select_prelude(
+    prelude: &[PreludeStmt],
+    needed: &BTreeSet<String>,
+) -> (Vec<usize>, BTreeSet<String>) {
+    let mut needed = needed.clone();
+    let mut included = vec![false; prelude.len()];
+    loop {
+        let mut changed = false;
+        for (i, s) in prelude.iter().enumerate() {
+            if !included[i] && s.binds.iter().any(|b| needed.contains(b)) {
+                included[i] = true;
+                needed.extend(s.reads.iter().cloned());
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let bound: BTreeSet<&String> = prelude
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| included[*i])
+        .flat_map(|(_, s)| s.binds.iter())
+        .collect();
+    // Statements that bind nothing (`warnings.filterwarnings(...)`, `np.random.seed(0)`)
+    // run when everything they read is there.
+    for (i, s) in prelude.iter().enumerate() {
+        if !included[i] && s.binds.is_empty() && s.reads.iter().all(|r| bound.contains(r)) {
+            included[i] = true;
+        }
+    }
+    let all_bound: BTreeSet<&String> = prelude.iter().flat_map(|s| s.binds.iter()).collect();
+    let outside: BTreeSet<String> = prelude
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| included[*i])
+        .flat_map(|(_, s)| s.reads.iter())
+        .filter(|r| !all_bound.contains(r))
+        .cloned()
+        .collect();
+    (
+        (0..prelude.len()).filter(|&i| included[i]).collect(),
+        outside,
+    )
+}
+
+/// Where each included prelude statement is, for the plan.
+pub(super) fn prelude_refs(
+    facts: &[Option<CellFacts>],
+    prelude: &[PreludeStmt],
+    included: &[usize],
+) -> Vec<StmtRef> {
+    included
+        .iter()
+        .map(|&i| StmtRef {
+            cell: prelude[i].cell,
+            line: facts[prelude[i].cell]
+                .as_ref()
+                .map(|f| f.stmts[prelude[i].idx].line)
+                .unwrap_or(1),
+        })
+        .collect()
+}
