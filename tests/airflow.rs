@@ -4,6 +4,8 @@
 
 mod common;
 
+use nb2pipe::rehearse::engines;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -442,8 +444,89 @@ fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
             strs(&c["command"]) == ["python", "/app/main.py"],
             format!("{name}: command {}", c["command"]),
         );
+        // The pod the rehearsal runs is the pod Airflow creates.
+        let typed: nb2pipe::plan::Plan = serde_json::from_value(plan.clone()).unwrap();
+        let task = typed.task(name).unwrap();
+        let (emitted, _) = engines::emitted_pod(engines::Target::Airflow, &typed, task);
+        let run = engines::EngineRun {
+            run_id: "r1".into(),
+            params: typed
+                .parameters
+                .iter()
+                .map(|p| (p.name.clone(), p.default.clone()))
+                .collect(),
+        };
+        let ours = engines::substitute(engines::Target::Airflow, task, &emitted, &run).unwrap();
+        let (a, b) = (
+            comparable_pod(&serde_json::to_value(&ours).unwrap()),
+            comparable_pod(pod),
+        );
+        check(
+            a == b,
+            format!(
+                "{name}: the rehearsal's pod differs from Airflow's:\nrehearsal {}\nairflow   {}",
+                serde_json::to_string(&a).unwrap(),
+                serde_json::to_string(&b).unwrap()
+            ),
+        );
     }
     errs
+}
+
+/// A pod without what only Airflow adds (its own labels, the pod name's random
+/// suffix, empty fields), env in name order (the kubelet sees no difference: every
+/// value nb2pipe writes is `$`-escaped, so order does not change expansion).
+fn comparable_pod(pod: &Value) -> Value {
+    fn prune(v: &Value) -> Option<Value> {
+        match v {
+            Value::Null => None,
+            Value::Array(a) if a.is_empty() => None,
+            Value::Object(o) if o.is_empty() => None,
+            Value::Array(a) => Some(Value::Array(a.iter().filter_map(prune).collect())),
+            Value::Object(o) => {
+                let m: serde_json::Map<String, Value> = o
+                    .iter()
+                    .filter_map(|(k, x)| prune(x).map(|x| (k.clone(), x)))
+                    .collect();
+                (!m.is_empty()).then_some(Value::Object(m))
+            }
+            x => Some(x.clone()),
+        }
+    }
+    let mut p = pod.clone();
+    if let Some(m) = p["metadata"].as_object_mut() {
+        m.remove("name");
+        m.remove("generateName");
+        if let Some(l) = m.get_mut("labels").and_then(Value::as_object_mut) {
+            for k in [
+                "airflow_version",
+                "dag_id",
+                "task_id",
+                "run_id",
+                "kubernetes_pod_operator",
+                "try_number",
+                "airflow_kpo_in_cluster",
+                "map_index",
+            ] {
+                l.remove(k);
+            }
+        }
+    }
+    // Fields the API server would fill in with these values anyway.
+    if let Some(spec) = p["spec"].as_object_mut() {
+        if spec.get("hostNetwork") == Some(&Value::Bool(false)) {
+            spec.remove("hostNetwork");
+        }
+    }
+    if let Some(c) = p["spec"]["containers"][0].as_object_mut() {
+        if c.get("terminationMessagePolicy").and_then(Value::as_str) == Some("File") {
+            c.remove("terminationMessagePolicy");
+        }
+    }
+    if let Some(env) = p["spec"]["containers"][0]["env"].as_array_mut() {
+        env.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    }
+    prune(&p).unwrap_or(Value::Null)
 }
 
 fn check_all(var: &str, version: &str) {

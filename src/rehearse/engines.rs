@@ -113,8 +113,10 @@ fn replace_strings(
                     *s = s.replace(from.as_str(), to);
                 }
             }
+            // Airflow's user values stay raw in the typed pod (the DAG wraps them so
+            // Jinja renders them unchanged); only nb2pipe's own expressions are Jinja.
             let left = match target {
-                Target::Airflow => s.contains("{{"),
+                Target::Airflow => false,
             };
             if left {
                 bail!(
@@ -138,25 +140,97 @@ fn replace_strings(
     Ok(())
 }
 
-/// Jinja's `tojson` filter: sorted keys, and `<`, `>`, `&`, `'` as `\u` escapes.
+/// Jinja's `tojson` filter: Python's `json.dumps(v, sort_keys=True)` (`", "` and
+/// `": "` separators, non-ASCII as `\u` escapes), then `<`, `>`, `&`, `'` escaped.
 pub fn jinja_tojson(v: &BTreeMap<String, serde_json::Value>) -> String {
-    let text = serde_json::to_string(&sorted(&serde_json::to_value(v).unwrap_or_default()))
-        .unwrap_or_default();
-    text.replace('<', "\\u003c")
+    let mut out = String::new();
+    py_dumps(&serde_json::to_value(v).unwrap_or_default(), &mut out);
+    out.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
         .replace('\'', "\\u0027")
 }
 
-fn sorted(v: &serde_json::Value) -> serde_json::Value {
+fn py_dumps(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
     match v {
-        serde_json::Value::Object(o) => {
-            let m: BTreeMap<&String, serde_json::Value> =
-                o.iter().map(|(k, x)| (k, sorted(x))).collect();
-            serde_json::Value::Object(m.into_iter().map(|(k, x)| (k.clone(), x)).collect())
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (None, Some(u), _) => out.push_str(&u.to_string()),
+            (_, _, Some(f)) => out.push_str(&py_float(f)),
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\u{c}' => out.push_str("\\f"),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut buf = [0u16; 2];
+                        for u in c.encode_utf16(&mut buf) {
+                            out.push_str(&format!("\\u{u:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
         }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
-        x => x.clone(),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_dumps(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            let sorted: BTreeMap<&String, &Value> = o.iter().collect();
+            out.push('{');
+            for (i, (k, x)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_dumps(&Value::String(k.clone()), out);
+                out.push_str(": ");
+                py_dumps(x, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr(float)`: the shortest digits, fixed notation for exponents from
+/// -4 to 15, else `d.ddde+XX`.
+fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let sci = format!("{f:e}"); // shortest digits: `-1.5e-7`
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..16).contains(&exp) {
+        let fixed = format!("{f}");
+        if fixed.contains('.') {
+            fixed
+        } else {
+            fixed + ".0"
+        }
+    } else {
+        format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     }
 }
 
@@ -187,9 +261,13 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert("b".to_string(), serde_json::json!("it's <x> & y"));
         m.insert("a".to_string(), serde_json::json!({"z": 1, "y": [2]}));
+        m.insert(
+            "c".to_string(),
+            serde_json::json!([0.25, 1e20, 1e-7, 3.0, "é€😀"]),
+        );
         assert_eq!(
             jinja_tojson(&m),
-            r#"{"a":{"y":[2],"z":1},"b":"it\u0027s \u003cx\u003e \u0026 y"}"#
+            r#"{"a": {"y": [2], "z": 1}, "b": "it\u0027s \u003cx\u003e \u0026 y", "c": [0.25, 1e+20, 1e-07, 3.0, "\u00e9\u20ac\ud83d\ude00"]}"#
         );
     }
 
