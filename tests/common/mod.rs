@@ -4,6 +4,8 @@
 //! it never skips).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod split;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -46,7 +46,8 @@ pub(super) fn flow_with_preludes(
     let mut flow = data_flow(nb, facts, drafts, roles, param_names, prelude, &extra);
     let mut preludes: Vec<Vec<usize>> = Vec::new();
     for (t, needed) in flow.prelude_names.iter().enumerate() {
-        let (included, reads) = select_prelude(prelude, needed);
+        let last = drafts[t].cells.iter().max().copied().unwrap_or(0);
+        let (included, reads) = select_prelude(prelude, needed, last);
         extra[t] = reads;
         preludes.push(included);
     }

@@ -16,6 +16,7 @@ pub(super) struct PreludeStmt {
     pub(super) idx: usize,
     pub(super) binds: BTreeSet<String>,
     pub(super) reads: BTreeSet<String>,
+    pub(super) is_import: bool,
 }
 
 /// `name = <literal>` in a `parameters` cell is a parameter (the latest one of a name
@@ -66,6 +67,7 @@ pub(super) fn parameters_and_prelude(
                     idx,
                     binds: stmt.binds.clone(),
                     reads: stmt.reads.clone(),
+                    is_import: stmt.is_import,
                 });
             }
         }
@@ -74,13 +76,20 @@ pub(super) fn parameters_and_prelude(
 }
 
 /// The prelude statements a task needs (indices into `prelude`, in notebook order), and
-/// the names those statements read that the prelude itself does not bind.
+/// the names those statements read that the prelude itself does not bind. Every import
+/// of a role cell before the task's last cell runs, used or not, as in the one kernel:
+/// imports register pandas accessors, styles and warning filters, and libraries look
+/// for each other (`load_iris(as_frame=True)` needs pandas imported nowhere in the task).
 pub(super) fn select_prelude(
     prelude: &[PreludeStmt],
     needed: &BTreeSet<String>,
+    before_cell: usize,
 ) -> (Vec<usize>, BTreeSet<String>) {
     let mut needed = needed.clone();
-    let mut included = vec![false; prelude.len()];
+    let mut included: Vec<bool> = prelude
+        .iter()
+        .map(|s| s.is_import && s.cell < before_cell)
+        .collect();
     loop {
         let mut changed = false;
         for (i, s) in prelude.iter().enumerate() {
