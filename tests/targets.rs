@@ -26,6 +26,9 @@ const LIMITS: &[(&str, &str, &str)] = &[
     ("pool", "kfp", "not expressible; NB302 warning"),
     ("cache", "argo", "no result cache without memoization (needs a ConfigMap and key): every run runs every task"),
     ("cache", "tekton", "no result cache: every run runs every task"),
+    ("cache", "kfp", "off for every task: KFP's cache keys on image, args and parameters, not on the data in the store"),
+    ("securityContext (pod)", "kfp", "KFP's platform spec has no pod securityContext (fsGroup): NB302 warning when the data store is a claim"),
+    ("securityContext (container)", "kfp", "runAsUser, runAsGroup, runAsNonRoot only (KFP's backend adds the rest of the restricted profile)"),
     ("retry delay", "tekton", "Tekton retries at once; NB302 warning"),
     ("schedule", "tekton", "no schedules in Tekton (a CronJob or Triggers creates PipelineRuns); NB302 warning"),
     ("schedule", "kfp", "recurring runs are made through the KFP API, not the spec; NB302 warning"),
@@ -79,9 +82,68 @@ fn arr(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
-/// Kubernetes expands `$(VAR)` and `$$` in env values; undo the `$$` escaping.
+/// What the kubelet makes of an env value, command or arg (Kubernetes'
+/// third_party/forked/golang/expansion): `$$` is `$`, `$(VAR)` is VAR's value when VAR
+/// is defined (earlier in env), else kept as written; any other `$` is kept.
+fn kubelet(v: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(a) = after.strip_prefix('$') {
+            out.push('$');
+            rest = a;
+        } else if let Some(a) = after.strip_prefix('(') {
+            match a.find(')') {
+                Some(j) => {
+                    let name = &a[..j];
+                    match env.get(name) {
+                        Some(x) => out.push_str(x),
+                        None => out.push_str(&format!("$({name})")),
+                    }
+                    rest = &a[j + 1..];
+                }
+                None => {
+                    out.push_str("$(");
+                    rest = a;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn unescape_env(v: &str) -> String {
-    v.replace("$$", "$")
+    kubelet(v, &BTreeMap::new())
+}
+
+/// The plan's task (with its settings) as the library reads it.
+fn lib_task(plan: &Value, k8s_name: &str) -> nb2pipe::plan::Task {
+    serde_json::from_value(plan_task(plan, k8s_name).clone()).expect("a plan task")
+}
+
+/// The securityContexts crate::pod gives the task (what every target must carry).
+fn expected_security(plan: &Value, k8s_name: &str) -> (Value, Value) {
+    let t = lib_task(plan, k8s_name);
+    let s = &t.settings.security;
+    (
+        serde_json::to_value(nb2pipe::pod::security::pod_context(s)).unwrap(),
+        serde_json::to_value(nb2pipe::pod::security::container_context(s)).unwrap(),
+    )
+}
+
+fn security_obs(o: &mut Obs, pod: &Value, container: &Value) {
+    if !pod.is_null() {
+        o.insert("securityContext (pod)".into(), pod.clone());
+    }
+    if !container.is_null() {
+        o.insert("securityContext (container)".into(), container.clone());
+    }
 }
 
 /// One setting's value for one task (or the pipeline), as comparable JSON.
@@ -166,9 +228,13 @@ fn expected_task(plan: &Value, t: &Value) -> Obs {
     if s["pool"].is_string() {
         o.insert("pool".into(), s["pool"].clone());
     }
-    if s["cache"] == json!(false) {
-        o.insert("cache".into(), json!(false));
+    o.insert("cache".into(), s["cache"].clone());
+    if t["metrics"] == json!(true) {
+        o.insert("metrics".into(), json!(true));
     }
+    let (pod, container) = expected_security(plan, t["k8s_name"].as_str().unwrap());
+    o.insert("securityContext (pod)".into(), pod);
+    o.insert("securityContext (container)".into(), container);
     o.insert("image".into(), t["image"]["reference"].clone());
     o.insert("image pull policy".into(), s["image_pull_policy"].clone());
     let params: BTreeSet<String> = arr(&t["parameters"])
@@ -178,7 +244,6 @@ fn expected_task(plan: &Value, t: &Value) -> Obs {
     if !params.is_empty() {
         o.insert("parameters (per task)".into(), json!(params));
     }
-    let _ = plan;
     o
 }
 
@@ -254,11 +319,37 @@ fn expected_pipeline(plan: &Value) -> Obs {
 }
 
 /// Settings observed in a container (Argo container, Tekton step) and its volumes.
+/// Argo's substitution of a task's parameter into its env value, for a run with the
+/// defaults: `{{inputs.parameters.x}}` is the value, the expression nb2pipe writes is
+/// the value with every `$` doubled; anything else is not a form nb2pipe writes.
+fn argo_subst(v: &str, defaults: &BTreeMap<String, String>) -> String {
+    for (name, d) in defaults {
+        if v == format!("{{{{inputs.parameters.{name}}}}}") {
+            return d.clone();
+        }
+        if v == nb2pipe::emit::argo::param_expr(name) {
+            return d.replace('$', "$$");
+        }
+    }
+    assert!(!v.contains("inputs.parameters"), "unknown Argo form {v}");
+    v.to_string()
+}
+
+/// Tekton's substitution of `$(params.x)` (the task's params are the pipeline's).
+fn tekton_subst(v: &str, defaults: &BTreeMap<String, String>) -> String {
+    let mut v = v.to_string();
+    for (name, d) in defaults {
+        v = v.replace(&format!("$(params.{name})"), d);
+    }
+    v
+}
+
 fn observe_container(
     c: &Value,
     volumes: &[Value],
     resources: &Value,
     plan: &Value,
+    subst: &dyn Fn(&str) -> String,
 ) -> (Obs, BTreeMap<String, String>) {
     let mut o = Obs::new();
     let data_secret = plan["settings"]["data"]["secret"].as_str();
@@ -290,7 +381,9 @@ fn observe_container(
                 r["key"].as_str().unwrap()
             ));
         } else {
-            env.insert(name, unescape_env(e["value"].as_str().unwrap_or_default()));
+            // The engine substitutes first, then the kubelet expands what came before.
+            let v = kubelet(&subst(e["value"].as_str().unwrap_or_default()), &env);
+            env.insert(name, v);
         }
     }
     let mut all = BTreeSet::new();
@@ -437,6 +530,17 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
             .and_then(Value::as_str)
             .map(str::to_string)
     });
+    // The defaults as written, and as they arrive in the tasks that read them.
+    let defaults: BTreeMap<String, String> = arr(&spec["arguments"]["parameters"])
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut arrived = defaults.clone();
     for dt in arr(&dag["dag"]["tasks"]) {
         let name = dt["name"].as_str().unwrap().to_string();
         o.task_set.insert(name.clone());
@@ -450,7 +554,31 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
             .expect("task template");
         let c = &t["container"];
         let pt = plan_task(plan, &name);
-        let (mut obs, env) = observe_container(c, &arr(&t["volumes"]), &c["resources"], plan);
+        let (mut obs, env) =
+            observe_container(c, &arr(&t["volumes"]), &c["resources"], plan, &|v| {
+                argo_subst(v, &defaults)
+            });
+        security_obs(&mut obs, &t["securityContext"], &c["securityContext"]);
+        let metrics = arr(&t["outputs"]["parameters"]).iter().any(|p| {
+            p["name"] == "metrics"
+                && Some(&p["valueFrom"]["path"])
+                    == arr(&c["env"])
+                        .iter()
+                        .find(|e| e["name"] == "NB2PIPE_METRICS_FILE")
+                        .map(|e| &e["value"])
+        });
+        if metrics {
+            obs.insert("metrics".into(), json!(true));
+        }
+        for p in arr(&pt["parameters"]) {
+            let p = p.as_str().unwrap();
+            let v = arr(&c["env"])
+                .into_iter()
+                .find(|e| e["name"] == json!(format!("NB2PIPE_PARAM_{p}")))
+                .unwrap();
+            assert_eq!(v["value"], json!(nb2pipe::emit::argo::param_expr(p)));
+            arrived.insert(p.to_string(), env[&format!("NB2PIPE_PARAM_{p}")].clone());
+        }
         user_env(&mut obs, &env, pt);
         user_labels(
             &mut obs,
@@ -508,18 +636,9 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
     } else if plan["settings"]["schedule"] == "@once" {
         o.pipeline.insert("schedule".into(), Value::Null);
     }
-    let params: BTreeMap<String, String> = arr(&spec["arguments"]["parameters"])
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_string(),
-                p["value"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    if !params.is_empty() {
+    if !arrived.is_empty() {
         o.pipeline
-            .insert("parameters (defaults)".into(), json!(params));
+            .insert("parameters (defaults)".into(), json!(arrived));
     }
     o.pipeline
         .insert("namespace".into(), doc["metadata"]["namespace"].clone());
@@ -527,7 +646,30 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
 }
 
 fn observe_tekton(plan: &Value, file: &Path) -> Observed {
-    let docs = yaml_docs(file);
+    let run_file = file.with_file_name(format!(
+        "{}-run.yaml",
+        file.file_stem().unwrap().to_string_lossy()
+    ));
+    let defs = yaml_docs(file);
+    let runs = yaml_docs(&run_file);
+    // Tasks and the Pipeline are applied, the PipelineRun created: separate files.
+    assert!(
+        defs.iter()
+            .all(|d| d["kind"] == "Task" || d["kind"] == "Pipeline"),
+        "{}",
+        file.display()
+    );
+    assert!(
+        runs.iter().all(|d| d["kind"] == "PipelineRun"),
+        "{}",
+        run_file.display()
+    );
+    let docs: Vec<Value> = defs.into_iter().chain(runs).collect();
+    // No workspaces: Tekton's affinity assistant would pin every TaskRun sharing the
+    // claim to one node, whatever the tasks' node selectors and affinity say.
+    for d in &docs {
+        assert!(!d.to_string().contains("\"workspaces\""), "{d}");
+    }
     let kind = |k: &str| {
         docs.iter()
             .filter(|d| d["kind"] == k)
@@ -543,11 +685,20 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
         task_set: BTreeSet::new(),
         edges: BTreeSet::new(),
     };
-    let claim = arr(&run["spec"]["workspaces"]).iter().find_map(|w| {
-        w.pointer("/persistentVolumeClaim/claimName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    let defaults: BTreeMap<String, String> = arr(&pipeline["spec"]["params"])
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["default"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // Parameters no task reads arrive nowhere; the kubelet's escape still applies.
+    let mut arrived: BTreeMap<String, String> = defaults
+        .iter()
+        .map(|(k, v)| (k.clone(), unescape_env(v)))
+        .collect();
     for pt_ in arr(&pipeline["spec"]["tasks"]) {
         let name = pt_["name"].as_str().unwrap().to_string();
         o.task_set.insert(name.clone());
@@ -568,7 +719,21 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
             &arr(&task["spec"]["volumes"]),
             &step["computeResources"],
             plan,
+            &|v| tekton_subst(v, &defaults),
         );
+        for p in arr(&pt["parameters"]) {
+            let p = p.as_str().unwrap();
+            arrived.insert(p.to_string(), env[&format!("NB2PIPE_PARAM_{p}")].clone());
+        }
+        let metrics = arr(&task["spec"]["results"])
+            .iter()
+            .any(|r| r["name"] == "metrics")
+            && arr(&step["env"]).iter().any(|e| {
+                e["name"] == "NB2PIPE_METRICS_FILE" && e["value"] == "$(results.metrics.path)"
+            });
+        if metrics {
+            obs.insert("metrics".into(), json!(true));
+        }
         user_env(&mut obs, &env, pt);
         let trs = arr(&run["spec"]["taskRunSpecs"])
             .into_iter()
@@ -595,9 +760,16 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
                 json!(x.trim_end_matches('s').parse::<u64>().unwrap()),
             );
         }
-        let mount = arr(&task["spec"]["workspaces"])
+        security_obs(&mut obs, &pod["securityContext"], &step["securityContext"]);
+        let claim = arr(&task["spec"]["volumes"]).iter().find_map(|v| {
+            v.pointer("/persistentVolumeClaim/claimName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let mount = arr(&step["volumeMounts"])
             .iter()
-            .find_map(|w| w["mountPath"].as_str().map(str::to_string));
+            .find(|m| m["name"] == "nb2pipe-data")
+            .map(|m| m["mountPath"].as_str().unwrap().to_string());
         let (k, v) = data_obs(&env, step, None, claim.as_deref().zip(mount.as_deref()));
         o.pipeline.insert(k, v);
         o.tasks.insert(name, obs);
@@ -635,9 +807,9 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
         })
         .collect();
     assert_eq!(params, run_params, "the PipelineRun passes every parameter");
-    if !params.is_empty() {
+    if !arrived.is_empty() {
         o.pipeline
-            .insert("parameters (defaults)".into(), json!(params));
+            .insert("parameters (defaults)".into(), json!(arrived));
     }
     o.pipeline.insert(
         "namespace".into(),
@@ -740,6 +912,7 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
         edges: BTreeSet::new(),
     };
     let data_secret = plan["settings"]["data"]["secret"].as_str();
+    let mut kfp_env = Vec::new();
     for (name, dt) in spec["root"]["dag"]["tasks"].as_object().unwrap() {
         o.task_set.insert(name.clone());
         for d in arr(&dt["dependentTasks"]) {
@@ -779,15 +952,14 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
             let (r, l) = with_default_requests(BTreeMap::new(), m);
             obs.insert("resources: gpu".into(), json!({"requests": r, "limits": l}));
         }
-        let mut env: BTreeMap<String, String> = arr(&c["env"])
-            .iter()
-            .map(|e| {
-                (
-                    e["name"].as_str().unwrap().to_string(),
-                    unescape_env(e["value"].as_str().unwrap()),
-                )
-            })
-            .collect();
+        let mut env = BTreeMap::new();
+        for e in arr(&c["env"]) {
+            let v = kubelet(e["value"].as_str().unwrap(), &env);
+            env.insert(e["name"].as_str().unwrap().to_string(), v);
+        }
+        // The kubelet expands the pod's args with the whole env: KFP's launcher gets
+        // the inputs (defaults included) in its `--executor_input` arg.
+        kfp_env.push(env.clone());
         // The launcher's args are NAME, VALUE pairs that become env vars.
         let args = arr(&c["args"]);
         assert_eq!(c["command"][0], "python");
@@ -867,8 +1039,19 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
         if let Some(x) = cfg["activeDeadlineSeconds"].as_str() {
             obs.insert("timeout".into(), json!(x.parse::<u64>().unwrap()));
         }
-        if dt["cachingOptions"]["enableCache"] == json!(false) {
-            obs.insert("cache".into(), json!(false));
+        obs.insert("cache".into(), dt["cachingOptions"]["enableCache"].clone());
+        if let Some(sc) = cfg.get("securityContext") {
+            obs.insert("securityContext (container)".into(), sc.clone());
+        }
+        let metrics = comp["outputDefinitions"]["artifacts"]["metrics"]["artifactType"]
+            ["schemaTitle"]
+            == "system.Metrics"
+            && env.get("NB2PIPE_METRICS_FILE").map(String::as_str)
+                == Some("{{$.outputs.artifacts['metrics'].path}}")
+            && env.get("NB2PIPE_KFP_OUTPUT_FILE").map(String::as_str)
+                == Some("/tmp/kfp_outputs/output_metadata.json");
+        if metrics {
+            obs.insert("metrics".into(), json!(true));
         }
         obs.insert("image".into(), c["image"].clone());
         obs.insert("image pull policy".into(), cfg["imagePullPolicy"].clone());
@@ -906,16 +1089,16 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
         .map(|m| {
             m.iter()
                 .map(|(k, d)| {
-                    (
-                        k.clone(),
-                        match &d["defaultValue"] {
-                            Value::String(s) => s.clone(),
-                            Value::Number(n) if d["parameterType"] == "NUMBER_INTEGER" => {
-                                n.as_f64().map(|f| (f as i64).to_string()).unwrap()
-                            }
-                            v => v.to_string(),
-                        },
-                    )
+                    let text = match &d["defaultValue"] {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) if d["parameterType"] == "NUMBER_INTEGER" => {
+                            n.as_f64().map(|f| (f as i64).to_string()).unwrap()
+                        }
+                        v => v.to_string(),
+                    };
+                    // Any task's env is what the kubelet resolves `$(VAR)` with.
+                    let env = kfp_env.first().cloned().unwrap_or_default();
+                    (k.clone(), kubelet(&text, &env))
                 })
                 .collect()
         })
@@ -1090,10 +1273,20 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
                 .join(format!("{}.yaml", plan["pipeline"].as_str().unwrap()));
             match target {
                 "argo" => argo.push(file.clone()),
-                "tekton" => tekton.push(file.clone()),
+                "tekton" => {
+                    tekton.push(file.clone());
+                    tekton.push(file.with_file_name(format!(
+                        "{}-run.yaml",
+                        plan["pipeline"].as_str().unwrap()
+                    )));
+                }
                 _ => kfp.push(file.clone()),
             }
-            k8s.extend(files_in(&dir.join("k8s")));
+            k8s.extend(
+                files_in(&dir.join("k8s"))
+                    .into_iter()
+                    .filter(|f| f.extension().is_some_and(|e| e == "yaml")),
+            );
             converted.push((target, plan, file));
         }
         observed.push((fixture, converted));
@@ -1194,7 +1387,10 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
     validate(
         &py("VALIDATE"),
         "validate_tekton.py",
-        &[files["tekton"].clone()],
+        &[
+            files["tekton"].clone(),
+            files["tekton"].with_file_name("hostile-run.yaml"),
+        ],
     );
     validate(&py("KFP"), "validate_kfp.py", &[files["kfp"].clone()]);
     let plan = common::read_json(&tmp.path().join("argo/hostile/plan.json"));
@@ -1217,6 +1413,39 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
         assert_eq!(
             obs.pipeline["parameters (defaults)"],
             json!({"word": plain}),
+            "{target}"
+        );
+    }
+
+    // `$(` is Tekton's own syntax (refused above); Argo and KFP deliver it, past the
+    // kubelet's `$(VAR)` expansion, as written.
+    let dollars = "costs $$5 $(NB2PIPE_DATA) $(HOME) $";
+    let nb = hostile_notebook(tmp.path(), "dollars", dollars);
+    for target in ["argo", "kfp"] {
+        let out = tmp.path().join(format!("d-{target}"));
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 0, "{target}: {err}");
+        let f = out.join("dollars").join(target).join("dollars.yaml");
+        let plan = common::read_json(&out.join("dollars/plan.json"));
+        let obs = match target {
+            "argo" => observe_argo(&plan, &f),
+            _ => observe_kfp(&plan, &f),
+        };
+        assert_eq!(
+            obs.tasks["echo"]["env"],
+            json!({"HOSTILE": dollars}),
+            "{target}"
+        );
+        assert_eq!(
+            obs.pipeline["parameters (defaults)"],
+            json!({"word": dollars}),
             "{target}"
         );
     }
