@@ -1486,10 +1486,13 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
     }
 }
 
-/// `--skeletons` writes every referenced Secret and ConfigMap with keys only: empty
-/// values, and an annotation where the keys cannot be known.
+/// `--skeletons` writes scripts of `kubectl create` commands under k8s/skeletons/: every
+/// referenced Secret with its known keys read from shell variables (never a value),
+/// every ConfigMap from an env file. Nothing there is an object `kubectl apply -f k8s/`
+/// would read, and `kubectl create` never replaces an existing Secret: a skeleton
+/// cannot blank real credentials.
 #[test]
-fn skeletons_hold_keys_never_values() {
+fn skeletons_hold_keys_never_values_and_cannot_blank_a_secret() {
     let tmp = common::tempdir();
     let dir = common::convert(
         &common::fixture("notebooks/settings_all.ipynb"),
@@ -1498,44 +1501,111 @@ fn skeletons_hold_keys_never_values() {
     );
     let plan = common::read_json(&dir.join("plan.json"));
     let p = plan["pipeline"].as_str().unwrap();
-    let secrets = yaml_docs(&dir.join(format!("k8s/{p}-secrets.yaml")));
-    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let ns = plan["settings"]["namespace"].as_str().unwrap();
+    // What `kubectl apply -f k8s/` reads: the claim, nothing else.
+    let applied: Vec<PathBuf> = files_in(&dir.join("k8s"))
+        .into_iter()
+        .filter(|f| f.is_file())
+        .collect();
+    assert_eq!(applied, vec![dir.join(format!("k8s/{p}-pvc.yaml"))]);
+    for f in files_in(&dir.join("k8s/skeletons")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains("kind: Secret") && !text.contains("apiVersion"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("kubectl apply") && !text.contains("kubectl replace"),
+            "{text}"
+        );
+    }
+    let secrets =
+        std::fs::read_to_string(dir.join(format!("k8s/skeletons/{p}-secrets.sh"))).unwrap();
+    let mut want: BTreeMap<String, (BTreeSet<String>, bool)> = BTreeMap::new();
     for t in arr(&plan["tasks"]) {
         for s in arr(&t["settings"]["secrets"]) {
             let e = want.entry(s["name"].as_str().unwrap().into()).or_default();
-            if let (Some(k), None) = (s["key"].as_str(), s["mount_path"].as_str()) {
-                e.insert(k.into());
+            match (s["key"].as_str(), s["mount_path"].as_str()) {
+                (Some(k), None) => {
+                    e.0.insert(k.into());
+                }
+                _ => e.1 = true,
             }
         }
     }
-    let got: BTreeMap<String, BTreeSet<String>> = secrets
-        .iter()
-        .map(|s| {
-            (
-                s["metadata"]["name"].as_str().unwrap().to_string(),
-                common::str_map(&s["stringData"]).keys().cloned().collect(),
-            )
-        })
+    // One `kubectl create secret generic` per Secret: each known key from a variable
+    // the script requires, an env file where a task takes every key.
+    let commands: Vec<&str> = secrets
+        .split("kubectl create secret generic ")
+        .skip(1)
         .collect();
-    assert_eq!(got, want);
-    for s in &secrets {
-        assert!(s.get("data").is_none());
+    assert_eq!(commands.len(), want.len(), "{secrets}");
+    for (cmd, (name, (keys, unknown))) in commands.iter().zip(&want) {
         assert!(
-            common::str_map(&s["stringData"])
-                .values()
-                .all(String::is_empty),
-            "a skeleton holds no value: {s}"
+            cmd.starts_with(&format!("{name} --namespace {ns}")),
+            "{cmd}"
         );
-        let unknown = s["metadata"]["annotations"].get("nb2pipe/keys").is_some();
-        assert_eq!(unknown, common::str_map(&s["stringData"]).is_empty(), "{s}");
+        for k in keys {
+            let var = nb2pipe::emit::k8s::skeleton_var(name, k);
+            assert!(
+                cmd.contains(&format!("--from-literal={k}=\"${{{var}:?set {var}}}\"")),
+                "{cmd}"
+            );
+        }
+        assert_eq!(cmd.matches("--from-literal=").count(), keys.len(), "{cmd}");
+        assert_eq!(
+            cmd.contains(&format!("--from-env-file={name}.env")),
+            *unknown,
+            "{cmd}"
+        );
     }
-    let cms = yaml_docs(&dir.join(format!("k8s/{p}-configmaps.yaml")));
-    assert_eq!(cms.len(), 1);
-    assert_eq!(cms[0]["metadata"]["name"], "app-config");
-    let pvc = &yaml_docs(&dir.join(format!("k8s/{p}-pvc.yaml")))[0];
-    assert_eq!(
-        pvc["spec"],
-        json!({"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}, "storageClassName": "fast"})
+    let cms =
+        std::fs::read_to_string(dir.join(format!("k8s/skeletons/{p}-configmaps.sh"))).unwrap();
+    assert!(
+        cms.contains(&format!("kubectl create configmap app-config --namespace {ns} \\\n  --from-env-file=app-config.env")),
+        "{cms}"
+    );
+    // The scripts run under sh as written: with a stand-in `kubectl` that records its
+    // arguments, a missing variable stops the script before any command.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = tmp.path().join("kubectl.log");
+    let fake = bin.join("kubectl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.join(format!("k8s/skeletons/{p}-secrets.sh"));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |vars: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&log);
+        let mut c = Command::new("sh");
+        c.arg(&script).env("PATH", &path);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let st = c.status().unwrap();
+        (
+            st.success(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    };
+    let (ok, calls) = run(&[]);
+    assert!(!ok && calls.is_empty(), "{calls}");
+    let (ok, calls) = run(&[("API_KEYS_TOKEN", "s3cr3t value")]);
+    assert!(ok, "{calls}");
+    assert!(
+        calls.contains(
+            "create secret generic api-keys --namespace ml-prod --from-literal=token=s3cr3t value"
+        ),
+        "{calls}"
     );
     // Without the flag, only the claim.
     let tmp2 = common::tempdir();
@@ -1623,4 +1693,211 @@ fn schedule_presets_are_standard_cron() {
     assert_eq!(cron("@yearly").as_deref(), Some("0 0 1 1 *"));
     assert_eq!(cron("@annually").as_deref(), Some("0 0 1 1 *"));
     assert_eq!(cron("0 6 * * 1-5").as_deref(), Some("0 6 * * 1-5"));
+}
+
+/// Runs `code` with the task runtime importable and `env` set; its stdout.
+fn runtime(code: &str, env: &[(&str, &str)]) -> String {
+    let mut c = Command::new(py("VALIDATE"));
+    c.arg("-c")
+        .arg(code)
+        .env("PYTHONPATH", common::root().join("templates/task"))
+        .env_remove("NB2PIPE_PARAMS");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A parameter's value arrives by its type: a str parameter takes the env text byte
+/// for byte (what Argo, Tekton and KFP hand over is text), other types are parsed.
+#[test]
+fn runtime_decodes_parameters_by_their_type() {
+    let code = "import json, nb2pipe_runtime as r\nv = r.parameters({'s': 'x', 'i': 1, 'f': 0.5, 'b': False, 'l': [], 'n': None})\nprint(json.dumps(v, sort_keys=True))";
+    for text in [
+        "1.10", "null", "1e3", "true", "[1, 2]", "\"q\"", " 7 ", "", "$(X) $$",
+    ] {
+        let got: Value =
+            serde_json::from_str(&runtime(code, &[("NB2PIPE_PARAM_s", text)])).unwrap();
+        assert_eq!(got["s"], json!(text), "str parameter given {text:?}");
+    }
+    let got: Value = serde_json::from_str(&runtime(
+        code,
+        &[
+            ("NB2PIPE_PARAM_i", "7"),
+            ("NB2PIPE_PARAM_f", "1e3"),
+            ("NB2PIPE_PARAM_b", "true"),
+            ("NB2PIPE_PARAM_l", "[1, \"a\"]"),
+            ("NB2PIPE_PARAM_n", "{\"k\": 1}"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        got,
+        json!({"s": "x", "i": 7, "f": 1000.0, "b": true, "l": [1, "a"], "n": {"k": 1}})
+    );
+}
+
+/// A `metrics` task's runtime writes every real number it binds (not bools,
+/// parameters or `_names`) to NB2PIPE_METRICS_FILE, and for KFP the same as the
+/// metadata of its `metrics` artifact in the executor output.
+#[test]
+fn runtime_writes_metrics_where_the_target_reads_them() {
+    let tmp = common::tempdir();
+    let (m, k) = (tmp.path().join("m.json"), tmp.path().join("kfp/out.json"));
+    let code = "import nb2pipe_runtime as r\nr._STATE['parameters'] = {'lr'}\nr._write_metrics({'accuracy': 0.9, 'n': 3, 'ok': True, 'lr': 0.1, '_x': 1.0, 'name': 'a', 'nan': float('nan'), 'xs': [1]})";
+    runtime(
+        code,
+        &[
+            ("NB2PIPE_METRICS_FILE", m.to_str().unwrap()),
+            ("NB2PIPE_KFP_OUTPUT_FILE", k.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(common::read_json(&m), json!({"accuracy": 0.9, "n": 3}));
+    assert_eq!(
+        common::read_json(&k),
+        json!({"artifacts": {"metrics": {"artifacts": [{"metadata": {"accuracy": 0.9, "n": 3}}]}}})
+    );
+    // Without the env var, nothing is written.
+    std::fs::remove_file(&m).unwrap();
+    runtime(code, &[]);
+    assert!(!m.exists());
+}
+
+/// A pipeline and a task at the 63-character limit: every name the targets derive
+/// from them (Tekton's `<pipeline>-<task>` Task, Argo's `task-<task>` template and
+/// CronWorkflow name, KFP's `comp-`/`exec-` names, generateName prefixes) fits its
+/// limit, passes the validators, and each shortening is an NB302 warning.
+#[test]
+fn long_names_are_shortened_within_the_limits() {
+    let tmp = common::tempdir();
+    let pipeline = format!("p{}", "x".repeat(62));
+    let task = format!("t{}", "y".repeat(62));
+    let nb = json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}, "language_info": {"name": "python", "version": "3.11.7"}, "nb2pipe": {"name": pipeline, "schedule": "@daily"}},
+        "cells": [
+            {"cell_type": "code", "id": "c0", "metadata": {"tags": [format!("task:{task}")]}, "source": "x = 1", "outputs": [], "execution_count": null},
+            {"cell_type": "code", "id": "c1", "metadata": {"tags": [format!("task:t{}2", "y".repeat(61))]}, "source": "print(x)", "outputs": [], "execution_count": null}
+        ]
+    });
+    let path = tmp.path().join("long.ipynb");
+    std::fs::write(&path, serde_json::to_string(&nb).unwrap()).unwrap();
+    let mut files = BTreeMap::new();
+    for target in TARGETS {
+        let out = tmp.path().join(target);
+        let (code, _, err) = common::run(&[
+            "convert",
+            path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 0, "{target}: {err}");
+        assert!(err.contains("is longer than"), "{target}: {err}");
+        assert!(!err.contains("error["), "{target}: {err}");
+        let dir = files_in(&out).pop().unwrap();
+        files.insert(target, dir.join(target));
+        let plan = common::read_json(&dir.join("plan.json"));
+        assert_eq!(plan["pipeline"], json!(pipeline));
+    }
+    let yaml = |t: &str, f: &str| files[t].join(f);
+    validate(
+        &py("VALIDATE"),
+        "validate_argo.py",
+        &[yaml("argo", &format!("{pipeline}.yaml"))],
+    );
+    validate(
+        &py("VALIDATE"),
+        "validate_tekton.py",
+        &[
+            yaml("tekton", &format!("{pipeline}.yaml")),
+            yaml("tekton", &format!("{pipeline}-run.yaml")),
+        ],
+    );
+    validate(
+        &py("KFP"),
+        "validate_kfp.py",
+        &[yaml("kfp", &format!("{pipeline}.yaml"))],
+    );
+    let argo = &yaml_docs(&yaml("argo", &format!("{pipeline}.yaml")))[0];
+    assert_eq!(argo["kind"], "CronWorkflow");
+    assert!(argo["metadata"]["name"].as_str().unwrap().len() <= 52);
+    let tekton = yaml_docs(&yaml("tekton", &format!("{pipeline}.yaml")));
+    let names: BTreeSet<String> = tekton
+        .iter()
+        .filter(|d| d["kind"] == "Task")
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    // Two long names sharing their first 54 characters stay distinct.
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.len() <= 63), "{names:?}");
+    let run = &yaml_docs(&yaml("tekton", &format!("{pipeline}-run.yaml")))[0];
+    assert!(run["metadata"]["generateName"].as_str().unwrap().len() <= 58);
+}
+
+/// Argo keeps a failed task's pod (and its logs) and deletes finished workflows after
+/// a while; KFP's cache is off for every task (it keys on image, args and parameters,
+/// not on the data in the store); the Airflow scheduling settings a notebook sets are
+/// NB302 warnings on the targets that drop them, and only when set.
+#[test]
+fn lifecycle_cache_and_dropped_scheduling_settings() {
+    let tmp = common::tempdir();
+    let nb = common::fixture("notebooks/settings_all.ipynb");
+    let mut stderr = BTreeMap::new();
+    for target in TARGETS {
+        let out = tmp.path().join(target);
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        stderr.insert(target, err);
+    }
+    let argo = &yaml_docs(&tmp.path().join("argo/settings-all/argo/settings-all.yaml"))[0];
+    let spec = &argo["spec"]["workflowSpec"];
+    assert_eq!(spec["podGC"], json!({"strategy": "OnPodSuccess"}));
+    assert_eq!(
+        spec["ttlStrategy"],
+        json!({"secondsAfterSuccess": 86400, "secondsAfterFailure": 604800})
+    );
+    let kfp = &yaml_docs(&tmp.path().join("kfp/settings-all/kfp/settings-all.yaml"))[0];
+    let tasks = kfp["root"]["dag"]["tasks"].as_object().unwrap();
+    assert!(!tasks.is_empty());
+    for (name, t) in tasks {
+        assert_eq!(t["cachingOptions"], json!({"enableCache": false}), "{name}");
+    }
+    // settings_all sets catchup, start_date 2025-03-01 and max_active_runs 2.
+    for (target, err) in &stderr {
+        for what in ["catchup", "start_date 2025-03-01", "max_active_runs 2"] {
+            assert!(
+                err.lines()
+                    .any(|l| l.starts_with(&format!("warning[NB302]: {target}: {what}"))),
+                "{target}: {what}:\n{err}"
+            );
+        }
+    }
+    // diamond sets none of them: no such warning.
+    let (code, _, err) = common::run(&[
+        "convert",
+        common::fixture("notebooks/diamond.ipynb").to_str().unwrap(),
+        "-o",
+        tmp.path().join("d").to_str().unwrap(),
+        "--target",
+        "argo,tekton,kfp",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for what in ["catchup", "start_date", "max_active_runs"] {
+        assert!(!err.contains(what), "{err}");
+    }
 }

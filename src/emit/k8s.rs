@@ -490,6 +490,27 @@ mod tests {
     }
 
     #[test]
+    fn long_names_are_shortened_stably_and_distinctly() {
+        let a = format!("{}-a", "x".repeat(70));
+        let b = format!("{}-b", "x".repeat(70));
+        assert_eq!(fit("short", 63), "short");
+        assert_eq!(fit(&"x".repeat(63), 63), "x".repeat(63));
+        for n in [&a, &b] {
+            let f = fit(n, 63);
+            assert!(f.len() <= 63, "{f}");
+            assert_eq!(f, fit(n, 63), "deterministic");
+            assert!(f.starts_with(&"x".repeat(54)), "{f}");
+            // Still a DNS label: no `-` at either end.
+            assert!(!f.ends_with('-') && !f.starts_with('-'));
+        }
+        assert_ne!(fit(&a, 63), fit(&b, 63));
+        assert!(fit(&a, 52).len() <= 52);
+        // The cut never leaves `--`: a `-` before the hash is dropped.
+        let dashy = format!("{}-{}", "x".repeat(53), "y".repeat(20));
+        assert!(!fit(&dashy, 63).contains("--"), "{}", fit(&dashy, 63));
+    }
+
+    #[test]
     fn env_names() {
         assert!(valid_env_name("NB2PIPE_PARAM_seed"));
         assert!(!valid_env_name("NB2PIPE_PARAM_größe"));
