@@ -62,7 +62,7 @@ struct Document {
 #[serde(untagged)]
 enum Spec {
     Workflow(WorkflowSpec),
-    Cron(CronWorkflowSpec),
+    Cron(Box<CronWorkflowSpec>),
 }
 
 #[derive(Serialize)]
@@ -418,7 +418,7 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
                 api_version: "argoproj.io/v1alpha1",
                 kind: "CronWorkflow",
                 metadata,
-                spec: Spec::Cron(CronWorkflowSpec {
+                spec: Spec::Cron(Box::new(CronWorkflowSpec {
                     schedules: vec![cron],
                     timezone: "UTC",
                     concurrency_policy: (s.max_active_runs == Some(1)).then_some("Forbid"),
@@ -427,7 +427,7 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
                         ..Default::default()
                     }),
                     workflow_spec,
-                }),
+                })),
             }
         }
         None => {
