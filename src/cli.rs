@@ -85,7 +85,8 @@ pub struct ConvertArgs {
     /// Folder of templates that override the built-in ones, file by file.
     #[arg(long)]
     pub templates: Option<PathBuf>,
-    /// Also write ConfigMap and Secret skeletons (keys only, empty values) under k8s/.
+    /// Also write `kubectl create` scripts for the referenced ConfigMaps and Secrets (keys
+    /// only, never values) under k8s/skeletons/.
     #[arg(long)]
     pub skeletons: bool,
     #[command(flatten)]

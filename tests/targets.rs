@@ -26,6 +26,9 @@ const LIMITS: &[(&str, &str, &str)] = &[
     ("pool", "kfp", "not expressible; NB302 warning"),
     ("cache", "argo", "no result cache without memoization (needs a ConfigMap and key): every run runs every task"),
     ("cache", "tekton", "no result cache: every run runs every task"),
+    ("cache", "kfp", "off for every task: KFP's cache keys on image, args and parameters, not on the data in the store"),
+    ("securityContext (pod)", "kfp", "KFP's platform spec has no pod securityContext (fsGroup): NB302 warning when the data store is a claim"),
+    ("securityContext (container)", "kfp", "runAsUser, runAsGroup, runAsNonRoot only (KFP's backend adds the rest of the restricted profile)"),
     ("retry delay", "tekton", "Tekton retries at once; NB302 warning"),
     ("schedule", "tekton", "no schedules in Tekton (a CronJob or Triggers creates PipelineRuns); NB302 warning"),
     ("schedule", "kfp", "recurring runs are made through the KFP API, not the spec; NB302 warning"),
@@ -79,9 +82,68 @@ fn arr(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
-/// Kubernetes expands `$(VAR)` and `$$` in env values; undo the `$$` escaping.
+/// What the kubelet makes of an env value, command or arg (Kubernetes'
+/// third_party/forked/golang/expansion): `$$` is `$`, `$(VAR)` is VAR's value when VAR
+/// is defined (earlier in env), else kept as written; any other `$` is kept.
+fn kubelet(v: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(a) = after.strip_prefix('$') {
+            out.push('$');
+            rest = a;
+        } else if let Some(a) = after.strip_prefix('(') {
+            match a.find(')') {
+                Some(j) => {
+                    let name = &a[..j];
+                    match env.get(name) {
+                        Some(x) => out.push_str(x),
+                        None => out.push_str(&format!("$({name})")),
+                    }
+                    rest = &a[j + 1..];
+                }
+                None => {
+                    out.push_str("$(");
+                    rest = a;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn unescape_env(v: &str) -> String {
-    v.replace("$$", "$")
+    kubelet(v, &BTreeMap::new())
+}
+
+/// The plan's task (with its settings) as the library reads it.
+fn lib_task(plan: &Value, k8s_name: &str) -> nb2pipe::plan::Task {
+    serde_json::from_value(plan_task(plan, k8s_name).clone()).expect("a plan task")
+}
+
+/// The securityContexts crate::pod gives the task (what every target must carry).
+fn expected_security(plan: &Value, k8s_name: &str) -> (Value, Value) {
+    let t = lib_task(plan, k8s_name);
+    let s = &t.settings.security;
+    (
+        serde_json::to_value(nb2pipe::pod::security::pod_context(s)).unwrap(),
+        serde_json::to_value(nb2pipe::pod::security::container_context(s)).unwrap(),
+    )
+}
+
+fn security_obs(o: &mut Obs, pod: &Value, container: &Value) {
+    if !pod.is_null() {
+        o.insert("securityContext (pod)".into(), pod.clone());
+    }
+    if !container.is_null() {
+        o.insert("securityContext (container)".into(), container.clone());
+    }
 }
 
 /// One setting's value for one task (or the pipeline), as comparable JSON.
@@ -166,9 +228,13 @@ fn expected_task(plan: &Value, t: &Value) -> Obs {
     if s["pool"].is_string() {
         o.insert("pool".into(), s["pool"].clone());
     }
-    if s["cache"] == json!(false) {
-        o.insert("cache".into(), json!(false));
+    o.insert("cache".into(), s["cache"].clone());
+    if t["metrics"] == json!(true) {
+        o.insert("metrics".into(), json!(true));
     }
+    let (pod, container) = expected_security(plan, t["k8s_name"].as_str().unwrap());
+    o.insert("securityContext (pod)".into(), pod);
+    o.insert("securityContext (container)".into(), container);
     o.insert("image".into(), t["image"]["reference"].clone());
     o.insert("image pull policy".into(), s["image_pull_policy"].clone());
     let params: BTreeSet<String> = arr(&t["parameters"])
@@ -178,7 +244,6 @@ fn expected_task(plan: &Value, t: &Value) -> Obs {
     if !params.is_empty() {
         o.insert("parameters (per task)".into(), json!(params));
     }
-    let _ = plan;
     o
 }
 
@@ -254,11 +319,37 @@ fn expected_pipeline(plan: &Value) -> Obs {
 }
 
 /// Settings observed in a container (Argo container, Tekton step) and its volumes.
+/// Argo's substitution of a task's parameter into its env value, for a run with the
+/// defaults: `{{inputs.parameters.x}}` is the value, the expression nb2pipe writes is
+/// the value with every `$` doubled; anything else is not a form nb2pipe writes.
+fn argo_subst(v: &str, defaults: &BTreeMap<String, String>) -> String {
+    for (name, d) in defaults {
+        if v == format!("{{{{inputs.parameters.{name}}}}}") {
+            return d.clone();
+        }
+        if v == nb2pipe::emit::argo::param_expr(name) {
+            return d.replace('$', "$$");
+        }
+    }
+    assert!(!v.contains("inputs.parameters"), "unknown Argo form {v}");
+    v.to_string()
+}
+
+/// Tekton's substitution of `$(params.x)` (the task's params are the pipeline's).
+fn tekton_subst(v: &str, defaults: &BTreeMap<String, String>) -> String {
+    let mut v = v.to_string();
+    for (name, d) in defaults {
+        v = v.replace(&format!("$(params.{name})"), d);
+    }
+    v
+}
+
 fn observe_container(
     c: &Value,
     volumes: &[Value],
     resources: &Value,
     plan: &Value,
+    subst: &dyn Fn(&str) -> String,
 ) -> (Obs, BTreeMap<String, String>) {
     let mut o = Obs::new();
     let data_secret = plan["settings"]["data"]["secret"].as_str();
@@ -290,7 +381,9 @@ fn observe_container(
                 r["key"].as_str().unwrap()
             ));
         } else {
-            env.insert(name, unescape_env(e["value"].as_str().unwrap_or_default()));
+            // The engine substitutes first, then the kubelet expands what came before.
+            let v = kubelet(&subst(e["value"].as_str().unwrap_or_default()), &env);
+            env.insert(name, v);
         }
     }
     let mut all = BTreeSet::new();
@@ -437,6 +530,17 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
             .and_then(Value::as_str)
             .map(str::to_string)
     });
+    // The defaults as written, and as they arrive in the tasks that read them.
+    let defaults: BTreeMap<String, String> = arr(&spec["arguments"]["parameters"])
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut arrived = defaults.clone();
     for dt in arr(&dag["dag"]["tasks"]) {
         let name = dt["name"].as_str().unwrap().to_string();
         o.task_set.insert(name.clone());
@@ -450,7 +554,31 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
             .expect("task template");
         let c = &t["container"];
         let pt = plan_task(plan, &name);
-        let (mut obs, env) = observe_container(c, &arr(&t["volumes"]), &c["resources"], plan);
+        let (mut obs, env) =
+            observe_container(c, &arr(&t["volumes"]), &c["resources"], plan, &|v| {
+                argo_subst(v, &defaults)
+            });
+        security_obs(&mut obs, &t["securityContext"], &c["securityContext"]);
+        let metrics = arr(&t["outputs"]["parameters"]).iter().any(|p| {
+            p["name"] == "metrics"
+                && Some(&p["valueFrom"]["path"])
+                    == arr(&c["env"])
+                        .iter()
+                        .find(|e| e["name"] == "NB2PIPE_METRICS_FILE")
+                        .map(|e| &e["value"])
+        });
+        if metrics {
+            obs.insert("metrics".into(), json!(true));
+        }
+        for p in arr(&pt["parameters"]) {
+            let p = p.as_str().unwrap();
+            let v = arr(&c["env"])
+                .into_iter()
+                .find(|e| e["name"] == json!(format!("NB2PIPE_PARAM_{p}")))
+                .unwrap();
+            assert_eq!(v["value"], json!(nb2pipe::emit::argo::param_expr(p)));
+            arrived.insert(p.to_string(), env[&format!("NB2PIPE_PARAM_{p}")].clone());
+        }
         user_env(&mut obs, &env, pt);
         user_labels(
             &mut obs,
@@ -508,18 +636,9 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
     } else if plan["settings"]["schedule"] == "@once" {
         o.pipeline.insert("schedule".into(), Value::Null);
     }
-    let params: BTreeMap<String, String> = arr(&spec["arguments"]["parameters"])
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_string(),
-                p["value"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    if !params.is_empty() {
+    if !arrived.is_empty() {
         o.pipeline
-            .insert("parameters (defaults)".into(), json!(params));
+            .insert("parameters (defaults)".into(), json!(arrived));
     }
     o.pipeline
         .insert("namespace".into(), doc["metadata"]["namespace"].clone());
@@ -527,7 +646,30 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
 }
 
 fn observe_tekton(plan: &Value, file: &Path) -> Observed {
-    let docs = yaml_docs(file);
+    let run_file = file.with_file_name(format!(
+        "{}-run.yaml",
+        file.file_stem().unwrap().to_string_lossy()
+    ));
+    let defs = yaml_docs(file);
+    let runs = yaml_docs(&run_file);
+    // Tasks and the Pipeline are applied, the PipelineRun created: separate files.
+    assert!(
+        defs.iter()
+            .all(|d| d["kind"] == "Task" || d["kind"] == "Pipeline"),
+        "{}",
+        file.display()
+    );
+    assert!(
+        runs.iter().all(|d| d["kind"] == "PipelineRun"),
+        "{}",
+        run_file.display()
+    );
+    let docs: Vec<Value> = defs.into_iter().chain(runs).collect();
+    // No workspaces: Tekton's affinity assistant would pin every TaskRun sharing the
+    // claim to one node, whatever the tasks' node selectors and affinity say.
+    for d in &docs {
+        assert!(!d.to_string().contains("\"workspaces\""), "{d}");
+    }
     let kind = |k: &str| {
         docs.iter()
             .filter(|d| d["kind"] == k)
@@ -543,11 +685,20 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
         task_set: BTreeSet::new(),
         edges: BTreeSet::new(),
     };
-    let claim = arr(&run["spec"]["workspaces"]).iter().find_map(|w| {
-        w.pointer("/persistentVolumeClaim/claimName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    let defaults: BTreeMap<String, String> = arr(&pipeline["spec"]["params"])
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["default"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // Parameters no task reads arrive nowhere; the kubelet's escape still applies.
+    let mut arrived: BTreeMap<String, String> = defaults
+        .iter()
+        .map(|(k, v)| (k.clone(), unescape_env(v)))
+        .collect();
     for pt_ in arr(&pipeline["spec"]["tasks"]) {
         let name = pt_["name"].as_str().unwrap().to_string();
         o.task_set.insert(name.clone());
@@ -568,7 +719,21 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
             &arr(&task["spec"]["volumes"]),
             &step["computeResources"],
             plan,
+            &|v| tekton_subst(v, &defaults),
         );
+        for p in arr(&pt["parameters"]) {
+            let p = p.as_str().unwrap();
+            arrived.insert(p.to_string(), env[&format!("NB2PIPE_PARAM_{p}")].clone());
+        }
+        let metrics = arr(&task["spec"]["results"])
+            .iter()
+            .any(|r| r["name"] == "metrics")
+            && arr(&step["env"]).iter().any(|e| {
+                e["name"] == "NB2PIPE_METRICS_FILE" && e["value"] == "$(results.metrics.path)"
+            });
+        if metrics {
+            obs.insert("metrics".into(), json!(true));
+        }
         user_env(&mut obs, &env, pt);
         let trs = arr(&run["spec"]["taskRunSpecs"])
             .into_iter()
@@ -595,9 +760,16 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
                 json!(x.trim_end_matches('s').parse::<u64>().unwrap()),
             );
         }
-        let mount = arr(&task["spec"]["workspaces"])
+        security_obs(&mut obs, &pod["securityContext"], &step["securityContext"]);
+        let claim = arr(&task["spec"]["volumes"]).iter().find_map(|v| {
+            v.pointer("/persistentVolumeClaim/claimName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let mount = arr(&step["volumeMounts"])
             .iter()
-            .find_map(|w| w["mountPath"].as_str().map(str::to_string));
+            .find(|m| m["name"] == "nb2pipe-data")
+            .map(|m| m["mountPath"].as_str().unwrap().to_string());
         let (k, v) = data_obs(&env, step, None, claim.as_deref().zip(mount.as_deref()));
         o.pipeline.insert(k, v);
         o.tasks.insert(name, obs);
@@ -635,9 +807,9 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
         })
         .collect();
     assert_eq!(params, run_params, "the PipelineRun passes every parameter");
-    if !params.is_empty() {
+    if !arrived.is_empty() {
         o.pipeline
-            .insert("parameters (defaults)".into(), json!(params));
+            .insert("parameters (defaults)".into(), json!(arrived));
     }
     o.pipeline.insert(
         "namespace".into(),
@@ -740,6 +912,7 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
         edges: BTreeSet::new(),
     };
     let data_secret = plan["settings"]["data"]["secret"].as_str();
+    let mut kfp_env = Vec::new();
     for (name, dt) in spec["root"]["dag"]["tasks"].as_object().unwrap() {
         o.task_set.insert(name.clone());
         for d in arr(&dt["dependentTasks"]) {
@@ -779,15 +952,14 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
             let (r, l) = with_default_requests(BTreeMap::new(), m);
             obs.insert("resources: gpu".into(), json!({"requests": r, "limits": l}));
         }
-        let mut env: BTreeMap<String, String> = arr(&c["env"])
-            .iter()
-            .map(|e| {
-                (
-                    e["name"].as_str().unwrap().to_string(),
-                    unescape_env(e["value"].as_str().unwrap()),
-                )
-            })
-            .collect();
+        let mut env = BTreeMap::new();
+        for e in arr(&c["env"]) {
+            let v = kubelet(e["value"].as_str().unwrap(), &env);
+            env.insert(e["name"].as_str().unwrap().to_string(), v);
+        }
+        // The kubelet expands the pod's args with the whole env: KFP's launcher gets
+        // the inputs (defaults included) in its `--executor_input` arg.
+        kfp_env.push(env.clone());
         // The launcher's args are NAME, VALUE pairs that become env vars.
         let args = arr(&c["args"]);
         assert_eq!(c["command"][0], "python");
@@ -867,8 +1039,19 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
         if let Some(x) = cfg["activeDeadlineSeconds"].as_str() {
             obs.insert("timeout".into(), json!(x.parse::<u64>().unwrap()));
         }
-        if dt["cachingOptions"]["enableCache"] == json!(false) {
-            obs.insert("cache".into(), json!(false));
+        obs.insert("cache".into(), dt["cachingOptions"]["enableCache"].clone());
+        if let Some(sc) = cfg.get("securityContext") {
+            obs.insert("securityContext (container)".into(), sc.clone());
+        }
+        let metrics = comp["outputDefinitions"]["artifacts"]["metrics"]["artifactType"]
+            ["schemaTitle"]
+            == "system.Metrics"
+            && env.get("NB2PIPE_METRICS_FILE").map(String::as_str)
+                == Some("{{$.outputs.artifacts['metrics'].path}}")
+            && env.get("NB2PIPE_KFP_OUTPUT_FILE").map(String::as_str)
+                == Some("/tmp/kfp_outputs/output_metadata.json");
+        if metrics {
+            obs.insert("metrics".into(), json!(true));
         }
         obs.insert("image".into(), c["image"].clone());
         obs.insert("image pull policy".into(), cfg["imagePullPolicy"].clone());
@@ -906,16 +1089,16 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
         .map(|m| {
             m.iter()
                 .map(|(k, d)| {
-                    (
-                        k.clone(),
-                        match &d["defaultValue"] {
-                            Value::String(s) => s.clone(),
-                            Value::Number(n) if d["parameterType"] == "NUMBER_INTEGER" => {
-                                n.as_f64().map(|f| (f as i64).to_string()).unwrap()
-                            }
-                            v => v.to_string(),
-                        },
-                    )
+                    let text = match &d["defaultValue"] {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) if d["parameterType"] == "NUMBER_INTEGER" => {
+                            n.as_f64().map(|f| (f as i64).to_string()).unwrap()
+                        }
+                        v => v.to_string(),
+                    };
+                    // Any task's env is what the kubelet resolves `$(VAR)` with.
+                    let env = kfp_env.first().cloned().unwrap_or_default();
+                    (k.clone(), kubelet(&text, &env))
                 })
                 .collect()
         })
@@ -1090,10 +1273,20 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
                 .join(format!("{}.yaml", plan["pipeline"].as_str().unwrap()));
             match target {
                 "argo" => argo.push(file.clone()),
-                "tekton" => tekton.push(file.clone()),
+                "tekton" => {
+                    tekton.push(file.clone());
+                    tekton.push(file.with_file_name(format!(
+                        "{}-run.yaml",
+                        plan["pipeline"].as_str().unwrap()
+                    )));
+                }
                 _ => kfp.push(file.clone()),
             }
-            k8s.extend(files_in(&dir.join("k8s")));
+            k8s.extend(
+                files_in(&dir.join("k8s"))
+                    .into_iter()
+                    .filter(|f| f.extension().is_some_and(|e| e == "yaml")),
+            );
             converted.push((target, plan, file));
         }
         observed.push((fixture, converted));
@@ -1194,7 +1387,10 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
     validate(
         &py("VALIDATE"),
         "validate_tekton.py",
-        &[files["tekton"].clone()],
+        &[
+            files["tekton"].clone(),
+            files["tekton"].with_file_name("hostile-run.yaml"),
+        ],
     );
     validate(&py("KFP"), "validate_kfp.py", &[files["kfp"].clone()]);
     let plan = common::read_json(&tmp.path().join("argo/hostile/plan.json"));
@@ -1217,6 +1413,39 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
         assert_eq!(
             obs.pipeline["parameters (defaults)"],
             json!({"word": plain}),
+            "{target}"
+        );
+    }
+
+    // `$(` is Tekton's own syntax (refused above); Argo and KFP deliver it, past the
+    // kubelet's `$(VAR)` expansion, as written.
+    let dollars = "costs $$5 $(NB2PIPE_DATA) $(HOME) $";
+    let nb = hostile_notebook(tmp.path(), "dollars", dollars);
+    for target in ["argo", "kfp"] {
+        let out = tmp.path().join(format!("d-{target}"));
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 0, "{target}: {err}");
+        let f = out.join("dollars").join(target).join("dollars.yaml");
+        let plan = common::read_json(&out.join("dollars/plan.json"));
+        let obs = match target {
+            "argo" => observe_argo(&plan, &f),
+            _ => observe_kfp(&plan, &f),
+        };
+        assert_eq!(
+            obs.tasks["echo"]["env"],
+            json!({"HOSTILE": dollars}),
+            "{target}"
+        );
+        assert_eq!(
+            obs.pipeline["parameters (defaults)"],
+            json!({"word": dollars}),
             "{target}"
         );
     }
@@ -1257,10 +1486,13 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
     }
 }
 
-/// `--skeletons` writes every referenced Secret and ConfigMap with keys only: empty
-/// values, and an annotation where the keys cannot be known.
+/// `--skeletons` writes scripts of `kubectl create` commands under k8s/skeletons/: every
+/// referenced Secret with its known keys read from shell variables (never a value),
+/// every ConfigMap from an env file. Nothing there is an object `kubectl apply -f k8s/`
+/// would read, and `kubectl create` never replaces an existing Secret: a skeleton
+/// cannot blank real credentials.
 #[test]
-fn skeletons_hold_keys_never_values() {
+fn skeletons_hold_keys_never_values_and_cannot_blank_a_secret() {
     let tmp = common::tempdir();
     let dir = common::convert(
         &common::fixture("notebooks/settings_all.ipynb"),
@@ -1269,44 +1501,111 @@ fn skeletons_hold_keys_never_values() {
     );
     let plan = common::read_json(&dir.join("plan.json"));
     let p = plan["pipeline"].as_str().unwrap();
-    let secrets = yaml_docs(&dir.join(format!("k8s/{p}-secrets.yaml")));
-    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let ns = plan["settings"]["namespace"].as_str().unwrap();
+    // What `kubectl apply -f k8s/` reads: the claim, nothing else.
+    let applied: Vec<PathBuf> = files_in(&dir.join("k8s"))
+        .into_iter()
+        .filter(|f| f.is_file())
+        .collect();
+    assert_eq!(applied, vec![dir.join(format!("k8s/{p}-pvc.yaml"))]);
+    for f in files_in(&dir.join("k8s/skeletons")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains("kind: Secret") && !text.contains("apiVersion"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("kubectl apply") && !text.contains("kubectl replace"),
+            "{text}"
+        );
+    }
+    let secrets =
+        std::fs::read_to_string(dir.join(format!("k8s/skeletons/{p}-secrets.sh"))).unwrap();
+    let mut want: BTreeMap<String, (BTreeSet<String>, bool)> = BTreeMap::new();
     for t in arr(&plan["tasks"]) {
         for s in arr(&t["settings"]["secrets"]) {
             let e = want.entry(s["name"].as_str().unwrap().into()).or_default();
-            if let (Some(k), None) = (s["key"].as_str(), s["mount_path"].as_str()) {
-                e.insert(k.into());
+            match (s["key"].as_str(), s["mount_path"].as_str()) {
+                (Some(k), None) => {
+                    e.0.insert(k.into());
+                }
+                _ => e.1 = true,
             }
         }
     }
-    let got: BTreeMap<String, BTreeSet<String>> = secrets
-        .iter()
-        .map(|s| {
-            (
-                s["metadata"]["name"].as_str().unwrap().to_string(),
-                common::str_map(&s["stringData"]).keys().cloned().collect(),
-            )
-        })
+    // One `kubectl create secret generic` per Secret: each known key from a variable
+    // the script requires, an env file where a task takes every key.
+    let commands: Vec<&str> = secrets
+        .split("kubectl create secret generic ")
+        .skip(1)
         .collect();
-    assert_eq!(got, want);
-    for s in &secrets {
-        assert!(s.get("data").is_none());
+    assert_eq!(commands.len(), want.len(), "{secrets}");
+    for (cmd, (name, (keys, unknown))) in commands.iter().zip(&want) {
         assert!(
-            common::str_map(&s["stringData"])
-                .values()
-                .all(String::is_empty),
-            "a skeleton holds no value: {s}"
+            cmd.starts_with(&format!("{name} --namespace {ns}")),
+            "{cmd}"
         );
-        let unknown = s["metadata"]["annotations"].get("nb2pipe/keys").is_some();
-        assert_eq!(unknown, common::str_map(&s["stringData"]).is_empty(), "{s}");
+        for k in keys {
+            let var = nb2pipe::emit::k8s::skeleton_var(name, k);
+            assert!(
+                cmd.contains(&format!("--from-literal={k}=\"${{{var}:?set {var}}}\"")),
+                "{cmd}"
+            );
+        }
+        assert_eq!(cmd.matches("--from-literal=").count(), keys.len(), "{cmd}");
+        assert_eq!(
+            cmd.contains(&format!("--from-env-file={name}.env")),
+            *unknown,
+            "{cmd}"
+        );
     }
-    let cms = yaml_docs(&dir.join(format!("k8s/{p}-configmaps.yaml")));
-    assert_eq!(cms.len(), 1);
-    assert_eq!(cms[0]["metadata"]["name"], "app-config");
-    let pvc = &yaml_docs(&dir.join(format!("k8s/{p}-pvc.yaml")))[0];
-    assert_eq!(
-        pvc["spec"],
-        json!({"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}, "storageClassName": "fast"})
+    let cms =
+        std::fs::read_to_string(dir.join(format!("k8s/skeletons/{p}-configmaps.sh"))).unwrap();
+    assert!(
+        cms.contains(&format!("kubectl create configmap app-config --namespace {ns} \\\n  --from-env-file=app-config.env")),
+        "{cms}"
+    );
+    // The scripts run under sh as written: with a stand-in `kubectl` that records its
+    // arguments, a missing variable stops the script before any command.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = tmp.path().join("kubectl.log");
+    let fake = bin.join("kubectl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.join(format!("k8s/skeletons/{p}-secrets.sh"));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |vars: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&log);
+        let mut c = Command::new("sh");
+        c.arg(&script).env("PATH", &path);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let st = c.status().unwrap();
+        (
+            st.success(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    };
+    let (ok, calls) = run(&[]);
+    assert!(!ok && calls.is_empty(), "{calls}");
+    let (ok, calls) = run(&[("API_KEYS_TOKEN", "s3cr3t value")]);
+    assert!(ok, "{calls}");
+    assert!(
+        calls.contains(
+            "create secret generic api-keys --namespace ml-prod --from-literal=token=s3cr3t value"
+        ),
+        "{calls}"
     );
     // Without the flag, only the claim.
     let tmp2 = common::tempdir();
@@ -1394,4 +1693,211 @@ fn schedule_presets_are_standard_cron() {
     assert_eq!(cron("@yearly").as_deref(), Some("0 0 1 1 *"));
     assert_eq!(cron("@annually").as_deref(), Some("0 0 1 1 *"));
     assert_eq!(cron("0 6 * * 1-5").as_deref(), Some("0 6 * * 1-5"));
+}
+
+/// Runs `code` with the task runtime importable and `env` set; its stdout.
+fn runtime(code: &str, env: &[(&str, &str)]) -> String {
+    let mut c = Command::new(py("VALIDATE"));
+    c.arg("-c")
+        .arg(code)
+        .env("PYTHONPATH", common::root().join("templates/task"))
+        .env_remove("NB2PIPE_PARAMS");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A parameter's value arrives by its type: a str parameter takes the env text byte
+/// for byte (what Argo, Tekton and KFP hand over is text), other types are parsed.
+#[test]
+fn runtime_decodes_parameters_by_their_type() {
+    let code = "import json, nb2pipe_runtime as r\nv = r.parameters({'s': 'x', 'i': 1, 'f': 0.5, 'b': False, 'l': [], 'n': None})\nprint(json.dumps(v, sort_keys=True))";
+    for text in [
+        "1.10", "null", "1e3", "true", "[1, 2]", "\"q\"", " 7 ", "", "$(X) $$",
+    ] {
+        let got: Value =
+            serde_json::from_str(&runtime(code, &[("NB2PIPE_PARAM_s", text)])).unwrap();
+        assert_eq!(got["s"], json!(text), "str parameter given {text:?}");
+    }
+    let got: Value = serde_json::from_str(&runtime(
+        code,
+        &[
+            ("NB2PIPE_PARAM_i", "7"),
+            ("NB2PIPE_PARAM_f", "1e3"),
+            ("NB2PIPE_PARAM_b", "true"),
+            ("NB2PIPE_PARAM_l", "[1, \"a\"]"),
+            ("NB2PIPE_PARAM_n", "{\"k\": 1}"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        got,
+        json!({"s": "x", "i": 7, "f": 1000.0, "b": true, "l": [1, "a"], "n": {"k": 1}})
+    );
+}
+
+/// A `metrics` task's runtime writes every real number it binds (not bools,
+/// parameters or `_names`) to NB2PIPE_METRICS_FILE, and for KFP the same as the
+/// metadata of its `metrics` artifact in the executor output.
+#[test]
+fn runtime_writes_metrics_where_the_target_reads_them() {
+    let tmp = common::tempdir();
+    let (m, k) = (tmp.path().join("m.json"), tmp.path().join("kfp/out.json"));
+    let code = "import nb2pipe_runtime as r\nr._STATE['parameters'] = {'lr'}\nr._write_metrics({'accuracy': 0.9, 'n': 3, 'ok': True, 'lr': 0.1, '_x': 1.0, 'name': 'a', 'nan': float('nan'), 'xs': [1]})";
+    runtime(
+        code,
+        &[
+            ("NB2PIPE_METRICS_FILE", m.to_str().unwrap()),
+            ("NB2PIPE_KFP_OUTPUT_FILE", k.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(common::read_json(&m), json!({"accuracy": 0.9, "n": 3}));
+    assert_eq!(
+        common::read_json(&k),
+        json!({"artifacts": {"metrics": {"artifacts": [{"metadata": {"accuracy": 0.9, "n": 3}}]}}})
+    );
+    // Without the env var, nothing is written.
+    std::fs::remove_file(&m).unwrap();
+    runtime(code, &[]);
+    assert!(!m.exists());
+}
+
+/// A pipeline and a task at the 63-character limit: every name the targets derive
+/// from them (Tekton's `<pipeline>-<task>` Task, Argo's `task-<task>` template and
+/// CronWorkflow name, KFP's `comp-`/`exec-` names, generateName prefixes) fits its
+/// limit, passes the validators, and each shortening is an NB302 warning.
+#[test]
+fn long_names_are_shortened_within_the_limits() {
+    let tmp = common::tempdir();
+    let pipeline = format!("p{}", "x".repeat(62));
+    let task = format!("t{}", "y".repeat(62));
+    let nb = json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}, "language_info": {"name": "python", "version": "3.11.7"}, "nb2pipe": {"name": pipeline, "schedule": "@daily"}},
+        "cells": [
+            {"cell_type": "code", "id": "c0", "metadata": {"tags": [format!("task:{task}")]}, "source": "x = 1", "outputs": [], "execution_count": null},
+            {"cell_type": "code", "id": "c1", "metadata": {"tags": [format!("task:t{}2", "y".repeat(61))]}, "source": "print(x)", "outputs": [], "execution_count": null}
+        ]
+    });
+    let path = tmp.path().join("long.ipynb");
+    std::fs::write(&path, serde_json::to_string(&nb).unwrap()).unwrap();
+    let mut files = BTreeMap::new();
+    for target in TARGETS {
+        let out = tmp.path().join(target);
+        let (code, _, err) = common::run(&[
+            "convert",
+            path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 0, "{target}: {err}");
+        assert!(err.contains("is longer than"), "{target}: {err}");
+        assert!(!err.contains("error["), "{target}: {err}");
+        let dir = files_in(&out).pop().unwrap();
+        files.insert(target, dir.join(target));
+        let plan = common::read_json(&dir.join("plan.json"));
+        assert_eq!(plan["pipeline"], json!(pipeline));
+    }
+    let yaml = |t: &str, f: &str| files[t].join(f);
+    validate(
+        &py("VALIDATE"),
+        "validate_argo.py",
+        &[yaml("argo", &format!("{pipeline}.yaml"))],
+    );
+    validate(
+        &py("VALIDATE"),
+        "validate_tekton.py",
+        &[
+            yaml("tekton", &format!("{pipeline}.yaml")),
+            yaml("tekton", &format!("{pipeline}-run.yaml")),
+        ],
+    );
+    validate(
+        &py("KFP"),
+        "validate_kfp.py",
+        &[yaml("kfp", &format!("{pipeline}.yaml"))],
+    );
+    let argo = &yaml_docs(&yaml("argo", &format!("{pipeline}.yaml")))[0];
+    assert_eq!(argo["kind"], "CronWorkflow");
+    assert!(argo["metadata"]["name"].as_str().unwrap().len() <= 52);
+    let tekton = yaml_docs(&yaml("tekton", &format!("{pipeline}.yaml")));
+    let names: BTreeSet<String> = tekton
+        .iter()
+        .filter(|d| d["kind"] == "Task")
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    // Two long names sharing their first 54 characters stay distinct.
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.len() <= 63), "{names:?}");
+    let run = &yaml_docs(&yaml("tekton", &format!("{pipeline}-run.yaml")))[0];
+    assert!(run["metadata"]["generateName"].as_str().unwrap().len() <= 58);
+}
+
+/// Argo keeps a failed task's pod (and its logs) and deletes finished workflows after
+/// a while; KFP's cache is off for every task (it keys on image, args and parameters,
+/// not on the data in the store); the Airflow scheduling settings a notebook sets are
+/// NB302 warnings on the targets that drop them, and only when set.
+#[test]
+fn lifecycle_cache_and_dropped_scheduling_settings() {
+    let tmp = common::tempdir();
+    let nb = common::fixture("notebooks/settings_all.ipynb");
+    let mut stderr = BTreeMap::new();
+    for target in TARGETS {
+        let out = tmp.path().join(target);
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        stderr.insert(target, err);
+    }
+    let argo = &yaml_docs(&tmp.path().join("argo/settings-all/argo/settings-all.yaml"))[0];
+    let spec = &argo["spec"]["workflowSpec"];
+    assert_eq!(spec["podGC"], json!({"strategy": "OnPodSuccess"}));
+    assert_eq!(
+        spec["ttlStrategy"],
+        json!({"secondsAfterSuccess": 86400, "secondsAfterFailure": 604800})
+    );
+    let kfp = &yaml_docs(&tmp.path().join("kfp/settings-all/kfp/settings-all.yaml"))[0];
+    let tasks = kfp["root"]["dag"]["tasks"].as_object().unwrap();
+    assert!(!tasks.is_empty());
+    for (name, t) in tasks {
+        assert_eq!(t["cachingOptions"], json!({"enableCache": false}), "{name}");
+    }
+    // settings_all sets catchup, start_date 2025-03-01 and max_active_runs 2.
+    for (target, err) in &stderr {
+        for what in ["catchup", "start_date 2025-03-01", "max_active_runs 2"] {
+            assert!(
+                err.lines()
+                    .any(|l| l.starts_with(&format!("warning[NB302]: {target}: {what}"))),
+                "{target}: {what}:\n{err}"
+            );
+        }
+    }
+    // diamond sets none of them: no such warning.
+    let (code, _, err) = common::run(&[
+        "convert",
+        common::fixture("notebooks/diamond.ipynb").to_str().unwrap(),
+        "-o",
+        tmp.path().join("d").to_str().unwrap(),
+        "--target",
+        "argo,tekton,kfp",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for what in ["catchup", "start_date", "max_active_runs"] {
+        assert!(!err.contains(what), "{err}");
+    }
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
-use k8s_openapi::api::core::v1::{Affinity, Container, LocalObjectReference, Toleration, Volume};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, LocalObjectReference, PodSecurityContext, Toleration, Volume,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
@@ -18,8 +20,33 @@ pub struct Argo;
 /// Name of the DAG template; container templates are `task-<task>`, so they never clash.
 pub const DAG_TEMPLATE: &str = "dag";
 
+/// Argo's limit for template and DAG task names (and Kubernetes' for names).
+pub const NAME_MAX: usize = k8s::NAME_MAX;
+/// Argo appends `-<unix time>` (11 characters) to a CronWorkflow's name for each run.
+pub const CRON_NAME_MAX: usize = 52;
+
 pub fn template_name(k8s_name: &str) -> String {
-    format!("task-{k8s_name}")
+    k8s::fit(&format!("task-{k8s_name}"), NAME_MAX)
+}
+
+/// Where a `metrics` task's runtime writes its metrics; read back as the output
+/// parameter [`METRICS_OUTPUT`] (`/tmp` is writable even with a read-only root).
+pub const METRICS_PATH: &str = "/tmp/nb2pipe-metrics.json";
+pub const METRICS_OUTPUT: &str = "metrics";
+
+/// Pods of succeeded tasks are deleted at once; a failed task's pod stays (with its
+/// logs) until the workflow itself is deleted.
+pub const POD_GC: &str = "OnPodSuccess";
+/// A finished workflow (and the failed pods it kept) is deleted after a week if it
+/// failed, after a day if it succeeded.
+pub const TTL_AFTER_SUCCESS: u64 = 86_400;
+pub const TTL_AFTER_FAILURE: u64 = 7 * 86_400;
+
+/// The container's value of a parameter: Argo substitutes it into the env value, then
+/// the kubelet expands `$(VAR)` and `$$` in it, so every `$` is doubled by an Argo
+/// expression (sprig's `replace OLD NEW SRC`).
+pub fn param_expr(name: &str) -> String {
+    format!("{{{{=sprig.replace('$', '$$', inputs.parameters['{name}'])}}}}")
 }
 
 #[derive(Serialize)]
@@ -35,7 +62,7 @@ struct Document {
 #[serde(untagged)]
 enum Spec {
     Workflow(WorkflowSpec),
-    Cron(CronWorkflowSpec),
+    Cron(Box<CronWorkflowSpec>),
 }
 
 #[derive(Serialize)]
@@ -62,7 +89,41 @@ struct WorkflowSpec {
     image_pull_secrets: Option<Vec<LocalObjectReference>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     volumes: Option<Vec<Volume>>,
+    #[serde(rename = "podGC")]
+    pod_gc: PodGc,
+    ttl_strategy: TtlStrategy,
     templates: Vec<Template>,
+}
+
+#[derive(Serialize)]
+struct PodGc {
+    strategy: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TtlStrategy {
+    seconds_after_success: u64,
+    seconds_after_failure: u64,
+}
+
+#[derive(Serialize)]
+struct Outputs {
+    parameters: Vec<OutputParameter>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutputParameter {
+    name: &'static str,
+    value_from: ValueFrom,
+}
+
+#[derive(Serialize)]
+struct ValueFrom {
+    path: &'static str,
+    /// A task that fails before it writes its metrics still ends with the value.
+    default: &'static str,
 }
 
 #[derive(Serialize, Default)]
@@ -84,6 +145,8 @@ struct Template {
     #[serde(skip_serializing_if = "Option::is_none")]
     inputs: Option<Arguments>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    outputs: Option<Outputs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<TemplateMetadata>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dag: Option<Dag>,
@@ -101,6 +164,9 @@ struct Template {
     tolerations: Vec<Toleration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     affinity: Option<Affinity>,
+    /// The pod's securityContext (the container's is in `container`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security_context: Option<PodSecurityContext>,
 }
 
 #[derive(Serialize)]
@@ -211,15 +277,27 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
     let mut dag_tasks = Vec::new();
     let mut templates = Vec::new();
     for t in &plan.tasks {
+        let template = template_name(&t.k8s_name);
+        if template.len() < t.k8s_name.len() + 5 {
+            c.cannot(
+                Some(&t.name),
+                format!("template name `task-{}` is longer than {NAME_MAX} characters; written as `{template}`", t.k8s_name),
+            );
+        }
         let ts = &t.settings;
         let spec = EnvSpec {
             run_id: "{{workflow.uid}}",
             params: t
                 .parameters
                 .iter()
-                .map(|p| (p.clone(), format!("{{{{inputs.parameters.{p}}}}}")))
+                .map(|p| (p.clone(), param_expr(p)))
                 .collect(),
             mount_data: true,
+            extra_env: if t.metrics {
+                vec![(k8s::METRICS_ENV.to_string(), METRICS_PATH.to_string())]
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         };
         let mut pod = k8s::pod(c, t, &spec);
@@ -250,7 +328,7 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         });
         dag_tasks.push(DagTask {
             name: t.k8s_name.clone(),
-            template: template_name(&t.k8s_name),
+            template: template.clone(),
             dependencies: plan
                 .upstream(&t.name)
                 .iter()
@@ -260,8 +338,17 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
             arguments: args,
         });
         templates.push(Template {
-            name: template_name(&t.k8s_name),
+            name: template,
             inputs,
+            outputs: t.metrics.then(|| Outputs {
+                parameters: vec![OutputParameter {
+                    name: METRICS_OUTPUT,
+                    value_from: ValueFrom {
+                        path: METRICS_PATH,
+                        default: "{}",
+                    },
+                }],
+            }),
             metadata: Some(TemplateMetadata {
                 labels: pod.labels,
                 annotations: pod.annotations,
@@ -279,6 +366,7 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
             node_selector: pod.node_selector,
             tolerations: pod.tolerations,
             affinity: pod.affinity,
+            security_context: Some(pod.security_context),
             ..Template::default()
         });
     }
@@ -299,6 +387,11 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
             DataStore::Volume { claim, .. } => Some(vec![k8s::data_volume(claim)]),
             DataStore::S3 { .. } => None,
         },
+        pod_gc: PodGc { strategy: POD_GC },
+        ttl_strategy: TtlStrategy {
+            seconds_after_success: TTL_AFTER_SUCCESS,
+            seconds_after_failure: TTL_AFTER_FAILURE,
+        },
         templates,
     };
     workflow_spec.validate()?;
@@ -317,14 +410,15 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         ..Default::default()
     };
     let cron = s.schedule.as_deref().and_then(k8s::cron);
+    c.scheduling_dropped(cron.is_some());
     let doc = match cron {
         Some(cron) => {
-            metadata.name = Some(name);
+            metadata.name = Some(c.fit(None, "CronWorkflow name", &name, CRON_NAME_MAX));
             Document {
                 api_version: "argoproj.io/v1alpha1",
                 kind: "CronWorkflow",
                 metadata,
-                spec: Spec::Cron(CronWorkflowSpec {
+                spec: Spec::Cron(Box::new(CronWorkflowSpec {
                     schedules: vec![cron],
                     timezone: "UTC",
                     concurrency_policy: (s.max_active_runs == Some(1)).then_some("Forbid"),
@@ -333,11 +427,13 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
                         ..Default::default()
                     }),
                     workflow_spec,
-                }),
+                })),
             }
         }
         None => {
-            metadata.generate_name = Some(format!("{name}-"));
+            // The API server appends 5 characters to generateName.
+            let prefix = c.fit(None, "Workflow name", &name, NAME_MAX - 6);
+            metadata.generate_name = Some(format!("{prefix}-"));
             Document {
                 api_version: "argoproj.io/v1alpha1",
                 kind: "Workflow",

@@ -1,7 +1,8 @@
 //! Kubernetes pieces shared by the argo, tekton and kfp targets, built from the plan as
 //! k8s-openapi values: one task's container (env, secrets, config maps, resources, data
 //! store) and pod settings, and the plain objects every target gets under `k8s/`
-//! (the data store's PersistentVolumeClaim; ConfigMap and Secret skeletons on request).
+//! (the data store's PersistentVolumeClaim; on request, scripts that create the ConfigMaps
+//! and Secrets it references, under `k8s/skeletons/`).
 //!
 //! User strings pass through [`Ctx::user`] (refused when the target would substitute
 //! inside them) and env values also through [`k8s_env_escape`] (Kubernetes expands
@@ -11,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, LocalObjectReference, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, Secret, Volume, VolumeResourceRequirements,
+    LocalObjectReference, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -99,6 +100,45 @@ impl<'p> Ctx<'p> {
         }
     }
 
+    /// `name` within `limit` characters ([`fit`]); a warning (NB302) when shortened.
+    pub fn fit(&mut self, task: Option<&str>, what: &str, name: &str, limit: usize) -> String {
+        let short = fit(name, limit);
+        if short != name {
+            self.cannot(
+                task,
+                format!("{what} `{name}` is longer than {limit} characters; written as `{short}`"),
+            );
+        }
+        short
+    }
+
+    /// NB302 for the Airflow scheduling settings the user set that `target` drops
+    /// (`max_active_runs` 1 is kept where the target can forbid overlapping runs).
+    pub fn scheduling_dropped(&mut self, keeps_one_active_run: bool) {
+        let s = &self.plan.settings;
+        let mut dropped = Vec::new();
+        if s.catchup != DEFAULT_CATCHUP {
+            dropped.push("catchup (runs for missed intervals)".to_string());
+        }
+        if s.start_date != DEFAULT_START_DATE {
+            dropped.push(format!("start_date {}", s.start_date));
+        }
+        match s.max_active_runs {
+            Some(1) if keeps_one_active_run => {}
+            Some(n) => dropped.push(format!("max_active_runs {n}")),
+            None => {}
+        }
+        for d in dropped {
+            self.cannot(
+                None,
+                format!(
+                    "{d}: an Airflow scheduling setting {} has no counterpart for; left out",
+                    self.target
+                ),
+            );
+        }
+    }
+
     /// A setting the target cannot express (a warning, NB302).
     pub fn cannot(&mut self, task: Option<&str>, message: impl Into<String>) {
         self.notes.push(Note {
@@ -108,6 +148,33 @@ impl<'p> Ctx<'p> {
             message: message.into(),
         });
     }
+}
+
+/// The plan's values when the notebook does not set `catchup` / `start_date` (see
+/// docs/settings.md): only a value that differs was set by the user.
+pub const DEFAULT_CATCHUP: bool = false;
+pub const DEFAULT_START_DATE: &str = "2024-01-01";
+
+/// Where the runtime writes a `metrics` task's metrics (JSON object name → number)
+/// when this env var is set.
+pub const METRICS_ENV: &str = "NB2PIPE_METRICS_FILE";
+
+/// Kubernetes names and label values: at most 63 characters.
+pub const NAME_MAX: usize = 63;
+
+/// `name` if it fits in `limit` characters, else its first characters, `-` and 8 hex
+/// digits of the SHA-256 of the whole name: stable, within the limit, distinct for
+/// distinct names (as far as 32 bits of a hash go), still a DNS label.
+pub fn fit(name: &str, limit: usize) -> String {
+    if name.len() <= limit {
+        return name.to_string();
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(name.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let keep = limit.saturating_sub(hex.len() + 1);
+    let head: String = name.chars().take(keep).collect();
+    format!("{}-{hex}", head.trim_end_matches(['-', '.', '_']))
 }
 
 /// An env value that Kubernetes passes through unchanged: it expands `$(VAR)` and turns
@@ -261,9 +328,6 @@ pub fn pvc(plan: &Plan) -> Option<PersistentVolumeClaim> {
     })
 }
 
-/// Annotation on a skeleton whose keys nb2pipe cannot know.
-pub const KEYS_UNKNOWN: &str = "nb2pipe/keys";
-
 /// The Secrets the plan references: name → keys known from `secret:NAME:KEY:ENV` and
 /// the S3 credentials, and whether some use takes every key (keys unknown).
 pub fn secret_keys(plan: &Plan) -> BTreeMap<String, (BTreeSet<String>, bool)> {
@@ -290,47 +354,101 @@ pub fn secret_keys(plan: &Plan) -> BTreeMap<String, (BTreeSet<String>, bool)> {
     out
 }
 
-/// Secret skeletons: every known key with an empty value. Never a value.
-pub fn secret_skeletons(plan: &Plan) -> Vec<Secret> {
-    secret_keys(plan)
-        .into_iter()
-        .map(|(name, (keys, unknown))| {
-            let mut ann = BTreeMap::new();
-            if unknown {
-                ann.insert(KEYS_UNKNOWN.to_string(), "unknown: a task uses every key of this Secret (envFrom or mounted files); add the keys it needs".to_string());
-            }
-            Secret {
-                metadata: meta(plan, &name, ann),
-                type_: Some("Opaque".to_string()),
-                string_data: (!keys.is_empty()).then(|| keys.into_iter().map(|k| (k, String::new())).collect()),
-                ..Default::default()
+/// Folder of the skeletons: not a place `kubectl apply -f k8s/` reads (it does not
+/// recurse), and they are shell scripts, not objects.
+pub const SKELETON_DIR: &str = "k8s/skeletons";
+
+/// The shell variable a skeleton reads a Secret key's value from (`db-creds`,
+/// `pass.word` → `DB_CREDS_PASS_WORD`).
+pub fn skeleton_var(secret: &str, key: &str) -> String {
+    format!("{secret}_{key}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
             }
         })
         .collect()
 }
 
-/// ConfigMap skeletons: `config:NAME` takes every key, so the keys are unknown.
-pub fn config_map_skeletons(plan: &Plan) -> Vec<ConfigMap> {
+/// A shell word: single-quoted unless it is plainly safe.
+fn sh(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._/=:@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+fn skeleton_header(plan: &Plan, what: &str) -> String {
+    format!(
+        "#!/bin/sh\n# The {what} pipeline {} reads (generated by nb2pipe; never holds a value).\n# `kubectl create` refuses to replace an existing object, so running this again\n# cannot change or blank what is in the cluster: to change a value, use\n# `kubectl edit` or delete the object first.\nset -eu\n",
+        plan.pipeline
+    )
+}
+
+/// Secret skeletons: a script of `kubectl create secret generic` commands that take
+/// each known key's value from a shell variable (the script stops when one is unset),
+/// or from an env file where the keys are unknown. Never a value, and not a Secret
+/// object: applying a Secret without data over a real one (or one whose last applied
+/// version had data) could remove its keys.
+pub fn secret_skeletons(plan: &Plan) -> Option<String> {
+    let secrets = secret_keys(plan);
+    if secrets.is_empty() {
+        return None;
+    }
+    let ns = sh(&plan.settings.namespace);
+    let mut out = skeleton_header(plan, "Secrets");
+    for (name, (keys, unknown)) in secrets {
+        out.push('\n');
+        if unknown {
+            out.push_str(&format!("# A task uses every key of `{name}` (envFrom or mounted files): list them\n# as KEY=VALUE lines in {name}.env.\n"));
+        }
+        out.push_str(&format!(
+            "kubectl create secret generic {} --namespace {ns}",
+            sh(&name)
+        ));
+        for k in &keys {
+            let v = skeleton_var(&name, k);
+            out.push_str(&format!(
+                " \\\n  --from-literal={}=\"${{{v}:?set {v}}}\"",
+                sh(k)
+            ));
+        }
+        if unknown {
+            out.push_str(&format!(
+                " \\\n  --from-env-file={}",
+                sh(&format!("{name}.env"))
+            ));
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// ConfigMap skeletons: `config:NAME` takes every key, so each is created from an env
+/// file (KEY=VALUE lines) the user writes.
+pub fn config_map_skeletons(plan: &Plan) -> Option<String> {
     let names: BTreeSet<&String> = plan
         .tasks
         .iter()
         .flat_map(|t| &t.settings.config_maps)
         .collect();
-    names
-        .into_iter()
-        .map(|name| {
-            let mut ann = BTreeMap::new();
-            ann.insert(
-                KEYS_UNKNOWN.to_string(),
-                "unknown: a task reads every key of this ConfigMap as env vars; add them"
-                    .to_string(),
-            );
-            ConfigMap {
-                metadata: meta(plan, name, ann),
-                ..Default::default()
-            }
-        })
-        .collect()
+    if names.is_empty() {
+        return None;
+    }
+    let ns = sh(&plan.settings.namespace);
+    let mut out = skeleton_header(plan, "ConfigMaps");
+    for name in names {
+        out.push_str(&format!("\n# A task reads every key of `{name}` as env vars: list them as KEY=VALUE\n# lines in {name}.env.\nkubectl create configmap {} --namespace {ns} \\\n  --from-env-file={}\n", sh(name), sh(&format!("{name}.env"))));
+    }
+    Some(out)
 }
 
 /// The plain objects under `k8s/`, for every target.
@@ -347,25 +465,11 @@ impl Emitter for Objects {
             out.add(format!("k8s/{}-pvc.yaml", plan.pipeline), yaml(&p)?);
         }
         if ctx.options.skeletons {
-            let secrets = secret_skeletons(plan)
-                .iter()
-                .map(yaml)
-                .collect::<Result<Vec<_>>>()?;
-            if !secrets.is_empty() {
-                out.add(
-                    format!("k8s/{}-secrets.yaml", plan.pipeline),
-                    yaml_docs(&secrets),
-                );
+            if let Some(s) = secret_skeletons(plan) {
+                out.add(format!("{SKELETON_DIR}/{}-secrets.sh", plan.pipeline), s);
             }
-            let cms = config_map_skeletons(plan)
-                .iter()
-                .map(yaml)
-                .collect::<Result<Vec<_>>>()?;
-            if !cms.is_empty() {
-                out.add(
-                    format!("k8s/{}-configmaps.yaml", plan.pipeline),
-                    yaml_docs(&cms),
-                );
+            if let Some(s) = config_map_skeletons(plan) {
+                out.add(format!("{SKELETON_DIR}/{}-configmaps.sh", plan.pipeline), s);
             }
         }
         Ok(())
@@ -380,6 +484,27 @@ mod tests {
     fn env_values_survive_kubernetes_expansion() {
         assert_eq!(k8s_env_escape("a$(HOME)b$$c"), "a$$(HOME)b$$$$c");
         assert_eq!(k8s_env_escape("plain"), "plain");
+    }
+
+    #[test]
+    fn long_names_are_shortened_stably_and_distinctly() {
+        let a = format!("{}-a", "x".repeat(70));
+        let b = format!("{}-b", "x".repeat(70));
+        assert_eq!(fit("short", 63), "short");
+        assert_eq!(fit(&"x".repeat(63), 63), "x".repeat(63));
+        for n in [&a, &b] {
+            let f = fit(n, 63);
+            assert!(f.len() <= 63, "{f}");
+            assert_eq!(f, fit(n, 63), "deterministic");
+            assert!(f.starts_with(&"x".repeat(54)), "{f}");
+            // Still a DNS label: no `-` at either end.
+            assert!(!f.ends_with('-') && !f.starts_with('-'));
+        }
+        assert_ne!(fit(&a, 63), fit(&b, 63));
+        assert!(fit(&a, 52).len() <= 52);
+        // The cut never leaves `--`: a `-` before the hash is dropped.
+        let dashy = format!("{}-{}", "x".repeat(53), "y".repeat(20));
+        assert!(!fit(&dashy, 63).contains("--"), "{}", fit(&dashy, 63));
     }
 
     #[test]

@@ -26,12 +26,41 @@ pub const LAUNCHER: &str = "import os,sys;a=sys.argv[1:];os.environ.update(zip(a
 pub const SECRET_DIR: &str = "/etc/nb2pipe/secrets";
 pub const CONFIG_DIR: &str = "/etc/nb2pipe/config";
 
+/// The output artifact (`system.Metrics`) of a `metrics` task.
+pub const METRICS_ARTIFACT: &str = "metrics";
+/// Where KFP's launcher reads the executor output (ExecutorOutput as JSON) from when
+/// the task ends: the runtime puts the metrics into the artifact's metadata there,
+/// which is what KFP shows.
+pub const KFP_OUTPUT_FILE: &str = "/tmp/kfp_outputs/output_metadata.json";
+/// The env var that tells the runtime [`KFP_OUTPUT_FILE`].
+pub const KFP_OUTPUT_ENV: &str = "NB2PIPE_KFP_OUTPUT_FILE";
+
 pub fn component(k8s_name: &str) -> String {
-    format!("comp-{k8s_name}")
+    k8s::fit(&format!("comp-{k8s_name}"), k8s::NAME_MAX)
 }
 
 pub fn executor(k8s_name: &str) -> String {
-    format!("exec-{k8s_name}")
+    k8s::fit(&format!("exec-{k8s_name}"), k8s::NAME_MAX)
+}
+
+/// Integers KFP holds exactly (its numbers are doubles).
+const EXACT_INT: i64 = 1 << 53;
+
+/// A value that passes the kubelet unchanged: KFP hands the inputs to its launcher in
+/// the pod's args (`--executor_input`), where the kubelet expands `$(VAR)` and `$$`,
+/// so every `$` in a string is doubled.
+fn kubelet_escape(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(k8s::k8s_env_escape(s)),
+        Value::Array(a) => Value::Array(a.iter().map(kubelet_escape).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k8s::k8s_env_escape(k), kubelet_escape(x)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 #[derive(Serialize)]
@@ -51,6 +80,26 @@ struct Component {
     executor_label: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     input_definitions: Option<InputDefinitions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_definitions: Option<OutputDefinitions>,
+}
+
+#[derive(Serialize)]
+struct OutputDefinitions {
+    artifacts: BTreeMap<&'static str, ArtifactDef>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArtifactDef {
+    artifact_type: ArtifactType,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArtifactType {
+    schema_title: &'static str,
+    schema_version: &'static str,
 }
 
 #[derive(Serialize)]
@@ -225,6 +274,18 @@ struct ExecutorConfig {
     image_pull_policy: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     active_deadline_seconds: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security_context: Option<KfpSecurityContext>,
+}
+
+/// kfp-kubernetes' SecurityContext: the container's user, group and non-root flag
+/// (the rest of the restricted profile is set by KFP's backend, fsGroup not at all).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KfpSecurityContext {
+    run_as_user: String,
+    run_as_group: String,
+    run_as_non_root: bool,
 }
 
 #[derive(Serialize)]
@@ -404,11 +465,15 @@ impl Emitter for Kfp {
     }
 }
 
-/// KFP's parameter type and the default as KFP holds it (`null` travels as the JSON
-/// text "null" in a STRING, which the runtime parses back).
+/// KFP's parameter type and the default as KFP holds it, escaped for the kubelet
+/// (`null` travels as the JSON text "null" in a STRING, which the runtime parses back;
+/// an integer beyond ±2^53, which a double cannot hold, as its text in a STRING).
 fn param_def(p: &Parameter) -> ParamDef {
     let (ty, default) = match p.ty.as_str() {
-        "int" => ("NUMBER_INTEGER", p.default.clone()),
+        "int" if p.default.as_i64().is_some_and(|i| i.abs() <= EXACT_INT) => {
+            ("NUMBER_INTEGER", p.default.clone())
+        }
+        "int" => ("STRING", serde_json::Value::String(k8s::param_text(p))),
         "float" => ("NUMBER_DOUBLE", p.default.clone()),
         "bool" => ("BOOLEAN", p.default.clone()),
         "list" => ("LIST", p.default.clone()),
@@ -418,7 +483,7 @@ fn param_def(p: &Parameter) -> ParamDef {
     };
     ParamDef {
         parameter_type: ty,
-        default_value: Some(default),
+        default_value: Some(kubelet_escape(&default)),
         is_optional: Some(true),
     }
 }
@@ -564,6 +629,14 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             args.push(k8s::param_env_name(p));
             args.push(format!("{{{{$.inputs.parameters['{p}']}}}}"));
         }
+        if t.metrics {
+            args.push(k8s::METRICS_ENV.to_string());
+            args.push(format!(
+                "{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].path}}}}"
+            ));
+            args.push(KFP_OUTPUT_ENV.to_string());
+            args.push(KFP_OUTPUT_FILE.to_string());
+        }
         // Secret keys arrive through the platform spec, not the container's env.
         let env: Vec<EnvVar> = pod
             .container
@@ -614,8 +687,18 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             || res.resource_memory_request.is_some()
             || res.resource_memory_limit.is_some()
             || res.accelerator.is_some();
-        let comp = component(&t.k8s_name);
-        let exec = executor(&t.k8s_name);
+        let comp = c.fit(
+            tn,
+            "component name",
+            &format!("comp-{}", t.k8s_name),
+            k8s::NAME_MAX,
+        );
+        let exec = c.fit(
+            tn,
+            "executor name",
+            &format!("exec-{}", t.k8s_name),
+            k8s::NAME_MAX,
+        );
         executors.insert(
             exec.clone(),
             Executor {
@@ -650,13 +733,27 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
                 executor_label: exec.clone(),
                 input_definitions: (!inputs.is_empty())
                     .then_some(InputDefinitions { parameters: inputs }),
+                output_definitions: t.metrics.then(|| OutputDefinitions {
+                    artifacts: [(
+                        METRICS_ARTIFACT,
+                        ArtifactDef {
+                            artifact_type: ArtifactType {
+                                schema_title: "system.Metrics",
+                                schema_version: "0.0.1",
+                            },
+                        },
+                    )]
+                    .into(),
+                }),
             },
         );
         tasks.insert(
             t.k8s_name.clone(),
             DagTask {
+                // KFP's cache keys on image, args and parameters, not on the data in
+                // the store: a cached task would skip writing what its consumers read.
                 caching_options: CachingOptions {
-                    enable_cache: ts.cache,
+                    enable_cache: false,
                 },
                 component_ref: NameRef { name: comp },
                 dependent_tasks: plan
@@ -796,6 +893,24 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             })
             .collect();
         cfg.active_deadline_seconds = ts.timeout_seconds.map(|x| x.to_string());
+        let sc = &pod.security_context;
+        cfg.security_context = Some(KfpSecurityContext {
+            run_as_user: sc
+                .run_as_user
+                .unwrap_or(ts.security.run_as_user)
+                .to_string(),
+            run_as_group: sc
+                .run_as_group
+                .unwrap_or(ts.security.run_as_group)
+                .to_string(),
+            run_as_non_root: sc.run_as_non_root.unwrap_or(true),
+        });
+        if ts.security.read_only_root_filesystem {
+            c.cannot(tn, "read-only root file system: KFP's platform spec cannot set it; the task runs with a writable root file system");
+        }
+        if let (Some(g), DataStore::Volume { claim, .. }) = (sc.fs_group, &s.data) {
+            c.cannot(None, format!("fsGroup {g}: KFP's platform spec cannot set the pod's securityContext; the claim `{claim}` must be writable by user {} / group {} (or the cluster must set fsGroup)", ts.security.run_as_user, ts.security.run_as_group));
+        }
         if let Some(p) = &ts.pool {
             c.cannot(
                 tn,
@@ -804,6 +919,7 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
         }
         platform.insert(exec, cfg);
     }
+    c.scheduling_dropped(false);
     if let Some(sa) = &s.service_account {
         c.cannot(None, format!("service account `{sa}`: KFP sets it per run (`kfp.Client().create_run_from_pipeline_package(..., service_account=...)`), not in the pipeline spec"));
     }

@@ -63,7 +63,8 @@ pub struct EmitContext<'a> {
 /// Output choices that are not part of the plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EmitOptions {
-    /// Also write ConfigMap and Secret skeletons (keys only, never values) under k8s/.
+    /// Also write ConfigMap and Secret skeletons (`kubectl create` scripts, keys only,
+    /// never values) under k8s/skeletons/.
     pub skeletons: bool,
 }
 

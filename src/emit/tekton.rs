@@ -1,34 +1,43 @@
 //! Tekton Pipelines (tekton.dev/v1): `tekton/<pipeline>.yaml`, one Task per plan task
-//! (one step, named `run`), a Pipeline (runAfter, params, a `data` workspace, retries,
-//! timeouts), and a PipelineRun that binds the workspace to the data claim, passes the
-//! parameters, and carries the pod settings (`taskRunSpecs[].podTemplate`).
+//! (one step, named `run`) and a Pipeline (runAfter, params, retries, timeouts), to
+//! `kubectl apply`; `tekton/<pipeline>-run.yaml`, a PipelineRun (generateName, to
+//! `kubectl create`) that passes the parameters and carries the pod settings
+//! (`taskRunSpecs[].podTemplate`).
+//!
+//! The data claim is a plain volume of each Task, not a workspace: Tekton's affinity
+//! assistant pins every TaskRun that shares a PVC-backed workspace to one node, which
+//! overrides the tasks' own node selectors and affinity.
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use k8s_openapi::api::core::v1::{
-    Affinity, EnvFromSource, EnvVar, LocalObjectReference, PersistentVolumeClaimVolumeSource,
-    ResourceRequirements, Toleration, Volume, VolumeMount,
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext,
+    ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::k8s::{self, Ctx, EnvSpec, Subst};
 use super::{Bundle, EmitContext, Emitter};
-use crate::plan::{DataStore, Plan};
+use crate::plan::Plan;
 
 pub struct Tekton;
 
-/// The workspace that carries the data store.
-pub const WORKSPACE: &str = "data";
 /// The Task param that carries the run id (user parameters are Python identifiers, so
 /// a name with `-` never clashes).
 pub const RUN_ID_PARAM: &str = "nb2pipe-run-id";
 /// The one step of every Task.
 pub const STEP: &str = "run";
 
-pub fn task_name(plan: &Plan, k8s_name: &str) -> String {
-    format!("{}-{k8s_name}", k8s::pipeline_k8s(plan))
+/// The result a `metrics` task's runtime writes its metrics to.
+pub const METRICS_RESULT: &str = "metrics";
+
+/// A value Tekton substitutes into an env value, where the kubelet then expands
+/// `$(VAR)` and `$$`: every `$` doubled. Tekton has no function to do this at run time,
+/// so only the values nb2pipe writes (the defaults) are escaped.
+pub fn kubelet_escape(v: &str) -> String {
+    k8s::k8s_env_escape(v)
 }
 
 #[derive(Serialize)]
@@ -56,22 +65,22 @@ struct Param {
 }
 
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WorkspaceDecl {
-    name: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mount_path: Option<String>,
-}
-
-#[derive(Serialize)]
 struct TaskSpec {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     params: Vec<ParamSpec>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    workspaces: Vec<WorkspaceDecl>,
+    results: Vec<TaskResult>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     volumes: Vec<Volume>,
     steps: Vec<Step>,
+}
+
+#[derive(Serialize)]
+struct TaskResult {
+    name: &'static str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    description: &'static str,
 }
 
 #[derive(Serialize)]
@@ -89,6 +98,8 @@ struct Step {
     compute_resources: Option<ResourceRequirements>,
     #[serde(skip_serializing_if = "Option::is_none")]
     volume_mounts: Option<Vec<VolumeMount>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security_context: Option<SecurityContext>,
 }
 
 #[derive(Serialize)]
@@ -97,8 +108,6 @@ struct PipelineSpec {
     description: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     params: Vec<ParamSpec>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    workspaces: Vec<WorkspaceDecl>,
     tasks: Vec<PipelineTask>,
 }
 
@@ -110,8 +119,6 @@ struct PipelineTask {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     run_after: Vec<String>,
     params: Vec<Param>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    workspaces: Vec<WorkspaceBinding>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retries: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,19 +131,11 @@ struct NameRef {
 }
 
 #[derive(Serialize)]
-struct WorkspaceBinding {
-    name: &'static str,
-    workspace: &'static str,
-}
-
-#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PipelineRunSpec {
     pipeline_ref: NameRef,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     params: Vec<Param>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    workspaces: Vec<RunWorkspace>,
     timeouts: Timeouts,
     #[serde(skip_serializing_if = "Option::is_none")]
     task_run_template: Option<TaskRunTemplate>,
@@ -147,13 +146,6 @@ struct PipelineRunSpec {
 #[derive(Serialize)]
 struct Timeouts {
     pipeline: &'static str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RunWorkspace {
-    name: &'static str,
-    persistent_volume_claim: PersistentVolumeClaimVolumeSource,
 }
 
 #[derive(Serialize, Default)]
@@ -167,6 +159,8 @@ struct PodTemplate {
     affinity: Option<Affinity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security_context: Option<PodSecurityContext>,
 }
 
 #[derive(Serialize)]
@@ -182,8 +176,7 @@ struct TaskRunTemplate {
 #[serde(rename_all = "camelCase")]
 struct TaskRunSpec {
     pipeline_task_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pod_template: Option<PodTemplate>,
+    pod_template: PodTemplate,
     metadata: TaskMetadata,
 }
 
@@ -196,8 +189,7 @@ struct TaskMetadata {
 }
 
 impl PipelineSpec {
-    /// What Tekton's webhook would reject: duplicate or unknown task names in runAfter,
-    /// a workspace binding to an undeclared workspace.
+    /// What Tekton's webhook would reject: duplicate or unknown task names in runAfter.
     fn validate(&self) -> Result<()> {
         let names: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
         for (i, t) in self.tasks.iter().enumerate() {
@@ -207,15 +199,6 @@ impl PipelineSpec {
             if let Some(r) = t.run_after.iter().find(|r| !names.contains(&r.as_str())) {
                 bail!(
                     "Tekton pipeline task `{}` runs after unknown task `{r}`",
-                    t.name
-                );
-            }
-            if t.workspaces
-                .iter()
-                .any(|w| !self.workspaces.iter().any(|d| d.name == w.workspace))
-            {
-                bail!(
-                    "Tekton pipeline task `{}` binds an undeclared workspace",
                     t.name
                 );
             }
@@ -231,9 +214,10 @@ impl Emitter for Tekton {
 
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
         let mut c = Ctx::new(ctx.plan, "tekton", Subst::Tekton);
-        let text = documents(&mut c)?;
+        let (defs, run) = documents(&mut c)?;
         out.notes.append(&mut c.notes);
-        out.add(format!("tekton/{}.yaml", ctx.plan.pipeline), text);
+        out.add(format!("tekton/{}.yaml", ctx.plan.pipeline), defs);
+        out.add(format!("tekton/{}-run.yaml", ctx.plan.pipeline), run);
         Ok(())
     }
 }
@@ -247,10 +231,10 @@ fn meta(plan: &Plan, name: Option<String>, task: Option<&crate::plan::Task>) -> 
     }
 }
 
-fn documents(c: &mut Ctx<'_>) -> Result<String> {
+/// The Tasks and the Pipeline (one file), and the PipelineRun (another).
+fn documents(c: &mut Ctx<'_>) -> Result<(String, String)> {
     let plan: &Plan = c.plan;
     let s = &plan.settings;
-    let volume = matches!(s.data, DataStore::Volume { .. });
     let mut docs = Vec::new();
     let mut pipeline_tasks = Vec::new();
     let mut run_specs = Vec::new();
@@ -263,7 +247,15 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
                 .iter()
                 .map(|p| (p.clone(), format!("$(params.{p})")))
                 .collect(),
-            mount_data: false,
+            mount_data: true,
+            extra_env: if t.metrics {
+                vec![(
+                    k8s::METRICS_ENV.to_string(),
+                    format!("$(results.{METRICS_RESULT}.path)"),
+                )]
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         };
         let pod = k8s::pod(c, t, &spec);
@@ -292,13 +284,6 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             ty: "string",
             default: None,
         }));
-        let workspaces = match &s.data {
-            DataStore::Volume { mount_path, .. } => vec![WorkspaceDecl {
-                name: WORKSPACE,
-                mount_path: Some(c.user(None, "data mount path", mount_path)),
-            }],
-            DataStore::S3 { .. } => Vec::new(),
-        };
         let ct = pod.container;
         let step = Step {
             name: STEP,
@@ -309,15 +294,29 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             env_from: ct.env_from,
             compute_resources: ct.resources,
             volume_mounts: ct.volume_mounts,
+            security_context: ct.security_context,
         };
-        let name = task_name(plan, &t.k8s_name);
+        let name = c.fit(
+            Some(&t.name),
+            "Task name",
+            &format!("{}-{}", k8s::pipeline_k8s(plan), t.k8s_name),
+            k8s::NAME_MAX,
+        );
         let task_doc = Document {
             api_version: "tekton.dev/v1",
             kind: "Task",
             metadata: meta(plan, Some(name.clone()), Some(t)),
             spec: TaskSpec {
                 params,
-                workspaces,
+                results: if t.metrics {
+                    vec![TaskResult {
+                        name: METRICS_RESULT,
+                        ty: "string",
+                        description: "the task's metrics: a JSON object, name to number",
+                    }]
+                } else {
+                    Vec::new()
+                },
                 volumes: pod.volumes,
                 steps: vec![step],
             },
@@ -341,14 +340,6 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
                 .map(|u| u.k8s_name.clone())
                 .collect(),
             params: pparams,
-            workspaces: if volume {
-                vec![WorkspaceBinding {
-                    name: WORKSPACE,
-                    workspace: WORKSPACE,
-                }]
-            } else {
-                Vec::new()
-            },
             retries: (ts.retries > 0).then_some(ts.retries),
             timeout: ts.timeout_seconds.map(|x| format!("{x}s")),
         });
@@ -357,12 +348,11 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             tolerations: pod.tolerations,
             affinity: pod.affinity,
             image_pull_secrets: None,
+            security_context: Some(pod.security_context),
         };
-        let has_pt =
-            !pt.node_selector.is_empty() || !pt.tolerations.is_empty() || pt.affinity.is_some();
         run_specs.push(TaskRunSpec {
             pipeline_task_name: t.k8s_name.clone(),
-            pod_template: has_pt.then_some(pt),
+            pod_template: pt,
             metadata: TaskMetadata {
                 labels: pod.labels,
                 annotations: pod.annotations,
@@ -372,11 +362,11 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
     let mut pparams = Vec::new();
     let mut run_params = Vec::new();
     for p in &plan.parameters {
-        let v = c.user(
+        let v = kubelet_escape(&c.user(
             None,
             &format!("parameter `{}`", p.name),
             &k8s::param_text(p),
-        );
+        ));
         pparams.push(ParamSpec {
             name: p.name.clone(),
             ty: "string",
@@ -393,14 +383,6 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             .as_deref()
             .map(|d| c.user(None, "description", d)),
         params: pparams,
-        workspaces: if volume {
-            vec![WorkspaceDecl {
-                name: WORKSPACE,
-                mount_path: None,
-            }]
-        } else {
-            Vec::new()
-        },
         tasks: pipeline_tasks,
     };
     pipeline.validate()?;
@@ -415,6 +397,7 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
     if let Some(sch) = s.schedule.as_deref().filter(|x| *x != "@once") {
         c.cannot(None, format!("schedule `{sch}`: Tekton has no schedules; create the PipelineRun from a CronJob or Tekton Triggers"));
     }
+    c.scheduling_dropped(false);
     let pull = k8s::image_pull_secrets(plan);
     let template = (s.service_account.is_some() || pull.is_some()).then(|| TaskRunTemplate {
         service_account_name: s.service_account.clone(),
@@ -424,31 +407,28 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
         }),
     });
     let mut run_meta = meta(plan, None, None);
-    run_meta.generate_name = Some(format!("{pname}-run-"));
+    // The API server appends 5 characters to generateName.
+    let run_prefix = c.fit(
+        None,
+        "PipelineRun name",
+        &format!("{pname}-run"),
+        k8s::NAME_MAX - 6,
+    );
+    run_meta.generate_name = Some(format!("{run_prefix}-"));
     let run = PipelineRunSpec {
         pipeline_ref: NameRef { name: pname },
         params: run_params,
-        workspaces: match &s.data {
-            DataStore::Volume { claim, .. } => vec![RunWorkspace {
-                name: WORKSPACE,
-                persistent_volume_claim: PersistentVolumeClaimVolumeSource {
-                    claim_name: claim.clone(),
-                    read_only: None,
-                },
-            }],
-            DataStore::S3 { .. } => Vec::new(),
-        },
         // Task timeouts are per task, as in Airflow: the run itself has none (Tekton's
         // default of 1h would cut longer task timeouts short).
         timeouts: Timeouts { pipeline: "0s" },
         task_run_template: template,
         task_run_specs: run_specs,
     };
-    docs.push(k8s::yaml(&Document {
+    let run = k8s::yaml(&Document {
         api_version: "tekton.dev/v1",
         kind: "PipelineRun",
         metadata: run_meta,
         spec: run,
-    })?);
-    Ok(k8s::yaml_docs(&docs))
+    })?;
+    Ok((k8s::yaml_docs(&docs), run))
 }

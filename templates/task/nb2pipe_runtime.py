@@ -11,7 +11,13 @@ Environment (see docs/running.md):
   NB2PIPE_INPUT_RUNS  JSON {task: run id}: where each producer's values are read from
                       (default: this run); `nb2pipe run --only` uses it
   NB2PIPE_PARAMS      JSON object of parameter overrides
-  NB2PIPE_PARAM_<N>   one parameter's override (JSON, or text)
+  NB2PIPE_PARAM_<N>   one parameter's value: the text for a str parameter, else JSON
+                      (or text)
+  NB2PIPE_METRICS_FILE     a `metrics` task writes its metrics here: a JSON object of
+                      every real number (int/float, not bool) the task's namespace
+                      binds at the end, parameters and `_names` left out
+  NB2PIPE_KFP_OUTPUT_FILE  also write them as KFP's executor output (the metadata of
+                      the task's `metrics` artifact, which KFP shows)
   NB2PIPE_ERROR_FILE  where to write a JSON report when the task fails (nb2pipe run)
 
 Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format> plus a
@@ -247,6 +253,7 @@ def parameters(defaults):
     """Defaults from the notebook, overridden by NB2PIPE_PARAMS (JSON object) and
     NB2PIPE_PARAM_<NAME> (JSON, or text)."""
     values = dict(defaults)
+    _STATE["parameters"] = set(defaults)
     raw = os.environ.get("NB2PIPE_PARAMS")
     if raw:
         try:
@@ -261,12 +268,21 @@ def parameters(defaults):
     for k in defaults:
         env = os.environ.get("NB2PIPE_PARAM_" + k)
         if env is not None:
-            try:
-                v = json.loads(env)
-            except ValueError:
-                v = env
-            values[k] = _coerce(k, v, defaults[k])
+            values[k] = _decode(k, env, defaults[k])
     return values
+
+
+def _decode(name, text, default):
+    """One NB2PIPE_PARAM_<NAME> by the parameter's type (its default's): a str
+    parameter is the text itself, byte for byte ("1.10", "null", "1e3" stay text);
+    any other is parsed as JSON, else taken as text, then checked."""
+    if isinstance(default, str):
+        return text
+    try:
+        v = json.loads(text)
+    except ValueError:
+        v = text
+    return _coerce(name, v, default)
 
 
 def _coerce(name, value, default):
@@ -335,6 +351,37 @@ def finish(namespace):
         key = "%s/values/%s/%s" % (_run_prefix(run_id()), task, name)
         s.put(key + "." + fmt, data)
         s.put(key + ".format", fmt.encode())
+    _write_metrics(namespace)
+
+
+def _write_metrics(namespace):
+    path = os.environ.get("NB2PIPE_METRICS_FILE")
+    if not path:
+        return
+    import math
+    import numbers
+
+    params = _STATE.get("parameters") or ()
+    metrics = {}
+    for k, v in sorted(namespace.items()):
+        if k.startswith("_") or k in params or isinstance(v, bool):
+            continue
+        if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral):
+            v = float(v)
+            if math.isfinite(v):
+                metrics[k] = v
+        elif isinstance(v, numbers.Integral):
+            metrics[k] = int(v)
+    docs = [(path, metrics)]
+    kfp = os.environ.get("NB2PIPE_KFP_OUTPUT_FILE")
+    if kfp:
+        docs.append((kfp, {"artifacts": {"metrics": {"artifacts": [{"metadata": metrics}]}}}))
+    for p, doc in docs:
+        d = os.path.dirname(p)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        with open(p, "w") as f:
+            json.dump(doc, f, sort_keys=True)
 
 
 def _consumers(name):

@@ -1,6 +1,7 @@
 """Argo Workflows: hera's pydantic models (generated from Argo 4's OpenAPI) in strict
 mode, plus unknown keys (the models ignore them): every key of the document must
-survive a validate → dump round trip."""
+survive a validate → dump round trip; and Argo's name limits (63 characters for
+workflows, templates and DAG tasks, 52 for a CronWorkflow)."""
 import sys
 
 from hera.workflows import models
@@ -43,6 +44,15 @@ def main(paths):
             r.add(path, str(e))
             continue
         out = []
+        meta = doc.get("metadata", {})
+        limit = 52 if doc["kind"] == "CronWorkflow" else 63
+        name = meta.get("name") or meta.get("generateName", "") + "xxxxx"
+        if len(name) > limit:
+            out.append("$.metadata: name %s is longer than %d characters" % (name, limit))
+        spec = doc["spec"].get("workflowSpec", doc["spec"])
+        for t in spec.get("templates", []):
+            names = [t["name"]] + [x["name"] for x in (t.get("dag") or {}).get("tasks", [])]
+            out.extend("$.templates: name %s is longer than 63 characters" % n for n in names if len(n) > 63)
         unknown_keys(doc, m.model_dump(by_alias=True, exclude_none=True, mode="json"), "$", out)
         for o in out:
             r.add(path, o)

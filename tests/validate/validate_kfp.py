@@ -1,7 +1,8 @@
 """Kubeflow Pipelines: the pipeline spec parsed into kfp's PipelineSpec proto, the
 platform spec into PlatformSpec and each executor's config into kfp-kubernetes'
 KubernetesExecutorConfig (ParseDict rejects unknown fields), then the file loaded as
-a component with kfp.components.load_component_from_file."""
+a component with kfp.components.load_component_from_file; component, executor and
+task names of at most 63 characters."""
 import sys
 
 from google.protobuf import json_format
@@ -30,6 +31,12 @@ def main(paths):
                         r.add(path, "platform executor %s is not in the pipeline spec" % name)
                         bad = True
                     json_format.ParseDict(cfg, kubernetes_executor_config_pb2.KubernetesExecutorConfig())
+            for what in ("components", "deploymentSpec"):
+                names = docs[0][what] if what == "components" else docs[0][what]["executors"]
+                for n in list(names) + list(docs[0]["root"]["dag"]["tasks"]):
+                    if len(n) > 63:
+                        r.add(path, "name %s is longer than 63 characters" % n)
+                        bad = True
             comp = components.load_component_from_file(path)
             if comp.name != docs[0]["pipelineInfo"]["name"].replace("-", "_") and comp.name != docs[0]["pipelineInfo"]["name"]:
                 r.add(path, "loaded component is named %r" % comp.name)

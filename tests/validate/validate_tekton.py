@@ -1,7 +1,9 @@
 """Tekton (tekton.dev/v1): each document against the CRD schema of its kind
 (tests/data/tekton, strict: unknown fields rejected), plus webhook rules the schemas
 cannot say: every step named, `$(params.x)` only for declared params, runAfter and
-taskRef names that exist in the file, workspace bindings to declared workspaces."""
+taskRef names that exist in the file, workspace bindings to declared workspaces, names
+of at most 63 characters. A file of PipelineRuns alone (`<pipeline>-run.yaml`) is
+checked against the Pipeline of its sibling `<pipeline>.yaml`."""
 import json
 import os
 import re
@@ -38,9 +40,23 @@ def main(paths):
     for path in paths:
         bad = False
         docs = load_docs(path)
-        tasks = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Task"}
-        pipelines = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Pipeline"}
+        context = docs
+        kinds = {d.get("kind") for d in docs}
+        if kinds == {"PipelineRun"} and path.endswith("-run.yaml"):
+            sibling = path[: -len("-run.yaml")] + ".yaml"
+            if os.path.exists(sibling):
+                context = docs + load_docs(sibling)
+        if "PipelineRun" in kinds and kinds != {"PipelineRun"}:
+            r.add(path, "a PipelineRun (kubectl create) shares the file with %s (kubectl apply)" % sorted(kinds - {"PipelineRun"}))
+            bad = True
+        tasks = {d["metadata"]["name"]: d for d in context if d.get("kind") == "Task"}
+        pipelines = {d["metadata"]["name"]: d for d in context if d.get("kind") == "Pipeline"}
         for doc in docs:
+            meta = doc.get("metadata", {})
+            name = meta.get("name") or meta.get("generateName", "") + "xxxxx"
+            if len(name) > 63:
+                r.add(path, "%s name %s is longer than 63 characters" % (doc.get("kind"), name))
+                bad = True
             kind = doc.get("kind")
             if kind not in FILES:
                 r.add(path, "unknown kind %r" % kind)
@@ -63,6 +79,10 @@ def main(paths):
                             r.add(path, "Task %s: $(params.%s) is not a declared param" % (doc["metadata"]["name"], ref))
                             bad = True
             if kind == "Pipeline":
+                for t in spec.get("tasks", []):
+                    if len(t["name"]) > 63:
+                        r.add(path, "Pipeline task name %s is longer than 63 characters" % t["name"])
+                        bad = True
                 declared = {p["name"] for p in spec.get("params", [])}
                 wss = {w["name"] for w in spec.get("workspaces", [])}
                 names = {t["name"] for t in spec.get("tasks", [])}
