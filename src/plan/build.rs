@@ -594,6 +594,7 @@ impl Built {
                 Some(img) => Image {
                     reference: img.clone(),
                     prebuilt: true,
+                    base: None,
                     content_hash: None,
                 },
                 None => {
@@ -614,6 +615,7 @@ impl Built {
                     Image {
                         reference,
                         prebuilt: false,
+                        base: None,
                         content_hash: Some(hash),
                     }
                 }
@@ -635,12 +637,15 @@ impl Built {
                 requirements,
                 optional_requirements: deps.optional,
                 local_modules: deps.local_modules,
+                files: Vec::new(),
                 metrics: d.metrics,
                 settings: ts,
                 image,
                 code,
+                copies: Vec::new(),
             });
         }
+        super::files::attach(&mut tasks, &settings, &pipeline, &python, nb, python_env);
         let edges = edges
             .into_iter()
             .map(|((f, t), (values, explicit))| Edge {
