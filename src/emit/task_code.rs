@@ -184,15 +184,18 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let staged = format!(
-        "[{}]",
-        task.files
-            .iter()
-            .filter(|f| f.staged)
-            .map(|f| py_str(&f.path))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    // Data files too big for the image (empty: the argument is left out).
+    let staged: Vec<String> = task
+        .files
+        .iter()
+        .filter(|f| f.staged)
+        .map(|f| py_str(&f.path))
+        .collect();
+    let staged = if staged.is_empty() {
+        String::new()
+    } else {
+        format!("[{}]", staged.join(", "))
+    };
     let render = |line_map: String, code: String| {
         ctx.templates.render(
             "task/main.py.j2",
