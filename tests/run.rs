@@ -58,11 +58,13 @@ fn python() -> PathBuf {
     common::python_env("EXEC")
 }
 
-/// A fresh folder holding a copy of fixtures/exec/<name>.ipynb.
+/// A fresh folder holding a copy of fixtures/exec/<name>.ipynb, and of the project
+/// files beside it named `<name>_*` (modules, data folders).
 fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = common::tempdir();
     let nb = dir.path().join(format!("{name}.ipynb"));
     std::fs::copy(common::fixture(&format!("exec/{name}.ipynb")), &nb).unwrap();
+    common::copy_side_files(&common::fixture("exec"), name, dir.path());
     (dir, nb)
 }
 
@@ -703,4 +705,15 @@ fn s3_store_against_a_local_server() {
         "all keys: {keys}"
     );
     drop(moto);
+}
+
+#[test]
+fn travel_local_module_data_file_and_a_file_handed_on_by_open() {
+    let (result, split) = prove("travel", &[], &[]);
+    assert_eq!(
+        result,
+        serde_json::json!({"loud": "TOTAL=12!", "note": "total=12", "total": 12})
+    );
+    // Locally the tasks run in the notebook's folder, as its kernel did.
+    assert!(split.folder.join("travel-note.txt").is_file());
 }
