@@ -83,16 +83,9 @@ fn looks_secret(path: &str) -> bool {
         || [".pem", ".key", ".p12", ".pfx", ".keystore", ".jks"]
             .iter()
             .any(|e| name.ends_with(e))
-        || [
-            "id_rsa",
-            "id_ed25519",
-            "credentials",
-            "secret",
-            "token",
-            "password",
-        ]
-        .iter()
-        .any(|w| name.contains(w))
+        || ["id_rsa", "id_ed25519", "credentials", "secret", "password"]
+            .iter()
+            .any(|w| name.contains(w))
 }
 
 fn sha256_of(path: &Path) -> Option<String> {
@@ -247,6 +240,8 @@ mod tests {
         std::fs::create_dir_all(d.join("cfg")).unwrap();
         std::fs::write(d.join("cfg/x.json"), "{}").unwrap();
         std::fs::write(d.join(".env"), "TOKEN=x").unwrap();
+        std::fs::write(d.join("db-credentials.json"), "{}").unwrap();
+        std::fs::write(d.join("tokenizer.json"), "{}").unwrap();
         std::fs::write(d.join("big.bin"), vec![0u8; MAX_IMAGE_FILE as usize + 1]).unwrap();
         std::fs::create_dir_all(d.join("sub")).unwrap();
         let nb_dir = d.join("sub");
@@ -263,7 +258,7 @@ mod tests {
         assert_eq!(copies[0].to, "files/here.txt");
 
         let code = [chunk(
-            "df = pd.read_csv('data.csv')\ncfg = json.load(open(\"./cfg/x.json\"))\nload_dotenv('.env')\nraw = np.fromfile('big.bin')\nf'{x}.csv'\n",
+            "df = pd.read_csv('data.csv')\ncfg = json.load(open(\"./cfg/x.json\"))\nload_dotenv('.env')\nraw = np.fromfile('big.bin')\nf'{x}.csv'\nc = open('db-credentials.json')\nt = Tokenizer.from_file('tokenizer.json')\n",
         )];
         let (files, copies) = data_files(d, &code);
         let paths: Vec<(&str, u64, bool)> = files
@@ -276,6 +271,7 @@ mod tests {
                 ("big.bin", MAX_IMAGE_FILE + 1, true),
                 ("cfg/x.json", 2, false),
                 ("data.csv", 8, false),
+                ("tokenizer.json", 2, false),
             ]
         );
         // sha256 of "{}".
@@ -284,7 +280,10 @@ mod tests {
             "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
         let to: Vec<&str> = copies.iter().map(|c| c.to.as_str()).collect();
-        assert_eq!(to, ["files/cfg/x.json", "files/data.csv"]);
+        assert_eq!(
+            to,
+            ["files/cfg/x.json", "files/data.csv", "files/tokenizer.json"]
+        );
     }
 
     #[test]
