@@ -411,3 +411,242 @@ fn a_closed_pipe_ends_output_quietly() {
         "{status:?} {err}"
     );
 }
+
+/// A notebook of code cells (source, tags) at `path`.
+fn write_notebook(path: &Path, cells: &[(&str, &[&str])]) {
+    let cells: Vec<Value> = cells
+        .iter()
+        .map(|(src, tags)| serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null}))
+        .collect();
+    let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "language": "python"}, "language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+    std::fs::write(path, nb.to_string()).unwrap();
+}
+
+/// Every file and folder under `dir` with its permission bits.
+fn modes(dir: &Path) -> Vec<(String, bool, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let m = std::fs::metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            out.push((rel, m.is_dir(), m.permissions().mode() & 0o7777));
+            if m.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn written_files_are_0644_and_folders_0755_whatever_the_umask() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("modes.ipynb");
+    std::fs::write(tmp.path().join("helpers.py"), "def f():\n    return 1\n").unwrap();
+    write_notebook(
+        &nb,
+        &[
+            ("import helpers", &["imports"]),
+            ("x = helpers.f()", &["task:one"]),
+            ("print(x)", &["task:two"]),
+        ],
+    );
+    let out = tmp.path().join("out");
+    // A strict umask would make folders 0700 if the mode were left to it; the temporary
+    // files nb2pipe renames into place are 0600.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 077 && exec \"$0\" convert \"$1\" -o \"$2\" -t all")
+        .arg(env!("CARGO_BIN_EXE_nb2pipe"))
+        .arg(&nb)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let all = modes(&out);
+    assert!(
+        all.iter()
+            .any(|(p, _, _)| p == "modes/tasks/one/modules/helpers.py"),
+        "{all:?}"
+    );
+    assert!(all.len() > 10, "{all:?}");
+    for (path, is_dir, mode) in &all {
+        let want = if *is_dir { 0o755 } else { 0o644 };
+        assert_eq!(*mode, want, "{path} is {mode:o}");
+    }
+}
+
+#[test]
+fn modules_and_data_files_travel_with_their_tasks() {
+    let tmp = common::tempdir();
+    let proj = tmp.path().join("proj");
+    std::fs::create_dir_all(proj.join("pkg/sub")).unwrap();
+    std::fs::create_dir_all(proj.join("cfg")).unwrap();
+    std::fs::create_dir_all(proj.join("lib")).unwrap();
+    std::fs::write(proj.join("pkg/__init__.py"), "from .sub import m\n").unwrap();
+    std::fs::write(proj.join("pkg/sub/__init__.py"), "").unwrap();
+    std::fs::write(proj.join("pkg/sub/m.py"), "V = 2\n").unwrap();
+    std::fs::write(proj.join("lib/helpers.py"), "def f():\n    return 1\n").unwrap();
+    std::fs::write(proj.join("data.csv"), "a\n1\n").unwrap();
+    std::fs::write(proj.join("cfg/x.json"), [0xffu8, 0x00, 0x7b]).unwrap();
+    std::fs::write(proj.join("outside.txt"), "no").unwrap();
+    std::fs::write(proj.join(".env"), "TOKEN=do-not-ship").unwrap();
+    let big = std::fs::File::create(proj.join("big.bin")).unwrap();
+    big.set_len((16 << 20) + 1).unwrap();
+    let nb = proj.join("travel.ipynb");
+    write_notebook(
+        &nb,
+        &[
+            ("import sys\nsys.path.append('lib')\nimport helpers", &["imports"]),
+            (
+                "import pkg\nrows = open('data.csv').read() * helpers.f()\ncfg = open(file='./cfg/x.json', mode='rb').read()\nbig = open('big.bin', 'rb').read(1)\nprint('not-there.csv', '.env')",
+                &["task:load"],
+            ),
+            ("total = helpers.f() + len(rows)", &["task:use"]),
+        ],
+    );
+    let out = tmp.path().join("out");
+    let bundle = common::convert(&nb, &out, &[]);
+    let load = bundle.join("tasks/load");
+    assert_eq!(
+        std::fs::read(load.join("files/cfg/x.json")).unwrap(),
+        [0xffu8, 0x00, 0x7b]
+    );
+    assert_eq!(
+        std::fs::read_to_string(load.join("files/data.csv")).unwrap(),
+        "a\n1\n"
+    );
+    assert!(!load.join("files/big.bin").exists(), "staged, not copied");
+    assert!(!load.join("files/.env").exists());
+    assert!(!load.join("files/not-there.csv").exists());
+    assert_eq!(
+        std::fs::read_to_string(load.join("modules/pkg/sub/m.py")).unwrap(),
+        "V = 2\n"
+    );
+    // `helpers` is found through sys.path 'lib' and imported by its own name.
+    assert!(load.join("modules/helpers.py").is_file());
+    assert!(bundle.join("tasks/use/modules/helpers.py").is_file());
+    assert!(!bundle.join("tasks/use/files").exists());
+    let dockerfile = std::fs::read_to_string(load.join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("COPY --chown=10001:10001 modules/ /app/modules/"));
+    assert!(dockerfile.contains("COPY --chown=10001:10001 files/ /app/files/"));
+    let main = std::fs::read_to_string(load.join("main.py")).unwrap();
+    assert!(main.contains("    staged=[\"big.bin\"],\n"), "{main}");
+
+    let plan = common::read_json(&bundle.join("plan.json"));
+    let task = |name: &str| {
+        plan["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let files = task("load")["files"].clone();
+    assert_eq!(
+        files,
+        serde_json::json!([
+            {"path": "big.bin", "size": (16 << 20) + 1, "sha256": "1003b1b5dc078189799a1216ce0f9fbcebb94e8b6b83c58c4b03345f07f94ced", "staged": true},
+            {"path": "cfg/x.json", "size": 3, "sha256": "b63c6c748b070064da9afd864dfb43bf94fdfccc16e8e168f420551eeda3416f"},
+            {"path": "data.csv", "size": 4, "sha256": "309b0e45a73d3fc5325e2b6ed0a01ef8b9cde6b05a5633c1f893f970d52bfddc"}
+        ]),
+    );
+    assert_eq!(
+        task("load")["local_modules"],
+        serde_json::json!(["lib/helpers.py", "pkg"])
+    );
+    assert!(task("use").get("files").is_none());
+
+    // check: up to date; a changed data file or module makes the bundle stale; --fix
+    // brings it back, and a module no longer imported leaves no file behind.
+    let (nbs, outs) = (nb.to_str().unwrap(), out.to_str().unwrap());
+    let (code, _, err) = common::run(&["check", nbs, "-o", outs]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(proj.join("pkg/sub/m.py"), "V = 3\n").unwrap();
+    let (code, _, err) = common::run(&["check", nbs, "-o", outs]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("NB050") && err.contains("tasks/load/modules/pkg/sub/m.py changed"),
+        "{err}"
+    );
+    let (code, _, err) = common::run(&["check", "--fix", nbs, "-o", outs]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(load.join("modules/pkg/sub/m.py")).unwrap(),
+        "V = 3\n"
+    );
+    std::fs::write(proj.join("data.csv"), "a\n2\n").unwrap();
+    let (code, _, err) = common::run(&["check", nbs, "-o", outs]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("tasks/load/files/data.csv changed"), "{err}");
+    let (code, _, err) = common::run(&["check", "--fix", nbs, "-o", outs]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(load.join("modules/stray.bin"), [0xffu8]).unwrap();
+    let (code, _, err) = common::run(&["check", nbs, "-o", outs]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("1 file differs (tasks/load/modules/stray.bin left over)"),
+        "{err}"
+    );
+    // Without `import pkg` and `data.csv`, their copies go.
+    write_notebook(
+        &nb,
+        &[
+            (
+                "import sys\nsys.path.append('lib')\nimport helpers",
+                &["imports"],
+            ),
+            ("rows = '1' * helpers.f()", &["task:load"]),
+            ("total = helpers.f() + len(rows)", &["task:use"]),
+        ],
+    );
+    common::convert(&nb, &out, &[]);
+    assert!(!load.join("modules/pkg/sub/m.py").exists());
+    assert!(!load.join("modules/stray.bin").exists());
+    assert!(!load.join("files/data.csv").exists());
+    assert!(load.join("modules/helpers.py").exists());
+    let (code, _, err) = common::run(&["check", nbs, "-o", outs]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn an_s3_store_gives_every_task_boto3_pinned_by_the_project_or_nb2pipe() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("s3.ipynb");
+    write_notebook(
+        &nb,
+        &[("x = 1", &["task:one"]), ("print(x)", &["task:two"])],
+    );
+    let mut doc = common::read_json(&nb);
+    doc["metadata"]["nb2pipe"] = serde_json::json!({"data": {"url": "s3://bucket/prefix"}});
+    std::fs::write(&nb, doc.to_string()).unwrap();
+    let deps = || {
+        let (code, out, err) = common::run(&["deps", nb.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let out = deps();
+    assert_eq!(
+        out.matches("boto3==1.35.99  # the data store is s3://")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("pin: nb2pipe's tested version for an S3 data store"),
+        "{out}"
+    );
+    std::fs::write(tmp.path().join("requirements.txt"), "boto3==1.34.0\n").unwrap();
+    let out = deps();
+    assert_eq!(out.matches("boto3==1.34.0  #").count(), 2, "{out}");
+    assert!(out.contains("pin: requirements.txt"), "{out}");
+    // A volume store needs no client.
+    doc["metadata"]["nb2pipe"] = serde_json::json!({});
+    std::fs::write(&nb, doc.to_string()).unwrap();
+    assert!(!deps().contains("boto3"));
+}

@@ -625,3 +625,255 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A notebook of code cells (source, tags) at `path`.
+fn write_notebook(path: &Path, cells: &[(&str, &[&str])]) {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|(src, tags)| serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null}))
+        .collect();
+    let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "language": "python"}, "language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+    std::fs::write(path, nb.to_string()).unwrap();
+}
+
+fn plan_task(plan: &serde_json::Value, name: &str) -> serde_json::Value {
+    plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name}"))
+        .clone()
+}
+
+/// Removes the image tags when the test ends, passed or not.
+struct Tags(Vec<String>);
+impl Drop for Tags {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            docker(&["image", "rm", "--force", t]);
+        }
+    }
+}
+
+#[test]
+fn a_docker_build_of_a_written_task_folder_runs_as_10001() {
+    let dir = common::tempdir();
+    let proj = dir.path();
+    std::fs::write(
+        proj.join("plain_helpers.py"),
+        "def shout(s):\n    return s.upper() + '!'\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(proj.join("data")).unwrap();
+    std::fs::write(proj.join("data/table.csv"), "a\nb,1\n").unwrap();
+    let nb = proj.join("plain.ipynb");
+    write_notebook(
+        &nb,
+        &[(
+            "import os\nimport plain_helpers\nrows = open('data/table.csv').read().splitlines()\nhome = os.path.expanduser('~')\nwith open(os.path.join(home, 'h.txt'), 'w') as f:\n    f.write('h')\nwith open('c.txt', 'w') as f:\n    f.write('c')\nprint('OUT', plain_helpers.shout(rows[1]), os.getcwd(), home, os.getuid(), os.getgid(), open('c.txt').read(), open(os.path.join(home, 'h.txt')).read())",
+            &["task:one"],
+        )],
+    );
+    let bundle = common::convert(&nb, &proj.join("out"), &["--base-image", &base_image()]);
+    let tag = format!("nb2pipe-test/plain-folder:{}", std::process::id());
+    let _cleanup = Tags(vec![tag.clone()]);
+    // The folder as written, through the docker CLI (its default builder), not through
+    // nb2pipe's own build context.
+    let folder = bundle.join("tasks/one");
+    let (ok, out) = docker(&["build", "--quiet", "-t", &tag, folder.to_str().unwrap()]);
+    assert!(ok, "docker build of {}: {out}", folder.display());
+
+    let run = |args: &[&str]| -> String {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        all.push(&tag);
+        let (ok, out) = docker(&all);
+        assert!(ok, "docker run {args:?}: {out}");
+        out
+    };
+    // In its own folder (/app) the task finds its data file there.
+    let out = run(&["--user", "10001"]);
+    assert!(
+        out.contains("OUT B,1! /app /home/nb2pipe 10001 10001 c h"),
+        "{out}"
+    );
+    // As in a pod: the shared working directory on the data store.
+    let out = run(&[
+        "--user",
+        "10001:10001",
+        "-e",
+        "NB2PIPE_WORKDIR=store",
+        "-e",
+        "NB2PIPE_DATA=/home/nb2pipe/store",
+        "-e",
+        "NB2PIPE_RUN_ID=r1",
+    ]);
+    assert!(
+        out.contains("OUT B,1! /home/nb2pipe/store/plain/r1/work /home/nb2pipe 10001 10001 c h"),
+        "{out}"
+    );
+    // Owner, group and modes of what the image holds.
+    let (ok, out) = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "stat",
+        &tag,
+        "-c",
+        "%n %u:%g %a",
+        "/app",
+        "/app/main.py",
+        "/app/nb2pipe_runtime.py",
+        "/app/modules",
+        "/app/modules/plain_helpers.py",
+        "/app/files/data",
+        "/app/files/data/table.csv",
+        "/home/nb2pipe",
+    ]);
+    assert!(ok, "{out}");
+    let want = "/app 10001:10001 755\n/app/main.py 10001:10001 644\n/app/nb2pipe_runtime.py 10001:10001 644\n/app/modules 10001:10001 755\n/app/modules/plain_helpers.py 10001:10001 644\n/app/files/data 10001:10001 755\n/app/files/data/table.csv 10001:10001 644\n/home/nb2pipe 10001:10001 755\n";
+    assert_eq!(out, want);
+    let (ok, out) = docker(&["run", "--rm", "--entrypoint", "id", &tag]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "uid=10001(nb2pipe) gid=10001(nb2pipe) groups=10001(nb2pipe)"
+    );
+}
+
+#[test]
+fn an_image_setting_is_built_on_and_must_have_python() {
+    let dir = common::tempdir();
+    let base = base_image();
+    // An image without Python 3 (the test base with its interpreter removed).
+    let nopython = format!("nb2pipe-test/nopython:{}", std::process::id());
+    let _cleanup = Tags(vec![nopython.clone()]);
+    let ctx = dir.path().join("nopython");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN rm -f /usr/bin/python3 /usr/bin/python3.*\n"),
+    )
+    .unwrap();
+    let (ok, out) = docker(&["build", "--quiet", "-t", &nopython, ctx.to_str().unwrap()]);
+    assert!(ok, "{out}");
+
+    let nb = dir.path().join("imageset.ipynb");
+    let good_tag = format!("image:{base}");
+    let bad_tag = format!("image:{nopython}");
+    write_notebook(
+        &nb,
+        &[
+            (
+                "import os\nx = 6\nprint('GOOD', x * 7, os.getuid(), os.getcwd())",
+                &["task:good", good_tag.as_str()],
+            ),
+            ("print('BAD', x)", &["task:bad", bad_tag.as_str()]),
+        ],
+    );
+    let out = dir.path().join("out");
+    let reg = fresh_registry("NB2PIPE_TEST_REGISTRY", "imageset");
+    let (code, _, err) = build(&nb, &out, &["--registry", &reg], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the image: setting of task bad names an image without python3"),
+        "{err}"
+    );
+    assert_eq!(built_tasks(&err), ["good"], "{err}");
+
+    let plan = common::read_json(&out.join("imageset/plan.json"));
+    let good = plan_task(&plan, "good");
+    let reference = good["image"]["reference"].as_str().unwrap().to_string();
+    let _built = Tags(vec![reference.clone()]);
+    assert!(
+        reference.starts_with(&format!("{reg}/imageset-good:")),
+        "{reference}"
+    );
+    assert_eq!(good["image"]["base"], base.as_str());
+    assert_eq!(good["image"]["prebuilt"], false);
+    let (ok, printed) = docker(&["run", "--rm", &reference]);
+    assert!(ok, "{printed}");
+    assert!(printed.contains("GOOD 42 10001 /app"), "{printed}");
+}
+
+#[test]
+fn run_docker_tasks_share_a_working_directory_with_modules_and_data_files() {
+    let dir = common::tempdir();
+    let nb = dir.path().join("travel.ipynb");
+    std::fs::copy(common::fixture("exec/travel.ipynb"), &nb).unwrap();
+    common::copy_side_files(&common::fixture("exec"), "travel", dir.path());
+    let python = common::python_env("EXEC");
+    let run = |extra: &[&str], data: &str, out: &str| {
+        let o = common::nb2pipe()
+            .arg("run")
+            .arg(&nb)
+            .arg("--data")
+            .arg(dir.path().join(data))
+            .arg("-o")
+            .arg(dir.path().join(out))
+            .args(extra)
+            .env("PIP_CERT", CA_BUNDLE)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(0), "nb2pipe run {extra:?}: {err}");
+    };
+    let registry = format!("localhost/runtravel-{}", std::process::id());
+    run(
+        &[
+            "--docker",
+            "--base-image",
+            &base_image(),
+            "--registry",
+            &registry,
+        ],
+        "docker-data",
+        "docker-out",
+    );
+    // In containers the file one task wrote is in the run's working directory on the
+    // store, with the data file the tasks brought, not in the notebook's folder.
+    assert!(!dir.path().join("travel-note.txt").exists());
+    let works: Vec<_> = walk(&dir.path().join("docker-data"))
+        .into_iter()
+        .filter(|p| p.ends_with("work/travel-note.txt"))
+        .collect();
+    assert_eq!(works.len(), 1, "{works:?}");
+    let work = works[0].parent().unwrap();
+    assert_eq!(std::fs::read_to_string(&works[0]).unwrap(), "total=12\n");
+    assert_eq!(
+        std::fs::read_to_string(work.join("travel_data/table.csv")).unwrap(),
+        std::fs::read_to_string(dir.path().join("travel_data/table.csv")).unwrap()
+    );
+    run(
+        &["--python", python.to_str().unwrap()],
+        "local-data",
+        "local-out",
+    );
+    assert!(dir.path().join("travel-note.txt").is_file());
+    let result = |data: &str| -> String {
+        let log = walk(&dir.path().join(data))
+            .into_iter()
+            .find(|p| p.ends_with("logs/report.log"))
+            .unwrap_or_else(|| panic!("no report log under {data}"));
+        let text = std::fs::read_to_string(log).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("RESULT "))
+            .unwrap_or_else(|| panic!("no RESULT in {text}"))
+            .to_string()
+    };
+    assert_eq!(
+        result("docker-data"),
+        r#"RESULT {"loud": "TOTAL=12!", "note": "total=12", "total": 12}"#
+    );
+    assert_eq!(result("local-data"), result("docker-data"));
+    let plan = common::read_json(&dir.path().join("docker-out/travel/plan.json"));
+    assert_eq!(
+        plan_task(&plan, "load")["files"][0]["path"],
+        "travel_data/table.csv"
+    );
+    assert_eq!(
+        plan_task(&plan, "report")["local_modules"],
+        serde_json::json!(["travel_helpers.py"])
+    );
+}

@@ -472,3 +472,70 @@ fn s3_store_against_a_local_server() {
     );
     drop(moto);
 }
+
+#[test]
+fn travel_local_module_data_file_and_a_file_handed_on_by_open() {
+    let (result, split) = prove("travel", &[], &[]);
+    assert_eq!(
+        result,
+        serde_json::json!({"loud": "TOTAL=12!", "note": "total=12", "total": 12})
+    );
+    // Locally the tasks run in the notebook's folder, as its kernel did.
+    assert!(split.folder.join("travel-note.txt").is_file());
+}
+
+#[test]
+fn s3_store_shares_the_working_directory_between_tasks() {
+    let scratch = common::tempdir();
+    let moto = start_moto(&scratch.path().join("moto.log"));
+    let mut cmd = Command::new(python());
+    cmd.arg("-c").arg("import boto3, os; boto3.client('s3', endpoint_url=os.environ['NB2PIPE_S3_ENDPOINT']).create_bucket(Bucket='pipes')");
+    s3_env(&mut cmd, &moto.url);
+    assert_eq!(run_bounded(cmd, "create bucket").code, 0);
+
+    let (dir, nb) = copy_fixture("travel");
+    let bundle = common::convert(&nb, &dir.path().join("out"), &[]);
+    // As in pods: each task in a folder of its own (not the notebook's), the store shared.
+    let mut printed = String::new();
+    for task in ["load", "note", "report"] {
+        let cwd = scratch.path().join(format!("pod-{task}"));
+        std::fs::create_dir_all(&cwd).unwrap();
+        let mut cmd = Command::new(python());
+        cmd.arg(bundle.join(format!("tasks/{task}/main.py")))
+            .current_dir(&cwd)
+            .env("NB2PIPE_WORKDIR", "store")
+            .env("NB2PIPE_DATA", "s3://pipes/w")
+            .env("NB2PIPE_RUN_ID", "r1")
+            .env("HOME", &cwd);
+        s3_env(&mut cmd, &moto.url);
+        let d = run_bounded(cmd, task);
+        assert_eq!(d.code, 0, "{task}:\n{}\n{}", d.stdout, d.stderr);
+        // Nothing lands in the task's own folder but what it writes to HOME.
+        let left: Vec<String> = std::fs::read_dir(&cwd)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".travel-cache")
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{task} wrote {left:?} outside the working directory"
+        );
+        printed.push_str(&d.stdout);
+    }
+    assert_eq!(
+        result_line(&printed),
+        serde_json::json!({"loud": "TOTAL=12!", "note": "total=12", "total": 12})
+    );
+    let mut cmd = Command::new(python());
+    cmd.arg("-c").arg("import boto3, os\nc = boto3.client('s3', endpoint_url=os.environ['NB2PIPE_S3_ENDPOINT'])\nfor o in c.list_objects_v2(Bucket='pipes', Prefix='w/travel/r1/work/')['Contents']: print(o['Key'])");
+    s3_env(&mut cmd, &moto.url);
+    let d = run_bounded(cmd, "list");
+    // The file load wrote, uploaded; the data file it brought is not (it is in the image).
+    assert_eq!(
+        d.stdout.trim(),
+        "w/travel/r1/work/travel-note.txt",
+        "{}",
+        d.stderr
+    );
+    drop(moto);
+}

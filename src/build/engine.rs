@@ -20,6 +20,12 @@ use futures_util::StreamExt;
 use super::auth::{self, Lookup};
 use super::BuildError;
 
+/// The runtime's switch to the shared working directory on the data store
+/// (templates/task/nb2pipe_runtime.py): every pod, and every `run --docker` container,
+/// gets `NB2PIPE_WORKDIR=store`.
+pub const WORKDIR_ENV: &str = "NB2PIPE_WORKDIR";
+pub const WORKDIR_STORE: &str = "store";
+
 /// A connected engine, and how it was reached (for messages).
 pub struct Engine {
     pub docker: Docker,
@@ -243,6 +249,8 @@ pub async fn run_task_container(
     let meta = std::fs::metadata(&data).map_err(|e| e.to_string())?;
     let mut env = vec![
         "NB2PIPE_DATA=/nb2pipe-data".to_string(),
+        // As in a pod: the run's tasks share one working directory on the data store.
+        format!("{WORKDIR_ENV}={WORKDIR_STORE}"),
         format!("NB2PIPE_RUN_ID={}", spec.run_id),
         format!("NB2PIPE_PIPELINE={}", spec.pipeline),
         format!("NB2PIPE_TASK={}", spec.task),

@@ -1,7 +1,8 @@
 //! `nb2pipe build`: one image per task through the Docker Engine API (bollard).
 //!
-//! Each non-prebuilt task's build context is its bundle folder `tasks/<task>/`, made as a
-//! tar in memory ([`context`]), plus the pip settings ([`pip`]). The image tag is the
+//! Each non-prebuilt task's build context is its bundle folder `tasks/<task>/` (with the
+//! project files that travel with it), made as a tar in memory ([`context`]), plus the
+//! pip settings ([`pip`]). A task with an `image:` setting is built `FROM` that image. The image tag is the
 //! plan's `Image.reference`, which carries the content hash, so a tag already present in
 //! the engine is up to date and is not built again. Tasks with the same requirements are
 //! ordered so that one builds the shared dependency layers first and the others reuse
@@ -70,7 +71,7 @@ pub struct TaskReport {
 
 /// The build context of `task`: its bundle folder plus the pip files.
 pub fn task_context(bundle: &Bundle, task: &Task, pip: &PipSettings) -> anyhow::Result<Vec<u8>> {
-    let mut ctx = context::BuildContext::from_bundle(bundle, &task.name);
+    let mut ctx = context::BuildContext::from_bundle(bundle, &task.name)?;
     pip.add_to(&mut ctx)?;
     ctx.to_tar()
 }

@@ -2,7 +2,6 @@
 //! (NB040), and a bundle that no longer matches its notebook (NB050); `--fix`
 //! regenerates the bundle. Notebooks are checked in parallel.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -167,7 +166,7 @@ fn check_one(
         report.bundle = Some(dir.clone());
         match emit::bundle(plan, templates, &chosen) {
             Ok(bundle) => {
-                let diff = compare(&dir, &bundle.files, &chosen);
+                let diff = compare(&dir, &bundle, &chosen);
                 if !diff.is_empty() {
                     if args.fix {
                         match crate::fs::write_bundle(&dir, &bundle) {
@@ -211,11 +210,8 @@ fn check_one(
 }
 
 /// (path, what) for each difference between the bundle on disk and the expected one.
-fn compare(
-    dir: &Path,
-    expected: &BTreeMap<String, String>,
-    targets: &[String],
-) -> Vec<(String, &'static str)> {
+fn compare(dir: &Path, bundle: &emit::Bundle, targets: &[String]) -> Vec<(String, &'static str)> {
+    let expected = &bundle.files;
     let on_disk = crate::fs::read_tree(dir).unwrap_or_default();
     let managed = |p: &str| {
         p == "plan.json"
@@ -232,9 +228,33 @@ fn compare(
             Some(_) => {}
         }
     }
+    // The project files a task folder copies: compared as bytes (they may be binary).
+    for (path, from) in &bundle.copies {
+        match (std::fs::read(dir.join(path)), std::fs::read(from)) {
+            (Err(_), _) => diff.push((path.clone(), "missing")),
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(_), _) => diff.push((path.clone(), "changed")),
+        }
+    }
     for path in on_disk.keys() {
-        if managed(path) && !expected.contains_key(path) && is_generated(path) {
+        if managed(path) && !bundle.has(path) && is_generated(path) {
             diff.push((path.clone(), "left over"));
+        }
+    }
+    // A module or data file the task no longer has would still go into its image.
+    if let Ok(tasks) = std::fs::read_dir(dir.join("tasks")) {
+        for t in tasks.flatten() {
+            let name = t.file_name().to_string_lossy().into_owned();
+            for sub in [
+                crate::deps::files::MODULES_DIR,
+                crate::deps::files::FILES_DIR,
+            ] {
+                for path in crate::fs::leftovers(dir, &format!("tasks/{name}/{sub}"), bundle) {
+                    if !diff.iter().any(|(p, _)| *p == path) {
+                        diff.push((path, "left over"));
+                    }
+                }
+            }
         }
     }
     diff

@@ -11,6 +11,7 @@
 //! table, else the Google/Azure namespace convention, else the module name.
 
 mod env;
+pub mod files;
 mod local;
 mod names;
 mod pins;
@@ -70,6 +71,30 @@ const VALUE_DISTS: &[&str] = &[
     "cloudpickle",
     "dill",
 ];
+
+/// boto3 when neither the project nor the environment pins it: the last release of the
+/// 1.35 line (January 2025), which supports Python 3.8 and later, the versions nb2pipe
+/// targets; the runtime only uses put/get_object and list_objects_v2.
+pub const BOTO3_PIN: &str = "boto3==1.35.99";
+
+/// The S3 client the runtime needs when the data store is `s3://`: pinned by the
+/// project's files or the notebook's environment like any requirement, else
+/// [`BOTO3_PIN`].
+pub fn store_client(nb: &Notebook, python: &str, python_env: Option<&Path>) -> Requirement {
+    let ctx = Ctx::new(nb, &[], python, python_env);
+    let mut r = ctx.requirement(
+        "boto3",
+        "",
+        None,
+        "the data store's S3 client".into(),
+        "the data store is s3:// (the runtime reads and writes it with boto3)".into(),
+    );
+    if r.pin_source == "unpinned" {
+        r.line = BOTO3_PIN.to_string();
+        r.pin_source = "nb2pipe's tested version for an S3 data store".into();
+    }
+    r
+}
 
 /// What the plan knows about one task.
 #[derive(Debug, Clone, Default)]

@@ -21,6 +21,9 @@ pub use templates::Templates;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Bundle {
     pub files: BTreeMap<String, String>,
+    /// Files copied as they are from the project: path in the bundle → where to read
+    /// it (a task's local modules and data files, which may be binary or large).
+    pub copies: BTreeMap<String, std::path::PathBuf>,
     /// What a target could not express, or refused to write (see [`Note`]).
     pub notes: Vec<Note>,
 }
@@ -50,6 +53,11 @@ impl Bundle {
             c.push('\n');
         }
         self.files.insert(path.into(), c);
+    }
+
+    /// Whether `path` (relative to the bundle folder) is one of the bundle's files.
+    pub fn has(&self, path: &str) -> bool {
+        self.files.contains_key(path) || self.copies.contains_key(path)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Each task's folder: `main.py` (the task's cells as plain Python, with loading and
-//! saving of passed values around them), `requirements.txt`, `Dockerfile`, and the
-//! runtime module `nb2pipe_runtime.py`.
+//! saving of passed values around them), `requirements.txt`, `Dockerfile`, the runtime
+//! module `nb2pipe_runtime.py`, and the project files that travel with the task:
+//! `modules/` (its local modules) and `files/` (the data files its code opens), as
+//! copies the bundle writer makes (docs/images.md).
 //!
 //! IPython syntax is rewritten in place, one line for one line, so a traceback's line
 //! in main.py maps back to a notebook cell and line (the runtime does that mapping).
@@ -29,6 +31,7 @@ struct MainInfo {
     parameters: String,
     consumers: String,
     line_map: String,
+    staged: String,
     code: String,
 }
 
@@ -42,8 +45,11 @@ struct DockerInfo {
     notebook_label: String,
     description_label: String,
     content_hash: String,
-    /// Project modules are copied from the context's `modules/` folder.
-    local_modules: bool,
+    /// Built on the task's `image:` setting (which must have Python 3).
+    from_setting: bool,
+    /// The folder has `modules/` (local modules) and `files/` (data files).
+    modules: bool,
+    files: bool,
 }
 
 /// Rendered in place of the code first, to find the line the code starts on (the line
@@ -74,6 +80,9 @@ impl Emitter for TaskFiles {
                 },
             );
             out.add(format!("{dir}/nb2pipe_runtime.py"), runtime.clone());
+            for c in &task.copies {
+                out.copies.insert(format!("{dir}/{}", c.to), c.from.clone());
+            }
             if !task.image.prebuilt {
                 out.add(format!("{dir}/Dockerfile"), dockerfile(ctx, task)?);
             }
@@ -89,16 +98,27 @@ fn dockerfile(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             version: env!("CARGO_PKG_VERSION"),
             pipeline: ctx.plan.pipeline.clone(),
             task: task.name.clone(),
-            base_image: ctx.plan.settings.base_image.clone(),
+            base_image: task
+                .image
+                .base
+                .clone()
+                .unwrap_or_else(|| ctx.plan.settings.base_image.clone()),
             notebook_label: docker_quote(&ctx.plan.notebook),
             description_label: docker_quote(&format!(
                 "task {} of pipeline {} from notebook {}",
                 task.name, ctx.plan.pipeline, ctx.plan.notebook
             )),
             content_hash: task.image.content_hash.clone().unwrap_or_default(),
-            local_modules: false,
+            from_setting: task.image.base.is_some(),
+            modules: has_copies(task, crate::deps::files::MODULES_DIR),
+            files: has_copies(task, crate::deps::files::FILES_DIR),
         },
     )
+}
+
+fn has_copies(task: &Task, dir: &str) -> bool {
+    let prefix = format!("{dir}/");
+    task.copies.iter().any(|c| c.to.starts_with(&prefix))
 }
 
 /// A double-quoted Dockerfile word holding `s` literally: the notebook's name is user
@@ -164,6 +184,18 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // Data files too big for the image (empty: the argument is left out).
+    let staged: Vec<String> = task
+        .files
+        .iter()
+        .filter(|f| f.staged)
+        .map(|f| py_str(&f.path))
+        .collect();
+    let staged = if staged.is_empty() {
+        String::new()
+    } else {
+        format!("[{}]", staged.join(", "))
+    };
     let render = |line_map: String, code: String| {
         ctx.templates.render(
             "task/main.py.j2",
@@ -177,6 +209,7 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
                 parameters: parameters.clone(),
                 consumers: consumers.clone(),
                 line_map,
+                staged: staged.clone(),
                 code,
             },
         )

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod config;
+pub mod files;
 pub mod settings;
 pub mod tags;
 pub mod values;
@@ -136,12 +137,41 @@ pub struct Task {
     /// its image: paths relative to the notebook's folder (`utils.py`, `mypkg`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub local_modules: Vec<String>,
+    /// Files next to the notebook that the task's code opens by a literal relative path
+    /// (docs/images.md): they travel with the task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<DataFile>,
     pub metrics: bool,
     pub settings: TaskSettings,
     pub image: Image,
     /// The task's code, split into chunks (not in plan.json; see emit::task_code).
     #[serde(skip)]
     pub code: Vec<Chunk>,
+    /// Project files copied into the task's folder: its local modules and the data
+    /// files small enough for the image (not in plan.json; see [`files`]).
+    #[serde(skip)]
+    pub copies: Vec<FileCopy>,
+}
+
+/// A data file the task's code opens, relative to the notebook's folder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DataFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Too big for the image: the runtime copies it from the data store's
+    /// `<pipeline>/files/<path>`, where it must be staged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub staged: bool,
+}
+
+/// One file of the project copied into the task's folder.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FileCopy {
+    /// Where it is read from.
+    pub from: std::path::PathBuf,
+    /// Where it goes, relative to `tasks/<task>/` (`modules/utils.py`, `files/data.csv`).
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -180,8 +210,13 @@ pub struct Requirement {
 pub struct Image {
     /// The full reference the pipeline runs.
     pub reference: String,
-    /// `true`: from an `image:` setting, nothing is built.
+    /// `true`: the reference is used as it is, nothing is built (an `image:` setting is
+    /// built on, see `base`, so no task is prebuilt today).
     pub prebuilt: bool,
+    /// The `image:` setting the task's image is built `FROM` (`None`: the pipeline's
+    /// `base_image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
     /// Hash of everything that goes into the task's image (`None` when prebuilt).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,

@@ -91,6 +91,11 @@ pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
     ];
     let data = ctx.user(None, "data store", data_env(plan));
     env.push(plain_env("NB2PIPE_DATA", k8s_env_escape(&data)));
+    // Tasks of a run share one working directory on the store (a pod's own is /app).
+    env.push(plain_env(
+        crate::build::engine::WORKDIR_ENV,
+        crate::build::engine::WORKDIR_STORE.to_string(),
+    ));
     let mut env_from = Vec::new();
     if let DataStore::S3 {
         endpoint,

@@ -19,10 +19,17 @@ Environment (see docs/running.md):
   NB2PIPE_KFP_OUTPUT_FILE  also write them as KFP's executor output (the metadata of
                       the task's `metrics` artifact, which KFP shows)
   NB2PIPE_ERROR_FILE  where to write a JSON report when the task fails (nb2pipe run)
+  NB2PIPE_WORKDIR     `store`: run in the run's shared working directory on the data
+                      store (every pod gets it); unset: stay in the current directory
+                      (`nb2pipe run` without --docker runs tasks in the notebook's folder)
 
 Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format> plus a
 <name>.format marker written last; files written by %%writefile also go to
-<store>/<pipeline>/<run id>/files/<path> so tasks in other pods get them.
+<store>/<pipeline>/<run id>/files/<path> so tasks in other pods get them, unless the
+tasks share the working directory <store>/<pipeline>/<run id>/work/ (NB2PIPE_WORKDIR=store).
+Data files the notebook opens travel in the task's folder under files/ (those too big for
+the image are staged in <store>/<pipeline>/files/<path>) and are copied into the working
+directory when missing there. Local modules are in the task's folder under modules/.
 Formats, chosen at run time: pandas objects as Parquet when pyarrow is importable,
 numpy arrays as .npy, everything else pickled (cloudpickle when importable).
 """
@@ -34,6 +41,7 @@ import sys
 import time
 
 _STATE = {"line_map": []}
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class TaskError(Exception):
@@ -65,7 +73,8 @@ def _report(where, message):
 # ---------------------------------------------------------------- data store
 class _LocalStore:
     def __init__(self, root):
-        self.root = root
+        # Absolute: the task may change directory (NB2PIPE_WORKDIR, %cd).
+        self.root = os.path.abspath(root)
 
     def _path(self, key):
         return os.path.join(self.root, *key.split("/"))
@@ -137,7 +146,9 @@ class _S3Store:
 
 
 def _store_url():
-    return os.environ.get("NB2PIPE_DATA") or os.path.join(os.getcwd(), "nb2pipe-data")
+    if "store_url" not in _STATE:
+        _STATE["store_url"] = os.environ.get("NB2PIPE_DATA") or os.path.join(os.getcwd(), "nb2pipe-data")
+    return _STATE["store_url"]
 
 
 def store():
@@ -232,12 +243,20 @@ def _loads(fmt, data):
 
 
 # ---------------------------------------------------------------- task life cycle
-def start(pipeline, task, notebook, inputs, outputs, consumers, line_map):
+def start(pipeline, task, notebook, inputs, outputs, consumers, line_map, staged=()):
     _STATE.update(
         pipeline=pipeline, task=task, notebook=notebook, inputs=inputs, outputs=outputs, consumers=consumers, line_map=line_map
     )
     sys.excepthook = _excepthook
-    # A notebook's kernel imports from its working directory.
+    # Before any chdir: tracebacks name main.py as it was started.
+    _STATE["main"] = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    _enter_workdir(staged)
+    # A notebook's kernel imports from its working directory; the task's own copies of
+    # the project's modules come next.
+    modules = os.path.join(_HERE, "modules")
+    if os.path.isdir(modules) and modules not in sys.path:
+        sys.path.insert(0, modules)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (modules, os.environ.get("PYTHONPATH")) if p)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     # No display in a task: matplotlib draws off-screen (read when matplotlib is imported).
@@ -352,6 +371,7 @@ def finish(namespace):
         s.put(key + "." + fmt, data)
         s.put(key + ".format", fmt.encode())
     _write_metrics(namespace)
+    _sync_up()
 
 
 def _write_metrics(namespace):
@@ -396,9 +416,112 @@ def _type_name(value):
     return t.__name__ if t.__module__ == "builtins" else "%s.%s" % (t.__module__, t.__name__)
 
 
+# ---------------------------------------------------------------- working directory
+def _shared_workdir():
+    return os.environ.get("NB2PIPE_WORKDIR") == "store"
+
+
+def _enter_workdir(staged):
+    """With NB2PIPE_WORKDIR=store, every task of a run works in one directory on the data
+    store, as the notebook's cells all ran in one folder: the volume's
+    <store>/<pipeline>/<run>/work/ itself, or for S3 a local copy of that prefix, synced
+    down now and up by finish(). The task's data files are put there when missing (an
+    upstream task's newer copy is kept). Run in its own folder (the image's /app), a
+    task puts them there; elsewhere (nb2pipe run in the notebook's folder) it has them."""
+    here = os.path.abspath(os.getcwd()) == _HERE
+    if _shared_workdir():
+        s = store()
+        if isinstance(s, _S3Store):
+            import tempfile
+
+            work = tempfile.mkdtemp(prefix="nb2pipe-work-")
+            prefix = _work_prefix()
+            for rel in s.list(prefix):
+                if _inside(rel):
+                    _write_new(os.path.join(work, rel), s.get(prefix + "/" + rel))
+        else:
+            work = s._path(_work_prefix())
+            os.makedirs(work, exist_ok=True)
+        os.chdir(work)
+    elif not here:
+        return
+    _seed(staged)
+    if _shared_workdir() and isinstance(store(), _S3Store):
+        _STATE["work_seen"] = _snapshot()
+
+
+def _work_prefix():
+    return _run_prefix(run_id()) + "/work"
+
+
+def _inside(rel):
+    return rel and not rel.startswith("/") and ".." not in rel.split("/") and ".tmp-" not in rel
+
+
+def _write_new(path, data):
+    if data is None:
+        return
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _seed(staged):
+    """The task's data files into the current directory, where missing."""
+    files = os.path.join(_HERE, "files")
+    for d, _, names in os.walk(files):
+        for name in names:
+            src = os.path.join(d, name)
+            rel = os.path.relpath(src, files)
+            if not os.path.exists(rel):
+                with open(src, "rb") as f:
+                    _write_new(rel, f.read())
+    for rel in staged:
+        if os.path.exists(rel):
+            continue
+        key = "%s/files/%s" % (_STATE["pipeline"], rel)
+        data = store().get(key)
+        if data is None:
+            _fail(
+                "task %r reads %s, which is too big for its image: copy it to %s/%s in the data store first"
+                % (_STATE["task"], rel, _store_url().rstrip("/"), key)
+            )
+        _write_new(rel, data)
+
+
+def _snapshot():
+    """{relative path: (size, mtime)} of the working directory."""
+    out = {}
+    for d, _, names in os.walk("."):
+        for name in names:
+            p = os.path.join(d, name)
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            out[os.path.relpath(p).replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _sync_up():
+    """S3: files the task created or changed in the working directory go to the run's
+    work/ prefix (deleted files are not removed there)."""
+    seen = _STATE.get("work_seen")
+    if seen is None:
+        return
+    s, prefix = store(), _work_prefix()
+    for rel, stamp in sorted(_snapshot().items()):
+        if seen.get(rel) != stamp and _inside(rel):
+            with open(rel, "rb") as f:
+                s.put(prefix + "/" + rel, f.read())
+
+
 def _fetch_files():
-    """Files an upstream task wrote with %%writefile, in this pod's working directory."""
-    if not _STATE.get("pipeline"):
+    """Files an upstream task wrote with %%writefile, in this pod's working directory
+    (a shared working directory has them already)."""
+    if not _STATE.get("pipeline") or _shared_workdir():
         return
     s = store()
     prefix = _run_prefix(run_id()) + "/files"
@@ -667,8 +790,9 @@ def capture_stop(saved):
 
 
 def writefile(path, text, append=False):
-    """`%%writefile`: writes the file, and keeps a copy in the run's store so tasks in
-    other pods (which do not share this file system) find it."""
+    """`%%writefile`: writes the file; outside a shared working directory, also keeps a
+    copy in the run's store so tasks in other pods (which do not share this file system)
+    find it."""
     path = os.path.expanduser(path)
     d = os.path.dirname(path)
     if d:
@@ -677,7 +801,7 @@ def writefile(path, text, append=False):
         f.write(text)
     print(("Appending to %s" if append else "Writing %s") % path)
     rel = os.path.relpath(path)
-    if _STATE.get("pipeline") and not rel.startswith("..") and not os.path.isabs(rel):
+    if _STATE.get("pipeline") and not _shared_workdir() and not rel.startswith("..") and not os.path.isabs(rel):
         with open(path, "rb") as f:
             store().put("%s/files/%s" % (_run_prefix(run_id()), rel.replace(os.sep, "/")), f.read())
 
@@ -704,9 +828,9 @@ def _excepthook(kind, value, tb):
     import traceback
 
     where = None
-    main = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    main = _STATE.get("main")
     for fr in reversed(traceback.extract_tb(tb)):
-        if main and os.path.abspath(fr.filename) == main:
+        if main and (fr.filename == sys.argv[0] or os.path.abspath(fr.filename) == main):
             where = _cell_of(fr.lineno)
             if where:
                 break

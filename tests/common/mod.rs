@@ -114,3 +114,24 @@ pub fn str_map(v: &serde_json::Value) -> std::collections::BTreeMap<String, Stri
         })
         .unwrap_or_default()
 }
+
+/// Copies the entries of `from` named `<name>_*` (a fixture's modules and data
+/// folders) into `to`.
+pub fn copy_side_files(from: &Path, name: &str, to: &Path) {
+    fn copy(src: &Path, dst: &Path) {
+        if src.is_dir() {
+            std::fs::create_dir_all(dst).unwrap();
+            for e in std::fs::read_dir(src).unwrap().flatten() {
+                copy(&e.path(), &dst.join(e.file_name()));
+            }
+        } else {
+            std::fs::copy(src, dst).unwrap();
+        }
+    }
+    let prefix = format!("{name}_");
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            copy(&e.path(), &to.join(e.file_name()));
+        }
+    }
+}

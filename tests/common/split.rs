@@ -57,11 +57,13 @@ pub fn python() -> PathBuf {
     common::python_env("EXEC")
 }
 
-/// A fresh folder holding a copy of fixtures/exec/<name>.ipynb.
+/// A fresh folder holding a copy of fixtures/exec/<name>.ipynb, and of the project
+/// files beside it named `<name>_*` (modules, data folders).
 pub fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = common::tempdir();
     let nb = dir.path().join(format!("{name}.ipynb"));
     std::fs::copy(common::fixture(&format!("exec/{name}.ipynb")), &nb).unwrap();
+    common::copy_side_files(&common::fixture("exec"), name, dir.path());
     (dir, nb)
 }
 

@@ -30,6 +30,7 @@ pub(super) fn task_image(
         Some(img) => Image {
             reference: img.clone(),
             prebuilt: true,
+            base: None,
             content_hash: None,
         },
         None => {
@@ -42,6 +43,7 @@ pub(super) fn task_image(
             Image {
                 reference,
                 prebuilt: false,
+                base: None,
                 content_hash: Some(hash),
             }
         }

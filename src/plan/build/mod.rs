@@ -111,6 +111,14 @@ pub fn build(input: BuildInput<'_>) -> Built {
         tasks.push(task);
     }
 
+    crate::plan::files::attach(
+        &mut tasks,
+        &settings,
+        &pipeline,
+        &python,
+        nb,
+        input.python_env.as_deref(),
+    );
     let edges = edges::plan_edges(&drafts, edges);
     parameters.sort_by_key(|p| (p.cell, p.line));
     let mut settings = settings;
@@ -189,6 +197,8 @@ fn plan_task(
         requirements,
         optional_requirements: deps.optional,
         local_modules: deps.local_modules,
+        files: Vec::new(),
+        copies: Vec::new(),
         metrics: d.metrics,
         settings: ts,
         image,

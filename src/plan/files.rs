@@ -1,0 +1,144 @@
+//! The last plan step, per task: what travels with it (the files of its local modules,
+//! the data files its code opens: docs/images.md), the S3 client an `s3://` data store
+//! needs, and its image, built from the pipeline's `base_image` or from the task's
+//! `image:` setting and tagged with a hash of everything that goes into it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::{DataStore, Image, PipelineSettings, Requirement, Task};
+use crate::deps::files::{data_files, module_copies, MODULES_DIR};
+use crate::notebook::Notebook;
+
+/// Fills `files`, `copies` and `image` of every task, and adds boto3 when the data
+/// store is S3. `tasks` come with `image` as the settings gave it: `prebuilt` with the
+/// `image:` reference, or the base image's tag.
+pub fn attach(
+    tasks: &mut [Task],
+    settings: &PipelineSettings,
+    pipeline: &str,
+    python: &str,
+    nb: &Notebook,
+    python_env: Option<&Path>,
+) {
+    let nb_dir = nb
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if matches!(settings.data, DataStore::S3 { .. }) {
+        let boto3 = crate::deps::store_client(nb, python, python_env);
+        for t in tasks.iter_mut() {
+            add_requirement(&mut t.requirements, &boto3);
+        }
+    }
+    for t in tasks.iter_mut() {
+        let (files, data) = data_files(nb_dir, &t.code);
+        let mut copies = module_copies(nb_dir, &t.local_modules);
+        copies.extend(data);
+        copies.sort();
+        t.files = files;
+        t.copies = copies;
+        let from = if t.image.prebuilt {
+            Some(t.image.reference.clone())
+        } else {
+            t.image.base.clone()
+        };
+        t.image = task_image(settings, pipeline, python, t, from);
+    }
+}
+
+/// Keeps the list sorted by normalised name, as deps::resolve makes it; a requirement the
+/// task already has wins.
+fn add_requirement(reqs: &mut Vec<Requirement>, r: &Requirement) {
+    let key = crate::deps::normalize(&r.name);
+    if reqs.iter().any(|x| crate::deps::normalize(&x.name) == key) {
+        return;
+    }
+    let at = reqs
+        .iter()
+        .position(|x| crate::deps::normalize(&x.name) > key)
+        .unwrap_or(reqs.len());
+    reqs.insert(at, r.clone());
+}
+
+/// The image a task runs: `<registry>/<pipeline>-<task>:<hash>`, built `FROM` the
+/// `image:` setting `from` when there is one, else from the pipeline's base image.
+pub fn task_image(
+    settings: &PipelineSettings,
+    pipeline: &str,
+    python: &str,
+    task: &Task,
+    from: Option<String>,
+) -> Image {
+    let base = from.as_deref().unwrap_or(&settings.base_image);
+    let hash = content_hash(base, from.is_some(), python, task);
+    let repo = format!("{pipeline}-{}", task.k8s_name);
+    let reference = match &settings.registry {
+        Some(r) => format!("{}/{repo}:{hash}", r.trim_end_matches('/')),
+        None => format!("{repo}:{hash}"),
+    };
+    Image {
+        reference,
+        prebuilt: false,
+        base: from,
+        content_hash: Some(hash),
+    }
+}
+
+/// Everything that goes into the image. A task without modules, data files or `image:`
+/// setting hashes as it always did, so its tag does not change.
+fn content_hash(base: &str, from_setting: bool, python: &str, t: &Task) -> String {
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION"));
+    h.update([0]);
+    h.update(base);
+    h.update([0]);
+    h.update(python);
+    for r in &t.requirements {
+        h.update([1]);
+        h.update(&r.line);
+    }
+    for c in &t.code {
+        h.update([2]);
+        h.update(c.cell.to_le_bytes());
+        h.update(&c.python);
+        h.update(&c.raw_body);
+        h.update(format!("{:?}", c.magic));
+    }
+    for i in &t.inputs {
+        h.update([3]);
+        h.update(&i.name);
+        h.update(&i.from);
+    }
+    for o in &t.outputs {
+        h.update([4]);
+        h.update(o);
+    }
+    let params: BTreeSet<&String> = t.parameters.iter().collect();
+    for p in params {
+        h.update([5]);
+        h.update(p);
+    }
+    if from_setting {
+        h.update([6]);
+    }
+    let module_prefix = format!("{MODULES_DIR}/");
+    for c in t.copies.iter().filter(|c| c.to.starts_with(&module_prefix)) {
+        h.update([7]);
+        h.update(&c.to);
+        h.update([0]);
+        h.update(std::fs::read(&c.from).unwrap_or_default());
+    }
+    for f in &t.files {
+        h.update([8]);
+        h.update(&f.path);
+        h.update([0]);
+        h.update(&f.sha256);
+        h.update([f.staged as u8]);
+    }
+    let digest = h.finalize();
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
