@@ -455,6 +455,7 @@ fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
                 .iter()
                 .map(|p| (p.name.clone(), p.default.clone()))
                 .collect(),
+            overridden: Vec::new(),
         };
         let ours = engines::substitute(engines::Target::Airflow, task, &emitted, &run).unwrap();
         let (a, b) = (

@@ -12,7 +12,7 @@ mod helpers;
 use common::split::*;
 
 /// The targets whose pods the rehearsal runs.
-const TARGETS: &[&str] = &["airflow"];
+const TARGETS: &[&str] = &["airflow", "argo", "tekton"];
 
 fn rehearse_args(target: &str, name: &str) -> Vec<String> {
     vec![

@@ -49,6 +49,30 @@ pub fn param_expr(name: &str) -> String {
     format!("{{{{=sprig.replace('$', '$$', inputs.parameters['{name}'])}}}}")
 }
 
+/// Argo's run id in a template.
+pub const RUN_ID_EXPR: &str = "{{workflow.uid}}";
+
+/// The task's pod as Argo creates it: the template's container and pod settings, with
+/// the workflow's data volume (the rehearsal runs this pod).
+pub fn pod_for(c: &mut Ctx<'_>, t: &crate::plan::Task) -> k8s::Pod {
+    let spec = EnvSpec {
+        run_id: RUN_ID_EXPR,
+        params: t
+            .parameters
+            .iter()
+            .map(|p| (p.clone(), param_expr(p)))
+            .collect(),
+        mount_data: true,
+        extra_env: if t.metrics {
+            vec![(k8s::METRICS_ENV.to_string(), METRICS_PATH.to_string())]
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    };
+    k8s::pod(c, t, &spec)
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Document {
@@ -285,22 +309,7 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
             );
         }
         let ts = &t.settings;
-        let spec = EnvSpec {
-            run_id: "{{workflow.uid}}",
-            params: t
-                .parameters
-                .iter()
-                .map(|p| (p.clone(), param_expr(p)))
-                .collect(),
-            mount_data: true,
-            extra_env: if t.metrics {
-                vec![(k8s::METRICS_ENV.to_string(), METRICS_PATH.to_string())]
-            } else {
-                Vec::new()
-            },
-            ..Default::default()
-        };
-        let mut pod = k8s::pod(c, t, &spec);
+        let mut pod = pod_for(c, t);
         // The data claim is declared once for the workflow; the container mounts it.
         pod.volumes.retain(|v| v.name != k8s::DATA_VOLUME);
         if let Some(p) = &ts.pool {

@@ -40,6 +40,33 @@ pub fn kubelet_escape(v: &str) -> String {
     k8s::k8s_env_escape(v)
 }
 
+/// The Task's run id parameter (the PipelineRun passes `$(context.pipelineRun.uid)`).
+pub const RUN_ID_EXPR: &str = "$(params.nb2pipe-run-id)";
+
+/// The task's pod as Tekton creates it for the TaskRun's one step (the rehearsal runs
+/// this pod).
+pub fn pod_for(c: &mut Ctx<'_>, t: &crate::plan::Task) -> k8s::Pod {
+    let spec = EnvSpec {
+        run_id: RUN_ID_EXPR,
+        params: t
+            .parameters
+            .iter()
+            .map(|p| (p.clone(), format!("$(params.{p})")))
+            .collect(),
+        mount_data: true,
+        extra_env: if t.metrics {
+            vec![(
+                k8s::METRICS_ENV.to_string(),
+                format!("$(results.{METRICS_RESULT}.path)"),
+            )]
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    };
+    k8s::pod(c, t, &spec)
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Document<S> {
@@ -240,25 +267,7 @@ fn documents(c: &mut Ctx<'_>) -> Result<(String, String)> {
     let mut run_specs = Vec::new();
     for t in &plan.tasks {
         let ts = &t.settings;
-        let spec = EnvSpec {
-            run_id: "$(params.nb2pipe-run-id)",
-            params: t
-                .parameters
-                .iter()
-                .map(|p| (p.clone(), format!("$(params.{p})")))
-                .collect(),
-            mount_data: true,
-            extra_env: if t.metrics {
-                vec![(
-                    k8s::METRICS_ENV.to_string(),
-                    format!("$(results.{METRICS_RESULT}.path)"),
-                )]
-            } else {
-                Vec::new()
-            },
-            ..Default::default()
-        };
-        let pod = k8s::pod(c, t, &spec);
+        let pod = pod_for(c, t);
         if let Some(p) = &ts.pool {
             c.cannot(
                 Some(&t.name),

@@ -16,12 +16,16 @@ use crate::plan::{Plan, Task};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Airflow,
+    Argo,
+    Tekton,
 }
 
 impl Target {
     pub fn parse(s: &str) -> Option<Target> {
         match s {
             "airflow" => Some(Target::Airflow),
+            "argo" => Some(Target::Argo),
+            "tekton" => Some(Target::Tekton),
             _ => None,
         }
     }
@@ -29,10 +33,12 @@ impl Target {
     pub fn name(self) -> &'static str {
         match self {
             Target::Airflow => "airflow",
+            Target::Argo => "argo",
+            Target::Tekton => "tekton",
         }
     }
 
-    pub const NAMES: &'static [&'static str] = &["airflow"];
+    pub const NAMES: &'static [&'static str] = &["airflow", "argo", "tekton"];
 }
 
 /// The run id the engine would give a run started now, and the text it substitutes
@@ -41,6 +47,8 @@ pub struct EngineRun {
     pub run_id: String,
     /// Parameter → its value as JSON (defaults overridden by `-p`).
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// The parameters given for this run (the others take the target's defaults).
+    pub overridden: Vec<String>,
 }
 
 impl EngineRun {
@@ -62,24 +70,86 @@ impl EngineRun {
         let run_id = match target {
             // A run triggered by hand: `manual__` and the logical date.
             Target::Airflow => format!("manual__{}", iso_now()),
+            // `{{workflow.uid}}` and `$(context.pipelineRun.uid)`: the object's UID.
+            Target::Argo | Target::Tekton => uuid4(),
         };
-        EngineRun { run_id, params }
+        EngineRun {
+            run_id,
+            params,
+            overridden: overrides.keys().cloned().collect(),
+        }
     }
 }
 
 /// The task's pod as the target emits it (engine expressions still in place).
 pub fn emitted_pod(target: Target, plan: &Plan, task: &Task) -> (K8sPod, Vec<Note>) {
-    match target {
+    let (pod, notes) = match target {
         Target::Airflow => {
             let mut ctx = Ctx::new(plan, "airflow", Subst::None);
             let pod = crate::emit::airflow::pod_for(&mut ctx, task);
-            (pod.to_k8s(plan), ctx.notes)
+            (pod, ctx.notes)
         }
+        Target::Argo => {
+            let mut ctx = Ctx::new(plan, "argo", Subst::Argo);
+            let pod = crate::emit::argo::pod_for(&mut ctx, task);
+            (pod, ctx.notes)
+        }
+        Target::Tekton => {
+            let mut ctx = Ctx::new(plan, "tekton", Subst::Tekton);
+            let mut pod = crate::emit::tekton::pod_for(&mut ctx, task);
+            // Tekton's controller adds the results folder (an emptyDir) to every pod.
+            pod.volumes.push(k8s_openapi::api::core::v1::Volume {
+                name: "tekton-internal-results".into(),
+                empty_dir: Some(Default::default()),
+                ..Default::default()
+            });
+            pod.container
+                .volume_mounts
+                .get_or_insert_with(Vec::new)
+                .push(k8s_openapi::api::core::v1::VolumeMount {
+                    name: "tekton-internal-results".into(),
+                    mount_path: "/tekton/results".into(),
+                    ..Default::default()
+                });
+            (pod, ctx.notes)
+        }
+    };
+    (pod.to_k8s(plan), notes)
+}
+
+/// A parameter's value as text (what Argo and Tekton substitute): strings as they
+/// are, anything else as JSON.
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// What Tekton substitutes for `$(params.x)`: the Pipeline's default as written
+/// (every `$` doubled), or the run's value as given.
+fn tekton_value(plan: &Plan, name: &str, run: &EngineRun, overrides_given: bool) -> String {
+    let p = plan.parameters.iter().find(|p| p.name == name);
+    match (p, overrides_given) {
+        (Some(p), false) => crate::emit::tekton::kubelet_escape(&crate::emit::k8s::param_text(p)),
+        _ => run.params.get(name).map(text).unwrap_or_default(),
     }
 }
 
 /// The pod after the engine's substitutions for `run`.
 pub fn substitute(target: Target, task: &Task, pod: &K8sPod, run: &EngineRun) -> Result<K8sPod> {
+    substitute_in(target, None, task, pod, run)
+}
+
+/// [`substitute`], knowing the plan (Tekton substitutes a default as the Pipeline
+/// writes it).
+pub fn substitute_in(
+    target: Target,
+    plan: Option<&Plan>,
+    task: &Task,
+    pod: &K8sPod,
+    run: &EngineRun,
+) -> Result<K8sPod> {
     let mut v = serde_json::to_value(pod)?;
     let mut table: Vec<(String, String)> = Vec::new();
     match target {
@@ -94,6 +164,34 @@ pub fn substitute(target: Target, task: &Task, pod: &K8sPod, run: &EngineRun) ->
                     obj.insert(p.clone(), run.params.get(p).cloned().unwrap_or_default());
                 }
                 table.push((e, jinja_tojson(&obj)));
+            }
+        }
+        Target::Argo => {
+            table.push((
+                crate::emit::argo::RUN_ID_EXPR.to_string(),
+                run.run_id.clone(),
+            ));
+            for p in &task.parameters {
+                let v = run.params.get(p).map(text).unwrap_or_default();
+                // The expression doubles every `$` of the value.
+                table.push((crate::emit::argo::param_expr(p), v.replace('$', "$$")));
+            }
+        }
+        Target::Tekton => {
+            table.push((
+                crate::emit::tekton::RUN_ID_EXPR.to_string(),
+                run.run_id.clone(),
+            ));
+            table.push((
+                format!("$(results.{}.path)", crate::emit::tekton::METRICS_RESULT),
+                format!("/tekton/results/{}", crate::emit::tekton::METRICS_RESULT),
+            ));
+            for p in &task.parameters {
+                let v = match plan {
+                    Some(plan) => tekton_value(plan, p, run, run.overridden.contains(p)),
+                    None => run.params.get(p).map(text).unwrap_or_default(),
+                };
+                table.push((format!("$(params.{p})"), v));
             }
         }
     }
@@ -117,6 +215,10 @@ fn replace_strings(
             // Jinja renders them unchanged); only nb2pipe's own expressions are Jinja.
             let left = match target {
                 Target::Airflow => false,
+                Target::Argo => s.contains("{{"),
+                Target::Tekton => {
+                    s.contains("$(params.") || s.contains("$(context.") || s.contains("$(results.")
+                }
             };
             if left {
                 bail!(
@@ -232,6 +334,34 @@ fn py_float(f: f64) -> String {
     } else {
         format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     }
+}
+
+/// A random (version 4) UUID, as Kubernetes gives an object's UID.
+fn uuid4() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = [0u8; 16];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// Now as `YYYY-MM-DDTHH:MM:SS.ffffff+00:00` (how Airflow writes a logical date).

@@ -134,7 +134,7 @@ pub fn prepare(
         if let Some(n) = notes.iter().find(|n| n.error) {
             bail!("task `{}`: {}", t.name, n.message);
         }
-        let pod = engines::substitute(target, t, &pod, &run)?;
+        let pod = engines::substitute_in(target, Some(plan), t, &pod, &run)?;
         let spec = pod.spec.as_ref().context("a pod has a spec")?;
         let c = spec.containers.first().context("a pod has a container")?;
         let env = resolve_env(c, values, &keys).with_context(|| format!("task `{}`", t.name))?;
