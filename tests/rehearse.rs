@@ -30,7 +30,11 @@ fn rehearse_args(target: &str, name: &str) -> Vec<String> {
 
 /// The fixture rehearsed on every target, each compared with the notebook.
 fn prove_everywhere(name: &str, params: &[(&str, &str)]) {
-    for target in TARGETS {
+    prove_on(TARGETS, name, params);
+}
+
+fn prove_on(targets: &[&str], name: &str, params: &[(&str, &str)]) {
+    for target in targets {
         let args = rehearse_args(target, name);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let (_, split) = prove(name, params, &argv);
@@ -73,4 +77,47 @@ fn branches_fixture_rehearsed() {
 #[test]
 fn digits_fixture_rehearsed() {
     prove_everywhere("digits", &[]);
+}
+
+/// Everything a cluster does differently at once: a project module and a %%writefile
+/// module in the image and the shared working directory, parameters "1.10" and one
+/// holding `$$`, `$(VAR)` and `$HOME`, an env value with `$`, an `image:` task, and a
+/// pipeline name that needs every Kubernetes name shortened.
+#[test]
+fn cluster_fixture_rehearsed() {
+    prove_on(&["airflow", "argo"], "cluster", &[]);
+    // Tekton substitutes `$(...)` everywhere and has no escape: refused, not rewritten.
+    let (dir, nb) = copy_fixture("cluster");
+    let args = rehearse_args("tekton", "cluster");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = common::nb2pipe();
+    cmd.arg("run")
+        .arg(&nb)
+        .arg("-o")
+        .arg(dir.path().join("out"))
+        .args(&argv);
+    let done = run_bounded(cmd, "rehearsal of cluster on tekton");
+    assert_eq!(done.code, 1, "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("`pay $5 $(NB2PIPE_DATA) $$x` contains `$(`"),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn cluster_fixture_values_arrive_byte_exact() {
+    let (result, _) = prove(
+        "cluster",
+        &[],
+        &rehearse_args("airflow", "cluster-exact")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(result["version"], "1.10");
+    assert_eq!(result["type"], "str");
+    assert_eq!(result["price"], "costs $$5 $(NB2PIPE_DATA) $HOME");
+    assert_eq!(result["greeting"], "pay $5 $(NB2PIPE_DATA) $$x");
 }

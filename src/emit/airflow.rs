@@ -119,7 +119,11 @@ pub fn params_expr(task: &Task) -> Option<String> {
         .iter()
         .map(|p| format!("'{p}': params['{p}']"))
         .collect();
-    Some(format!("{{{{ {{{}}} | tojson }}}}", items.join(", ")))
+    // The kubelet expands `$(VAR)` and `$$` in env values: every `$` doubled.
+    Some(format!(
+        "{{{{ {{{}}} | tojson | replace('$', '$$') }}}}",
+        items.join(", ")
+    ))
 }
 
 /// The task's pod as Airflow's pod operator makes it: container `base`, the run id and

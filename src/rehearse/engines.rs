@@ -163,7 +163,7 @@ pub fn substitute_in(
                 for p in &task.parameters {
                     obj.insert(p.clone(), run.params.get(p).cloned().unwrap_or_default());
                 }
-                table.push((e, jinja_tojson(&obj)));
+                table.push((e, jinja_tojson(&obj).replace('$', "$$")));
             }
         }
         Target::Argo => {
