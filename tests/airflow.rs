@@ -524,6 +524,10 @@ fn comparable_pod(pod: &Value) -> Value {
             c.remove("terminationMessagePolicy");
         }
     }
+    // The XCom sidecar is Airflow's, not the task's.
+    if let Some(cs) = p["spec"]["containers"].as_array_mut() {
+        cs.retain(|c| c["name"] != "airflow-xcom-sidecar");
+    }
     if let Some(env) = p["spec"]["containers"][0]["env"].as_array_mut() {
         env.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     }

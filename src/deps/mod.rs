@@ -77,6 +77,9 @@ const VALUE_DISTS: &[&str] = &[
 /// targets; the runtime only uses put/get_object and list_objects_v2.
 pub const BOTO3_PIN: &str = "boto3==1.35.99";
 
+/// The serialiser every value-passing task gets when the project pins none.
+pub const CLOUDPICKLE_PIN: &str = "cloudpickle==3.1.2";
+
 /// The S3 client the runtime needs when the data store is `s3://`: pinned by the
 /// project's files or the notebook's environment like any requirement, else
 /// [`BOTO3_PIN`].
@@ -185,6 +188,22 @@ pub fn resolve(
                 "pandas in a task that passes values".into(),
             );
             maps[t].insert("pyarrow".into(), r);
+        }
+        // The runtime pickles other values with cloudpickle when it is importable (for
+        // functions, lambdas, closures): writer and reader must both have it.
+        if input.exchanges_values && !maps[t].contains_key("cloudpickle") {
+            let mut r = ctx.requirement(
+                "cloudpickle",
+                "",
+                None,
+                "values other than pandas and numpy travel pickled with cloudpickle".into(),
+                "a task that passes values".into(),
+            );
+            if r.pin_source == "unpinned" {
+                r.line = CLOUDPICKLE_PIN.to_string();
+                r.pin_source = "nb2pipe's tested version of the value serialiser".into();
+            }
+            maps[t].insert("cloudpickle".into(), r);
         }
     }
     for (t, m) in maps.into_iter().enumerate() {

@@ -129,17 +129,45 @@ pub fn params_expr(task: &Task) -> Option<String> {
 /// The task's pod as Airflow's pod operator makes it: container `base`, the run id and
 /// parameters from Airflow's template context. The rehearsal runs this pod.
 pub fn pod_for(ctx: &mut Ctx<'_>, task: &Task) -> Pod {
+    let mut extra_env: Vec<(String, String)> = params_expr(task)
+        .map(|e| vec![("NB2PIPE_PARAMS".to_string(), e)])
+        .unwrap_or_default();
+    if task.metrics {
+        // A metrics task's numbers become its XCom (`return_value`).
+        extra_env.push((
+            super::k8s::METRICS_ENV.to_string(),
+            format!("{XCOM_DIR}/return.json"),
+        ));
+    }
     let spec = EnvSpec {
         run_id: RUN_ID_EXPR,
         mount_data: true,
         container_name: "base",
-        extra_env: params_expr(task)
-            .map(|e| vec![("NB2PIPE_PARAMS".to_string(), e)])
-            .unwrap_or_default(),
+        extra_env,
         ..Default::default()
     };
-    pod(ctx, task, &spec)
+    let mut p = pod(ctx, task, &spec);
+    if task.metrics {
+        // What the operator adds with do_xcom_push (its sidecar reads the file).
+        p.volumes.push(Volume {
+            name: XCOM_VOLUME.into(),
+            empty_dir: Some(Default::default()),
+            ..Default::default()
+        });
+        p.container.volume_mounts.get_or_insert_with(Vec::new).push(
+            k8s_openapi::api::core::v1::VolumeMount {
+                name: XCOM_VOLUME.into(),
+                mount_path: XCOM_DIR.into(),
+                ..Default::default()
+            },
+        );
+    }
+    p
 }
+
+/// The folder and volume the pod operator adds for XCom (`do_xcom_push=True`).
+pub const XCOM_DIR: &str = "/airflow/xcom";
+const XCOM_VOLUME: &str = "xcom";
 
 /// Env vars whose value is nb2pipe's own Jinja (rendered by Airflow on purpose).
 const JINJA_ENV: [&str; 2] = ["NB2PIPE_RUN_ID", "NB2PIPE_PARAMS"];
@@ -277,13 +305,20 @@ fn operator_kwargs(plan: &Plan, t: &Task, pod: &Pod) -> Vec<(String, String)> {
     if let Some(r) = &c.resources {
         k("container_resources", resources(r));
     }
-    if !pod.volumes.is_empty() {
-        let items: Vec<String> = pod.volumes.iter().map(volume).collect();
+    // The operator adds the XCom volume and mount itself.
+    let volumes: Vec<&Volume> = pod
+        .volumes
+        .iter()
+        .filter(|v| v.name != XCOM_VOLUME)
+        .collect();
+    if !volumes.is_empty() {
+        let items: Vec<String> = volumes.into_iter().map(volume).collect();
         k("volumes", format!("[{}]", items.join(", ")));
     }
     if let Some(m) = c.volume_mounts.as_ref().filter(|m| !m.is_empty()) {
         let items: Vec<String> = m
             .iter()
+            .filter(|m| m.name != XCOM_VOLUME)
             .map(|m| {
                 let ro = if m.read_only == Some(true) {
                     ", read_only=True"
@@ -368,6 +403,9 @@ fn operator_kwargs(plan: &Plan, t: &Task, pod: &Pod) -> Vec<(String, String)> {
             .map(|n| format!("k8s.V1LocalObjectReference(name={})", py_str(n)))
             .collect();
         k("image_pull_secrets", format!("[{}]", items.join(", ")));
+    }
+    if t.metrics {
+        k("do_xcom_push", "True".into());
     }
     k("get_logs", "True".into());
     k("on_finish_action", "\"delete_pod\"".into());
