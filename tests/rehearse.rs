@@ -121,3 +121,61 @@ fn cluster_fixture_values_arrive_byte_exact() {
     assert_eq!(result["price"], "costs $$5 $(NB2PIPE_DATA) $HOME");
     assert_eq!(result["greeting"], "pay $5 $(NB2PIPE_DATA) $$x");
 }
+
+/// The failure the restricted securityContext prevents is real in the rehearsal: the
+/// same pod without fsGroup cannot write the fresh, root-owned claim, as on a cluster.
+#[test]
+fn without_fs_group_a_fresh_claim_is_not_writable() {
+    use nb2pipe::rehearse::{self, docker, Target, Values};
+    let dir = common::tempdir();
+    let nb = helpers::copy_fixture(dir.path(), "small.ipynb");
+    let out = dir.path().join("out");
+    let registry = format!("{}/rehearse-fsgroup", helpers::env("NB2PIPE_TEST_REGISTRY"));
+    helpers::build_ok(&nb, &out, &["--registry", &registry], &[]);
+    let plan: nb2pipe::plan::Plan =
+        serde_json::from_value(common::read_json(&out.join("small/plan.json"))).unwrap();
+    let run_first = |strip: bool| -> (i64, String) {
+        let mut r = rehearse::prepare(
+            &plan,
+            Target::Airflow,
+            &serde_json::Map::new(),
+            &Values::Environment(Default::default()),
+        )
+        .unwrap();
+        if strip {
+            let sc = r.tasks[0]
+                .pod
+                .spec
+                .as_mut()
+                .unwrap()
+                .security_context
+                .as_mut()
+                .unwrap();
+            sc.fs_group = None;
+            sc.fs_group_change_policy = None;
+        }
+        let scratch = dir.path().join(if strip { "s1" } else { "s2" });
+        let vols = docker::create_volumes(
+            &r,
+            &format!("fsgroup-{}-{strip}", std::process::id()),
+            Some("small-data".into()),
+            scratch,
+        )
+        .unwrap();
+        let mut lines = Vec::new();
+        let code = rehearse::run_task(&vols, &r.tasks[0], |l| lines.push(l.to_string()));
+        docker::remove_volumes(&vols);
+        (code.unwrap(), lines.join("\n"))
+    };
+    let (code, log) = run_first(true);
+    assert_ne!(
+        code, 0,
+        "a root-owned claim was writable without fsGroup:\n{log}"
+    );
+    assert!(
+        log.contains("PermissionError") || log.contains("not writable"),
+        "{log}"
+    );
+    let (code, log) = run_first(false);
+    assert_eq!(code, 0, "{log}");
+}
