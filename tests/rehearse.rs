@@ -75,6 +75,32 @@ fn branches_fixture_rehearsed() {
 }
 
 #[test]
+fn travel_fixture_rehearsed() {
+    prove_everywhere("travel", &[]);
+}
+
+/// A failing task in a pod is reported like a local one: cell, line, message.
+#[test]
+fn failing_fixture_rehearsed_names_cell_and_line() {
+    let (cells, error) = run_notebook("failing", &[]);
+    assert_eq!(error["cell"], 2, "{error}");
+    for target in TARGETS {
+        let args = rehearse_args(target, "failing");
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let split = nb2pipe_run("failing", &argv);
+        assert_eq!(split.done.code, 1, "{target}: {}", split.done.stderr);
+        let err = &split.done.stderr;
+        assert!(
+            err.contains("in notebook cell 2 (`total = int(table['a'].sum())`), line 3: KeyError: 'no_such_column'"),
+            "{target}: {err}"
+        );
+        assert_eq!(split.task("broken")["state"], "failed");
+        assert_eq!(split.task("after")["state"], "skipped");
+        assert_same_output("failing", &cells, &split);
+    }
+}
+
+#[test]
 fn digits_fixture_rehearsed() {
     prove_everywhere("digits", &[]);
 }

@@ -360,7 +360,8 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
                 let err_file = logs.join(format!("{}.error.json", rec.name));
                 rec.error = std::fs::read_to_string(&err_file)
                     .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok());
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .or_else(|| error_from_log(&rec.log));
                 display.update(&rec.name, rec.state, Some(r.started.elapsed()));
                 done.push(i);
             }
@@ -398,6 +399,24 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
     Ok(Outcome {
         record,
         run_dir: dir,
+    })
+}
+
+/// A pod has no error file: the runtime's last words in its log say where it failed
+/// (`nb2pipe: task 'T' failed in notebook NB, cell C, line L: MESSAGE`).
+fn error_from_log(log: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let re = regex::Regex::new(
+        r"^nb2pipe: task '.*' failed in notebook .*, cell (\d+), line (\d+): (.*)$",
+    )
+    .expect("a valid pattern");
+    text.lines().rev().find_map(|l| {
+        let c = re.captures(l)?;
+        Some(serde_json::json!({
+            "cell": c[1].parse::<u64>().ok()?,
+            "line": c[2].parse::<u64>().ok()?,
+            "message": &c[3],
+        }))
     })
 }
 
