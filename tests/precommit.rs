@@ -88,6 +88,11 @@ fn pre_commit_hook_passes_clean_and_catches_stale_secret_and_bad_tag() {
     git(repo, &["init", "-q"]);
     // A pinned project, as a team would have: nothing to warn about.
     std::fs::write(repo.join("requirements.txt"), "numpy==2.1.3\nscikit-learn==1.5.2\npsycopg2-binary==2.9.10\npandas==2.2.3\npyarrow==18.1.0\n").unwrap();
+    std::fs::write(
+        repo.join("nb2pipe.toml"),
+        "registry = \"registry.example.com/ml\"\n",
+    )
+    .unwrap();
     // Four notebooks, each with its committed, up-to-date bundle.
     for name in ["clean", "stale", "secret", "badtag"] {
         let nb = repo.join(format!("{name}.ipynb"));

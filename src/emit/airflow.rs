@@ -149,18 +149,26 @@ pub fn pod_for(ctx: &mut Ctx<'_>, task: &Task) -> Pod {
     let mut p = pod(ctx, task, &spec);
     if task.metrics {
         // What the operator adds with do_xcom_push (its sidecar reads the file).
-        p.volumes.push(Volume {
-            name: XCOM_VOLUME.into(),
-            empty_dir: Some(Default::default()),
-            ..Default::default()
-        });
-        p.container.volume_mounts.get_or_insert_with(Vec::new).push(
-            k8s_openapi::api::core::v1::VolumeMount {
+        // First, where the operator puts them.
+        p.volumes.insert(
+            0,
+            Volume {
                 name: XCOM_VOLUME.into(),
-                mount_path: XCOM_DIR.into(),
+                empty_dir: Some(Default::default()),
                 ..Default::default()
             },
         );
+        p.container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .insert(
+                0,
+                k8s_openapi::api::core::v1::VolumeMount {
+                    name: XCOM_VOLUME.into(),
+                    mount_path: XCOM_DIR.into(),
+                    ..Default::default()
+                },
+            );
     }
     p
 }
