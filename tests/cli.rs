@@ -83,6 +83,38 @@ fn every_broken_notebook_gets_its_diagnostic() {
     }
 }
 
+/// Hostile notebooks (nesting past every limit, out-of-range values, control characters)
+/// give diagnostics from every command that reads them, on the main thread's ordinary
+/// stack, and never a crash: exit 0 or 1, nothing on stderr about a panic or overflow.
+#[test]
+fn no_broken_notebook_crashes_any_command() {
+    for nb in common::fixtures_in("broken") {
+        let nb = nb.to_str().unwrap();
+        let tmp = common::tempdir();
+        let out = tmp.path().to_str().unwrap();
+        for args in [
+            vec!["inspect", nb],
+            vec!["inspect", nb, "--format", "json"],
+            vec!["convert", nb, "-o", out],
+            vec!["check", nb],
+            vec!["deps", nb],
+        ] {
+            let (exit, _, stderr) = common::run(&args);
+            assert!(exit == 0 || exit == 1, "{args:?}: exit {exit}\n{stderr}");
+            assert!(
+                !stderr.contains("panicked") && !stderr.contains("overflow"),
+                "{args:?}: {stderr}"
+            );
+            assert!(
+                !stderr
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{args:?}: a control character reached the terminal: {stderr:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn missing_notebook_and_bad_usage() {
     let (exit, _, err) = common::run(&["convert", "/nonexistent/x.ipynb"]);

@@ -125,6 +125,13 @@ codes! {
     /// Only literals (numbers, strings, booleans, None, lists and dicts of them) can be
     /// pipeline parameters that a run overrides; the statement stays as ordinary code.
     NonLiteralParameter = "NB030", "non-literal-parameter", Warning;
+    /// ## What it does
+    /// Reports a parameter whose string (or a string inside its list or dict) holds NUL
+    /// or another control character (tab, newline and carriage return are text).
+    /// ## Why is this bad?
+    /// Parameters reach every target's output and each task's environment; a NUL cannot
+    /// pass through a process's environment or the container runtime.
+    UnsafeParameterValue = "NB031", "unsafe-parameter-value", Error;
 
     /// ## What it does
     /// Reports a credential written into a cell: a cloud access key, a private key, an API
