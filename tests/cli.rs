@@ -115,6 +115,32 @@ fn no_broken_notebook_crashes_any_command() {
     }
 }
 
+/// A `-p` override of the wrong type stops `run` before its first task, not when the
+/// task that reads it starts.
+#[test]
+fn run_checks_every_override_before_any_task() {
+    let nb = common::fixture("exec/params.ipynb");
+    let tmp = common::tempdir();
+    let out = tmp.path().join("build");
+    let (exit, stdout, err) = common::run(&[
+        "run",
+        nb.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "label=fine",
+        "-p",
+        "n_estimators=abc",
+    ]);
+    assert_eq!(exit, 2, "{stdout}\n{err}");
+    assert!(
+        err.contains("`-p n_estimators=abc`: parameter `n_estimators` is int (default 3), so the value must be a whole number"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written or run");
+    assert!(!stdout.contains("load") && !err.contains("load"), "{stdout}\n{err}");
+}
+
 #[test]
 fn missing_notebook_and_bad_usage() {
     let (exit, _, err) = common::run(&["convert", "/nonexistent/x.ipynb"]);
