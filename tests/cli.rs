@@ -138,7 +138,27 @@ fn run_checks_every_override_before_any_task() {
         "{err}"
     );
     assert!(!out.exists(), "nothing is written or run");
-    assert!(!stdout.contains("load") && !err.contains("load"), "{stdout}\n{err}");
+    assert!(
+        !stdout.contains("load") && !err.contains("load"),
+        "{stdout}\n{err}"
+    );
+}
+
+#[test]
+fn convert_counts_in_words() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("one.ipynb");
+    let cells = serde_json::json!([{"cell_type": "code", "metadata": {"tags": ["task:only"]}, "source": "x = 1", "outputs": [], "execution_count": null}]);
+    let doc = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+    std::fs::write(&nb, doc.to_string()).unwrap();
+    let out = tmp.path().join("out");
+    let (exit, _, err) =
+        common::run(&["convert", nb.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(exit, 0, "{err}");
+    assert!(
+        err.contains(" (1 task, ") && err.contains(" files)"),
+        "{err}"
+    );
 }
 
 #[test]

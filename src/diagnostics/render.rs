@@ -64,6 +64,11 @@ pub fn summary(diags: &[Diagnostic]) -> String {
     format!("{e} error{}, {w} warning{}", plural(e), plural(w))
 }
 
+/// `1 task`, `2 tasks`: a count and its noun.
+pub fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", plural(n))
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
