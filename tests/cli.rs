@@ -161,6 +161,47 @@ fn convert_counts_in_words() {
     );
 }
 
+/// The table shows what a task will get: timeout, retry delay, env, and each secret by
+/// name and key (the plan has no secret values to show).
+#[test]
+fn inspect_shows_timeouts_env_and_secret_mappings() {
+    let nb = common::fixture("notebooks/settings_all.ipynb");
+    let (exit, out, err) = common::run(&["inspect", nb.to_str().unwrap()]);
+    assert_eq!(exit, 0, "{err}");
+    let prepare = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("prepare "))
+        .unwrap_or_else(|| panic!("{out}"));
+    for want in [
+        "secret:db-credentials (every key)",
+        "secret:api-keys:token→API_TOKEN",
+        "secret:tls-cert@/etc/tls",
+        "env:GREETING=hello world",
+        "env:LOG_LEVEL=debug",
+        "retries=3",
+        "retry-delay=2m",
+        "timeout=1h30m",
+    ] {
+        assert!(prepare.contains(want), "{want}: {prepare}");
+    }
+    // A multi-line env value stays on its task's line.
+    let nb = common::fixture("notebooks/injection.ipynb");
+    let (_, out, _) = common::run(&["inspect", nb.to_str().unwrap()]);
+    let show = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("show "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(show.contains("env:MULTILINE=a\\nb"), "{show}");
+    // The JSON form carries the same settings.
+    let plan = plan_of(&common::fixture("notebooks/settings_all.ipynb"), &[]);
+    let s = &plan["tasks"][0]["settings"];
+    assert_eq!(s["timeout_seconds"], 5400);
+    assert_eq!(s["retry_delay_seconds"], 120);
+    assert_eq!(s["env"]["LOG_LEVEL"], "debug");
+    assert_eq!(s["secrets"][1]["key"], "token");
+    assert_eq!(s["secrets"][1]["env"], "API_TOKEN");
+}
+
 #[test]
 fn missing_notebook_and_bad_usage() {
     let (exit, _, err) = common::run(&["convert", "/nonexistent/x.ipynb"]);
