@@ -83,6 +83,125 @@ fn every_broken_notebook_gets_its_diagnostic() {
     }
 }
 
+/// Hostile notebooks (nesting past every limit, out-of-range values, control characters)
+/// give diagnostics from every command that reads them, on the main thread's ordinary
+/// stack, and never a crash: exit 0 or 1, nothing on stderr about a panic or overflow.
+#[test]
+fn no_broken_notebook_crashes_any_command() {
+    for nb in common::fixtures_in("broken") {
+        let nb = nb.to_str().unwrap();
+        let tmp = common::tempdir();
+        let out = tmp.path().to_str().unwrap();
+        for args in [
+            vec!["inspect", nb],
+            vec!["inspect", nb, "--format", "json"],
+            vec!["convert", nb, "-o", out],
+            vec!["check", nb],
+            vec!["deps", nb],
+        ] {
+            let (exit, _, stderr) = common::run(&args);
+            assert!(exit == 0 || exit == 1, "{args:?}: exit {exit}\n{stderr}");
+            assert!(
+                !stderr.contains("panicked") && !stderr.contains("overflow"),
+                "{args:?}: {stderr}"
+            );
+            assert!(
+                !stderr
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{args:?}: a control character reached the terminal: {stderr:?}"
+            );
+        }
+    }
+}
+
+/// A `-p` override of the wrong type stops `run` before its first task, not when the
+/// task that reads it starts.
+#[test]
+fn run_checks_every_override_before_any_task() {
+    let nb = common::fixture("exec/params.ipynb");
+    let tmp = common::tempdir();
+    let out = tmp.path().join("build");
+    let (exit, stdout, err) = common::run(&[
+        "run",
+        nb.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "label=fine",
+        "-p",
+        "n_estimators=abc",
+    ]);
+    assert_eq!(exit, 2, "{stdout}\n{err}");
+    assert!(
+        err.contains("`-p n_estimators=abc`: parameter `n_estimators` is int (default 3), so the value must be a whole number"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written or run");
+    assert!(
+        !stdout.contains("load") && !err.contains("load"),
+        "{stdout}\n{err}"
+    );
+}
+
+#[test]
+fn convert_counts_in_words() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("one.ipynb");
+    let cells = serde_json::json!([{"cell_type": "code", "metadata": {"tags": ["task:only"]}, "source": "x = 1", "outputs": [], "execution_count": null}]);
+    let doc = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+    std::fs::write(&nb, doc.to_string()).unwrap();
+    let out = tmp.path().join("out");
+    let (exit, _, err) =
+        common::run(&["convert", nb.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(exit, 0, "{err}");
+    assert!(
+        err.contains(" (1 task, ") && err.contains(" files)"),
+        "{err}"
+    );
+}
+
+/// The table shows what a task will get: timeout, retry delay, env, and each secret by
+/// name and key (the plan has no secret values to show).
+#[test]
+fn inspect_shows_timeouts_env_and_secret_mappings() {
+    let nb = common::fixture("notebooks/settings_all.ipynb");
+    let (exit, out, err) = common::run(&["inspect", nb.to_str().unwrap()]);
+    assert_eq!(exit, 0, "{err}");
+    let prepare = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("prepare "))
+        .unwrap_or_else(|| panic!("{out}"));
+    for want in [
+        "secret:db-credentials (every key)",
+        "secret:api-keys:token→API_TOKEN",
+        "secret:tls-cert@/etc/tls",
+        "env:GREETING=hello world",
+        "env:LOG_LEVEL=debug",
+        "retries=3",
+        "retry-delay=2m",
+        "timeout=1h30m",
+    ] {
+        assert!(prepare.contains(want), "{want}: {prepare}");
+    }
+    // A multi-line env value stays on its task's line.
+    let nb = common::fixture("notebooks/injection.ipynb");
+    let (_, out, _) = common::run(&["inspect", nb.to_str().unwrap()]);
+    let show = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("show "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(show.contains("env:MULTILINE=a\\nb"), "{show}");
+    // The JSON form carries the same settings.
+    let plan = plan_of(&common::fixture("notebooks/settings_all.ipynb"), &[]);
+    let s = &plan["tasks"][0]["settings"];
+    assert_eq!(s["timeout_seconds"], 5400);
+    assert_eq!(s["retry_delay_seconds"], 120);
+    assert_eq!(s["env"]["LOG_LEVEL"], "debug");
+    assert_eq!(s["secrets"][1]["key"], "token");
+    assert_eq!(s["secrets"][1]["env"], "API_TOKEN");
+}
+
 #[test]
 fn missing_notebook_and_bad_usage() {
     let (exit, _, err) = common::run(&["convert", "/nonexistent/x.ipynb"]);

@@ -7,6 +7,7 @@
 //! (`%%bash`, `%%writefile`, ...) are split off before parsing.
 
 mod builtins;
+mod depth;
 mod literals;
 mod magics;
 mod names;
@@ -16,11 +17,11 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-use ruff_python_parser::{parse_unchecked, Mode, ParseOptions};
 use ruff_text_size::Ranged;
 
 pub use builtins::is_builtin;
-pub use literals::{literal_assignments, type_name};
+pub use depth::{parse_python, MAX_BRACKETS, MAX_DEPTH};
+pub use literals::{literal_assignments, type_name, NotParameter, MAX_LITERAL_DEPTH};
 pub use magics::{classify_line_magic, parse_pip_args, strip_magic_options, CellMagic, LineMagic};
 pub use secrets::{find_secrets, SecretFinding};
 
@@ -144,7 +145,28 @@ pub fn analyse_cell(source: &str) -> CellFacts {
 fn analyse_python(facts: &mut CellFacts) {
     let src = facts.python.clone();
     let lines = LineIndex::new(&src);
-    let parsed = parse_unchecked(&src, ParseOptions::from(Mode::Ipython));
+    // CPython refuses a NUL anywhere in source, so the task could not run the cell.
+    if let Some(at) = src.find('\0') {
+        let (line, column) = lines.line_col(at);
+        facts.syntax_error = Some(SyntaxProblem {
+            line: line + facts.line_offset,
+            column,
+            message: "source code cannot contain a NUL character".into(),
+        });
+        return;
+    }
+    let parsed = match parse_python(&src) {
+        Ok(p) => p,
+        Err(e) => {
+            let (line, column) = lines.line_col(e.offset);
+            facts.syntax_error = Some(SyntaxProblem {
+                line: line + facts.line_offset,
+                column,
+                message: e.message,
+            });
+            return;
+        }
+    };
     if let Some(err) = parsed.errors().first() {
         let (line, column) = lines.line_col(err.location.start().to_usize());
         facts.syntax_error = Some(SyntaxProblem {

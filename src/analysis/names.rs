@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashSet};
 
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{self as ast, Expr, ExprContext, IpyEscapeKind, Stmt};
-use ruff_python_parser::{parse_unchecked, Mode, ParseOptions};
 use ruff_text_size::Ranged;
 
 use super::magics::{classify_line_magic, parse_pip_args, strip_magic_options, LineMagic};
@@ -212,7 +211,10 @@ impl Names<'_> {
 
     /// Facts of the statement inside `%time stmt`, which runs in the current scope.
     fn nested_python(&mut self, src: &str) {
-        let parsed = parse_unchecked(src, ParseOptions::from(Mode::Ipython));
+        // The cell passed the depth check, but this text is parsed on its own.
+        let Ok(parsed) = super::parse_python(src) else {
+            return;
+        };
         if !parsed.errors().is_empty() {
             return;
         }

@@ -8,7 +8,6 @@ use std::sync::LazyLock;
 use regex::Regex;
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{Expr, Stmt};
-use ruff_python_parser::{parse_unchecked, Mode, ParseOptions};
 use ruff_text_size::Ranged;
 
 use super::LineIndex;
@@ -145,11 +144,8 @@ pub fn find_secrets(text: &str) -> Vec<SecretFinding> {
         }
     }
     // Named values, from the syntax tree (only when the text parses).
-    let parsed = parse_unchecked(
-        if named { text } else { "" },
-        ParseOptions::from(Mode::Ipython),
-    );
-    if named && parsed.errors().is_empty() {
+    let parsed = super::parse_python(if named { text } else { "" });
+    if let Some(parsed) = parsed.ok().filter(|p| named && p.errors().is_empty()) {
         if let Some(module) = parsed.syntax().as_module() {
             let mut v = Named {
                 lines: &lines,

@@ -136,7 +136,7 @@ fn literal_parameters() {
     let lits = literal_assignments("alpha = 0.5\nn = -3\nname = 'x'\nflags = [True, None]\nconf = {'a': 1}\nderived = alpha * 2\n");
     let got: Vec<Option<String>> = lits
         .iter()
-        .map(|l| l.as_ref().map(|(n, v)| format!("{n}={v}")))
+        .map(|l| l.as_ref().ok().map(|(n, v)| format!("{n}={v}")))
         .collect();
     assert_eq!(
         got,

@@ -52,10 +52,10 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
         .with_context(|| format!("writing the bundle to {}", dir.display()))?;
     match args.format {
         DiagFormat::Human => eprintln!(
-            "wrote {} ({} tasks, {} files)",
+            "wrote {} ({}, {})",
             dir.display(),
-            plan.tasks.len(),
-            bundle.files.len()
+            crate::diagnostics::render::counted(plan.tasks.len(), "task"),
+            crate::diagnostics::render::counted(bundle.files.len(), "file")
         ),
         DiagFormat::Json => println!(
             "{}",

@@ -34,6 +34,36 @@ fn list(items: &[String]) -> String {
     }
 }
 
+/// Seconds as a tag writes them: `1h30m`, `2m`, `45s`, `0s`.
+fn duration(secs: u64) -> String {
+    let mut out = String::new();
+    let mut rest = secs;
+    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if rest >= n {
+            out.push_str(&format!("{}{unit}", rest / n));
+            rest %= n;
+        }
+    }
+    if out.is_empty() {
+        "0s".into()
+    } else {
+        out
+    }
+}
+
+/// A value on one table line: newlines and other control characters escaped.
+fn one_line(v: &str) -> String {
+    v.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub fn table(plan: &Plan) -> String {
     let mut out = format!(
         "pipeline {} (from {}, python {})\n",
@@ -68,14 +98,29 @@ pub fn table(plan: &Plan) -> String {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            // Names and keys only: the plan holds no secret value.
+            settings.extend(t.settings.secrets.iter().map(|s| {
+                match (&s.key, &s.env, &s.mount_path) {
+                    (Some(k), Some(e), _) => format!("secret:{}:{k}→{e}", s.name),
+                    (_, _, Some(m)) => format!("secret:{}@{m}", s.name),
+                    _ => format!("secret:{} (every key)", s.name),
+                }
+            }));
             settings.extend(
                 t.settings
-                    .secrets
+                    .env
                     .iter()
-                    .map(|s| format!("secret:{}", s.name)),
+                    .map(|(k, v)| format!("env:{k}={}", one_line(v))),
             );
             if t.settings.retries > 0 {
                 settings.push(format!("retries={}", t.settings.retries));
+                settings.push(format!(
+                    "retry-delay={}",
+                    duration(t.settings.retry_delay_seconds)
+                ));
+            }
+            if let Some(secs) = t.settings.timeout_seconds {
+                settings.push(format!("timeout={}", duration(secs)));
             }
             if t.image.prebuilt {
                 settings.push(format!("image={}", t.image.reference));
@@ -190,4 +235,18 @@ pub fn dot(plan: &Plan) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_tags_write_them() {
+        assert_eq!(duration(5400), "1h30m");
+        assert_eq!(duration(120), "2m");
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(90061), "1d1h1m1s");
+        assert_eq!(one_line("a\nb\tc ü"), "a\\nb\\tc ü");
+    }
 }

@@ -7,9 +7,7 @@ use crate::diagnostics::Code;
 pub fn execute(args: &RuleArgs) -> CmdResult {
     match &args.code {
         None => {
-            for c in Code::ALL {
-                println!("{}  {:<24} {:?}", c.as_str(), c.name(), c.severity());
-            }
+            print!("{}", rule_table());
             Ok(0)
         }
         Some(code) => match Code::from_code(code) {
@@ -23,6 +21,15 @@ pub fn execute(args: &RuleArgs) -> CmdResult {
             }
         },
     }
+}
+
+/// `nb2pipe rule`: one line per code, the columns as wide as their widest entry.
+pub fn rule_table() -> String {
+    let width = Code::ALL.iter().map(|c| c.name().len()).max().unwrap_or(0);
+    Code::ALL
+        .iter()
+        .map(|c| format!("{}  {:<width$}  {:?}\n", c.as_str(), c.name(), c.severity()))
+        .collect()
 }
 
 /// docs/rules.md: every code's documentation.
@@ -47,4 +54,22 @@ pub fn rules_markdown() -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule_table_is_aligned() {
+        let table = rule_table();
+        assert_eq!(table.lines().count(), Code::ALL.len());
+        // The severity starts in the same column on every line, NB205's too.
+        let starts: Vec<usize> = table.lines().map(|l| l.rfind(' ').unwrap() + 1).collect();
+        assert!(starts.windows(2).all(|w| w[0] == w[1]), "{table}");
+        assert!(
+            table.contains("NB205  pip-requirements-file-missing  Warning"),
+            "{table}"
+        );
+    }
 }

@@ -209,18 +209,24 @@ pub fn execute(args: &RunArgs) -> CmdResult {
     Ok(if rec.succeeded() { EXIT_OK } else { EXIT_INPUT })
 }
 
-/// `-p name=value` → overrides; the value is JSON, else text. Unknown names are an error.
+/// `-p name=value` → overrides, each checked against its parameter's type before any
+/// task starts. Decoded as the task runtime decodes `NB2PIPE_PARAM_<NAME>` (`_decode`
+/// and `_coerce` in nb2pipe_runtime.py): a `str` parameter takes the text as it is
+/// (`1.10` stays `1.10`); any other takes JSON, else the text, then its type's rules.
+/// Where the runtime would let a value of another kind through unchanged (a list for
+/// an `int`, text for a `list`) the override is refused too: it is a mistake here.
 pub fn parse_params(
     given: &[String],
     plan: &Plan,
 ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    use serde_json::Value;
     let mut out = serde_json::Map::new();
     for g in given {
         let Some((name, value)) = g.split_once('=') else {
             return Err(format!("`-p {g}`: expected NAME=VALUE"));
         };
         let name = name.trim();
-        if !plan.parameters.iter().any(|p| p.name == name) {
+        let Some(param) = plan.parameters.iter().find(|p| p.name == name) else {
             let known: Vec<&str> = plan.parameters.iter().map(|p| p.name.as_str()).collect();
             return Err(if known.is_empty() {
                 format!("unknown parameter `{name}`: the notebook has no `parameters` cell")
@@ -230,14 +236,163 @@ pub fn parse_params(
                     known.join(", ")
                 )
             });
-        }
-        let v = serde_json::from_str(value)
-            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        };
+        let v = if param.default.is_string() {
+            Value::String(value.to_string())
+        } else {
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()))
+        };
+        let v = coerce(&param.default, v).map_err(|want| {
+            format!(
+                "`-p {name}={value}`: parameter `{name}` is {} (default {}), so the value must be {want}",
+                param.ty, param.default
+            )
+        })?;
         out.insert(name.to_string(), v);
     }
     Ok(out)
 }
 
+/// `value` as a parameter with this default receives it, or what it should have been.
+fn coerce(
+    default: &serde_json::Value,
+    value: serde_json::Value,
+) -> Result<serde_json::Value, &'static str> {
+    use serde_json::Value;
+    if default.is_null() || value.is_null() {
+        return Ok(value);
+    }
+    match (default, &value) {
+        (Value::Bool(_), Value::String(s)) => match s.to_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Value::Bool(true)),
+            "false" | "0" | "no" => Ok(Value::Bool(false)),
+            _ => Err("true or false"),
+        },
+        (Value::Bool(_), Value::Bool(_)) => Ok(value),
+        (Value::Bool(_), Value::Number(n)) => Ok(Value::Bool(n.as_f64() != Some(0.0))),
+        (Value::Bool(_), _) => Err("true or false"),
+        (Value::Number(d), _) if d.is_i64() || d.is_u64() => match &value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(value),
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 => Ok(value),
+                _ => Err("a whole number (int)"),
+            },
+            Value::String(s) if python_int(s) => Ok(value),
+            _ => Err("a whole number (int)"),
+        },
+        (Value::Number(_), _) => match &value {
+            Value::Number(_) => Ok(value),
+            Value::String(s) if python_float(s) => Ok(value),
+            _ => Err("a number (float)"),
+        },
+        (Value::String(_), _) => Ok(value),
+        (Value::Array(_), Value::Array(_)) | (Value::Object(_), Value::Object(_)) => Ok(value),
+        (Value::Array(_), _) => Err("a JSON list, like [1, \"a\"]"),
+        (Value::Object(_), _) => Err("a JSON object, like {\"k\": 1}"),
+        (Value::Null, _) => Ok(value),
+    }
+}
+
+/// Text Python's `int()` accepts: a sign, digits, single `_` between digits, spaces around.
+fn python_int(s: &str) -> bool {
+    let t = s.trim();
+    let t = t.strip_prefix(['+', '-']).unwrap_or(t);
+    !t.is_empty()
+        && !t.starts_with('_')
+        && !t.ends_with('_')
+        && !t.contains("__")
+        && t.chars().all(|c| c.is_ascii_digit() || c == '_')
+}
+
+/// Text Python's `float()` accepts (also `inf`, `nan`, `1e3`, `1_000.5`).
+fn python_float(s: &str) -> bool {
+    let t = s.trim();
+    if t.contains("__")
+        || t.starts_with('_')
+        || t.ends_with('_')
+        || t.contains("_.")
+        || t.contains("._")
+    {
+        return false;
+    }
+    let plain: String = t.chars().filter(|&c| c != '_').collect();
+    !plain.is_empty() && plain.parse::<f64>().is_ok()
+}
+
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let src = "n = 3\nrate = 0.5\nlabel = 'x'\nflag = False\nlabels = ['a']\nconf = {'k': 1}\nnothing = None";
+        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {}, "cells": [
+            {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": src, "outputs": [], "execution_count": null},
+            {"cell_type": "code", "metadata": {"tags": ["task:a"]}, "source": "print(n, rate, label, flag, labels, conf, nothing)", "outputs": [], "execution_count": null}]});
+        let nb = crate::notebook::parse_str(Path::new("t.ipynb"), &nb.to_string()).unwrap();
+        crate::plan::build(crate::plan::BuildInput {
+            notebook: &nb,
+            project: None,
+            cli: Default::default(),
+            profile: None,
+            python_env: None,
+        })
+        .plan
+    }
+
+    fn one(plan: &Plan, arg: &str) -> Result<serde_json::Value, String> {
+        let m = parse_params(&[arg.to_string()], plan)?;
+        Ok(m.values().next().unwrap().clone())
+    }
+
+    #[test]
+    fn overrides_are_checked_by_type_as_the_runtime_decodes_them() {
+        use serde_json::json;
+        let p = plan();
+        for (arg, want) in [
+            ("n=7", json!(7)),
+            ("n=2.0", json!(2.0)),
+            ("n=\"12\"", json!("12")),
+            ("n= 1_000 ", json!(" 1_000 ")),
+            ("rate=1", json!(1)),
+            ("rate=1e3", json!(1000.0)),
+            ("rate=inf", json!("inf")),
+            ("label=1.10", json!("1.10")),
+            ("label=null", json!("null")),
+            ("label=", json!("")),
+            ("flag=yes", json!(true)),
+            ("flag=FALSE", json!(false)),
+            ("flag=0", json!(false)),
+            ("labels=[\"b\", 2]", json!(["b", 2])),
+            ("conf={\"k\": 2}", json!({"k": 2})),
+            ("nothing=anything", json!("anything")),
+            ("n=null", json!(null)),
+        ] {
+            assert_eq!(one(&p, arg).unwrap(), want, "{arg}");
+        }
+        for (arg, says) in [
+            (
+                "n=abc",
+                "parameter `n` is int (default 3), so the value must be a whole number",
+            ),
+            ("n=1.5", "whole number"),
+            ("n=1e400", "whole number"),
+            ("n=[1]", "whole number"),
+            ("n=true", "whole number"),
+            ("n=1__0", "whole number"),
+            ("rate=fast", "a number (float)"),
+            ("flag=maybe", "true or false"),
+            ("labels=a,b", "a JSON list"),
+            ("conf=[1]", "a JSON object"),
+        ] {
+            let e = one(&p, arg).unwrap_err();
+            assert!(
+                e.contains(says) && e.contains(&format!("`-p {arg}`")),
+                "{arg}: {e}"
+            );
+        }
+    }
 }

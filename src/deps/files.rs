@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::Expr;
-use ruff_python_parser::{parse_unchecked, Mode, ParseOptions};
 use sha2::{Digest, Sha256};
 
 use crate::plan::{Chunk, DataFile, FileCopy};
@@ -43,7 +42,9 @@ fn call_literals(code: &[Chunk]) -> Vec<String> {
         if c.syntax_error || !python {
             continue;
         }
-        let parsed = parse_unchecked(&c.python, ParseOptions::from(Mode::Ipython));
+        let Ok(parsed) = crate::analysis::parse_python(&c.python) else {
+            continue;
+        };
         if let Some(module) = parsed.syntax().as_module() {
             lits.visit_body(&module.body);
         }

@@ -208,9 +208,20 @@ fn push_file(found: &mut Found, path: &Path, shown: &str, package: &str) {
 
 /// `path` relative to `base`, with `../` where it lies above; `/` separators.
 pub(super) fn relative(base: &Path, path: &Path) -> String {
+    // A relative notebook folder and an absolute environment compare as absolute paths.
+    let (base, path) = if base.is_absolute() == path.is_absolute() {
+        (base.to_path_buf(), path.to_path_buf())
+    } else {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        (abs(base), abs(path))
+    };
     let b: Vec<_> = base.components().collect();
     let p: Vec<_> = path.components().collect();
     let common = b.iter().zip(&p).take_while(|(x, y)| x == y).count();
+    // Sharing only `/`: the absolute path says more than a climb to the root.
+    if path.is_absolute() && common <= 1 {
+        return path.display().to_string();
+    }
     let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
     parts.extend(
         p[common..]
@@ -243,4 +254,24 @@ pub(super) fn file_imports(src: &str, package: &str) -> Vec<Import> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_shown_plainly() {
+        assert_eq!(relative(Path::new("/a/b"), Path::new("/a/c/d")), "../c/d");
+        assert_eq!(relative(Path::new("nb"), Path::new("nb/m.py")), "m.py");
+        assert_eq!(
+            relative(Path::new("/work/x"), Path::new("/root/.venv")),
+            "/root/.venv"
+        );
+        // A notebook given by a relative path, an environment found by an absolute one.
+        let shown = relative(Path::new("fixtures"), Path::new("/nonexistent/.venv"));
+        assert_eq!(shown, "/nonexistent/.venv");
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(relative(Path::new("sub"), &here.join("sub/.venv")), ".venv");
+    }
 }

@@ -66,7 +66,9 @@ codes! {
     MalformedNotebook = "NB006", "malformed-notebook", Error;
 
     /// ## What it does
-    /// Warns about a cell that is not valid Python 3 (Python 2 `print x`, unfinished code).
+    /// Warns about a cell that is not valid Python 3 (Python 2 `print x`, unfinished code,
+    /// a NUL character, more than 200 nested brackets, a syntax tree more than 256 levels
+    /// deep).
     /// ## Why is this bad?
     /// The cell cannot run in a task. It is left out of the task's code (a comment marks
     /// where) and the rest of the notebook still converts. Fix the cell or tag it `skip`.
@@ -87,8 +89,9 @@ codes! {
     /// Tags that belong to other tools can be allowed with `allow_tags` in the settings.
     UnknownTag = "NB020", "unknown-tag", Error;
     /// ## What it does
-    /// Reports a tag whose value is malformed: a bad quantity (`memory:4GB`), a bad duration
-    /// (`timeout:30 minutes`), a non-integer retry count, a bad toleration effect.
+    /// Reports a tag whose value is malformed: a bad quantity (`memory:4GB`, or above
+    /// 2^63-1), a bad duration (`timeout:30 minutes`, or longer than 366 days), a
+    /// non-integer retry count, a bad toleration effect, a control character.
     /// ## Why is this bad?
     /// Kubernetes or Airflow would reject it at deploy time, far from the notebook.
     InvalidTagValue = "NB021", "invalid-tag-value", Error;
@@ -105,7 +108,8 @@ codes! {
     DependencyCycle = "NB024", "dependency-cycle", Error;
     /// ## What it does
     /// Reports invalid structured settings: `metadata.nb2pipe` of a cell or of the notebook,
-    /// `nb2pipe.toml`, `[tool.nb2pipe]`, or a `--set` flag (unknown key, wrong type).
+    /// `nb2pipe.toml`, `[tool.nb2pipe]`, or a `--set` flag (unknown key, wrong type, a
+    /// value out of range, a control character in a string, affinity nested too deeply).
     InvalidSettings = "NB025", "invalid-settings", Error;
     /// ## What it does
     /// Reports a task-setting tag on a cell that belongs to no task (a `skip`, `imports`,
@@ -120,11 +124,19 @@ codes! {
     UnknownProfile = "NB028", "unknown-profile", Error;
 
     /// ## What it does
-    /// Warns about an assignment in a `parameters` cell whose value is not a literal.
+    /// Warns about an assignment in a `parameters` cell whose value is not a literal, or
+    /// is a literal nested more than 100 levels deep.
     /// ## Why is this bad?
     /// Only literals (numbers, strings, booleans, None, lists and dicts of them) can be
     /// pipeline parameters that a run overrides; the statement stays as ordinary code.
     NonLiteralParameter = "NB030", "non-literal-parameter", Warning;
+    /// ## What it does
+    /// Reports a parameter whose string (or a string inside its list or dict) holds NUL
+    /// or another control character (tab, newline and carriage return are text).
+    /// ## Why is this bad?
+    /// Parameters reach every target's output and each task's environment; a NUL cannot
+    /// pass through a process's environment or the container runtime.
+    UnsafeParameterValue = "NB031", "unsafe-parameter-value", Error;
 
     /// ## What it does
     /// Reports a credential written into a cell: a cloud access key, a private key, an API

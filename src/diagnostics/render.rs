@@ -11,14 +11,14 @@ pub fn human(diags: &[Diagnostic]) -> String {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        out.push_str(&format!("{sev}[{}]: {}\n", d.code, d.message));
+        out.push_str(&format!("{sev}[{}]: {}\n", d.code, printable(&d.message)));
         let loc = &d.location;
         let mut at = format!("  --> {}", loc.notebook.display());
         if let Some(cell) = loc.cell {
             at.push_str(&format!(", cell {cell}"));
             if let Some(first) = &loc.cell_first_line {
                 if !first.is_empty() {
-                    at.push_str(&format!(" (`{}`)", shorten(first, 48)));
+                    at.push_str(&format!(" (`{}`)", printable(&shorten(first, 48))));
                 }
             }
         }
@@ -31,10 +31,22 @@ pub fn human(diags: &[Diagnostic]) -> String {
         out.push_str(&at);
         out.push('\n');
         if let Some(help) = &d.help {
-            out.push_str(&format!("   = help: {help}\n"));
+            out.push_str(&format!("   = help: {}\n", printable(help)));
         }
     }
     out
+}
+
+/// `s` with control characters escaped (`\0`, `\u{1b}`), so a value quoted from a
+/// notebook cannot garble or drive the terminal. Newlines and tabs stay.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_debug().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// One JSON array, stable field order.
@@ -50,6 +62,11 @@ pub fn summary(diags: &[Diagnostic]) -> String {
         .count();
     let w = diags.len() - e;
     format!("{e} error{}, {w} warning{}", plural(e), plural(w))
+}
+
+/// `1 task`, `2 tasks`: a count and its noun.
+pub fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", plural(n))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -76,4 +93,30 @@ pub fn shorten(s: &str, max: usize) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::Code;
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        let d = Diagnostic::new(
+            Code::InvalidSettings,
+            std::path::Path::new("n.ipynb"),
+            "value `a\0b\u{1b}[31m`\n\tnext",
+        )
+        .at_cell(0, "x = '\u{7}'")
+        .with_help("h\u{9b}");
+        let out = human(&[d]);
+        assert!(out.contains("value `a\\0b\\u{1b}[31m`\n\tnext"), "{out}");
+        assert!(
+            out.contains("x = '\\u{7}'") && out.contains("h\\u{9b}"),
+            "{out}"
+        );
+        assert!(!out
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'));
+    }
 }

@@ -85,18 +85,45 @@ impl<'p> Ctx<'p> {
         value.to_string()
     }
 
-    /// Every string inside a JSON value (affinity) checked with [`Ctx::user`].
+    /// Every string inside a JSON value (affinity) checked with [`Ctx::user`]. The plan
+    /// already refused deeper values; the limit keeps the walk bounded for any caller.
     pub fn user_json(&mut self, task: Option<&str>, what: &str, v: &serde_json::Value) {
-        match v {
-            serde_json::Value::String(s) => {
-                self.user(task, what, s);
+        use serde_json::Value;
+        // An explicit stack in document order: keys before their values, as written.
+        let mut todo: Vec<(Result<&str, &Value>, usize)> = vec![(Err(v), 1)];
+        while let Some((item, depth)) = todo.pop() {
+            let v = match item {
+                Ok(key) => {
+                    self.user(task, what, key);
+                    continue;
+                }
+                Err(v) => v,
+            };
+            if depth > crate::plan::values::MAX_JSON_DEPTH {
+                self.notes.push(Note {
+                    target: self.target,
+                    task: task.map(str::to_string),
+                    error: true,
+                    message: format!(
+                        "{what} is nested more than {} levels deep",
+                        crate::plan::values::MAX_JSON_DEPTH
+                    ),
+                });
+                return;
             }
-            serde_json::Value::Array(a) => a.iter().for_each(|x| self.user_json(task, what, x)),
-            serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
-                self.user(task, what, k);
-                self.user_json(task, what, x)
-            }),
-            _ => {}
+            match v {
+                Value::String(s) => {
+                    self.user(task, what, s);
+                }
+                Value::Array(a) => todo.extend(a.iter().rev().map(|x| (Err(x), depth + 1))),
+                Value::Object(o) => {
+                    for (k, x) in o.iter().rev() {
+                        todo.push((Err(x), depth + 1));
+                        todo.push((Ok(k.as_str()), depth));
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -505,6 +532,42 @@ mod tests {
         // The cut never leaves `--`: a `-` before the hash is dropped.
         let dashy = format!("{}-{}", "x".repeat(53), "y".repeat(20));
         assert!(!fit(&dashy, 63).contains("--"), "{}", fit(&dashy, 63));
+    }
+
+    #[test]
+    fn user_json_walks_in_order_and_stops_at_the_depth_limit() {
+        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {}, "cells": [
+            {"cell_type": "code", "metadata": {"tags": ["task:a"]}, "source": "x = 1", "outputs": [], "execution_count": null}]});
+        let nb =
+            crate::notebook::parse_str(std::path::Path::new("t.ipynb"), &nb.to_string()).unwrap();
+        let plan = crate::plan::build(crate::plan::BuildInput {
+            notebook: &nb,
+            project: None,
+            cli: Default::default(),
+            profile: None,
+            python_env: None,
+        })
+        .plan;
+        let mut ctx = Ctx::new(&plan, "argo", Subst::Argo);
+        let v = serde_json::json!({"{{k1}}": ["{{v1}}", {"{{k2}}": "{{v2}}"}], "k3": "{{v3}}"});
+        ctx.user_json(Some("a"), "affinity", &v);
+        let order: Vec<&str> = ctx
+            .notes
+            .iter()
+            .map(|n| n.message.split('`').nth(1).unwrap())
+            .collect();
+        assert_eq!(order, ["{{k1}}", "{{v1}}", "{{k2}}", "{{v2}}", "{{v3}}"]);
+        // Deeper than any caller should pass: one error note, no recursion.
+        let mut deep = serde_json::json!("x");
+        for _ in 0..100_000 {
+            deep = serde_json::Value::Array(vec![deep]);
+        }
+        let mut ctx = Ctx::new(&plan, "argo", Subst::Argo);
+        ctx.user_json(Some("a"), "affinity", &deep);
+        assert_eq!(ctx.notes.len(), 1);
+        assert!(ctx.notes[0].error && ctx.notes[0].message.contains("64 levels"));
+        // A Value drops recursively; this one is deeper than a test thread's stack.
+        std::mem::forget(deep);
     }
 
     #[test]

@@ -42,8 +42,8 @@ impl Display {
 
     pub fn begin(&mut self, run_id: &str, run_dir: &Path, tasks: Vec<&str>) {
         eprintln!(
-            "run {run_id}: {} task(s); logs in {}",
-            tasks.len(),
+            "run {run_id}: {}; logs in {}",
+            crate::diagnostics::render::counted(tasks.len(), "task"),
             run_dir.join("logs").display()
         );
         self.width = tasks.iter().map(|t| t.len()).max().unwrap_or(4);

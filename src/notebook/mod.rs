@@ -98,7 +98,10 @@ fn json_error(path: &Path, e: &serde_json::Error) -> Diagnostic {
     };
     // serde_json's message ends in "at line X column Y"; we give those as fields instead.
     let msg = e.to_string();
-    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    let mut msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    if msg == "recursion limit exceeded" {
+        msg = "values nested more than 128 levels deep (the JSON reader's limit)".into();
+    }
     let mut d = Diagnostic::new(code, path, format!("{what}: {msg}"));
     if e.line() > 0 {
         d = d.at_line(e.line(), Some(e.column()));

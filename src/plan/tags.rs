@@ -59,6 +59,13 @@ const FOREIGN_TAGS: &[&str] = &[
 /// optional help text.
 pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, Option<String>)> {
     let t = tag.trim();
+    if let Err(e) = check_text(t, "the tag") {
+        return Err((
+            false,
+            format!("invalid tag `{}`: {e}", t.escape_debug()),
+            None,
+        ));
+    }
     let unknown = |help: Option<String>| Err((true, format!("unknown tag `{t}`"), help));
     let invalid = |msg: String| Err((false, format!("invalid tag `{t}`: {msg}"), None));
     if allow.iter().any(|a| a == t) || FOREIGN_TAGS.contains(&t) {

@@ -30,10 +30,16 @@ static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
 });
 static POOL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.-]{1,256}$").unwrap());
 
-/// A Kubernetes resource quantity (`500m`, `2`, `4Gi`, `1.5G`).
+/// A Kubernetes resource quantity (`500m`, `2`, `4Gi`, `1.5G`), at most 2^63-1: the
+/// API server caps a larger one silently (it stores quantities in an int64).
 pub fn check_quantity(v: &str) -> Result<(), String> {
     if QUANTITY.is_match(v) {
-        return Ok(());
+        return match quantity_value(v) {
+            Some(x) if x < 2f64.powi(63) => Ok(()),
+            _ => Err(format!(
+                "`{v}` is larger than Kubernetes can hold (2^63-1, about 8Ei)"
+            )),
+        };
     }
     let upper = v.to_ascii_uppercase();
     let hint = if upper.ends_with("GB")
@@ -50,6 +56,33 @@ pub fn check_quantity(v: &str) -> Result<(), String> {
     Err(format!(
         "`{v}` is not a Kubernetes quantity (like `500m`, `2`, `4Gi`){hint}"
     ))
+}
+
+/// The value of a quantity that matched [`QUANTITY`], approximately.
+fn quantity_value(v: &str) -> Option<f64> {
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, suffix) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 2f64.powi(10),
+        "Mi" => 2f64.powi(20),
+        "Gi" => 2f64.powi(30),
+        "Ti" => 2f64.powi(40),
+        "Pi" => 2f64.powi(50),
+        "Ei" => 2f64.powi(60),
+        e => 10f64.powf(e[1..].parse::<f64>().ok()?),
+    };
+    Some(n * scale).filter(|x| x.is_finite())
 }
 
 pub fn check_count(v: &str) -> Result<u32, String> {
@@ -159,22 +192,94 @@ pub fn check_label_value(v: &str) -> Result<(), String> {
     }
 }
 
-/// `90`, `30s`, `30m`, `1h30m`, `2d` → seconds.
+/// The longest timeout or retry delay: a year (leap or not). Every target holds it
+/// (Python's `timedelta` to 999999999 days, Go's `time.Duration` to 292 years for Argo
+/// and Tekton, int64 seconds for `activeDeadlineSeconds`), and a longer one is a typo.
+pub const MAX_DURATION_SECONDS: u64 = 366 * 86400;
+
+/// `90`, `30s`, `30m`, `1h30m`, `2d` → seconds, at most [`MAX_DURATION_SECONDS`].
 pub fn parse_duration(v: &str) -> Result<u64, String> {
-    if let Ok(n) = v.parse::<u64>() {
-        return Ok(n);
-    }
     let bad = || format!("`{v}` is not a duration (like `90`, `30s`, `30m`, `1h30m`, `2d`)");
-    let c = DURATION
-        .captures(v)
-        .filter(|_| !v.is_empty())
-        .ok_or_else(bad)?;
-    let part = |i: usize, mul: u64| {
-        c.get(i)
-            .map(|m| m.as_str().parse::<u64>().unwrap_or(0) * mul)
-            .unwrap_or(0)
+    let secs = if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
+        v.parse::<u64>().ok()
+    } else {
+        let c = DURATION
+            .captures(v)
+            .filter(|_| !v.is_empty())
+            .ok_or_else(bad)?;
+        [(1, 86400u64), (2, 3600), (3, 60), (4, 1)]
+            .into_iter()
+            .try_fold(0u64, |acc, (i, mul)| match c.get(i) {
+                None => Some(acc),
+                Some(m) => m
+                    .as_str()
+                    .parse::<u64>()
+                    .ok()?
+                    .checked_mul(mul)?
+                    .checked_add(acc),
+            })
     };
-    Ok(part(1, 86400) + part(2, 3600) + part(3, 60) + part(4, 1))
+    check_duration_seconds(secs, v)
+}
+
+/// A duration given as seconds (a number in the settings), at most a year.
+pub fn check_duration(secs: u64) -> Result<u64, String> {
+    check_duration_seconds(Some(secs), &secs.to_string())
+}
+
+fn check_duration_seconds(secs: Option<u64>, v: &str) -> Result<u64, String> {
+    match secs {
+        Some(s) if s <= MAX_DURATION_SECONDS => Ok(s),
+        _ => Err(format!(
+            "`{v}` is longer than the longest duration nb2pipe accepts, 366 days (`366d`)"
+        )),
+    }
+}
+
+/// The first character of `v` that no output may carry: NUL (it cannot pass through
+/// `execve`, C strings or the container runtime) and the other C0 and C1 control
+/// characters and DEL, which only come from corruption and would garble a terminal.
+/// Tab, newline and carriage return are text (multi-line env values, annotations).
+pub fn first_control(v: &str) -> Option<char> {
+    v.chars()
+        .find(|&c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// `v` holds no character that [`first_control`] refuses.
+pub fn check_text(v: &str, what: &str) -> Result<(), String> {
+    match first_control(v) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{what} holds the control character U+{:04X}, which no target can carry",
+            c as u32
+        )),
+    }
+}
+
+/// Levels a structured setting (affinity) may nest; Kubernetes' own need fewer than ten.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// A JSON setting nests at most [`MAX_JSON_DEPTH`] levels and its strings (keys too)
+/// pass [`check_text`]. Walked with an explicit stack, so any depth is safe.
+pub fn check_json(v: &serde_json::Value) -> Result<(), String> {
+    let mut todo = vec![(v, 1usize)];
+    while let Some((v, depth)) = todo.pop() {
+        if depth > MAX_JSON_DEPTH {
+            return Err(format!("nested more than {MAX_JSON_DEPTH} levels deep"));
+        }
+        match v {
+            serde_json::Value::String(s) => check_text(s, "a string")?,
+            serde_json::Value::Array(a) => todo.extend(a.iter().map(|x| (x, depth + 1))),
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    check_text(k, "a key")?;
+                    todo.push((x, depth + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub fn check_image(v: &str) -> Result<(), String> {
@@ -216,6 +321,20 @@ mod tests {
         for bad in ["", "4 Gi", "-1", "Gi", "4gb", "1..2"] {
             assert!(check_quantity(bad).is_err(), "{bad}");
         }
+        for ok in ["7Ei", "9E", "9223372036854775", "1e18", "1e-400"] {
+            assert!(check_quantity(ok).is_ok(), "{ok}");
+        }
+        for big in [
+            "8Ei",
+            "10E",
+            "99999999999999999999999Ei",
+            "1e400",
+            "1e19",
+            "9223372036854775808",
+        ] {
+            let e = check_quantity(big).unwrap_err();
+            assert!(e.contains("larger than Kubernetes"), "{big}: {e}");
+        }
     }
 
     #[test]
@@ -226,6 +345,44 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), 172800);
         assert!(parse_duration("30 minutes").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration("366d").unwrap(), MAX_DURATION_SECONDS);
+        assert_eq!(parse_duration("31622400").unwrap(), MAX_DURATION_SECONDS);
+        for long in [
+            "367d",
+            "366d1s",
+            "31622401",
+            "213503982334602d",
+            "999999999999999999d",
+            "99999999999999999999999",
+            "18446744073709551615s",
+            "1d99999999999999999999h",
+        ] {
+            let e = parse_duration(long).unwrap_err();
+            assert!(e.contains("366 days"), "{long}: {e}");
+        }
+        assert!(check_duration(MAX_DURATION_SECONDS).is_ok());
+        assert!(check_duration(u64::MAX).unwrap_err().contains("366 days"));
+    }
+
+    #[test]
+    fn control_characters() {
+        assert_eq!(first_control("tab\tnew\nline\r ünï €"), None);
+        for c in ['\0', '\x01', '\x1b', '\x7f', '\u{85}', '\u{9f}'] {
+            let v = format!("a{c}b");
+            assert_eq!(first_control(&v), Some(c));
+            assert!(check_text(&v, "env `A`").unwrap_err().contains("env `A`"));
+        }
+        assert!(check_text("x\0", "v").unwrap_err().contains("U+0000"));
+        let mut deep = serde_json::json!("x");
+        for _ in 0..MAX_JSON_DEPTH - 1 {
+            deep = serde_json::Value::Array(vec![deep]);
+        }
+        assert!(check_json(&deep).is_ok());
+        let too = serde_json::json!({ "k": deep });
+        assert!(check_json(&too).unwrap_err().contains("64 levels"));
+        assert!(check_json(&serde_json::json!({"a\u{1b}": 1}))
+            .unwrap_err()
+            .contains("U+001B"));
     }
 
     #[test]

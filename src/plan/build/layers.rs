@@ -171,6 +171,7 @@ pub(super) fn pipeline_settings(
             bad(format!("DAG tag `{t}` must be 1 to 100 characters"));
         }
     }
+    check_pipeline_text(m, &mut bad);
     let data = data_store(&m.data, pipeline, &mut bad);
     PipelineSettings {
         profile,
@@ -193,11 +194,37 @@ pub(super) fn pipeline_settings(
     }
 }
 
+/// Free-text pipeline settings reach every target: no control characters.
+fn check_pipeline_text(m: &PipelineLayer, bad: &mut dyn FnMut(String)) {
+    let d = &m.data;
+    let texts = [
+        ("description", &m.description),
+        ("data.url", &d.url),
+        ("data.storage_class", &d.storage_class),
+        ("data.mount_path", &d.mount_path),
+        ("data.endpoint", &d.endpoint),
+        ("data.region", &d.region),
+    ];
+    for (what, v) in texts {
+        if let Some(e) = v.as_deref().and_then(|v| check_text(v, what).err()) {
+            bad(e);
+        }
+    }
+    for t in &m.tags {
+        if let Err(e) = check_text(t, "a DAG tag") {
+            bad(e);
+        }
+    }
+}
+
 fn startup_timeout(m: &PipelineLayer, bad: &mut dyn FnMut(String)) -> u64 {
     match &m.startup_timeout {
         None => crate::plan::DEFAULT_STARTUP_TIMEOUT,
-        Some(Duration::Seconds(s)) => *s,
-        Some(Duration::Text(t)) => parse_duration(t).unwrap_or_else(|e| {
+        Some(d) => match d {
+            Duration::Seconds(s) => check_duration(*s),
+            Duration::Text(t) => parse_duration(t),
+        }
+        .unwrap_or_else(|e| {
             bad(format!("startup_timeout: {e}"));
             crate::plan::DEFAULT_STARTUP_TIMEOUT
         }),
@@ -316,10 +343,12 @@ pub(super) fn task_settings(
     let secs = |d: &Option<Duration>, what: &str, bad: &mut dyn FnMut(String)| -> Option<u64> {
         match d {
             None => None,
-            Some(Duration::Seconds(s)) => Some(*s),
-            Some(Duration::Text(t)) => parse_duration(t)
-                .map_err(|e| bad(format!("{what}: {e}")))
-                .ok(),
+            Some(d) => match d {
+                Duration::Seconds(s) => check_duration(*s),
+                Duration::Text(t) => parse_duration(t),
+            }
+            .map_err(|e| bad(format!("{what}: {e}")))
+            .ok(),
         }
     };
     let retry_delay_seconds = secs(&l.retry_delay, "retry_delay", &mut bad).unwrap_or(300);
@@ -461,8 +490,11 @@ fn check_config_maps_and_env(l: &TaskLayer, bad: &mut dyn FnMut(String)) {
             bad(e);
         }
     }
-    for k in l.env.keys() {
+    for (k, v) in &l.env {
         if let Err(e) = check_env_name(k) {
+            bad(e);
+        }
+        if let Err(e) = check_text(v, &format!("env `{k}`")) {
             bad(e);
         }
         if k.starts_with("NB2PIPE_") {
@@ -481,7 +513,22 @@ fn tolerations(l: &TaskLayer, bad: &mut dyn FnMut(String)) -> Vec<Toleration> {
                 Ok(t) => tolerations.push(t),
                 Err(e) => bad(e),
             },
-            TolerationSpec::Full(t) => tolerations.push(t.clone()),
+            TolerationSpec::Full(t) => {
+                let texts = [
+                    Some(&t.key),
+                    Some(&t.operator),
+                    t.value.as_ref(),
+                    t.effect.as_ref(),
+                ];
+                match texts
+                    .into_iter()
+                    .flatten()
+                    .find_map(|v| check_text(v, "a toleration").err())
+                {
+                    Some(e) => bad(e),
+                    None => tolerations.push(t.clone()),
+                }
+            }
         }
     }
     tolerations
@@ -499,9 +546,14 @@ fn check_placement(l: &TaskLayer, bad: &mut dyn FnMut(String)) {
             bad(format!("labels: {e}"));
         }
     }
-    for k in l.annotations.keys() {
-        if let Err(e) = check_label_key(k) {
+    for (k, v) in &l.annotations {
+        if let Err(e) = check_label_key(k).and_then(|()| check_text(v, &format!("`{k}`"))) {
             bad(format!("annotations: {e}"));
+        }
+    }
+    if let Some(a) = &l.affinity {
+        if let Err(e) = check_json(a) {
+            bad(format!("affinity: {e}"));
         }
     }
     if let Some(p) = &l.pool {

@@ -41,7 +41,7 @@ pub(super) fn parameters_and_prelude(
                     continue;
                 };
                 match lit {
-                    Some((name, value)) => {
+                    Ok((name, value)) => {
                         param_stmt.insert((cell, idx));
                         parameters.retain(|p| p.name != name);
                         parameters.push(Parameter {
@@ -52,10 +52,20 @@ pub(super) fn parameters_and_prelude(
                             line: stmt.line,
                         });
                     }
-                    None => diags.push(
+                    Err(analysis::NotParameter::NotLiteral) => diags.push(
                         diag_at(nb, Code::NonLiteralParameter, cell, "this statement in a `parameters` cell is not `name = <literal>`, so it cannot be a pipeline parameter".into())
                             .at_line(stmt.line, None)
                             .with_help("it runs as ordinary code in the tasks that need what it binds"),
+                    ),
+                    Err(analysis::NotParameter::TooDeep) => diags.push(
+                        diag_at(nb, Code::NonLiteralParameter, cell, format!("this literal is nested more than {} levels deep, so it cannot be a pipeline parameter", analysis::MAX_LITERAL_DEPTH))
+                            .at_line(stmt.line, None)
+                            .with_help("it runs as ordinary code in the tasks that need what it binds"),
+                    ),
+                    Err(analysis::NotParameter::Control(name, c)) => diags.push(
+                        diag_at(nb, Code::UnsafeParameterValue, cell, format!("parameter `{name}` holds the control character U+{:04X}, which no target can carry", c as u32))
+                            .at_line(stmt.line, None)
+                            .with_help("write the text without it, or build the value in a task"),
                     ),
                 }
             }
