@@ -88,8 +88,16 @@ proptest! {
         let out = tmp.path().join("out");
         let (code, stdout, stderr) = common::run(&["convert", nb.to_str().unwrap(), "-o", out.to_str().unwrap()]);
         prop_assert!(code == 0 || code == 1, "exit {} {} {}", code, stdout, stderr);
-        if task == "ok_task" {
+        // Control characters (tab, newline and carriage return aside) cannot pass
+        // through execve, YAML or Python source unchanged: refused, by name.
+        let control = |v: &str| v.chars().any(|c| c.is_control() && !"\t\n\r".contains(c));
+        let refused = [&env, &ann, &param, &desc].iter().any(|v| control(v));
+        if task == "ok_task" && !refused {
             prop_assert_eq!(code, 0, "values alone are never refused: {}", stderr);
+        }
+        if refused {
+            prop_assert_eq!(code, 1, "a control character was accepted: {}", stderr);
+            prop_assert!(stderr.contains("control character U+"), "{}", stderr);
         }
         if code == 1 {
             // Refused: with a diagnostic naming the cell, never a crash.

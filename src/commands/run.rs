@@ -56,7 +56,11 @@ pub fn execute(args: &RunArgs) -> CmdResult {
     let dir = out_root.join(&plan.pipeline);
     crate::fs::write_bundle(&dir, &bundle)
         .with_context(|| format!("writing the bundle to {}", dir.display()))?;
-    eprintln!("wrote {} ({} tasks)", dir.display(), plan.tasks.len());
+    eprintln!(
+        "wrote {} ({})",
+        dir.display(),
+        crate::diagnostics::render::counted(plan.tasks.len(), "task")
+    );
 
     let (data, runs) = match &args.data {
         Some(url) if url.starts_with("s3://") => (url.clone(), out_root.join("nb2pipe-runs")),
