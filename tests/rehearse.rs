@@ -205,3 +205,166 @@ fn without_fs_group_a_fresh_claim_is_not_writable() {
     let (code, log) = run_first(false);
     assert_eq!(code, 0, "{log}");
 }
+
+/// [`rehearse_args`] under a registry path no earlier run used: image tags hash the
+/// task's code, not nb2pipe's runtime, so these tests build images with this runtime
+/// (layers still come from the engine's cache).
+fn fresh_args(target: &str, name: &str) -> Vec<String> {
+    let mut args = rehearse_args(target, name);
+    let i = args.iter().position(|a| a == "--registry").unwrap() + 1;
+    args[i] = helpers::fresh_registry("NB2PIPE_TEST_REGISTRY", &format!("rehearse-{name}"));
+    args
+}
+
+/// KFP cannot give a pod fsGroup: a fresh, root-owned claim is not writable by the task
+/// user, so the first task fails as it would on a cluster, saying why and what to do.
+#[test]
+fn kfp_on_a_fresh_claim_fails_like_a_cluster() {
+    let (dir, nb) = copy_fixture("values");
+    let args = fresh_args("kfp", "values");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let split = split_in(dir, &nb, &argv);
+    assert_eq!(split.done.code, 1, "{}", split.done.stderr);
+    assert!(
+        split.done.stderr.contains("rehearsing the kfp pods"),
+        "{}",
+        split.done.stderr
+    );
+    let first = split.plan["tasks"][0]["name"].as_str().unwrap().to_string();
+    assert_eq!(split.task(&first)["state"], "failed");
+    let log = split.log(&first);
+    for want in [
+        "as uid 10001",
+        "the data volume is not writable by this user: give the pod fsGroup (all targets but KFP do), make the claim writable for uid 10001, or use an s3:// data store",
+        "/nb2pipe/data/values/",
+    ] {
+        assert!(log.contains(want), "`{want}` not in the log:\n{log}");
+        assert!(
+            split.done.stderr.contains(want),
+            "`{want}` not in stderr:\n{}",
+            split.done.stderr
+        );
+    }
+    assert!(!log.contains("Traceback"), "{log}");
+}
+
+/// Fixture `name` rehearsed on `target` with an S3 store (moto on 127.0.0.1, which the
+/// rehearsal's host network reaches), its credentials from `--secrets`: what every task
+/// printed and the RESULT line equal the notebook's; the values are in the bucket.
+fn prove_with_s3(target: &str, name: &str, params: &[(&str, &str)]) -> serde_json::Value {
+    let scratch = common::tempdir();
+    let moto = start_moto(&scratch.path().join("moto.log"));
+    let mut mk = std::process::Command::new(python());
+    mk.arg("-c").arg("import boto3, os; boto3.client('s3', endpoint_url=os.environ['NB2PIPE_S3_ENDPOINT']).create_bucket(Bucket='bucket')");
+    s3_env(&mut mk, &moto.url);
+    let d = run_bounded(mk, "creating the bucket");
+    assert_eq!(d.code, 0, "{}", d.stderr);
+
+    let (cells, error) = run_notebook(name, params);
+    assert!(error.is_null(), "the notebook itself failed: {error}");
+    let (dir, nb) = copy_fixture(name);
+    std::fs::write(
+        dir.path().join("nb2pipe.toml"),
+        format!(
+            "[data]\nurl = \"s3://bucket/prefix\"\nendpoint = \"{}\"\nsecret = \"s3-creds\"\nregion = \"us-east-1\"\n",
+            moto.url
+        ),
+    )
+    .unwrap();
+    let secrets = scratch.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("s3-creds")).unwrap();
+    for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        std::fs::write(secrets.join("s3-creds").join(k), "testing").unwrap();
+    }
+    let mut args = fresh_args(target, &format!("{name}-s3"));
+    args.push("--secrets".into());
+    args.push(secrets.to_string_lossy().into_owned());
+    for (k, v) in params {
+        args.push("-p".into());
+        args.push(format!("{k}={v}"));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let split = split_in(dir, &nb, &argv);
+    assert_eq!(
+        split.done.code, 0,
+        "{name} on {target} with S3:\n{}",
+        split.done.stderr
+    );
+    assert!(
+        split
+            .done
+            .stderr
+            .contains(&format!("rehearsing the {target} pods")),
+        "{}",
+        split.done.stderr
+    );
+    assert_same_output(name, &cells, &split);
+    let nb_text: String = cells
+        .values()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let last = split.plan["tasks"].as_array().unwrap().last().unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let result = result_line(&nb_text);
+    assert_eq!(
+        result_line(&split.log(&last)),
+        result,
+        "{name}: final values differ"
+    );
+
+    // The values are in the bucket, under the run, not on a local folder.
+    let pipeline = split.plan["pipeline"].as_str().unwrap();
+    let run_id = split.record["run_id"].as_str().unwrap().to_string();
+    let mut ls = std::process::Command::new(python());
+    ls.arg("-c").arg("import boto3, os\nc = boto3.client('s3', endpoint_url=os.environ['NB2PIPE_S3_ENDPOINT'])\nfor o in c.list_objects_v2(Bucket='bucket')['Contents']: print(o['Key'])");
+    s3_env(&mut ls, &moto.url);
+    let keys = run_bounded(ls, "listing the bucket").stdout;
+    let safe = run_id
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>();
+    assert!(
+        keys.lines()
+            .any(|k| k.starts_with(&format!("prefix/{pipeline}/{safe}/values/"))),
+        "no values of run {safe} in the bucket:\n{keys}"
+    );
+    assert!(
+        !split.run_dir.join("values").exists(),
+        "values written locally"
+    );
+    result
+}
+
+/// Parameters through KFP's placeholders (defaults as the pipeline spec writes them,
+/// overrides as given) and a `metrics` task writing its artifact under KFP's scratch.
+#[test]
+fn kfp_rehearsed_with_an_s3_store() {
+    prove_with_s3("kfp", "digits", &[]);
+    prove_with_s3(
+        "kfp",
+        "params",
+        &[("n_estimators", "7"), ("label", "override")],
+    );
+}
+
+/// Values with `$`, `$$` and `$(VAR)` reach the task byte for byte through KFP's args.
+#[test]
+fn kfp_cluster_fixture_with_an_s3_store() {
+    let result = prove_with_s3("kfp", "cluster", &[]);
+    assert_eq!(result["version"], "1.10");
+    assert_eq!(result["price"], "costs $$5 $(NB2PIPE_DATA) $HOME");
+    assert_eq!(result["greeting"], "pay $5 $(NB2PIPE_DATA) $$x");
+}
+
+#[test]
+fn airflow_rehearsed_with_an_s3_store() {
+    prove_with_s3("airflow", "values", &[]);
+}

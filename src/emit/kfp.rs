@@ -35,6 +35,19 @@ pub const KFP_OUTPUT_FILE: &str = "/tmp/kfp_outputs/output_metadata.json";
 /// The env var that tells the runtime [`KFP_OUTPUT_FILE`].
 pub const KFP_OUTPUT_ENV: &str = "NB2PIPE_KFP_OUTPUT_FILE";
 
+/// KFP's run id placeholder (the pipeline job's UUID).
+pub const RUN_ID_EXPR: &str = "{{$.pipeline_job_uuid}}";
+
+/// The placeholder KFP's launcher replaces with parameter `name`'s value.
+pub fn param_expr(name: &str) -> String {
+    format!("{{{{$.inputs.parameters['{name}']}}}}")
+}
+
+/// The placeholder of the local path of a `metrics` task's artifact.
+pub fn metrics_path_expr() -> String {
+    format!("{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].path}}}}")
+}
+
 pub fn component(k8s_name: &str) -> String {
     k8s::fit(&format!("comp-{k8s_name}"), k8s::NAME_MAX)
 }
@@ -465,6 +478,11 @@ impl Emitter for Kfp {
     }
 }
 
+/// A parameter's default as the pipeline spec writes it (every `$` doubled).
+pub fn default_as_written(p: &Parameter) -> serde_json::Value {
+    param_def(p).default_value.unwrap_or_default()
+}
+
 /// KFP's parameter type and the default as KFP holds it, escaped for the kubelet
 /// (`null` travels as the JSON text "null" in a STRING, which the runtime parses back;
 /// an integer beyond ±2^53, which a double cannot hold, as its text in a STRING).
@@ -599,6 +617,227 @@ fn affinity_terms(
     (nodes, pods)
 }
 
+/// The typed pod the executor's container and platform spec are made from (the run
+/// id and parameters arrive as the launcher's args, the claim through the platform spec).
+fn base_pod(c: &mut Ctx<'_>, t: &Task) -> k8s::Pod {
+    let spec = EnvSpec {
+        run_id: RUN_ID_EXPR,
+        params: Vec::new(),
+        mount_data: false,
+        ..Default::default()
+    };
+    k8s::pod(c, t, &spec)
+}
+
+/// The executor's container as the pipeline spec holds it.
+fn container_spec(c: &mut Ctx<'_>, t: &Task, pod: &k8s::Pod) -> ContainerSpec {
+    let ts = &t.settings;
+    let tn = Some(t.name.as_str());
+    let mut args = vec!["NB2PIPE_RUN_ID".to_string(), RUN_ID_EXPR.to_string()];
+    for p in &t.parameters {
+        args.push(k8s::param_env_name(p));
+        args.push(param_expr(p));
+    }
+    if t.metrics {
+        args.push(k8s::METRICS_ENV.to_string());
+        args.push(metrics_path_expr());
+        args.push(KFP_OUTPUT_ENV.to_string());
+        args.push(KFP_OUTPUT_FILE.to_string());
+    }
+    // Secret keys arrive through the platform spec, not the container's env.
+    let env: Vec<EnvVar> = pod
+        .container
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.name != "NB2PIPE_RUN_ID")
+        .filter_map(|e| {
+            Some(EnvVar {
+                name: e.name.clone(),
+                value: e.value.clone()?,
+            })
+        })
+        .collect();
+    let mut res = Resources::default();
+    let r = &ts.resources;
+    res.resource_cpu_request = r.requests.get("cpu").cloned();
+    res.resource_cpu_limit = r.limits.get("cpu").cloned();
+    res.resource_memory_request = r.requests.get("memory").cloned();
+    res.resource_memory_limit = r.limits.get("memory").cloned();
+    let mut others: BTreeMap<&String, &String> = r
+        .requests
+        .iter()
+        .chain(r.limits.iter())
+        .filter(|(k, _)| k.as_str() != "cpu" && k.as_str() != "memory")
+        .collect();
+    if let Some(q) = others.remove(&"ephemeral-storage".to_string()) {
+        c.cannot(tn, format!("ephemeral-storage {q}: KFP's resource spec has no such field; the task runs without it"));
+    }
+    let accel: Vec<(&String, &String)> = others.into_iter().collect();
+    if let Some((k, v)) = accel.first() {
+        res.accelerator = Some(Accelerator {
+            resource_type: (*k).clone(),
+            resource_count: r.limits.get(*k).unwrap_or(v).clone(),
+        });
+    }
+    for (k, _) in accel.iter().skip(1) {
+        c.cannot(
+            tn,
+            format!(
+                "resource `{k}`: KFP takes one accelerator type per task; only `{}` is set",
+                accel[0].0
+            ),
+        );
+    }
+    let has_res = res.resource_cpu_request.is_some()
+        || res.resource_cpu_limit.is_some()
+        || res.resource_memory_request.is_some()
+        || res.resource_memory_limit.is_some()
+        || res.accelerator.is_some();
+    ContainerSpec {
+        image: pod.container.image.clone().unwrap_or_default(),
+        command: vec!["python".into(), "-c".into(), LAUNCHER.into()],
+        args,
+        env,
+        resources: has_res.then_some(res),
+    }
+}
+
+/// What kfp-kubernetes writes for the executor in the platform spec.
+fn executor_config(c: &mut Ctx<'_>, t: &Task, pod: &k8s::Pod) -> ExecutorConfig {
+    let s = &c.plan.settings;
+    let ts = &t.settings;
+    let tn = Some(t.name.as_str());
+    let mut cfg = ExecutorConfig {
+        image_pull_policy: ts.image_pull_policy.clone(),
+        ..ExecutorConfig::default()
+    };
+    let mut by_secret: BTreeMap<&str, Vec<KeyToEnv>> = BTreeMap::new();
+    for sr in &ts.secrets {
+        match (&sr.key, &sr.env, &sr.mount_path) {
+            (_, _, Some(path)) => cfg.secret_as_volume.push(SecretAsVolume {
+                secret_name: sr.name.clone(),
+                secret_name_parameter: constant(&sr.name),
+                mount_path: path.clone(),
+                optional: false,
+            }),
+            (Some(key), Some(env), None) => by_secret.entry(&sr.name).or_default().push(KeyToEnv {
+                secret_key: key.clone(),
+                env_var: env.clone(),
+            }),
+            _ => {
+                let path = format!("{SECRET_DIR}/{}", sr.name);
+                c.cannot(tn, format!("secret `{}` with every key: KFP has no envFrom; the Secret is mounted as files at {path}", sr.name));
+                cfg.secret_as_volume.push(SecretAsVolume {
+                    secret_name: sr.name.clone(),
+                    secret_name_parameter: constant(&sr.name),
+                    mount_path: path,
+                    optional: false,
+                });
+            }
+        }
+    }
+    if let DataStore::S3 {
+        secret: Some(sec), ..
+    } = &s.data
+    {
+        let e = by_secret.entry(sec).or_default();
+        for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            e.push(KeyToEnv {
+                secret_key: k.into(),
+                env_var: k.into(),
+            });
+        }
+    }
+    for (name, keys) in by_secret {
+        cfg.secret_as_env.push(SecretAsEnv {
+            secret_name: name.into(),
+            secret_name_parameter: constant(name),
+            key_to_env: keys,
+            optional: false,
+        });
+    }
+    for cm in &ts.config_maps {
+        let path = format!("{CONFIG_DIR}/{cm}");
+        c.cannot(tn, format!("config map `{cm}`: KFP has no envFrom; the ConfigMap is mounted as files at {path}"));
+        cfg.config_map_as_volume.push(ConfigMapAsVolume {
+            config_map_name: cm.clone(),
+            config_map_name_parameter: constant(cm),
+            mount_path: path,
+            optional: false,
+        });
+    }
+    if let DataStore::Volume {
+        claim, mount_path, ..
+    } = &s.data
+    {
+        cfg.pvc_mount.push(PvcMount {
+            constant: claim.clone(),
+            pvc_name_parameter: constant(claim),
+            mount_path: mount_path.clone(),
+        });
+    }
+    if !pod.node_selector.is_empty() {
+        cfg.node_selector = Some(Labels {
+            labels: pod.node_selector.clone(),
+        });
+    }
+    cfg.tolerations = pod
+        .tolerations
+        .iter()
+        .map(|x| KfpToleration {
+            key: x.key.clone().unwrap_or_default(),
+            operator: x.operator.clone().unwrap_or_default(),
+            value: x.value.clone(),
+            effect: x.effect.clone(),
+            toleration_seconds: x.toleration_seconds.map(|n| n.to_string()),
+        })
+        .collect();
+    if let Some(a) = &pod.affinity {
+        let (n, p) = affinity_terms(c, t, a);
+        cfg.node_affinity = n;
+        cfg.pod_affinity = p;
+    }
+    cfg.pod_metadata = Some(PodMetadata {
+        labels: pod.labels.clone(),
+        annotations: pod.annotations.clone(),
+    });
+    cfg.image_pull_secret = s
+        .image_pull_secrets
+        .iter()
+        .map(|n| ImagePullSecret {
+            secret_name: n.clone(),
+            secret_name_parameter: constant(n),
+        })
+        .collect();
+    cfg.active_deadline_seconds = ts.timeout_seconds.map(|x| x.to_string());
+    let sc = &pod.security_context;
+    cfg.security_context = Some(KfpSecurityContext {
+        run_as_user: sc
+            .run_as_user
+            .unwrap_or(ts.security.run_as_user)
+            .to_string(),
+        run_as_group: sc
+            .run_as_group
+            .unwrap_or(ts.security.run_as_group)
+            .to_string(),
+        run_as_non_root: sc.run_as_non_root.unwrap_or(true),
+    });
+    if ts.security.read_only_root_filesystem {
+        c.cannot(tn, "read-only root file system: KFP's platform spec cannot set it; the task runs with a writable root file system");
+    }
+    if let (Some(g), DataStore::Volume { claim, .. }) = (sc.fs_group, &s.data) {
+        c.cannot(None, format!("fsGroup {g}: KFP's platform spec cannot set the pod's securityContext; the claim `{claim}` must be writable by user {} / group {} (or the cluster must set fsGroup)", ts.security.run_as_user, ts.security.run_as_group));
+    }
+    if let Some(p) = &ts.pool {
+        c.cannot(
+            tn,
+            format!("pool `{p}` is an Airflow concept; KFP runs the task without it"),
+        );
+    }
+    cfg
+}
+
 fn documents(c: &mut Ctx<'_>) -> Result<String> {
     let plan: &Plan = c.plan;
     let s = &plan.settings;
@@ -614,79 +853,8 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
     for t in &plan.tasks {
         let ts = &t.settings;
         let tn = Some(t.name.as_str());
-        let spec = EnvSpec {
-            run_id: "{{$.pipeline_job_uuid}}",
-            params: Vec::new(),
-            mount_data: false,
-            ..Default::default()
-        };
-        let pod = k8s::pod(c, t, &spec);
-        let mut args = vec![
-            "NB2PIPE_RUN_ID".to_string(),
-            "{{$.pipeline_job_uuid}}".to_string(),
-        ];
-        for p in &t.parameters {
-            args.push(k8s::param_env_name(p));
-            args.push(format!("{{{{$.inputs.parameters['{p}']}}}}"));
-        }
-        if t.metrics {
-            args.push(k8s::METRICS_ENV.to_string());
-            args.push(format!(
-                "{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].path}}}}"
-            ));
-            args.push(KFP_OUTPUT_ENV.to_string());
-            args.push(KFP_OUTPUT_FILE.to_string());
-        }
-        // Secret keys arrive through the platform spec, not the container's env.
-        let env: Vec<EnvVar> = pod
-            .container
-            .env
-            .iter()
-            .flatten()
-            .filter(|e| e.name != "NB2PIPE_RUN_ID")
-            .filter_map(|e| {
-                Some(EnvVar {
-                    name: e.name.clone(),
-                    value: e.value.clone()?,
-                })
-            })
-            .collect();
-        let mut res = Resources::default();
-        let r = &ts.resources;
-        res.resource_cpu_request = r.requests.get("cpu").cloned();
-        res.resource_cpu_limit = r.limits.get("cpu").cloned();
-        res.resource_memory_request = r.requests.get("memory").cloned();
-        res.resource_memory_limit = r.limits.get("memory").cloned();
-        let mut others: BTreeMap<&String, &String> = r
-            .requests
-            .iter()
-            .chain(r.limits.iter())
-            .filter(|(k, _)| k.as_str() != "cpu" && k.as_str() != "memory")
-            .collect();
-        if let Some(q) = others.remove(&"ephemeral-storage".to_string()) {
-            c.cannot(tn, format!("ephemeral-storage {q}: KFP's resource spec has no such field; the task runs without it"));
-        }
-        let accel: Vec<(&String, &String)> = others.into_iter().collect();
-        if let Some((k, v)) = accel.first() {
-            res.accelerator = Some(Accelerator {
-                resource_type: (*k).clone(),
-                resource_count: r.limits.get(*k).unwrap_or(v).clone(),
-            });
-        }
-        for (k, _) in accel.iter().skip(1) {
-            c.cannot(
-                tn,
-                format!(
-                    "resource `{k}`: KFP takes one accelerator type per task; only `{}` is set",
-                    accel[0].0
-                ),
-            );
-        }
-        let has_res = res.resource_cpu_request.is_some()
-            || res.resource_cpu_limit.is_some()
-            || res.resource_memory_request.is_some()
-            || res.resource_memory_limit.is_some()
-            || res.accelerator.is_some();
+        let pod = base_pod(c, t);
+        let container = container_spec(c, t, &pod);
         let comp = c.fit(
             tn,
             "component name",
@@ -699,18 +867,7 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             &format!("exec-{}", t.k8s_name),
             k8s::NAME_MAX,
         );
-        executors.insert(
-            exec.clone(),
-            Executor {
-                container: ContainerSpec {
-                    image: pod.container.image.clone().unwrap_or_default(),
-                    command: vec!["python".into(), "-c".into(), LAUNCHER.into()],
-                    args,
-                    env,
-                    resources: has_res.then_some(res),
-                },
-            },
-        );
+        executors.insert(exec.clone(), Executor { container });
         let inputs: BTreeMap<String, ParamDef> = t
             .parameters
             .iter()
@@ -788,135 +945,7 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
             },
         );
 
-        let mut cfg = ExecutorConfig {
-            image_pull_policy: ts.image_pull_policy.clone(),
-            ..ExecutorConfig::default()
-        };
-        let mut by_secret: BTreeMap<&str, Vec<KeyToEnv>> = BTreeMap::new();
-        for sr in &ts.secrets {
-            match (&sr.key, &sr.env, &sr.mount_path) {
-                (_, _, Some(path)) => cfg.secret_as_volume.push(SecretAsVolume {
-                    secret_name: sr.name.clone(),
-                    secret_name_parameter: constant(&sr.name),
-                    mount_path: path.clone(),
-                    optional: false,
-                }),
-                (Some(key), Some(env), None) => {
-                    by_secret.entry(&sr.name).or_default().push(KeyToEnv {
-                        secret_key: key.clone(),
-                        env_var: env.clone(),
-                    })
-                }
-                _ => {
-                    let path = format!("{SECRET_DIR}/{}", sr.name);
-                    c.cannot(tn, format!("secret `{}` with every key: KFP has no envFrom; the Secret is mounted as files at {path}", sr.name));
-                    cfg.secret_as_volume.push(SecretAsVolume {
-                        secret_name: sr.name.clone(),
-                        secret_name_parameter: constant(&sr.name),
-                        mount_path: path,
-                        optional: false,
-                    });
-                }
-            }
-        }
-        if let DataStore::S3 {
-            secret: Some(sec), ..
-        } = &s.data
-        {
-            let e = by_secret.entry(sec).or_default();
-            for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-                e.push(KeyToEnv {
-                    secret_key: k.into(),
-                    env_var: k.into(),
-                });
-            }
-        }
-        for (name, keys) in by_secret {
-            cfg.secret_as_env.push(SecretAsEnv {
-                secret_name: name.into(),
-                secret_name_parameter: constant(name),
-                key_to_env: keys,
-                optional: false,
-            });
-        }
-        for cm in &ts.config_maps {
-            let path = format!("{CONFIG_DIR}/{cm}");
-            c.cannot(tn, format!("config map `{cm}`: KFP has no envFrom; the ConfigMap is mounted as files at {path}"));
-            cfg.config_map_as_volume.push(ConfigMapAsVolume {
-                config_map_name: cm.clone(),
-                config_map_name_parameter: constant(cm),
-                mount_path: path,
-                optional: false,
-            });
-        }
-        if let DataStore::Volume {
-            claim, mount_path, ..
-        } = &s.data
-        {
-            cfg.pvc_mount.push(PvcMount {
-                constant: claim.clone(),
-                pvc_name_parameter: constant(claim),
-                mount_path: mount_path.clone(),
-            });
-        }
-        if !pod.node_selector.is_empty() {
-            cfg.node_selector = Some(Labels {
-                labels: pod.node_selector.clone(),
-            });
-        }
-        cfg.tolerations = pod
-            .tolerations
-            .iter()
-            .map(|x| KfpToleration {
-                key: x.key.clone().unwrap_or_default(),
-                operator: x.operator.clone().unwrap_or_default(),
-                value: x.value.clone(),
-                effect: x.effect.clone(),
-                toleration_seconds: x.toleration_seconds.map(|n| n.to_string()),
-            })
-            .collect();
-        if let Some(a) = &pod.affinity {
-            let (n, p) = affinity_terms(c, t, a);
-            cfg.node_affinity = n;
-            cfg.pod_affinity = p;
-        }
-        cfg.pod_metadata = Some(PodMetadata {
-            labels: pod.labels.clone(),
-            annotations: pod.annotations.clone(),
-        });
-        cfg.image_pull_secret = s
-            .image_pull_secrets
-            .iter()
-            .map(|n| ImagePullSecret {
-                secret_name: n.clone(),
-                secret_name_parameter: constant(n),
-            })
-            .collect();
-        cfg.active_deadline_seconds = ts.timeout_seconds.map(|x| x.to_string());
-        let sc = &pod.security_context;
-        cfg.security_context = Some(KfpSecurityContext {
-            run_as_user: sc
-                .run_as_user
-                .unwrap_or(ts.security.run_as_user)
-                .to_string(),
-            run_as_group: sc
-                .run_as_group
-                .unwrap_or(ts.security.run_as_group)
-                .to_string(),
-            run_as_non_root: sc.run_as_non_root.unwrap_or(true),
-        });
-        if ts.security.read_only_root_filesystem {
-            c.cannot(tn, "read-only root file system: KFP's platform spec cannot set it; the task runs with a writable root file system");
-        }
-        if let (Some(g), DataStore::Volume { claim, .. }) = (sc.fs_group, &s.data) {
-            c.cannot(None, format!("fsGroup {g}: KFP's platform spec cannot set the pod's securityContext; the claim `{claim}` must be writable by user {} / group {} (or the cluster must set fsGroup)", ts.security.run_as_user, ts.security.run_as_group));
-        }
-        if let Some(p) = &ts.pool {
-            c.cannot(
-                tn,
-                format!("pool `{p}` is an Airflow concept; KFP runs the task without it"),
-            );
-        }
+        let cfg = executor_config(c, t, &pod);
         platform.insert(exec, cfg);
     }
     c.scheduling_dropped(false);
@@ -953,4 +982,283 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
     );
     let header = format!("# PIPELINE DEFINITION\n# Name: {}\n# Generated by nb2pipe from the notebook; do not edit.\n", k8s::pipeline_k8s(plan));
     Ok(header + &k8s::yaml_docs(&[k8s::yaml(&spec)?, k8s::yaml(&PlatformSpec { platforms })?]))
+}
+
+/// The pod KFP's backend creates for the task's executor (what the rehearsal runs):
+/// the executor's container from the pipeline spec and what the platform spec adds,
+/// made from the same values the documents are written from. KFP's driver and
+/// launcher (init containers, the launcher wrapping the command) are not part of it.
+pub fn pod_for(c: &mut Ctx<'_>, t: &Task) -> k8s::Pod {
+    let base = base_pod(c, t);
+    let container = container_spec(c, t, &base);
+    let cfg = executor_config(c, t, &base);
+    backend_pod(&container, &cfg)
+}
+
+/// What KFP's backend makes of an executor's container and its platform config.
+fn backend_pod(cs: &ContainerSpec, cfg: &ExecutorConfig) -> k8s::Pod {
+    use k8s_openapi::api::core::v1::{
+        ConfigMapVolumeSource, Container, EnvVar as K8sEnv, EnvVarSource,
+        PersistentVolumeClaimVolumeSource, ResourceRequirements, SecretKeySelector,
+        SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    let mut env: Vec<K8sEnv> = cs
+        .env
+        .iter()
+        .map(|e| K8sEnv {
+            name: e.name.clone(),
+            value: Some(e.value.clone()),
+            value_from: None,
+        })
+        .collect();
+    for s in &cfg.secret_as_env {
+        for k in &s.key_to_env {
+            env.push(K8sEnv {
+                name: k.env_var.clone(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        key: k.secret_key.clone(),
+                        name: s.secret_name.clone(),
+                        optional: Some(s.optional),
+                    }),
+                    ..Default::default()
+                }),
+            });
+        }
+    }
+    // The driver names each volume after its claim, Secret or ConfigMap.
+    let mut volumes: Vec<Volume> = Vec::new();
+    let mut mounts = Vec::new();
+    let mut add = |v: Volume, path: &str, read_only: Option<bool>| {
+        let name = v.name.clone();
+        if !volumes.iter().any(|x| x.name == name) {
+            volumes.push(v);
+        }
+        mounts.push(VolumeMount {
+            name,
+            mount_path: path.to_string(),
+            read_only,
+            ..Default::default()
+        });
+    };
+    for m in &cfg.pvc_mount {
+        add(
+            Volume {
+                name: m.constant.clone(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: m.constant.clone(),
+                    read_only: None,
+                }),
+                ..Default::default()
+            },
+            &m.mount_path,
+            None,
+        );
+    }
+    for s in &cfg.secret_as_volume {
+        add(
+            Volume {
+                name: s.secret_name.clone(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(s.secret_name.clone()),
+                    optional: Some(s.optional),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &s.mount_path,
+            Some(true),
+        );
+    }
+    for m in &cfg.config_map_as_volume {
+        add(
+            Volume {
+                name: m.config_map_name.clone(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: m.config_map_name.clone(),
+                    optional: Some(m.optional),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &m.mount_path,
+            Some(true),
+        );
+    }
+    let resources = cs.resources.as_ref().map(|r| {
+        let q = |pairs: Vec<(&str, &Option<String>)>| {
+            let m: BTreeMap<String, Quantity> = pairs
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_string(), Quantity(v.clone()?))))
+                .collect();
+            m
+        };
+        let requests = q(vec![
+            ("cpu", &r.resource_cpu_request),
+            ("memory", &r.resource_memory_request),
+        ]);
+        let mut limits = q(vec![
+            ("cpu", &r.resource_cpu_limit),
+            ("memory", &r.resource_memory_limit),
+        ]);
+        if let Some(a) = &r.accelerator {
+            limits.insert(a.resource_type.clone(), Quantity(a.resource_count.clone()));
+        }
+        ResourceRequirements {
+            requests: (!requests.is_empty()).then_some(requests),
+            limits: (!limits.is_empty()).then_some(limits),
+            ..Default::default()
+        }
+    });
+    // Only what kfp-kubernetes' SecurityContext holds: no fsGroup, no pod-level context.
+    let security_context = cfg.security_context.as_ref().map(|s| SecurityContext {
+        run_as_user: s.run_as_user.parse().ok(),
+        run_as_group: s.run_as_group.parse().ok(),
+        run_as_non_root: Some(s.run_as_non_root),
+        ..Default::default()
+    });
+    let container = Container {
+        name: "main".into(),
+        image: Some(cs.image.clone()),
+        image_pull_policy: Some(cfg.image_pull_policy.clone()),
+        command: Some(cs.command.clone()),
+        args: Some(cs.args.clone()),
+        env: Some(env),
+        resources,
+        security_context,
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        ..Default::default()
+    };
+    let (labels, annotations) = cfg
+        .pod_metadata
+        .as_ref()
+        .map(|m| (m.labels.clone(), m.annotations.clone()))
+        .unwrap_or_default();
+    k8s::Pod {
+        container,
+        volumes,
+        labels,
+        annotations,
+        node_selector: cfg
+            .node_selector
+            .as_ref()
+            .map(|l| l.labels.clone())
+            .unwrap_or_default(),
+        tolerations: cfg
+            .tolerations
+            .iter()
+            .map(|x| Toleration {
+                key: Some(x.key.clone()),
+                operator: Some(x.operator.clone()),
+                value: x.value.clone(),
+                effect: x.effect.clone(),
+                toleration_seconds: x.toleration_seconds.as_ref().and_then(|s| s.parse().ok()),
+            })
+            .collect(),
+        affinity: affinity_of(&cfg.node_affinity, &cfg.pod_affinity),
+        security_context: Default::default(),
+    }
+}
+
+/// KFP's affinity terms as the k8s Affinity the driver builds (a weight: preferred).
+fn affinity_of(nodes: &[NodeAffinityTerm], pods: &[PodAffinityTerm]) -> Option<Affinity> {
+    use k8s_openapi::api::core::v1::{
+        NodeAffinity, NodeSelector, NodeSelectorTerm, PodAffinity, PodAntiAffinity,
+        PreferredSchedulingTerm, WeightedPodAffinityTerm,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    if nodes.is_empty() && pods.is_empty() {
+        return None;
+    }
+    let node_req = |v: &[SelectorRequirement]| {
+        (!v.is_empty()).then(|| {
+            v.iter()
+                .map(|r| NodeSelectorRequirement {
+                    key: r.key.clone(),
+                    operator: r.operator.clone(),
+                    values: (!r.values.is_empty()).then(|| r.values.clone()),
+                })
+                .collect()
+        })
+    };
+    let label_req = |v: &[SelectorRequirement]| {
+        (!v.is_empty()).then(|| {
+            v.iter()
+                .map(|r| LabelSelectorRequirement {
+                    key: r.key.clone(),
+                    operator: r.operator.clone(),
+                    values: (!r.values.is_empty()).then(|| r.values.clone()),
+                })
+                .collect()
+        })
+    };
+    let selector = |e: &[SelectorRequirement], l: &BTreeMap<String, String>| {
+        (!e.is_empty() || !l.is_empty()).then(|| LabelSelector {
+            match_expressions: label_req(e),
+            match_labels: (!l.is_empty()).then(|| l.clone()),
+        })
+    };
+    let mut required = Vec::new();
+    let mut preferred = Vec::new();
+    for n in nodes {
+        let term = NodeSelectorTerm {
+            match_expressions: node_req(&n.match_expressions),
+            match_fields: node_req(&n.match_fields),
+        };
+        match n.weight {
+            Some(weight) => preferred.push(PreferredSchedulingTerm {
+                preference: term,
+                weight,
+            }),
+            None => required.push(term),
+        }
+    }
+    let node_affinity = (!required.is_empty() || !preferred.is_empty()).then(|| NodeAffinity {
+        required_during_scheduling_ignored_during_execution: (!required.is_empty()).then_some(
+            NodeSelector {
+                node_selector_terms: required,
+            },
+        ),
+        preferred_during_scheduling_ignored_during_execution: (!preferred.is_empty())
+            .then_some(preferred),
+    });
+    let mut terms: [(Vec<_>, Vec<_>); 2] = Default::default();
+    for p in pods {
+        let term = k8s_openapi::api::core::v1::PodAffinityTerm {
+            label_selector: selector(&p.match_pod_expressions, &p.match_pod_labels),
+            namespace_selector: selector(&p.match_namespace_expressions, &p.match_namespace_labels),
+            namespaces: (!p.namespaces.is_empty()).then(|| p.namespaces.clone()),
+            topology_key: p.topology_key.clone(),
+            ..Default::default()
+        };
+        let slot = &mut terms[usize::from(p.anti)];
+        match p.weight {
+            Some(weight) => slot.1.push(WeightedPodAffinityTerm {
+                pod_affinity_term: term,
+                weight,
+            }),
+            None => slot.0.push(term),
+        }
+    }
+    let [(req, pref), (anti_req, anti_pref)] = terms;
+    fn some<T>(v: Vec<T>) -> Option<Vec<T>> {
+        (!v.is_empty()).then_some(v)
+    }
+    let pod_affinity = (!req.is_empty() || !pref.is_empty()).then(|| PodAffinity {
+        required_during_scheduling_ignored_during_execution: some(req),
+        preferred_during_scheduling_ignored_during_execution: some(pref),
+    });
+    let pod_anti_affinity =
+        (!anti_req.is_empty() || !anti_pref.is_empty()).then(|| PodAntiAffinity {
+            required_during_scheduling_ignored_during_execution: some(anti_req),
+            preferred_during_scheduling_ignored_during_execution: some(anti_pref),
+        });
+    Some(Affinity {
+        node_affinity,
+        pod_affinity,
+        pod_anti_affinity,
+    })
 }

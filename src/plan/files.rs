@@ -41,11 +41,7 @@ pub fn attach(
         copies.sort();
         t.files = files;
         t.copies = copies;
-        let from = if t.image.prebuilt {
-            Some(t.image.reference.clone())
-        } else {
-            t.image.base.clone()
-        };
+        let from = t.image.base.clone();
         t.image = task_image(settings, pipeline, python, t, from);
     }
 }
@@ -93,6 +89,13 @@ pub fn task_image(
 fn content_hash(base: &str, from_setting: bool, python: &str, t: &Task) -> String {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION"));
+    // The runtime and the Dockerfile are in every image: a change to either is a new tag.
+    for (name, text) in crate::emit::templates::BUILTIN {
+        if name.starts_with("task/") {
+            h.update(name);
+            h.update(text);
+        }
+    }
     h.update([0]);
     h.update(base);
     h.update([0]);

@@ -374,7 +374,7 @@ async fn attempt_once(
                 .map_err(|e| format!("creating emptyDir {}: {e}", v.name))?;
             fresh.push(vol.clone());
             by_name.insert(v.name.clone(), (vol, false));
-        } else if v.secret.is_some() {
+        } else if v.secret.is_some() || v.config_map.is_some() {
             let dir = vols.scratch.join(&p.task).join(&v.name);
             write_secret_files(&dir, p.secret_files.get(&v.name))
                 .map_err(|e| format!("secret volume {}: {e}", v.name))?;

@@ -18,6 +18,7 @@ pub enum Target {
     Airflow,
     Argo,
     Tekton,
+    Kfp,
 }
 
 impl Target {
@@ -26,6 +27,7 @@ impl Target {
             "airflow" => Some(Target::Airflow),
             "argo" => Some(Target::Argo),
             "tekton" => Some(Target::Tekton),
+            "kfp" => Some(Target::Kfp),
             _ => None,
         }
     }
@@ -35,10 +37,11 @@ impl Target {
             Target::Airflow => "airflow",
             Target::Argo => "argo",
             Target::Tekton => "tekton",
+            Target::Kfp => "kfp",
         }
     }
 
-    pub const NAMES: &'static [&'static str] = &["airflow", "argo", "tekton"];
+    pub const NAMES: &'static [&'static str] = &["airflow", "argo", "tekton", "kfp"];
 }
 
 /// The run id the engine would give a run started now, and the text it substitutes
@@ -70,8 +73,9 @@ impl EngineRun {
         let run_id = match target {
             // A run triggered by hand: `manual__` and the logical date.
             Target::Airflow => format!("manual__{}", iso_now()),
-            // `{{workflow.uid}}` and `$(context.pipelineRun.uid)`: the object's UID.
-            Target::Argo | Target::Tekton => uuid4(),
+            // `{{workflow.uid}}`, `$(context.pipelineRun.uid)`, `{{$.pipeline_job_uuid}}`:
+            // the run object's UID.
+            Target::Argo | Target::Tekton | Target::Kfp => uuid4(),
         };
         EngineRun {
             run_id,
@@ -113,6 +117,26 @@ pub fn emitted_pod(target: Target, plan: &Plan, task: &Task) -> (K8sPod, Vec<Not
                 });
             (pod, ctx.notes)
         }
+        Target::Kfp => {
+            let mut ctx = Ctx::new(plan, "kfp", Subst::None);
+            let mut pod = crate::emit::kfp::pod_for(&mut ctx, task);
+            // KFP's executor template mounts artifact scratch folders (emptyDirs); the
+            // launcher's local path of an output artifact is under one of them.
+            pod.volumes.push(k8s_openapi::api::core::v1::Volume {
+                name: KFP_SCRATCH_VOLUME.into(),
+                empty_dir: Some(Default::default()),
+                ..Default::default()
+            });
+            pod.container
+                .volume_mounts
+                .get_or_insert_with(Vec::new)
+                .push(k8s_openapi::api::core::v1::VolumeMount {
+                    name: KFP_SCRATCH_VOLUME.into(),
+                    mount_path: KFP_SCRATCH.into(),
+                    ..Default::default()
+                });
+            (pod, ctx.notes)
+        }
     };
     (pod.to_k8s(plan), notes)
 }
@@ -133,6 +157,121 @@ fn tekton_value(plan: &Plan, name: &str, run: &EngineRun, overrides_given: bool)
     match (p, overrides_given) {
         (Some(p), false) => crate::emit::tekton::kubelet_escape(&crate::emit::k8s::param_text(p)),
         _ => run.params.get(name).map(text).unwrap_or_default(),
+    }
+}
+
+/// KFP's scratch emptyDir for artifacts in its MinIO store, and where it is mounted.
+pub const KFP_SCRATCH_VOLUME: &str = "minio-scratch";
+pub const KFP_SCRATCH: &str = "/minio";
+
+/// Where KFP's launcher puts a task's output artifact locally (it uploads it to
+/// `minio://mlpipeline/v2/artifacts/...` when the task ends).
+pub fn kfp_artifact_path(pipeline: &str, run_id: &str, task: &str, artifact: &str) -> String {
+    format!("{KFP_SCRATCH}/mlpipeline/v2/artifacts/{pipeline}/{run_id}/{task}/{artifact}")
+}
+
+/// What KFP's launcher substitutes for `{{$.inputs.parameters['x']}}`: the pipeline
+/// spec's default as written (every `$` doubled), or the run's value as given, as
+/// text by its type ([`launcher_text`]).
+fn kfp_value(plan: &Plan, name: &str, run: &EngineRun, overrides_given: bool) -> String {
+    let p = plan.parameters.iter().find(|p| p.name == name);
+    match (p, overrides_given) {
+        (Some(p), false) => launcher_text(&crate::emit::kfp::default_as_written(p)),
+        _ => run.params.get(name).map(launcher_text).unwrap_or_default(),
+    }
+}
+
+/// KFP's launcher's text of a parameter value: a string as it is, a number as Go's
+/// `FormatFloat(v, 'f', -1, 64)` (shortest digits, never an exponent), a bool as
+/// `true`/`false`, a list or struct as Go's `json.Marshal` of the protobuf value.
+pub fn launcher_text(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(u)) => u.to_string(),
+            // Rust's Display of a float is Go's 'f' with -1 precision.
+            _ => format!("{}", n.as_f64().unwrap_or_default()),
+        },
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".into(),
+        v => {
+            let mut out = String::new();
+            go_json(v, &mut out);
+            out
+        }
+    }
+}
+
+/// Go's `json.Marshal` of a protobuf Struct/ListValue: compact, keys sorted, numbers
+/// as protojson writes a double (`1`, `0.5`, `1e+21`), `<`, `>`, `&`, U+2028 and
+/// U+2029 escaped.
+fn go_json(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&go_double(n.as_f64().unwrap_or_default())),
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\u{c}' => out.push_str("\\f"),
+                    '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                        out.push_str(&format!("\\u{:04x}", c as u32))
+                    }
+                    c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_json(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            let sorted: BTreeMap<&String, &Value> = o.iter().collect();
+            out.push('{');
+            for (i, (k, x)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_json(&Value::String(k.clone()), out);
+                out.push(':');
+                go_json(x, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// A double as protojson writes it: shortest digits, fixed notation from 1e-6 up to
+/// 1e21, else `1e+21` / `1.5e-7`.
+fn go_double(f: f64) -> String {
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = format!("{f:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    match exp {
+        -6..=20 => format!("{f}"),
+        e if e < 0 => format!("{mant}e{e}"),
+        e => format!("{mant}e+{e:02}"),
     }
 }
 
@@ -194,6 +333,31 @@ pub fn substitute_in(
                 table.push((format!("$(params.{p})"), v));
             }
         }
+        Target::Kfp => {
+            table.push((
+                crate::emit::kfp::RUN_ID_EXPR.to_string(),
+                run.run_id.clone(),
+            ));
+            let pipeline = plan
+                .map(crate::emit::k8s::pipeline_k8s)
+                .unwrap_or_else(|| "pipeline".into());
+            table.push((
+                crate::emit::kfp::metrics_path_expr(),
+                kfp_artifact_path(
+                    &pipeline,
+                    &run.run_id,
+                    &task.k8s_name,
+                    crate::emit::kfp::METRICS_ARTIFACT,
+                ),
+            ));
+            for p in &task.parameters {
+                let v = match plan {
+                    Some(plan) => kfp_value(plan, p, run, run.overridden.contains(p)),
+                    None => run.params.get(p).map(launcher_text).unwrap_or_default(),
+                };
+                table.push((crate::emit::kfp::param_expr(p), v));
+            }
+        }
     }
     replace_strings(&mut v, &table, target)?;
     Ok(serde_json::from_value(v)?)
@@ -219,6 +383,7 @@ fn replace_strings(
                 Target::Tekton => {
                     s.contains("$(params.") || s.contains("$(context.") || s.contains("$(results.")
                 }
+                Target::Kfp => s.contains("{{$"),
             };
             if left {
                 bail!(

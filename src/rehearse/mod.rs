@@ -13,7 +13,8 @@
 //!   checked;
 //! - the data claim is a fresh, root-owned Docker volume (as a provisioner makes it),
 //!   made group-writable for fsGroup the way the kubelet's volume ownership does;
-//!   emptyDir a fresh 0777 volume; a secret volume its files, 0644, read-only;
+//!   emptyDir a fresh 0777 volume; a secret or config map volume its files, 0644,
+//!   read-only;
 //! - memory and CPU limits, retries and the task timeout.
 //!
 //! What it does not emulate: scheduling (node selectors, tolerations, affinity),
@@ -89,7 +90,7 @@ pub struct Prepared {
     /// Command and args after `$(VAR)` expansion.
     pub command: Option<Vec<String>>,
     pub args: Option<Vec<String>>,
-    /// Secret volume name → its files.
+    /// Secret (or ConfigMap) volume name → its files.
     pub secret_files: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     pub retries: u32,
     pub timeout_seconds: Option<u64>,
@@ -145,13 +146,15 @@ pub fn prepare(
         };
         let mut secret_files = BTreeMap::new();
         for v in spec.volumes.iter().flatten() {
-            if let Some(s) = &v.secret {
-                let name = s.secret_name.clone().unwrap_or_default();
-                let files = values
-                    .object(&name, keys.get(&name).map(Vec::as_slice).unwrap_or(&[]))?
-                    .with_context(|| missing(&name, values, &t.name))?;
-                secret_files.insert(v.name.clone(), files);
-            }
+            let source = match (&v.secret, &v.config_map) {
+                (Some(s), _) => s.secret_name.clone().unwrap_or_default(),
+                (None, Some(c)) => c.name.clone(),
+                _ => continue,
+            };
+            let files = values
+                .object(&source, keys.get(&source).map(Vec::as_slice).unwrap_or(&[]))?
+                .with_context(|| missing(&source, values, &t.name))?;
+            secret_files.insert(v.name.clone(), files);
         }
         tasks.push(Prepared {
             task: t.name.clone(),

@@ -71,6 +71,20 @@ def _report(where, message):
 
 
 # ---------------------------------------------------------------- data store
+def _makedirs(path):
+    """os.makedirs for the store: a volume the task's user cannot write to (a fresh claim
+    is root's until fsGroup makes it the pod's group's) fails with what to do."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except PermissionError:
+        uid = os.getuid()
+        _fail(
+            "cannot create %s as uid %d (gid %d): the data volume is not writable by this user: "
+            "give the pod fsGroup (all targets but KFP do), make the claim writable for uid %d, "
+            "or use an s3:// data store" % (path, uid, os.getgid(), uid)
+        )
+
+
 class _LocalStore:
     def __init__(self, root):
         # Absolute: the task may change directory (NB2PIPE_WORKDIR, %cd).
@@ -81,7 +95,7 @@ class _LocalStore:
 
     def put(self, key, data):
         path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _makedirs(os.path.dirname(path))
         tmp = path + ".tmp-%d" % os.getpid()
         with open(tmp, "wb") as f:
             f.write(data)
@@ -441,7 +455,7 @@ def _enter_workdir(staged):
                     _write_new(os.path.join(work, rel), s.get(prefix + "/" + rel))
         else:
             work = s._path(_work_prefix())
-            os.makedirs(work, exist_ok=True)
+            _makedirs(work)
         os.chdir(work)
     elif not here:
         return

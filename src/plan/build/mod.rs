@@ -107,7 +107,7 @@ pub fn build(input: BuildInput<'_>) -> Built {
     let mut tasks: Vec<Task> = Vec::new();
     for t in 0..drafts.len() {
         let deps = task_deps.next().unwrap_or_default();
-        let task = plan_task(&cx, t, &pipeline, &python, &settings, deps, &mut diags);
+        let task = plan_task(&cx, t, deps, &mut diags);
         tasks.push(task);
     }
 
@@ -149,9 +149,6 @@ pub fn build(input: BuildInput<'_>) -> Built {
 fn plan_task(
     cx: &Drafted<'_>,
     t: usize,
-    pipeline: &str,
-    python: &str,
-    settings: &PipelineSettings,
     deps: crate::deps::TaskDeps,
     diags: &mut Vec<Diagnostic>,
 ) -> Task {
@@ -165,21 +162,7 @@ fn plan_task(
     let imports = code::task_imports(d, cx.facts, cx.prelude, &cx.preludes[t]);
     let requirements = deps.requirements;
     let prelude_refs = prelude::prelude_refs(cx.facts, cx.prelude, &cx.preludes[t]);
-    let image = images::task_image(
-        layer.image.as_ref(),
-        pipeline,
-        &d.name,
-        settings.registry.as_deref(),
-        images::ImageContent {
-            base: &settings.base_image,
-            python,
-            requirements: &requirements,
-            code: &code,
-            inputs: &inputs,
-            outputs: &outputs,
-            params: &cx.flow.params[t],
-        },
-    );
+    let image = images::task_image(layer.image.as_ref());
     Task {
         name: d.name.clone(),
         k8s_name: k8s_name(&d.name),
