@@ -176,7 +176,7 @@ pub struct RunArgs {
     /// data folder at the end.
     #[arg(long)]
     pub docker: bool,
-    /// With --docker: whose pods to run (airflow, argo, tekton, kfp, job).
+    /// With --docker: whose pods to run (airflow, argo, tekton, kfp).
     #[arg(long, value_name = "TARGET", default_value = "airflow")]
     pub target: String,
     /// With --docker: Secrets and ConfigMaps as files, DIR/<name>/<key> (default: keys
