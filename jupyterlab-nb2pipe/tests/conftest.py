@@ -86,6 +86,8 @@ def make_root(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     # A pinned project, as users have: the plans then carry no unpinned-requirement warning.
     (root / "requirements.txt").write_text(PINS)
+    # ... and a registry, so no plan warns that images would come from Docker Hub (NB303).
+    (root / "nb2pipe.toml").write_text('registry = "registry.example.com/ml"\n')
     shutil.copy(FIXTURES / "notebooks" / "churn.ipynb", root / "churn.ipynb")
     shutil.copy(FIXTURES / "broken" / "NB020_unknown_tag.ipynb", root / "NB020_unknown_tag.ipynb")
     broken_churn(root / "churn_broken.ipynb")

@@ -77,6 +77,8 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
   fs.mkdirSync(root);
   // A pinned project, as users have: the panel then shows no unpinned-requirement warning.
   fs.writeFileSync(path.join(root, 'requirements.txt'), 'numpy==2.1.3\npandas==2.2.3\npyarrow==18.1.0\nscikit-learn==1.5.2\n');
+  // ... and a registry, so no plan warns that images would come from Docker Hub (NB303).
+  fs.writeFileSync(path.join(root, 'nb2pipe.toml'), 'registry = "registry.example.com/ml"\n');
   fs.copyFileSync(path.join(REPO, 'fixtures/notebooks/churn.ipynb'), path.join(root, 'churn.ipynb'));
   fs.copyFileSync(path.join(REPO, 'fixtures/broken/NB020_unknown_tag.ipynb'), path.join(root, 'NB020_unknown_tag.ipynb'));
   const lastCell = writeBrokenChurn(path.join(root, 'churn_broken.ipynb'));
