@@ -89,6 +89,11 @@ pub struct ConvertArgs {
     /// only, never values) under k8s/skeletons/.
     #[arg(long)]
     pub skeletons: bool,
+    /// Write the bundle even though a cell holds a hard-coded credential (NB040). A
+    /// parameter whose value looks like one is still left out: its default is "" and
+    /// its value is given at run time.
+    #[arg(long)]
+    pub allow_secrets: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
     /// Diagnostics as text or JSON; with json, a summary object is printed on stdout.
@@ -189,6 +194,11 @@ pub struct RunArgs {
     /// With --docker: the base image of the task images.
     #[arg(long)]
     pub base_image: Option<String>,
+    /// Write the bundle even though a cell holds a hard-coded credential (NB040). A
+    /// parameter whose value looks like one is still left out: its default is "" and
+    /// its value is given at run time.
+    #[arg(long)]
+    pub allow_secrets: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]
@@ -229,6 +239,11 @@ pub struct BuildArgs {
     /// Push each image and refer to it by digest in the pipeline files.
     #[arg(long)]
     pub push: bool,
+    /// Write the bundle even though a cell holds a hard-coded credential (NB040). A
+    /// parameter whose value looks like one is still left out: its default is "" and
+    /// its value is given at run time.
+    #[arg(long)]
+    pub allow_secrets: bool,
     /// Images built at the same time (default: the number of CPUs, at most 4).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,

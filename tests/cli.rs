@@ -782,3 +782,157 @@ fn an_s3_store_gives_every_task_boto3_pinned_by_the_project_or_nb2pipe() {
     std::fs::write(&nb, doc.to_string()).unwrap();
     assert!(!deps().contains("boto3"));
 }
+
+const TOKEN: &str = "ghp_abcdefghijklmnopqrstuvwxyz0123456789AB";
+
+/// Every file under `dir` holding `needle` (as `grep -rl` would list them).
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if String::from_utf8_lossy(&std::fs::read(&p).unwrap()).contains(needle) {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+/// A credential in a task cell stops convert, run and build as `check` does (NB040,
+/// cell and line, never the value), and nothing is written; --allow-secrets lets it by.
+#[test]
+fn a_hard_coded_secret_stops_convert_run_and_build() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("leaky.ipynb");
+    let code = format!("x = 1\ntoken = '{TOKEN}'\nprint(len(token))");
+    write_notebook(
+        &nb,
+        &[("a = 1", &["task:first"]), (&code, &["task:second"])],
+    );
+    let (n, out) = (nb.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    for cmd in ["convert", "run", "build"] {
+        let (code, stdout, err) = common::run(&[cmd, n, "-o", o]);
+        assert_eq!(code, 1, "{cmd}: {err}");
+        assert!(
+            err.contains("NB040") && err.contains("GitHub token"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            err.contains("cell 1") && err.contains("line 2"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            !err.contains("ghp_") && !stdout.contains("ghp_"),
+            "{cmd} leaked: {err}"
+        );
+        assert!(!out.exists(), "{cmd} wrote {}", out.display());
+    }
+    let (code, stdout, _) = common::run(&["convert", n, "-o", o, "--format", "json"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let d = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "NB040")
+        .unwrap_or_else(|| panic!("no NB040 in {v}"));
+    assert_eq!(
+        (&d["location"]["cell"], &d["location"]["line"]),
+        (&Value::from(1), &Value::from(2)),
+        "{v}"
+    );
+    assert!(!out.exists());
+    let (code, _, err) = common::run(&["convert", n, "-o", o, "--allow-secrets"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.join("leaky/tasks/second/main.py").is_file());
+}
+
+/// A parameter that looks like a credential never reaches a target file or plan.json,
+/// even with --allow-secrets: its default is "" and the plan marks it redacted.
+#[test]
+fn a_secret_parameter_is_redacted_from_every_target() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("params.ipynb");
+    let params = format!("rows = 10\napi_token = '{TOKEN}'");
+    write_notebook(
+        &nb,
+        &[
+            (&params, &["parameters"]),
+            ("n = rows * len(api_token)", &["task:use"]),
+        ],
+    );
+    let (n, out) = (nb.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    let (code, _, err) = common::run(&["convert", n, "-o", o, "--target", "all"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("NB040") && !err.contains("ghp_"), "{err}");
+    assert!(!out.exists());
+    let (code, _, err) = common::run(&[
+        "convert",
+        n,
+        "-o",
+        o,
+        "--target",
+        "all",
+        "--allow-secrets",
+        "--skeletons",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("ghp_"), "{err}");
+    assert!(out.join("params/tekton").is_dir() && out.join("params/kfp").is_dir());
+    assert_eq!(files_containing(&out, "ghp_"), Vec::<String>::new());
+    let plan = common::read_json(&out.join("params/plan.json"));
+    let p = &plan["parameters"];
+    assert_eq!(p[0]["name"], "rows");
+    assert_eq!(
+        (&p[0]["default"], p[0].get("redacted")),
+        (&Value::from(10), None)
+    );
+    assert_eq!(p[1]["name"], "api_token");
+    assert_eq!(
+        (&p[1]["default"], &p[1]["type"], &p[1]["redacted"]),
+        (&Value::from(""), &Value::from("str"), &Value::from(true))
+    );
+    // A local run needs the value given.
+    let (code, _, err) = common::run(&["run", n, "-o", o, "--allow-secrets"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("-p api_token=") && !err.contains("ghp_"),
+        "{err}"
+    );
+}
+
+/// Tekton cannot wait between retries: said only when a delay was asked for.
+#[test]
+fn tekton_warns_about_a_retry_delay_only_when_one_was_set() {
+    let tmp = common::tempdir();
+    let out = tmp.path().join("out");
+    for (tags, warned) in [
+        (&["task:a", "retries:2"][..], false),
+        (&["task:a", "retries:2", "retry-delay:5m"][..], true),
+    ] {
+        let nb = tmp.path().join("retry.ipynb");
+        write_notebook(&nb, &[("a = 1", tags)]);
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            "tekton",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(err.contains("retry delay"), warned, "{tags:?}: {err}");
+        if warned {
+            assert!(
+                err.contains("NB302") && err.contains("retry delay 300s"),
+                "{err}"
+            );
+        }
+    }
+}

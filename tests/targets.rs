@@ -29,7 +29,7 @@ const LIMITS: &[(&str, &str, &str)] = &[
     ("cache", "kfp", "off for every task: KFP's cache keys on image, args and parameters, not on the data in the store"),
     ("securityContext (pod)", "kfp", "KFP's platform spec has no pod securityContext (fsGroup): NB302 warning when the data store is a claim"),
     ("securityContext (container)", "kfp", "runAsUser, runAsGroup, runAsNonRoot only (KFP's backend adds the rest of the restricted profile)"),
-    ("retry delay", "tekton", "Tekton retries at once; NB302 warning"),
+    ("retry delay", "tekton", "Tekton retries at once; NB302 warning when a delay is set"),
     ("schedule", "tekton", "no schedules in Tekton (a CronJob or Triggers creates PipelineRuns); NB302 warning"),
     ("schedule", "kfp", "recurring runs are made through the KFP API, not the spec; NB302 warning"),
     ("service account", "kfp", "set per run through the KFP API; NB302 warning"),

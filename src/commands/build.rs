@@ -15,7 +15,8 @@ use crate::run::EXIT_INPUT;
 
 pub fn execute(args: &BuildArgs) -> CmdResult {
     let targets = check_targets(&args.target)?;
-    let loaded = load(&args.notebook, &args.settings);
+    let mut loaded = load(&args.notebook, &args.settings);
+    super::guard_secrets(&mut loaded, &args.notebook, args.allow_secrets);
     print_diagnostics(&loaded.diagnostics, DiagFormat::Human);
     let code = exit_code(&loaded.diagnostics);
     let plan = match loaded.plan {

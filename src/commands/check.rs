@@ -11,7 +11,6 @@ use super::{load, CmdResult};
 use crate::cli::{CheckArgs, DiagFormat};
 use crate::diagnostics::{self, render, Code, Diagnostic};
 use crate::emit::{self, Templates};
-use crate::notebook::CellKind;
 
 #[derive(Serialize)]
 struct Report {
@@ -117,27 +116,9 @@ fn check_one(
     };
     // Secrets are looked for even when the plan has errors: they matter most.
     if let Some(notebook) = &loaded.notebook {
-        for cell in notebook.cells.iter().filter(|c| c.kind == CellKind::Code) {
-            for f in crate::analysis::find_secrets(&cell.source) {
-                let what = match &f.name {
-                    Some(n) => format!("{} in `{n}`", f.kind),
-                    None => f.kind.to_string(),
-                };
-                diags.push(
-                    Diagnostic::new(Code::HardCodedSecret, nb, format!("hard-coded secret: {what} (value hidden)"))
-                        .at_cell(cell.index, &mask_line(cell.first_line()))
-                        .at_line(f.line, None)
-                        .with_help("store it in a Kubernetes Secret, tag the cell `secret:NAME:KEY:ENV` and read os.environ[\"ENV\"] instead"),
-                );
-            }
-        }
+        diags.extend(super::secret_diagnostics(nb, notebook));
     }
-    // A cell's first line, shown to locate it, must not carry the secret either.
-    for d in &mut diags {
-        if let Some(first) = &d.location.cell_first_line {
-            d.location.cell_first_line = Some(mask_line(first));
-        }
-    }
+    super::mask_first_lines(&mut diags);
     if let (Some(plan), false, false) = (
         &loaded.plan,
         diagnostics::has_errors(&diags),
@@ -286,38 +267,4 @@ fn summarise(diff: &[(String, &'static str)]) -> String {
         if diff.len() == 1 { "s" } else { "" },
         shown.join(", ")
     )
-}
-
-/// A line with any string literal content replaced, so a secret on the first line of
-/// a cell is not echoed when the cell is named.
-fn mask_line(line: &str) -> String {
-    if crate::analysis::find_secrets(line).is_empty() {
-        return line.to_string();
-    }
-    let mut out = String::new();
-    let mut quote: Option<char> = None;
-    for c in line.chars() {
-        match quote {
-            Some(q) if c == q => {
-                quote = None;
-                out.push(c);
-            }
-            Some(_) => {}
-            None => {
-                if c == '\'' || c == '"' {
-                    quote = Some(c);
-                    out.push(c);
-                    out.push_str("***");
-                } else {
-                    out.push(c);
-                }
-            }
-        }
-    }
-    // A secret outside quotes (a comment): hide the rest of the line.
-    if !crate::analysis::find_secrets(&out).is_empty() {
-        let keep: String = out.chars().take_while(|c| *c != '#' && *c != '=').collect();
-        return format!("{}…", keep.trim_end());
-    }
-    out
 }

@@ -12,6 +12,7 @@ use crate::emit::{self, Templates};
 pub fn execute(args: &ConvertArgs) -> CmdResult {
     let targets = check_targets(&args.target)?;
     let mut loaded = load(&args.notebook, &args.settings);
+    super::guard_secrets(&mut loaded, &args.notebook, args.allow_secrets);
     let options = emit::EmitOptions {
         skeletons: args.skeletons,
     };

@@ -13,7 +13,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::{DiagFormat, SettingsArgs};
-use crate::diagnostics::{self, render, Diagnostic};
+use crate::diagnostics::{self, render, Code, Diagnostic};
+use crate::notebook::CellKind;
 use crate::plan::settings::{DataLayer, PipelineLayer};
 use crate::plan::{self, config, Plan};
 
@@ -115,4 +116,83 @@ pub type CmdResult = Result<i32>;
 pub fn apply_recorded_images(plan: &mut Plan, out_root: &Path) {
     let dir = out_root.join(&plan.pipeline);
     crate::build::images::apply(plan, &crate::build::images::Images::read(&dir));
+}
+
+/// NB040 for every hard-coded credential in the notebook's code cells: its kind, cell
+/// and line, never its value. `check` reports them; `convert`, `run` and `build` stop on
+/// them unless `--allow-secrets`.
+pub fn secret_diagnostics(path: &Path, nb: &crate::notebook::Notebook) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for cell in nb.cells.iter().filter(|c| c.kind == CellKind::Code) {
+        for f in crate::analysis::find_secrets(&cell.source) {
+            let what = match &f.name {
+                Some(n) => format!("{} in `{n}`", f.kind),
+                None => f.kind.to_string(),
+            };
+            out.push(
+                Diagnostic::new(Code::HardCodedSecret, path, format!("hard-coded secret: {what} (value hidden)"))
+                    .at_cell(cell.index, &mask_line(cell.first_line()))
+                    .at_line(f.line, None)
+                    .with_help("store it in a Kubernetes Secret, tag the cell `secret:NAME:KEY:ENV` and read os.environ[\"ENV\"] instead"),
+            );
+        }
+    }
+    out
+}
+
+/// For `convert`, `run` and `build`: NB040 unless `allow` (a parameter that looks like a
+/// credential is left out of the plan either way), and no diagnostic showing a cell's
+/// first line with a secret in it.
+pub fn guard_secrets(loaded: &mut Loaded, path: &Path, allow: bool) {
+    if !allow {
+        if let Some(nb) = &loaded.notebook {
+            let found = secret_diagnostics(path, nb);
+            loaded.diagnostics.extend(found);
+            diagnostics::sort(&mut loaded.diagnostics);
+        }
+    }
+    mask_first_lines(&mut loaded.diagnostics);
+}
+
+/// A cell's first line, shown to locate it, must not carry a secret.
+pub fn mask_first_lines(diags: &mut [Diagnostic]) {
+    for d in diags {
+        if let Some(first) = &d.location.cell_first_line {
+            d.location.cell_first_line = Some(mask_line(first));
+        }
+    }
+}
+
+/// A line with any string literal content replaced, so a secret on the first line of
+/// a cell is not echoed when the cell is named.
+fn mask_line(line: &str) -> String {
+    if crate::analysis::find_secrets(line).is_empty() {
+        return line.to_string();
+    }
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            Some(_) => {}
+            None => {
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                    out.push(c);
+                    out.push_str("***");
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    // A secret outside quotes (a comment): hide the rest of the line.
+    if !crate::analysis::find_secrets(&out).is_empty() {
+        let keep: String = out.chars().take_while(|c| *c != '#' && *c != '=').collect();
+        return format!("{}…", keep.trim_end());
+    }
+    out
 }

@@ -19,7 +19,8 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         base_image: args.base_image.clone(),
         ..SettingsArgs::default()
     };
-    let loaded = load(&args.notebook, &settings);
+    let mut loaded = load(&args.notebook, &settings);
+    super::guard_secrets(&mut loaded, &args.notebook, args.allow_secrets);
     print_diagnostics(&loaded.diagnostics, DiagFormat::Human);
     let plan = match (&loaded.plan, exit_code(&loaded.diagnostics)) {
         (Some(p), 0) => p,
@@ -32,6 +33,17 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             return Ok(EXIT_USAGE);
         }
     };
+    if let Some(p) = plan
+        .parameters
+        .iter()
+        .find(|p| p.redacted && !params.contains_key(&p.name))
+    {
+        eprintln!(
+            "error: parameter `{0}` looks like a credential (NB040), so its value is not in the bundle: give it with `-p {0}=VALUE`, or read it from a Secret",
+            p.name
+        );
+        return Ok(EXIT_USAGE);
+    }
     if let Some(only) = &args.only {
         if plan.task(only).is_none() {
             eprintln!(
@@ -108,6 +120,7 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             pip_index_url: std::env::var("PIP_INDEX_URL").ok(),
             pip_extra_index_url: std::env::var("PIP_EXTRA_INDEX_URL").ok(),
             pip_cert: std::env::var_os("PIP_CERT").map(PathBuf::from),
+            allow_secrets: args.allow_secrets,
         };
         let code = super::build::execute(&build)?;
         if code != EXIT_OK {

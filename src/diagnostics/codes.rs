@@ -149,6 +149,13 @@ codes! {
     /// `os.environ["ENV"]` in the code. Obvious placeholders (`"<your-password>"`,
     /// `"${DB_PASSWORD}"`, `"changeme"`) and values read from the environment are not
     /// reported.
+    ///
+    /// `nb2pipe check`, `convert`, `run` and `build` stop on it (exit 1, nothing
+    /// written). `--allow-secrets` lets `convert`, `run` and `build` write the bundle,
+    /// but a `parameters` value that looks like a credential is still never written: its
+    /// default becomes `""` (type `str`), plan.json marks it `"redacted": true`, and the
+    /// value is given at run time (`nb2pipe run -p NAME=VALUE`, or the engine's
+    /// parameters).
     HardCodedSecret = "NB040", "hard-coded-secret", Error;
     /// ## What it does
     /// Reports a generated bundle (at the configured output folder) that differs from what

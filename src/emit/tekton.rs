@@ -274,7 +274,7 @@ fn documents(c: &mut Ctx<'_>) -> Result<(String, String)> {
                 format!("pool `{p}` is an Airflow concept; Tekton runs the task without it"),
             );
         }
-        if ts.retries > 0 {
+        if ts.retries > 0 && ts.retry_delay_set && ts.retry_delay_seconds > 0 {
             c.cannot(
                 Some(&t.name),
                 format!(

@@ -108,6 +108,10 @@ pub struct Parameter {
     pub default: serde_json::Value,
     pub cell: usize,
     pub line: usize,
+    /// The notebook's value looked like a credential (NB040), so it is not in the plan:
+    /// `default` is `""` and `ty` is `str`; the value is given at run time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -242,6 +246,10 @@ pub struct TaskSettings {
     pub env: BTreeMap<String, String>,
     pub retries: u32,
     pub retry_delay_seconds: u64,
+    /// The delay was set (tag, project file or profile), not the default: only then do
+    /// targets that cannot wait between retries say so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry_delay_set: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -372,6 +372,7 @@ pub(super) fn task_settings(
         env: l.env.clone(),
         retries: l.retries.unwrap_or(0),
         retry_delay_seconds,
+        retry_delay_set: l.retry_delay.is_some(),
         timeout_seconds,
         pool: l.pool.clone(),
         node_selector: l.node_selector.clone(),

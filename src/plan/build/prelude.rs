@@ -44,12 +44,23 @@ pub(super) fn parameters_and_prelude(
                     Ok((name, value)) => {
                         param_stmt.insert((cell, idx));
                         parameters.retain(|p| p.name != name);
+                        // A credential never goes into the plan, and so into no
+                        // target file: NB040 reports it (`nb2pipe check`, and
+                        // `convert` without --allow-secrets).
+                        let text = f.python.get(stmt.start..stmt.end).unwrap_or_default();
+                        let redacted = !analysis::find_secrets(text).is_empty();
+                        let (ty, default) = if redacted {
+                            ("str", serde_json::Value::String(String::new()))
+                        } else {
+                            (analysis::type_name(&value), value)
+                        };
                         parameters.push(Parameter {
-                            ty: analysis::type_name(&value).into(),
+                            ty: ty.into(),
                             name,
-                            default: value,
+                            default,
                             cell,
                             line: stmt.line,
+                            redacted,
                         });
                     }
                     Err(analysis::NotParameter::NotLiteral) => diags.push(
