@@ -31,8 +31,8 @@ pub fn star_import_names(
     if let Some(all) = crate::analysis::literal_assignments(src)
         .into_iter()
         .flatten()
-        .filter(|(n, _)| n == "__all__")
-        .last()
+        .rev()
+        .find(|(n, _)| n == "__all__")
         .and_then(|(_, v)| v.as_array().cloned())
     {
         return Some(
