@@ -169,3 +169,23 @@ fn an_extension_magic_before_its_load_ext_is_reported() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_local_star_import_binds_only_what_the_module_exports() {
+    let dir = common::tempdir();
+    std::fs::write(
+        dir.path().join("helpers.py"),
+        "__all__ = ['helper']\ndef helper(x):\n    return x\ndef hidden():\n    pass\n",
+    )
+    .unwrap();
+    let nb = notebook(
+        dir.path(),
+        &[(
+            "from helpers import *\nprint(helper(1), hidden())",
+            "task:one",
+        )],
+    );
+    let (_, _, stderr) = common::run(&["check", nb.to_str().unwrap()]);
+    assert!(stderr.contains("`hidden` is read here"), "{stderr}");
+    assert!(!stderr.contains("`helper` is read here"), "{stderr}");
+}

@@ -101,6 +101,12 @@ fn bind_star_imports(nb: &Notebook, facts: &mut [Option<CellFacts>]) {
             };
             match crate::deps::star_import_names(&nb_dir, &module, &sys_paths, &written) {
                 Some(names) => {
+                    // Read only after the import: bound by it, not read from earlier cells.
+                    for n in &names {
+                        if !f.stmts[..i].iter().any(|s| s.reads.contains(n)) {
+                            f.reads.remove(n);
+                        }
+                    }
                     f.stmts[i].binds.extend(names.iter().cloned());
                     f.binds.extend(names);
                 }
