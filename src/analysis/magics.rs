@@ -18,6 +18,10 @@ pub enum CellMagic {
     Shell {
         interpreter: String,
     },
+    /// `%%prun`, `%%debug`: the body is Python, run plainly (no profiler or debugger).
+    Python {
+        name: String,
+    },
     /// `%%html`, `%%markdown`, ...: display-only, nothing to run in a task.
     Display {
         name: String,
@@ -29,7 +33,10 @@ pub enum CellMagic {
 
 impl CellMagic {
     pub fn body_is_python(&self) -> bool {
-        matches!(self, CellMagic::Time | CellMagic::Capture { .. })
+        matches!(
+            self,
+            CellMagic::Time | CellMagic::Capture { .. } | CellMagic::Python { .. }
+        )
     }
 }
 
@@ -71,8 +78,15 @@ pub(super) fn split_cell_magic(source: &str) -> (Option<CellMagic>, &str, usize)
                 .unwrap_or_default();
             CellMagic::WriteFile { path, append }
         }
-        "bash" | "sh" | "zsh" => CellMagic::Shell {
-            interpreter: name.clone(),
+        "prun" | "debug" => CellMagic::Python { name: name.clone() },
+        "bash" | "sh" | "zsh" | "perl" | "ruby" | "pypy" | "python" | "python2" | "python3" => {
+            CellMagic::Shell {
+                interpreter: name.clone(),
+            }
+        }
+        // `%%!`, `%%sx`, `%%system`: each line run by the shell.
+        "!" | "sx" | "system" => CellMagic::Shell {
+            interpreter: "sh".into(),
         },
         "script" => CellMagic::Shell {
             interpreter: args
@@ -81,9 +95,8 @@ pub(super) fn split_cell_magic(source: &str) -> (Option<CellMagic>, &str, usize)
                 .cloned()
                 .unwrap_or_else(|| "sh".into()),
         },
-        "html" | "HTML" | "markdown" | "latex" | "javascript" | "js" | "svg" => {
-            CellMagic::Display { name: name.clone() }
-        }
+        "html" | "HTML" | "markdown" | "latex" | "javascript" | "js" | "svg" | "SVG"
+        | "code_wrap" => CellMagic::Display { name: name.clone() },
         _ => CellMagic::Unknown { name: name.clone() },
     };
     (Some(magic), body, skipped + 1)
@@ -98,14 +111,17 @@ pub enum LineMagic {
     Time,
     /// `%matplotlib`, `%load_ext`, `%autoreload`, `%config`, `%who`, ...: no effect in a task.
     Drop,
-    /// `%env`, `%cd`, `%pwd`, `%ls`, ...: run by the task runtime.
+    /// `%env`, `%cd`, `%pwd`, `%ls`, `%xdel`, ...: run by the task runtime.
     Runtime,
+    /// A magic an IPython extension registers (`%watermark` after `%load_ext
+    /// watermark`): dropped, known only once the notebook loads that extension.
+    Extension(&'static str),
     Unknown,
 }
 
 pub fn classify_line_magic(name: &str) -> LineMagic {
     match name {
-        "pip" | "conda" | "mamba" => LineMagic::Install,
+        "pip" | "conda" | "mamba" | "micromamba" | "uv" => LineMagic::Install,
         "time" | "timeit" | "prun" => LineMagic::Time,
         "matplotlib"
         | "load_ext"
@@ -141,10 +157,45 @@ pub fn classify_line_magic(name: &str) -> LineMagic {
         | "psearch"
         | "quickref"
         | "config_inlinebackend"
-        | "load" => LineMagic::Drop,
-        "env" | "cd" | "pwd" | "ls" | "mkdir" | "rm" | "cp" | "mv" | "cat" | "set_env"
+        | "load"
+        // Session, editor, history, logging and introspection magics: nothing to do
+        // in a task (`%rerun`/`%recall` re-run history a task does not have; `%pylab`'s
+        // star imports are not made, write the imports out).
+        | "alias"
+        | "alias_magic"
+        | "unalias"
+        | "autoawait"
+        | "code_wrap"
+        | "ed"
+        | "edit"
+        | "gui"
+        | "hist"
+        | "killbgscripts"
+        | "loadpy"
+        | "logoff"
+        | "logon"
+        | "logstart"
+        | "logstate"
+        | "logstop"
+        | "macro"
+        | "pastebin"
+        | "pdef"
+        | "pdoc"
+        | "pfile"
+        | "psource"
+        | "pycat"
+        | "pylab"
+        | "recall"
+        | "rehashx"
+        | "rep"
+        | "rerun"
+        | "save" => LineMagic::Drop,
+        "env" | "cd" | "pwd" | "ls" | "mkdir" | "rm" | "rmdir" | "cp" | "mv" | "cat"
+        | "ldir" | "lf" | "lk" | "ll" | "lx" | "less" | "more" | "man" | "clear" | "set_env"
         | "system" | "sx" | "sc" | "bookmark" | "dhist" | "pushd" | "popd" | "dirs" | "run"
-        | "store" => LineMagic::Runtime,
+        | "store" | "xdel" => LineMagic::Runtime,
+        "watermark" => LineMagic::Extension("watermark"),
+        "tensorboard" => LineMagic::Extension("tensorboard"),
         _ => LineMagic::Unknown,
     }
 }

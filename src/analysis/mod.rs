@@ -83,6 +83,8 @@ pub struct StmtFacts {
     /// Names read before this statement binds them (function-body globals included).
     pub reads: BTreeSet<String>,
     pub is_import: bool,
+    /// `from M import *`: M, whose names the plan adds to `binds` when it can read M.
+    pub star_import: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +98,12 @@ pub struct SyntaxProblem {
 #[derive(Debug, Clone, Default)]
 pub struct CellFacts {
     pub cell_magic: Option<CellMagic>,
+    /// `%%time` / `%%capture` whose body is itself a cell magic (`%%capture` over
+    /// `%%sh`): this is the outer one, [`CellFacts::cell_magic`] the inner.
+    pub wrapper: Option<CellMagic>,
+    /// `from M import *` of a module nb2pipe cannot read (stdlib, third party): the
+    /// names it binds are unknown.
+    pub opaque_star: bool,
     /// The Python text that was parsed: the cell, or a Python-bodied cell magic's body.
     pub python: String,
     /// The body of a non-Python cell magic (`%%bash`, `%%writefile`).
@@ -111,6 +119,11 @@ pub struct CellFacts {
     pub pip_installs: Vec<(usize, String)>,
     /// Unknown magics `(line, name)`.
     pub unknown_magics: Vec<(usize, String)>,
+    /// Magics of an IPython extension `(line, name, extension)`: known once the
+    /// notebook has loaded the extension.
+    pub extension_magics: Vec<(usize, String, &'static str)>,
+    /// `%load_ext NAME` `(line, name)`.
+    pub loaded_extensions: Vec<(usize, String)>,
     /// Names bound to something that cannot be pickled, with what it is.
     pub unserialisable: Vec<(String, &'static str)>,
     /// Folders added with `sys.path.append/insert("literal")`.
@@ -121,8 +134,23 @@ pub struct CellFacts {
 /// Analyses one code cell's source. Never fails: problems are facts.
 pub fn analyse_cell(source: &str) -> CellFacts {
     let mut facts = CellFacts::default();
-    let (magic, body, offset) = magics::split_cell_magic(source);
+    // IPython removes the first line's indentation from every line (pasted code),
+    // before it looks for a cell magic; line numbers do not move.
+    let source = dedent(source);
+    let (mut magic, mut body, mut offset) = magics::split_cell_magic(&source);
+    // `%%time` and `%%capture` run their body as a cell, which may be a cell magic.
+    if magic.as_ref().is_some_and(CellMagic::body_is_python) {
+        if let (Some(inner), inner_body, inner_offset) = magics::split_cell_magic(body) {
+            facts.wrapper = magic.take();
+            magic = Some(inner);
+            body = inner_body;
+            offset += inner_offset;
+        }
+    }
     facts.line_offset = offset;
+    if let Some(CellMagic::Capture { var: Some(v) }) = &facts.wrapper {
+        facts.binds.insert(v.clone());
+    }
     if let Some(m) = &magic {
         if !m.body_is_python() {
             if let CellMagic::Unknown { name } = m {
@@ -199,6 +227,8 @@ fn analyse_python(facts: &mut CellFacts) {
         facts.escapes.extend(r.escapes);
         facts.pip_installs.extend(r.pip_installs);
         facts.unknown_magics.extend(r.unknown_magics);
+        facts.extension_magics.extend(r.extension_magics);
+        facts.loaded_extensions.extend(r.loaded_extensions);
         facts.unserialisable.extend(r.unserialisable);
         facts.sys_paths.extend(r.sys_paths);
         facts.stmts.push(StmtFacts {
@@ -211,6 +241,7 @@ fn analyse_python(facts: &mut CellFacts) {
             ),
             binds: r.binds,
             reads,
+            star_import: r.star_import,
         });
     }
     // A function body's globals are read when it is called, by then the cell has run.
@@ -223,6 +254,41 @@ fn analyse_python(facts: &mut CellFacts) {
     for s in &mut facts.stmts {
         s.reads.retain(|n| !is_builtin(n));
     }
+}
+
+/// IPython's `leading_indent` (`textwrap.dedent`): the whitespace every non-blank line
+/// starts with is removed, and blank lines are emptied; line numbers do not move.
+fn dedent(source: &str) -> std::borrow::Cow<'_, str> {
+    let mut margin: Option<&str> = None;
+    for l in source.lines().filter(|l| !l.trim().is_empty()) {
+        let indent = &l[..l.len() - l.trim_start_matches([' ', '\t']).len()];
+        margin = Some(match margin {
+            None => indent,
+            Some(m) => {
+                let common = m
+                    .bytes()
+                    .zip(indent.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                &m[..common]
+            }
+        });
+    }
+    let margin = margin.unwrap_or("");
+    if margin.is_empty() {
+        return source.into();
+    }
+    source
+        .split_inclusive('\n')
+        .map(|l| {
+            if l.trim().is_empty() {
+                &l[l.trim_end_matches(['\n', '\r']).len()..]
+            } else {
+                l.strip_prefix(margin).unwrap_or(l)
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Byte offset → 1-based (line, column).

@@ -21,6 +21,10 @@ pub(super) struct StmtResult {
     pub(super) unknown_magics: Vec<(usize, String)>,
     pub(super) unserialisable: Vec<(String, &'static str)>,
     pub(super) sys_paths: Vec<String>,
+    /// `from M import *` at the cell's top level.
+    pub(super) star_import: Option<String>,
+    pub(super) extension_magics: Vec<(usize, String, &'static str)>,
+    pub(super) loaded_extensions: Vec<(usize, String)>,
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -190,6 +194,16 @@ impl Names<'_> {
                         self.nested_python(stmt_src);
                     }
                     LineMagic::Unknown => self.out.unknown_magics.push((line, format!("%{name}"))),
+                    LineMagic::Extension(ext) => {
+                        self.out
+                            .extension_magics
+                            .push((line, format!("%{name}"), ext))
+                    }
+                    LineMagic::Drop if name == "load_ext" => {
+                        for ext in value[name.len()..].split_whitespace() {
+                            self.out.loaded_extensions.push((line, ext.to_string()));
+                        }
+                    }
                     LineMagic::Drop | LineMagic::Runtime => {}
                 }
             }
@@ -392,6 +406,9 @@ impl<'a> Visitor<'a> for Names<'_> {
                     .map(|a| a.name.id.to_string())
                     .filter(|n| n != "*")
                     .collect();
+                if i.names.iter().any(|a| a.name.id.as_str() == "*") {
+                    self.out.star_import = Some(base.clone());
+                }
                 self.import(base, i.range().start().to_usize(), false, names);
                 for alias in &i.names {
                     if alias.name.id.as_str() != "*" {
@@ -696,7 +713,9 @@ fn shell_interpolations(cmd: &str) -> Vec<String> {
                 }
                 i = j;
             }
-            b'$' => i += 2,
+            // `$$` is a literal `$`; `${expr}` is `$` then an expression.
+            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 2,
+            b'$' => i += 1,
             b'{' => {
                 if let Some(close) = cmd[i + 1..].find('}') {
                     let inner = &cmd[i + 1..i + 1 + close];

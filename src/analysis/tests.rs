@@ -173,3 +173,26 @@ fn never_panics_on_odd_input() {
         let _ = analyse_cell(src);
     }
 }
+
+#[test]
+fn shell_escapes_read_the_python_names_they_expand() {
+    let f = analyse_cell("!echo $word ${count} {path.upper()} $$HOME\nx = !ls $folder");
+    assert_eq!(f.reads, set(&["count", "folder", "path", "word"]));
+}
+
+#[test]
+fn star_imports_and_wrapped_cell_magics() {
+    let f = analyse_cell("from helpers import *\nprint(helper(1))");
+    assert_eq!(f.stmts[0].star_import.as_deref(), Some("helpers"));
+    let f = analyse_cell("%%capture out\n%%sh\necho hi");
+    assert_eq!(
+        f.wrapper,
+        Some(CellMagic::Capture {
+            var: Some("out".into())
+        })
+    );
+    assert!(matches!(f.cell_magic, Some(CellMagic::Shell { .. })));
+    assert_eq!(f.raw_body, "echo hi");
+    assert_eq!(f.line_offset, 2);
+    assert_eq!(f.binds, set(&["out"]));
+}

@@ -13,6 +13,42 @@
 mod env;
 pub mod files;
 mod local;
+
+/// The names `from module import *` binds when `module` is a local module next to the
+/// notebook (its `__all__` literal, else its public top-level names); `None` when it
+/// is not local.
+pub fn star_import_names(
+    nb_dir: &std::path::Path,
+    module: &str,
+    sys_paths: &[String],
+    written: &[(String, String)],
+) -> Option<Vec<String>> {
+    let ancestors = pins::ancestors(nb_dir);
+    let locals = local::Locals::new(nb_dir, sys_paths, written, &ancestors);
+    let found = locals.find(module, &[])?;
+    let (_, src) = found.files.last()?;
+    let facts = crate::analysis::analyse_cell(src);
+    if let Some(all) = crate::analysis::literal_assignments(src)
+        .into_iter()
+        .flatten()
+        .rev()
+        .find(|(n, _)| n == "__all__")
+        .and_then(|(_, v)| v.as_array().cloned())
+    {
+        return Some(
+            all.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        );
+    }
+    Some(
+        facts
+            .binds
+            .into_iter()
+            .filter(|n| !n.starts_with('_'))
+            .collect(),
+    )
+}
 mod names;
 mod pins;
 mod pip;

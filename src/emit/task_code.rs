@@ -273,7 +273,7 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
                 )),
                 // One call runs the whole body: an error in it is the `%%` line's.
                 Some(_) => map.push((
-                    line,
+                    line + usize::from(chunk.wrapper.is_some()),
                     1,
                     chunk.cell,
                     chunk.first_line.saturating_sub(1).max(1),
@@ -296,6 +296,28 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
 }
 
 fn chunk_code(c: &Chunk) -> String {
+    let code = magic_code(c);
+    // A wrapper's body is the inner cell magic's one line: the line map allows for it.
+    match &c.wrapper {
+        Some(CellMagic::Time) => format!(
+            "_nb2pipe_t0 = _nb2pipe.timer_start()\n{code}\n_nb2pipe.timer_stop(_nb2pipe_t0)"
+        ),
+        Some(CellMagic::Capture { var }) if !c.syntax_error => format!(
+            "_nb2pipe_cap = _nb2pipe.capture_start()\n{code}\n{}",
+            capture_stop(var)
+        ),
+        _ => code,
+    }
+}
+
+fn capture_stop(var: &Option<String>) -> String {
+    match var {
+        Some(v) => format!("{v} = _nb2pipe.capture_stop(_nb2pipe_cap)"),
+        None => "_nb2pipe.capture_stop(_nb2pipe_cap)".into(),
+    }
+}
+
+fn magic_code(c: &Chunk) -> String {
     if c.syntax_error {
         let mut s = format!(
             "# nb2pipe: cell {} is not valid Python 3 (NB010) and was left out:\n",
@@ -314,15 +336,14 @@ fn chunk_code(c: &Chunk) -> String {
             "_nb2pipe_t0 = _nb2pipe.timer_start()\n{}\n_nb2pipe.timer_stop(_nb2pipe_t0)",
             rewrite_escapes(&c.python, c)
         ),
-        Some(CellMagic::Capture { var }) => {
-            let assign = match var {
-                Some(v) => format!("{v} = _nb2pipe.capture_stop(_nb2pipe_cap)"),
-                None => "_nb2pipe.capture_stop(_nb2pipe_cap)".into(),
-            };
-            format!(
-                "_nb2pipe_cap = _nb2pipe.capture_start()\n{}\n{assign}",
-                rewrite_escapes(&c.python, c)
-            )
+        Some(CellMagic::Capture { var }) => format!(
+            "_nb2pipe_cap = _nb2pipe.capture_start()\n{}\n{}",
+            rewrite_escapes(&c.python, c),
+            capture_stop(var)
+        ),
+        // Run plainly; the first line stands for the `%%` line (the line map skips it).
+        Some(CellMagic::Python { name }) => {
+            format!("pass  # %%{name}\n{}", rewrite_escapes(&c.python, c))
         }
         Some(CellMagic::WriteFile { path, append }) => {
             format!(
@@ -419,7 +440,7 @@ fn magic_replacement(value: &str, in_expr: bool, cell: usize, line: usize) -> St
             "pass  # {}: installed in the image",
             ascii_comment(value)
         )),
-        LineMagic::Drop => stmt("pass".into()),
+        LineMagic::Drop | LineMagic::Extension(_) => stmt("pass".into()),
         LineMagic::Time if !in_expr => {
             let body = strip_magic_options(rest);
             format!(

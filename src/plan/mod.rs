@@ -308,6 +308,8 @@ pub struct Chunk {
     /// IPython escapes in `python` (byte ranges relative to it).
     pub escapes: Vec<crate::analysis::Escape>,
     pub magic: Option<crate::analysis::CellMagic>,
+    /// `%%time` / `%%capture` around `magic` (`%%capture` then `%%sh`).
+    pub wrapper: Option<crate::analysis::CellMagic>,
     /// The cell's raw body for non-Python cell magics (`%%bash`, `%%writefile`).
     pub raw_body: String,
     pub prelude: bool,

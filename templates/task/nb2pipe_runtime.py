@@ -659,7 +659,7 @@ def magic(line, g, l, cell, lineno):
         finally:
             timer_stop(t)
     rest = _expand(rest, g, l)
-    if name in ("pip", "conda", "mamba"):
+    if name in ("pip", "conda", "mamba", "micromamba", "uv"):
         return None  # installed in the image (requirements.txt)
     if name == "env":
         if not rest:
@@ -710,6 +710,11 @@ def magic(line, g, l, cell, lineno):
         finally:
             sys.argv = saved
         return None
+    if name == "xdel":
+        for v in rest.split():
+            if not v.startswith("-"):
+                g.pop(v, None)
+        return None
     if name in _DROPPED:
         return None
     raise TaskError(
@@ -722,7 +727,10 @@ def magic(line, g, l, cell, lineno):
 _DROPPED = frozenset(
     "matplotlib load_ext unload_ext reload_ext autoreload aimport config who whos who_ls history lsmagic magic "
     "precision pprint xmode colors autocall automagic doctest_mode pdb debug tb reset reset_selective notebook "
-    "qtconsole connect_info page pinfo pinfo2 psearch quickref config_inlinebackend load".split()
+    "qtconsole connect_info page pinfo pinfo2 psearch quickref config_inlinebackend load "
+    "alias alias_magic unalias autoawait code_wrap ed edit gui hist killbgscripts loadpy logoff logon logstart "
+    "logstate logstop macro pastebin pdef pdoc pfile psource pycat pylab recall rehashx rep rerun save "
+    "watermark tensorboard".split()
 )
 
 

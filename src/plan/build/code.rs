@@ -15,13 +15,32 @@ use crate::plan::Chunk;
 /// Facts per code cell (`None` for other cells), diagnosing what cannot run.
 pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<Option<CellFacts>> {
     let path = &nb.path;
-    let facts: Vec<Option<CellFacts>> = nb
+    let mut facts: Vec<Option<CellFacts>> = nb
         .cells
         .iter()
         .map(|c| (c.kind == CellKind::Code).then(|| analysis::analyse_cell(&c.source)))
         .collect();
+    bind_star_imports(nb, &mut facts);
+    let mut loaded: BTreeSet<&str> = BTreeSet::new();
     for (cell, f) in nb.cells.iter().zip(&facts) {
         let Some(f) = f else { continue };
+        for (line, name, ext) in &f.extension_magics {
+            let before = |l: &usize| l <= line;
+            if !loaded.contains(ext)
+                && !f
+                    .loaded_extensions
+                    .iter()
+                    .any(|(l, e)| e == ext && before(l))
+            {
+                diags.push(
+                    Diagnostic::new(Code::UnknownMagic, path, format!("`{name}` is a magic of the IPython extension `{ext}`, which no earlier line loads: IPython stops here; the task drops the line"))
+                        .at_cell(cell.index, cell.first_line())
+                        .at_line(*line, None)
+                        .with_help(format!("add `%load_ext {ext}` before it")),
+                );
+            }
+        }
+        loaded.extend(f.loaded_extensions.iter().map(|(_, e)| e.as_str()));
         if let Some(e) = &f.syntax_error {
             diags.push(
                 Diagnostic::new(
@@ -43,6 +62,58 @@ pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<O
         }
     }
     facts
+}
+
+/// `from M import *` binds M's names: read from M when it is a local module, unknown
+/// otherwise.
+fn bind_star_imports(nb: &Notebook, facts: &mut [Option<CellFacts>]) {
+    if !facts
+        .iter()
+        .flatten()
+        .any(|f| f.stmts.iter().any(|s| s.star_import.is_some()))
+    {
+        return;
+    }
+    let nb_dir = nb
+        .path
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let sys_paths: Vec<String> = facts
+        .iter()
+        .flatten()
+        .flat_map(|f| f.sys_paths.iter().cloned())
+        .collect();
+    let written: Vec<(String, String)> = facts
+        .iter()
+        .flatten()
+        .filter_map(|f| match &f.cell_magic {
+            Some(analysis::CellMagic::WriteFile { path, .. }) => {
+                Some((path.clone(), f.raw_body.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    for f in facts.iter_mut().flatten() {
+        for i in 0..f.stmts.len() {
+            let Some(module) = f.stmts[i].star_import.clone() else {
+                continue;
+            };
+            match crate::deps::star_import_names(&nb_dir, &module, &sys_paths, &written) {
+                Some(names) => {
+                    // Read only after the import: bound by it, not read from earlier cells.
+                    for n in &names {
+                        if !f.stmts[..i].iter().any(|s| s.reads.contains(n)) {
+                            f.reads.remove(n);
+                        }
+                    }
+                    f.stmts[i].binds.extend(names.iter().cloned());
+                    f.binds.extend(names);
+                }
+                None => f.opaque_star = true,
+            }
+        }
+    }
 }
 
 pub(super) fn task_chunks(
@@ -71,6 +142,7 @@ pub(super) fn task_chunks(
                 })
                 .collect(),
             magic: None,
+            wrapper: None,
             raw_body: String::new(),
             prelude: true,
             syntax_error: false,
@@ -85,6 +157,7 @@ pub(super) fn task_chunks(
             python: f.python.clone(),
             escapes: f.escapes.clone(),
             magic: f.cell_magic.clone(),
+            wrapper: f.wrapper.clone(),
             raw_body,
             prelude: false,
             syntax_error: f.syntax_error.is_some(),

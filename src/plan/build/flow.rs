@@ -30,6 +30,7 @@ pub(super) struct Flow {
     pub(super) undefined: Vec<(usize, Option<usize>, String)>,
     /// (writer, importer): a task imports a module an earlier task writes (`%%writefile`).
     pub(super) file_edges: BTreeSet<(usize, usize)>,
+    opaque_star: bool,
 }
 
 /// Data flow, and per task the prelude statements it runs. Twice: the second pass adds
@@ -76,6 +77,7 @@ fn data_flow(
         prelude_names: vec![BTreeSet::new(); n],
         undefined: Vec::new(),
         file_edges: BTreeSet::new(),
+        opaque_star: false,
     };
     let mut writers: HashMap<String, usize> = HashMap::new();
     let task_of: HashMap<usize, usize> = drafts
@@ -89,6 +91,9 @@ fn data_flow(
         let Some(f) = &facts[cell.index] else {
             continue;
         };
+        // After `from M import *` of a module nb2pipe cannot read, an unbound name
+        // may be one of M's.
+        flow.opaque_star |= f.opaque_star;
         if roles.contains_key(&cell.index) {
             for s in prelude.iter().filter(|s| s.cell == cell.index) {
                 for b in &s.binds {
@@ -136,6 +141,7 @@ impl Flow {
             Some(Binder::Prelude) => {
                 self.prelude_names[t].insert(name.clone());
             }
+            None if self.opaque_star => {}
             None => {
                 if !self
                     .undefined
