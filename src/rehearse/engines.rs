@@ -208,11 +208,31 @@ pub fn launcher_text(v: &serde_json::Value) -> String {
 /// as protojson writes a double (`1`, `0.5`, `1e+21`), `<`, `>`, `&`, U+2028 and
 /// U+2029 escaped.
 fn go_json(v: &serde_json::Value, out: &mut String) {
+    const GO: JsonDialect = JsonDialect {
+        item_sep: ",",
+        key_sep: ":",
+        number: |n| go_double(n.as_f64().unwrap_or_default()),
+        escape: |c| matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') || (c as u32) < 0x20,
+    };
+    write_json(v, &GO, out);
+}
+
+/// How one JSON writer spells what JSON leaves open.
+struct JsonDialect {
+    item_sep: &'static str,
+    key_sep: &'static str,
+    number: fn(&serde_json::Number) -> String,
+    /// Characters written as `\uXXXX` (UTF-16 units) besides the short escapes.
+    escape: fn(char) -> bool,
+}
+
+/// `v` in `d`'s spelling, object keys sorted.
+fn write_json(v: &serde_json::Value, d: &JsonDialect, out: &mut String) {
     use serde_json::Value;
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&go_double(n.as_f64().unwrap_or_default())),
+        Value::Number(n) => out.push_str(&(d.number)(n)),
         Value::String(s) => {
             out.push('"');
             for c in s.chars() {
@@ -224,10 +244,12 @@ fn go_json(v: &serde_json::Value, out: &mut String) {
                     '\t' => out.push_str("\\t"),
                     '\u{8}' => out.push_str("\\b"),
                     '\u{c}' => out.push_str("\\f"),
-                    '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                        out.push_str(&format!("\\u{:04x}", c as u32))
+                    c if (d.escape)(c) => {
+                        let mut buf = [0u16; 2];
+                        for u in c.encode_utf16(&mut buf) {
+                            out.push_str(&format!("\\u{u:04x}"));
+                        }
                     }
-                    c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
                     c => out.push(c),
                 }
             }
@@ -237,9 +259,9 @@ fn go_json(v: &serde_json::Value, out: &mut String) {
             out.push('[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(d.item_sep);
                 }
-                go_json(x, out);
+                write_json(x, d, out);
             }
             out.push(']');
         }
@@ -248,11 +270,11 @@ fn go_json(v: &serde_json::Value, out: &mut String) {
             out.push('{');
             for (i, (k, x)) in sorted.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(d.item_sep);
                 }
-                go_json(&Value::String(k.clone()), out);
-                out.push(':');
-                go_json(x, out);
+                write_json(&Value::String(k.clone()), d, out);
+                out.push_str(d.key_sep);
+                write_json(x, d, out);
             }
             out.push('}');
         }
@@ -419,62 +441,19 @@ pub fn jinja_tojson(v: &BTreeMap<String, serde_json::Value>) -> String {
 }
 
 fn py_dumps(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => out.push_str(&i.to_string()),
-            (None, Some(u), _) => out.push_str(&u.to_string()),
-            (_, _, Some(f)) => out.push_str(&py_float(f)),
-            _ => out.push_str(&n.to_string()),
+    const PY: JsonDialect = JsonDialect {
+        item_sep: ", ",
+        key_sep: ": ",
+        number: |n| match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (None, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) => py_float(f),
+            _ => n.to_string(),
         },
-        Value::String(s) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    '\u{8}' => out.push_str("\\b"),
-                    '\u{c}' => out.push_str("\\f"),
-                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                        let mut buf = [0u16; 2];
-                        for u in c.encode_utf16(&mut buf) {
-                            out.push_str(&format!("\\u{u:04x}"));
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                py_dumps(x, out);
-            }
-            out.push(']');
-        }
-        Value::Object(o) => {
-            let sorted: BTreeMap<&String, &Value> = o.iter().collect();
-            out.push('{');
-            for (i, (k, x)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                py_dumps(&Value::String(k.clone()), out);
-                out.push_str(": ");
-                py_dumps(x, out);
-            }
-            out.push('}');
-        }
-    }
+        // ensure_ascii: everything outside space..`~` (DEL too)
+        escape: |c| (c as u32) < 0x20 || (c as u32) > 0x7e,
+    };
+    write_json(v, &PY, out);
 }
 
 /// Python's `repr(float)`: the shortest digits, fixed notation for exponents from
@@ -558,11 +537,11 @@ mod tests {
         m.insert("a".to_string(), serde_json::json!({"z": 1, "y": [2]}));
         m.insert(
             "c".to_string(),
-            serde_json::json!([0.25, 1e20, 1e-7, 3.0, "é€😀"]),
+            serde_json::json!([0.25, 1e20, 1e-7, 3.0, "é€😀\u{7f}"]),
         );
         assert_eq!(
             jinja_tojson(&m),
-            r#"{"a": {"y": [2], "z": 1}, "b": "it\u0027s \u003cx\u003e \u0026 y", "c": [0.25, 1e+20, 1e-07, 3.0, "\u00e9\u20ac\ud83d\ude00"]}"#
+            r#"{"a": {"y": [2], "z": 1}, "b": "it\u0027s \u003cx\u003e \u0026 y", "c": [0.25, 1e+20, 1e-07, 3.0, "\u00e9\u20ac\ud83d\ude00\u007f"]}"#
         );
     }
 
