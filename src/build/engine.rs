@@ -56,6 +56,61 @@ impl Engine {
         }
     }
 
+    /// Streams container `id`'s output, line by line, to `on_line` until it ends.
+    pub async fn follow_logs(&self, id: &str, on_line: &mut impl FnMut(&str)) {
+        let mut logs = self.docker.logs(
+            id,
+            Some(LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }),
+        );
+        let mut pending = String::new();
+        while let Some(chunk) = logs.next().await {
+            let Ok(chunk) = chunk else { break };
+            pending.push_str(&chunk.to_string());
+            while let Some(i) = pending.find('\n') {
+                on_line(&pending[..i]);
+                pending.drain(..=i);
+            }
+        }
+        if !pending.is_empty() {
+            on_line(&pending);
+        }
+    }
+
+    /// Container `id`'s exit code, once it has stopped.
+    pub async fn wait_exit(&self, id: &str) -> Result<i64, String> {
+        let mut wait = self.docker.wait_container(id, None::<WaitContainerOptions>);
+        let mut code = 0;
+        while let Some(r) = wait.next().await {
+            match r {
+                Ok(w) => code = w.status_code,
+                // A non-zero exit arrives as an error carrying the code.
+                Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
+                Err(e) => return Err(format!("waiting for the container: {e}")),
+            }
+        }
+        Ok(code)
+    }
+
+    /// Removes container `id` and its anonymous volumes, running or not.
+    pub async fn remove_container(&self, id: &str) {
+        let _ = self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+    }
+
     pub async fn image_exists(&self, reference: &str) -> bool {
         self.docker.inspect_image(reference).await.is_ok()
     }
@@ -285,52 +340,14 @@ pub async fn run_task_container(
             .start_container(&id, None)
             .await
             .map_err(|e| format!("starting the container of {}: {e}", spec.task))?;
-        let mut logs = engine.docker.logs(
-            &id,
-            Some(LogsOptions {
-                follow: true,
-                stdout: true,
-                stderr: true,
-                ..Default::default()
-            }),
-        );
-        let mut pending = String::new();
-        while let Some(chunk) = logs.next().await {
-            let Ok(chunk) = chunk else { break };
-            pending.push_str(&chunk.to_string());
-            while let Some(i) = pending.find('\n') {
-                on_line(&pending[..i]);
-                pending.drain(..=i);
-            }
-        }
-        if !pending.is_empty() {
-            on_line(&pending);
-        }
-        let mut wait = engine
-            .docker
-            .wait_container(&id, None::<WaitContainerOptions>);
-        let mut code = 0;
-        while let Some(r) = wait.next().await {
-            match r {
-                Ok(w) => code = w.status_code,
-                // A non-zero exit arrives as an error carrying the code.
-                Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
-                Err(e) => return Err(format!("waiting for {}: {e}", spec.task)),
-            }
-        }
-        Ok(code)
+        engine.follow_logs(&id, &mut on_line).await;
+        engine
+            .wait_exit(&id)
+            .await
+            .map_err(|e| format!("{}: {e}", spec.task))
     }
     .await;
-    let _ = engine
-        .docker
-        .remove_container(
-            &id,
-            Some(RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            }),
-        )
-        .await;
+    engine.remove_container(&id).await;
     result
 }
 

@@ -10,8 +10,7 @@ use bollard::models::{
     ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions, LogsOptions,
-    RemoveContainerOptions, RemoveVolumeOptions, WaitContainerOptions,
+    CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions, RemoveVolumeOptions,
 };
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext};
@@ -136,10 +135,10 @@ async fn helper(
             .start_container(&id, None)
             .await
             .map_err(|e| e.to_string())?;
-        wait(engine, &id).await
+        engine.wait_exit(&id).await
     }
     .await;
-    remove(engine, &id).await;
+    engine.remove_container(&id).await;
     match r {
         Ok(0) => Ok(()),
         Ok(c) => Err(format!("the volume helper exited with {c}")),
@@ -187,35 +186,6 @@ fn volume_mount(source: &str, target: &str, read_only: bool) -> Mount {
         }),
         ..Default::default()
     }
-}
-
-async fn wait(engine: &Engine, id: &str) -> Result<i64, String> {
-    let mut w = engine
-        .docker
-        .wait_container(id, None::<WaitContainerOptions>);
-    let mut code = 0;
-    while let Some(r) = w.next().await {
-        match r {
-            Ok(x) => code = x.status_code,
-            Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
-            Err(e) => return Err(format!("waiting for the container: {e}")),
-        }
-    }
-    Ok(code)
-}
-
-async fn remove(engine: &Engine, id: &str) {
-    let _ = engine
-        .docker
-        .remove_container(
-            id,
-            Some(RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            }),
-        )
-        .await;
 }
 
 /// The container settings a pod's securityContext gives: `(user, groups, no new
@@ -486,28 +456,8 @@ async fn attempt_once(
             .await
             .map_err(|e| format!("starting the container of {}: {e}", p.task))?;
         let follow = async {
-            let mut logs = engine.docker.logs(
-                &id,
-                Some(LogsOptions {
-                    follow: true,
-                    stdout: true,
-                    stderr: true,
-                    ..Default::default()
-                }),
-            );
-            let mut pending = String::new();
-            while let Some(chunk) = logs.next().await {
-                let Ok(chunk) = chunk else { break };
-                pending.push_str(&chunk.to_string());
-                while let Some(i) = pending.find('\n') {
-                    on_line(&pending[..i]);
-                    pending.drain(..=i);
-                }
-            }
-            if !pending.is_empty() {
-                on_line(&pending);
-            }
-            wait(engine, &id).await
+            engine.follow_logs(&id, on_line).await;
+            engine.wait_exit(&id).await
         };
         match p.timeout_seconds {
             Some(t) => match tokio::time::timeout(Duration::from_secs(t), follow).await {
@@ -527,7 +477,7 @@ async fn attempt_once(
         }
     }
     .await;
-    remove(engine, &id).await;
+    engine.remove_container(&id).await;
     for v in fresh {
         let _ = engine
             .docker
@@ -602,7 +552,7 @@ pub fn export(vols: &RunVolumes, dir: &Path) -> Result<()> {
                 }
             }
         }
-        remove(&engine, &id).await;
+        engine.remove_container(&id).await;
         if let Some(e) = err {
             anyhow::bail!("copying the data volume out: {e}");
         }
