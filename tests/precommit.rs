@@ -1,13 +1,19 @@
-//! The pre-commit hooks through the real `pre-commit` (PyPI): in a temporary git
-//! repository holding notebooks and their bundles, `pre-commit try-repo <this repo>
-//! nb2pipe-check` passes on a clean notebook with an up-to-date bundle and fails, with
-//! the right message, on a stale bundle, a hard-coded secret and a bad tag.
-//! Needs NB2PIPE_PY_VALIDATE (tests/env; that venv carries pre-commit).
+//! The pre-commit hooks through the real `pre-commit` (PyPI), installed the way a user
+//! installs them: the README's `.pre-commit-config.yaml` as written (its `rev:` tag
+//! created here, in a temporary copy of the hook repository), pip finding the `nb2pipe`
+//! wheel built from this tree by maturin, and no Rust toolchain on PATH (`cargo` and
+//! `rustc` are traps that record any call). In a temporary git repository holding
+//! notebooks and their bundles, `nb2pipe-check` passes on a clean notebook with an
+//! up-to-date bundle and fails, with the right message, on a stale bundle, a hard-coded
+//! secret and a bad tag. Needs NB2PIPE_PY_VALIDATE (tests/env; that venv carries
+//! pre-commit and maturin).
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -26,38 +32,163 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-/// `pre-commit try-repo` builds the hook with `cargo install` in a throw-away store on
-/// every call (three calls here): share a target folder and skip optimisation, so each
-/// call compiles only nb2pipe itself, quickly. The hook's behaviour is the same.
-fn pre_commit(bin: &Path, repo: &Path, hook: &str, files: &[&str]) -> (bool, String) {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| common::root().join("target").to_string_lossy().into_owned());
-    let root = common::root();
-    let mut args = vec!["try-repo", root.to_str().unwrap(), hook, "--verbose"];
-    if files.is_empty() {
-        args.push("--all-files");
-    } else {
-        args.push("--files");
-        args.extend_from_slice(files);
-    }
-    let out = Command::new(bin)
-        .args(&args)
-        .current_dir(repo)
-        .env("CARGO_TARGET_DIR", format!("{target}/pre-commit"))
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
-        .env("CARGO_PROFILE_RELEASE_LTO", "off")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "256")
-        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "true")
-        .output()
-        .expect("pre-commit runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The nb2pipe wheel, made by maturin from the binary this test run was built with (same
+/// target folder and profile): it must find that build current and compile nothing.
+fn build_wheel(venv_bin: &Path, out: &Path) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_nb2pipe"));
+    let profile_dir = exe.parent().unwrap();
+    let target_dir = profile_dir.parent().unwrap();
+    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev",
+        p => p,
+    };
+    let out_run = Command::new(venv_bin.join("maturin"))
+        .args(["build", "--locked", "--profile", profile, "--out"])
+        .arg(out)
+        .current_dir(common::root().join("wheel"))
+        .env("CARGO_TARGET_DIR", target_dir)
+        .output()
+        .expect("maturin runs");
+    let log = text(&out_run);
+    assert!(out_run.status.success(), "maturin build:\n{log}");
+    assert!(
+        !log.contains("Compiling nb2pipe"),
+        "maturin compiled nb2pipe again instead of packing the binary cargo built:\n{log}"
+    );
+    let wheels: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    assert_eq!(wheels.len(), 1, "{wheels:?}");
+    let name = wheels[0].file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with(&format!("nb2pipe-{VERSION}-")),
+        "{name}"
+    );
+    wheels[0].clone()
+}
+
+/// The hook repository as pre-commit clones it (the files it reads: the hook manifest
+/// and the pyproject.toml pip installs), tagged with the README's `rev`.
+fn hook_repo(dir: &Path, tag: &str) {
+    let root = common::root();
+    for absent in ["setup.py", "setup.cfg"] {
+        assert!(
+            !root.join(absent).exists(),
+            "{absent} at the root would change what pre-commit installs"
+        );
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    for f in [".pre-commit-hooks.yaml", "pyproject.toml"] {
+        std::fs::copy(root.join(f), dir.join(f)).unwrap();
+    }
+    git(dir, &["init", "-q"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "hooks"]);
+    git(dir, &["tag", tag]);
+}
+
+/// The `.pre-commit-config.yaml` block of the README, with `repo:` pointing at `hooks`
+/// and the commented-out convert hook enabled.
+fn readme_config(hooks: &Path) -> (String, String) {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let start = readme
+        .find("# .pre-commit-config.yaml\n")
+        .expect("the README shows a .pre-commit-config.yaml");
+    let block = &readme[start..];
+    let block = &block[..block.find("```").expect("the block ends")];
+    let mut rev = String::new();
+    let mut out = String::new();
+    for line in block.lines() {
+        let t = line.trim_start();
+        let indent = &line[..line.len() - t.len()];
+        if t.starts_with("- repo:") {
+            out += &format!("{indent}- repo: {}\n", hooks.display());
+        } else if let Some(r) = t.strip_prefix("rev:") {
+            rev = r.trim().to_string();
+            out += line;
+            out += "\n";
+        } else if let Some(h) = t.strip_prefix("# - id: nb2pipe-convert") {
+            out += &format!("{indent}- id: nb2pipe-convert{h}\n");
+        } else {
+            out += line;
+            out += "\n";
+        }
+    }
+    (out, rev)
+}
+
+/// A folder for PATH holding only `git`, plus `cargo` and `rustc` that log any call to
+/// `calls` and fail.
+fn bin_without_rust(dir: &Path, calls: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let git = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(git.trim(), dir.join("git")).unwrap();
+    for tool in ["cargo", "rustc", "rustup"] {
+        let p = dir.join(tool);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 1\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+struct PreCommit {
+    bin: PathBuf,
+    path: PathBuf,
+    store: PathBuf,
+    links: PathBuf,
+    home: PathBuf,
+}
+
+impl PreCommit {
+    fn run(&self, repo: &Path, hook: &str, files: &[&str]) -> (bool, String) {
+        let mut args = vec!["run", hook, "--verbose"];
+        if files.is_empty() {
+            args.push("--all-files");
+        } else {
+            args.push("--files");
+            args.extend_from_slice(files);
+        }
+        let out = Command::new(&self.bin)
+            .args(&args)
+            .current_dir(repo)
+            .env_clear()
+            .env("PATH", &self.path)
+            .env("HOME", &self.home)
+            .env("PRE_COMMIT_HOME", &self.store)
+            .env("VIRTUALENV_OVERRIDE_APP_DATA", self.home.join("virtualenv"))
+            .env("PIP_NO_INDEX", "1")
+            .env("PIP_FIND_LINKS", &self.links)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .output()
+            .expect("pre-commit runs");
+        (out.status.success(), text(&out))
+    }
 }
 
 /// Replaces the first task cell's source and tags.
@@ -80,12 +211,59 @@ fn set_first_task_cell(nb: &Path, source: &str, tags: &[&str]) {
 }
 
 #[test]
-fn pre_commit_hook_passes_clean_and_catches_stale_secret_and_bad_tag() {
+fn pre_commit_hook_from_the_wheel_passes_clean_and_catches_stale_secret_and_bad_tag() {
     let python = common::python_env("VALIDATE");
-    let bin = python.parent().unwrap().join("pre-commit");
+    let venv_bin = python.parent().unwrap().to_path_buf();
     let tmp = common::tempdir();
-    let repo = tmp.path();
+    let t = tmp.path();
+
+    let links = t.join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    build_wheel(&venv_bin, &links);
+    // The build backend of the hooks' pyproject.toml, from virtualenv's own seed wheels
+    // (pip finds nothing else: no index).
+    let embed = python
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("lib/python3.11/site-packages/virtualenv/seed/wheels/embed");
+    let mut seeded = 0;
+    for e in std::fs::read_dir(&embed).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("setuptools-") && name.ends_with(".whl") {
+            std::fs::copy(e.path(), links.join(&name)).unwrap();
+            seeded += 1;
+        }
+    }
+    assert!(seeded > 0, "no setuptools wheel in {}", embed.display());
+
+    let (config, rev) = readme_config(&t.join("hooks"));
+    assert_eq!(
+        rev,
+        format!("v{VERSION}"),
+        "the README's rev must be this version's tag"
+    );
+    let pyproject = std::fs::read_to_string(common::root().join("pyproject.toml")).unwrap();
+    assert!(
+        pyproject.contains(&format!("version = \"{VERSION}\""))
+            && pyproject.contains(&format!("\"nb2pipe=={VERSION}\"")),
+        "pyproject.toml must install nb2pipe {VERSION}:\n{pyproject}"
+    );
+    hook_repo(&t.join("hooks"), &rev);
+
+    let calls = t.join("rust-calls.log");
+    let pc = PreCommit {
+        bin: venv_bin.join("pre-commit"),
+        path: bin_without_rust(&t.join("bin"), &calls),
+        store: t.join("store"),
+        links,
+        home: t.join("home"),
+    };
+    let repo = &t.join("work");
+    std::fs::create_dir_all(repo).unwrap();
     git(repo, &["init", "-q"]);
+    std::fs::write(repo.join(".pre-commit-config.yaml"), &config).unwrap();
     // A pinned project, as a team would have: nothing to warn about.
     std::fs::write(repo.join("requirements.txt"), "numpy==2.1.3\nscikit-learn==1.5.2\npsycopg2-binary==2.9.10\npandas==2.2.3\npyarrow==18.1.0\n").unwrap();
     std::fs::write(
@@ -103,7 +281,7 @@ fn pre_commit_hook_passes_clean_and_catches_stale_secret_and_bad_tag() {
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-qm", "notebooks and bundles"]);
 
-    let (ok, out) = pre_commit(&bin, repo, "nb2pipe-check", &[]);
+    let (ok, out) = pc.run(repo, "nb2pipe-check", &[]);
     assert!(
         ok,
         "clean notebooks with up-to-date bundles must pass:\n{out}"
@@ -131,7 +309,7 @@ fn pre_commit_hook_passes_clean_and_catches_stale_secret_and_bad_tag() {
         &["task:load", "memory:4GB"],
     );
 
-    let (ok, out) = pre_commit(&bin, repo, "nb2pipe-check", &[]);
+    let (ok, out) = pc.run(repo, "nb2pipe-check", &[]);
     assert!(!ok, "must fail:\n{out}");
     assert!(
         out.contains("NB050")
@@ -164,7 +342,7 @@ fn pre_commit_hook_passes_clean_and_catches_stale_secret_and_bad_tag() {
     );
 
     // The convert hook regenerates the stale bundle, failing as hooks that change files do.
-    let (ok, out) = pre_commit(&bin, repo, "nb2pipe-convert", &["stale.ipynb"]);
+    let (ok, out) = pc.run(repo, "nb2pipe-convert", &["stale.ipynb"]);
     assert!(
         !ok && out.contains("files were modified by this hook"),
         "{out}"
@@ -173,5 +351,18 @@ fn pre_commit_hook_passes_clean_and_catches_stale_secret_and_bad_tag() {
     assert_eq!(
         code, 0,
         "after the convert hook the bundle is fresh:\n{err}"
+    );
+
+    // The hooks ran the wheel's binary, and nothing asked for a Rust toolchain.
+    let installed = std::fs::read_dir(&pc.store)
+        .unwrap()
+        .flatten()
+        .flat_map(|r| std::fs::read_dir(r.path()).into_iter().flatten().flatten())
+        .any(|e| e.path().join("bin/nb2pipe").is_file());
+    assert!(installed, "no nb2pipe in the hooks' virtualenv");
+    assert!(
+        !calls.exists(),
+        "the hooks invoked the Rust toolchain:\n{}",
+        std::fs::read_to_string(&calls).unwrap_or_default()
     );
 }

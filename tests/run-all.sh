@@ -2,13 +2,15 @@
 # The README's test command: installs what the tests need (Python virtualenvs with
 # Airflow 3.3 and 2.10, the Argo/Tekton/Kubernetes validators, kfp, the notebook
 # runner) and runs every tier. A tier whose service is missing fails; nothing is
-# skipped silently. Caches live outside the clone, keyed by their inputs:
-#   cargo build output  ${CARGO_TARGET_DIR:-~/.cache/nb2pipe/target}
+# skipped silently. Caches, keyed by their inputs:
+#   cargo build output  ${CARGO_TARGET_DIR:-<repo>/target}: the README's
+#                       `cargo build --release`, the tests and the nb2pipe wheel all
+#                       use its one release build of nb2pipe
 #   Python venvs        ~/.cache/nb2pipe/venvs/<name>-<hash of its requirements>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nb2pipe/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n=== %s (%ss)\n' "$1" "$SECONDS" >&2; }
 
@@ -25,12 +27,14 @@ done
 step "Docker Engine, base image, registries"
 eval "$(bash tests/env/docker.sh)"
 
+# Release profile throughout: the binary the tests run is the one the README builds and
+# the wheel packs, compiled once.
 step "Build"
-cargo build --locked --all-targets
+cargo build --release --locked --all-targets
 
 step "Tests: unit, CLI, snapshots, injection, Airflow 3.3 and 2.10, targets, runs"
 # CI=true makes insta fail on a missing or changed snapshot instead of writing one.
-cargo test --locked --all-targets --no-fail-fast -- --test-threads "${NB2PIPE_TEST_THREADS:-2}"
+cargo test --release --locked --all-targets --no-fail-fast -- --test-threads "${NB2PIPE_TEST_THREADS:-2}"
 
 step "Jupyter: nb2pipe wheel, server extension, nbconvert exporter, JupyterHub, browser (jupyterlab-nb2pipe/tests/run.sh)"
 bash jupyterlab-nb2pipe/tests/run.sh

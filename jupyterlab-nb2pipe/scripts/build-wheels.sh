@@ -10,11 +10,12 @@
 # progress on stderr.
 #
 # Cache (${NB2PIPE_CACHE:-~/.cache/nb2pipe}):
-#   target/                        CARGO_TARGET_DIR of the release build (cargo's own
-#                                  incremental cache, shared with tests/run-all.sh)
 #   wheels/<name>-<hash>/*.whl     keyed by the sha256 of the wheel's inputs: unchanged
 #                                  inputs are never rebuilt
 #   npm/                           npm's download cache for the lab extension build
+# The nb2pipe wheel packs the release binary of ${CARGO_TARGET_DIR:-<repo>/target}, the
+# folder `cargo build --release` and tests/run-all.sh build into: when that build is
+# current, maturin compiles nothing.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -59,9 +60,10 @@ cached_wheel() {
     ls "$dir"/*.whl
 }
 
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 build_nb2pipe() {
-    log "nb2pipe: release build with maturin (CARGO_TARGET_DIR=$CACHE/target)"
-    (cd "$ROOT" && CARGO_TARGET_DIR="$CACHE/target" "$BIN_DIR/maturin" build --release --locked \
+    log "nb2pipe: maturin, release profile (CARGO_TARGET_DIR=$TARGET_DIR)"
+    (cd "$ROOT/wheel" && CARGO_TARGET_DIR="$TARGET_DIR" "$BIN_DIR/maturin" build --release --locked \
         --out "$1" >&2)
 }
 
@@ -78,7 +80,7 @@ build_extension() {
     )
 }
 
-nb_inputs() { inputs_hash "$ROOT" Cargo.toml Cargo.lock pyproject.toml README.md src templates; }
+nb_inputs() { inputs_hash "$ROOT" Cargo.toml Cargo.lock wheel/pyproject.toml README.md src templates; }
 ext_inputs() {
     inputs_hash "$EXT" package.json package-lock.json tsconfig.json pyproject.toml install.json README.md \
         src style jupyterlab_nb2pipe jupyter-config
