@@ -47,8 +47,8 @@ def main():
                 sys.exit("check failed: " + r.stderr[-2000:])
             if i:
                 walls.append(wall)
-        print("nb2pipe check over %d notebooks (%d cores): median %.2f s (min %.2f, max %.2f)" % (
-            args.notebooks, os.cpu_count() or 0, statistics.median(walls), min(walls), max(walls)))
+        print("nb2pipe check over %d notebooks (%d cores): median %.2f s (min %.2f, max %.2f); load average %.1f" % (
+            args.notebooks, os.cpu_count() or 0, statistics.median(walls), min(walls), max(walls), os.getloadavg()[0]))
 
 
 if __name__ == "__main__":

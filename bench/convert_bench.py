@@ -4,9 +4,13 @@
 Generates three notebooks (10 cells, 300 cells, ~50 MB mostly image outputs) in a temp
 folder, runs the release binary on each RUNS times (after one warm-up) and prints the
 median and min/max wall time (measured from Python, so it includes process spawning) and the peak resident
-set size of the process (GNU time's %M; `apt-get install time`). Usage:
+set size of the process (GNU time's %M; `apt-get install time`). Beside it, the same for
+`nb2pipe inspect` (reads the notebook and builds the plan, writes nothing): the floor
+convert is measured against. `--instructions` adds the instructions each process
+executes, counted by valgrind's callgrind: unlike wall time, that count does not depend on
+the machine's load. Usage:
 
-    cargo build --release && python3 bench/convert_bench.py [--runs 20] [--bin target/release/nb2pipe]
+    cargo build --release && python3 bench/convert_bench.py [--runs 20] [--instructions] [--bin target/release/nb2pipe]
 """
 import argparse
 import base64
@@ -55,16 +59,32 @@ def heavy(target_mb=50):
     return nb
 
 
-def measure(binary, nb_path, out_dir, runs):
+def command(binary, what, nb_path, out_dir):
+    if what == "convert":
+        return [binary, "convert", nb_path, "-o", out_dir]
+    return [binary, "inspect", nb_path]
+
+
+def instructions(binary, what, nb_path, out_dir):
+    """Instructions executed by one process (callgrind's `Collected`)."""
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + command(binary, what, nb_path, out_dir),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+    for line in p.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    sys.exit("valgrind gave no count for %s: %s" % (nb_path, p.stderr[-2000:]))
+
+
+def measure(binary, what, nb_path, out_dir, runs):
     """Wall time from here; peak RSS from GNU time (a Python parent's own memory would
     count in the child's ru_maxrss before exec)."""
     walls, rss = [], []
     for i in range(runs + 1):
         t0 = time.perf_counter()
-        p = subprocess.run([TIME, "-f", "%M", binary, "convert", nb_path, "-o", out_dir], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+        p = subprocess.run([TIME, "-f", "%M"] + command(binary, what, nb_path, out_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
-            sys.exit("convert failed on %s: %s" % (nb_path, p.stderr))
+            sys.exit("%s failed on %s: %s" % (what, nb_path, p.stderr))
         if i:  # the first run warms the page cache
             walls.append(wall * 1000)
             rss.append(int(p.stderr.strip().splitlines()[-1]) / 1024)
@@ -77,6 +97,7 @@ TIME = "/usr/bin/time"
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--instructions", action="store_true", help="also count instructions with valgrind (callgrind)")
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "nb2pipe"))
     args = ap.parse_args()
     if not os.path.exists(TIME):
@@ -86,17 +107,25 @@ def main():
         sys.exit("build first: cargo build --release (looked for %s)" % binary)
     with tempfile.TemporaryDirectory() as tmp:
         cases = [("10 cells", typical(10)), ("300 cells", typical(300)), ("50 MB outputs", heavy(50))]
-        print("| notebook | size | tasks | wall median (min–max) | peak RSS median (max) |")
-        print("|---|---|---|---|---|")
+        extra = " convert instructions | inspect instructions |" if args.instructions else ""
+        print("| notebook | size | tasks | convert wall median (min–max) | inspect wall median (min–max) | convert peak RSS median (max) |" + extra)
+        print("|---|---|---|---|---|---|" + ("---|---|" if args.instructions else ""))
         for label, nb in cases:
             path = os.path.join(tmp, label.replace(" ", "_") + ".ipynb")
             write(path, nb)
             size = os.path.getsize(path)
             tasks = sum(1 for c in nb["cells"] if any(t.startswith("task:") for t in c["metadata"].get("tags", [])))
-            walls, rss = measure(binary, path, os.path.join(tmp, "out"), args.runs)
-            print("| %s | %s | %d | %.1f ms (%.1f–%.1f) | %.1f MB (%.1f) |" % (
+            out = os.path.join(tmp, "out")
+            walls, rss = measure(binary, "convert", path, out, args.runs)
+            floor, _ = measure(binary, "inspect", path, out, args.runs)
+            row = "| %s | %s | %d | %.1f ms (%.1f–%.1f) | %.1f ms (%.1f–%.1f) | %.1f MB (%.1f) |" % (
                 label, "%.1f MB" % (size / 1e6) if size > 1e6 else "%.0f kB" % (size / 1e3), tasks,
-                statistics.median(walls), min(walls), max(walls), statistics.median(rss), max(rss)))
+                statistics.median(walls), min(walls), max(walls),
+                statistics.median(floor), min(floor), max(floor), statistics.median(rss), max(rss))
+            if args.instructions:
+                row += " %s | %s |" % tuple("{:,}".format(instructions(binary, w, path, out)) for w in ("convert", "inspect"))
+            print(row, flush=True)
+        print("load average: %.1f %.1f %.1f" % os.getloadavg())
 
 
 if __name__ == "__main__":
