@@ -71,10 +71,7 @@ fn build_wheel(venv_bin: &Path, out: &Path) -> PathBuf {
         .collect();
     assert_eq!(wheels.len(), 1, "{wheels:?}");
     let name = wheels[0].file_name().unwrap().to_str().unwrap().to_string();
-    assert!(
-        name.starts_with(&format!("nb2pipe-{VERSION}-")),
-        "{name}"
-    );
+    assert!(name.starts_with(&format!("nb2pipe-{VERSION}-")), "{name}");
     wheels[0].clone()
 }
 

@@ -30,7 +30,16 @@ eval "$(bash tests/env/docker.sh)"
 # Release profile throughout: the binary the tests run is the one the README builds and
 # the wheel packs, compiled once.
 step "Build"
-cargo build --release --locked --all-targets
+cargo build --release --locked
+# The README's build above is the one the tests use: a dev-dependency turning on other
+# features of a shared crate would make cargo compile the nb2pipe library a second time.
+mkdir -p "$CARGO_TARGET_DIR"
+blog="$CARGO_TARGET_DIR/all-targets-build.log"
+cargo build --release --locked --all-targets -v > "$blog" 2>&1 || { tail -n 40 "$blog" >&2; exit 1; }
+if grep -q -- '--crate-name nb2pipe --edition=2021 src/lib.rs .*--crate-type lib ' "$blog"; then
+    echo "error: the test build compiled the nb2pipe library again (features differ; see $blog)" >&2
+    exit 1
+fi
 
 step "Tests: unit, CLI, snapshots, injection, Airflow 3.3 and 2.10, targets, runs"
 # CI=true makes insta fail on a missing or changed snapshot instead of writing one.

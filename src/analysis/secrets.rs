@@ -3,7 +3,7 @@
 //! passed to names that say "password", "token", "secret", ... The value is never
 //! reported, only its kind and where it is.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::Regex;
 use ruff_python_ast::visitor::{self, Visitor};
@@ -21,64 +21,129 @@ pub struct SecretFinding {
     pub name: Option<String>,
 }
 
+/// A credential format: every match contains one of `needles` (ASCII case ignored when
+/// `nocase`), so its regex is compiled and run only for a text that has one. Most cells
+/// have none, and a process then builds no regex at all.
 struct Pattern {
     kind: &'static str,
-    re: Regex,
+    needles: &'static [&'static str],
+    nocase: bool,
+    re: &'static str,
 }
 
-/// Cheap pre-filters: most cells mention no credential-like name and hold no known
-/// credential prefix, and then neither the regexes nor the parser need to run.
-static NAME_HINT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)pass|pwd|secret|token|key|credential").unwrap());
-static FORMAT_HINT: LazyLock<regex::RegexSet> =
-    LazyLock::new(|| regex::RegexSet::new(PATTERNS.iter().map(|p| p.re.as_str())).unwrap());
+impl Pattern {
+    fn may_match(&self, text: &str) -> bool {
+        if self.nocase {
+            contains_nocase(text, self.needles)
+        } else {
+            self.needles.iter().any(|n| text.contains(n))
+        }
+    }
+}
 
-static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    let p = |kind, re: &str| Pattern {
-        kind,
-        re: Regex::new(re).expect("secret pattern"),
-    };
-    vec![
-        p(
-            "an AWS access key id",
-            r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
-        ),
-        p(
-            "an AWS secret access key",
-            r#"(?i)aws.{0,20}secret.{0,20}['"][A-Za-z0-9/+=]{40}['"]"#,
-        ),
-        p(
-            "a private key",
-            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----",
-        ),
-        p(
-            "a GitHub token",
-            r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{50,}\b",
-        ),
-        p("a GitLab token", r"\bglpat-[A-Za-z0-9_-]{20,}\b"),
-        p("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),
-        p(
-            "a Stripe secret key",
-            r"\b(?:sk|rk)_live_[A-Za-z0-9]{20,}\b",
-        ),
-        p("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}\b"),
-        p("an OpenAI API key", r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}\b"),
-        p("a Hugging Face token", r"\bhf_[A-Za-z0-9]{30,}\b"),
-        p(
-            "an Azure storage account key",
-            r"AccountKey=[A-Za-z0-9+/=]{60,}",
-        ),
-        p(
-            "a JSON web token",
-            r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b",
-        ),
-        // scheme://user:password@host, but not a placeholder password.
-        p(
-            "a password in a connection string",
-            r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@'\x22]{1,64}:([^\s@/'\x22]{3,128})@[A-Za-z0-9.-]+",
-        ),
-    ]
-});
+/// Whether `text` has a match of `(?i)needle` for one of `needles` (ASCII letters): a
+/// `ſ` (U+017F, folds to `s`) or `K` (U+212A, folds to `k`) counts as a possible match.
+fn contains_nocase(text: &str, needles: &[&str]) -> bool {
+    text.contains(['\u{17F}', '\u{212A}'])
+        || needles.iter().any(|n| {
+            text.as_bytes()
+                .windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+        })
+}
+
+/// Cheap pre-filter: most cells mention no credential-like name (any match of
+/// [`SECRET_NAME`] holds one of these), and then the parser need not run.
+const NAME_HINTS: &[&str] = &["pass", "pwd", "secret", "token", "key", "credential"];
+
+const PATTERNS: &[Pattern] = &[
+    Pattern {
+        kind: "an AWS access key id",
+        needles: &["AKIA", "ASIA", "ABIA", "ACCA"],
+        nocase: false,
+        re: r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+    },
+    Pattern {
+        kind: "an AWS secret access key",
+        needles: &["aws"],
+        nocase: true,
+        re: r#"(?i)aws.{0,20}secret.{0,20}['"][A-Za-z0-9/+=]{40}['"]"#,
+    },
+    Pattern {
+        kind: "a private key",
+        needles: &["-----BEGIN "],
+        nocase: false,
+        re: r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----",
+    },
+    Pattern {
+        kind: "a GitHub token",
+        needles: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+        nocase: false,
+        re: r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{50,}\b",
+    },
+    Pattern {
+        kind: "a GitLab token",
+        needles: &["glpat-"],
+        nocase: false,
+        re: r"\bglpat-[A-Za-z0-9_-]{20,}\b",
+    },
+    Pattern {
+        kind: "a Slack token",
+        needles: &["xox"],
+        nocase: false,
+        re: r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b",
+    },
+    Pattern {
+        kind: "a Stripe secret key",
+        needles: &["_live_"],
+        nocase: false,
+        re: r"\b(?:sk|rk)_live_[A-Za-z0-9]{20,}\b",
+    },
+    Pattern {
+        kind: "a Google API key",
+        needles: &["AIza"],
+        nocase: false,
+        re: r"\bAIza[0-9A-Za-z_-]{35}\b",
+    },
+    Pattern {
+        kind: "an OpenAI API key",
+        needles: &["sk-"],
+        nocase: false,
+        re: r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}\b",
+    },
+    Pattern {
+        kind: "a Hugging Face token",
+        needles: &["hf_"],
+        nocase: false,
+        re: r"\bhf_[A-Za-z0-9]{30,}\b",
+    },
+    Pattern {
+        kind: "an Azure storage account key",
+        needles: &["AccountKey="],
+        nocase: false,
+        re: r"AccountKey=[A-Za-z0-9+/=]{60,}",
+    },
+    Pattern {
+        kind: "a JSON web token",
+        needles: &["eyJ"],
+        nocase: false,
+        re: r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b",
+    },
+    // scheme://user:password@host, but not a placeholder password.
+    Pattern {
+        kind: "a password in a connection string",
+        needles: &["://"],
+        nocase: false,
+        re: r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@'\x22]{1,64}:([^\s@/'\x22]{3,128})@[A-Za-z0-9.-]+",
+    },
+];
+
+/// The patterns' regexes, each compiled the first time its needle is seen.
+static COMPILED: [OnceLock<Regex>; PATTERNS.len()] = [const { OnceLock::new() }; PATTERNS.len()];
+
+fn compiled(i: usize) -> &'static Regex {
+    COMPILED[i].get_or_init(|| Regex::new(PATTERNS[i].re).expect("secret pattern"))
+}
 
 /// Names whose string value is a credential.
 static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
@@ -120,15 +185,18 @@ fn is_placeholder(v: &str) -> bool {
 }
 
 pub fn find_secrets(text: &str) -> Vec<SecretFinding> {
-    let named = NAME_HINT.is_match(text);
-    let formats = FORMAT_HINT.matches(text);
-    if !named && !formats.matched_any() {
+    let named = contains_nocase(text, NAME_HINTS);
+    let formats: Vec<usize> = (0..PATTERNS.len())
+        .filter(|&i| PATTERNS[i].may_match(text))
+        .collect();
+    if !named && formats.is_empty() {
         return Vec::new();
     }
     let lines = LineIndex::new(text);
     let mut out: Vec<SecretFinding> = Vec::new();
-    for p in formats.iter().map(|i| &PATTERNS[i]) {
-        for caps in p.re.captures_iter(text) {
+    for &i in &formats {
+        let p = &PATTERNS[i];
+        for caps in compiled(i).captures_iter(text) {
             let m = caps.get(0).expect("whole match");
             // For connection strings, the password group must look real.
             if let Some(pw) = caps.get(1) {
@@ -305,5 +373,23 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].line, 3);
         assert_eq!(f[0].name.as_deref(), Some("password"));
+    }
+
+    /// The literal pre-filters stand in for `(?i)` regexes: case variants, and the two
+    /// non-ASCII letters that fold to ASCII ones, still reach the regex.
+    #[test]
+    fn case_folded_spellings_are_still_found() {
+        let key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYx";
+        for code in [
+            format!("AwS_SeCrEt = '{key}'"),
+            format!("aw\u{17F}_secret = '{key}'"),
+            "PassWord = 'hunter2!x'".to_string(),
+            "api_\u{212A}ey = 'a8f5f167f44f4964e6c998dee827110c'".to_string(),
+        ] {
+            assert!(!super::find_secrets(&code).is_empty(), "{code}");
+        }
+        let needle_free = "x = compute(1)\nprint(x)";
+        assert!(!super::contains_nocase(needle_free, super::NAME_HINTS));
+        assert!(super::PATTERNS.iter().all(|p| !p.may_match(needle_free)));
     }
 }

@@ -25,17 +25,16 @@ pub fn minor(python: &str) -> u32 {
     m.clamp(8, 14)
 }
 
-fn sets() -> &'static Vec<HashSet<&'static str>> {
-    static S: OnceLock<Vec<HashSet<&'static str>>> = OnceLock::new();
-    S.get_or_init(|| {
-        VERSIONS
-            .iter()
-            .map(|(_, txt)| {
-                txt.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect()
-            })
+/// The set of one version, built on first use (a run needs one or two of them).
+fn set(idx: usize) -> &'static HashSet<&'static str> {
+    static S: [OnceLock<HashSet<&'static str>>; VERSIONS.len()] =
+        [const { OnceLock::new() }; VERSIONS.len()];
+    S[idx].get_or_init(|| {
+        VERSIONS[idx]
+            .1
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
             .collect()
     })
 }
@@ -43,7 +42,7 @@ fn sets() -> &'static Vec<HashSet<&'static str>> {
 /// Whether top-level module `top` is in the standard library of 3.`minor`.
 pub fn is_stdlib(top: &str, minor: u32) -> bool {
     let idx = VERSIONS.iter().position(|(m, _)| *m == minor).unwrap_or(3);
-    sets()[idx].contains(top)
+    set(idx).contains(top)
 }
 
 /// A standard-library module that the target version no longer has.

@@ -30,6 +30,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 pub struct Templates {
     env: Environment<'static>,
+    /// Files copied as they are (not `.j2`): never parsed as templates.
+    verbatim: Vec<(&'static str, String)>,
     user_dir: Option<PathBuf>,
 }
 
@@ -59,17 +61,23 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.add_filter("py", |v: minijinja::Value| super::pyrepr::py_value(&v));
         env.add_filter("pystr", |s: String| super::pyrepr::py_str(&s));
+        let mut verbatim = Vec::new();
         for (name, text) in BUILTIN {
             let text: String = match user_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
                 Some(p) => std::fs::read_to_string(&p)
                     .with_context(|| format!("reading template {}", p.display()))?,
                 None => (*text).to_string(),
             };
+            if !name.ends_with(".j2") {
+                verbatim.push((*name, text));
+                continue;
+            }
             env.add_template_owned(*name, text)
                 .with_context(|| format!("template {name} does not parse"))?;
         }
         Ok(Templates {
             env,
+            verbatim,
             user_dir: user_dir.map(Path::to_path_buf),
         })
     }
@@ -94,6 +102,9 @@ impl Templates {
 
     /// A template file's text as is (files copied verbatim, like the runtime).
     pub fn source(&self, name: &str) -> Result<String> {
-        Ok(self.env.get_template(name)?.source().to_string())
+        match self.verbatim.iter().find(|(n, _)| *n == name) {
+            Some((_, text)) => Ok(text.clone()),
+            None => Ok(self.env.get_template(name)?.source().to_string()),
+        }
     }
 }
