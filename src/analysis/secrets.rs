@@ -379,10 +379,10 @@ mod tests {
     /// non-ASCII letters that fold to ASCII ones, still reach the regex.
     #[test]
     fn case_folded_spellings_are_still_found() {
-        let key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYx";
+        let key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYq8zRTmKEY0"; // 40 characters
         for code in [
-            format!("AwS_SeCrEt = '{key}'"),
-            format!("aw\u{17F}_secret = '{key}'"),
+            format!("cfg = 'AwS sEcReT' + '{key}'"),
+            format!("cfg = 'aw\u{17F} secret' + '{key}'"),
             "PassWord = 'hunter2!x'".to_string(),
             "api_\u{212A}ey = 'a8f5f167f44f4964e6c998dee827110c'".to_string(),
         ] {
