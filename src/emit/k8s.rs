@@ -479,7 +479,10 @@ pub fn config_map_skeletons(plan: &Plan) -> Option<String> {
 }
 
 /// The plain objects under `k8s/`, for every target.
-pub struct Objects;
+pub struct Objects {
+    /// Write the data store's claim (a Job alone passes values on its own emptyDir).
+    pub claim: bool,
+}
 
 impl Emitter for Objects {
     fn name(&self) -> &'static str {
@@ -488,7 +491,7 @@ impl Emitter for Objects {
 
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
         let plan = ctx.plan;
-        if let Some(p) = pvc(plan) {
+        if let Some(p) = pvc(plan).filter(|_| self.claim) {
             out.add(format!("k8s/{}-pvc.yaml", plan.pipeline), yaml(&p)?);
         }
         if ctx.options.skeletons {

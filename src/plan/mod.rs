@@ -86,6 +86,10 @@ pub enum DataStore {
         #[serde(default = "default_access_mode")]
         access_mode: String,
         mount_path: String,
+        /// `data.url` names the claim (the default claim is implied): the Job target
+        /// passes values on it rather than on the pod's own emptyDir.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        explicit: bool,
     },
     /// S3-compatible object storage.
     S3 {

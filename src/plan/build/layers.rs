@@ -291,6 +291,7 @@ fn data_store(d: &DataLayer, pipeline: &str, bad: &mut dyn FnMut(String)) -> Dat
                     }
                 },
                 mount_path,
+                explicit: other.is_some(),
             }
         }
     }
