@@ -168,6 +168,7 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         rehearsal = Some(std::sync::Arc::new(exec::RehearsalRun {
             pods: r.tasks,
             volumes,
+            one_pod: target.one_pod(),
         }));
     }
     let cfg = RunConfig {
@@ -176,14 +177,19 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         data,
         runs,
         workdir: absolute(nb_dir)?,
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            })
-            .max(1),
+        // One pod's containers run one at a time, in the order it lists them (which is
+        // the order one job at a time starts them in: see emit::job::order).
+        jobs: if target.is_some_and(|t| t.one_pod()) {
+            1
+        } else {
+            args.jobs
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                })
+                .max(1)
+        },
         only: args.only.clone(),
         params,
         cells,
