@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-const TARGETS: [&str; 3] = ["argo", "tekton", "kfp"];
+const TARGETS: [&str; 4] = ["argo", "tekton", "kfp", "job"];
 
 /// Fixture × target pairs that must be refused with NB301: the fixture holds values
 /// the target would substitute in (Argo's `{{...}}`), see docs/targets.md.
@@ -818,6 +818,153 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
     o
 }
 
+/// The Job (or the CronJob's Job template): one pod, each task one container (init
+/// containers in the Job's order, the last task the main container). The Job has no
+/// edges: the plan's edges must agree with the containers' order. Pod-level values
+/// (scheduling, labels, securityContext, retries, deadline) are observed for every
+/// task from the one pod.
+fn observe_job(plan: &Value, file: &Path) -> Observed {
+    let doc = &yaml_docs(file)[0];
+    let cron = doc["kind"] == "CronJob";
+    assert!(cron || doc["kind"] == "Job", "{}", file.display());
+    let job = if cron {
+        &doc["spec"]["jobTemplate"]["spec"]
+    } else {
+        &doc["spec"]
+    };
+    let pod = &job["template"];
+    let spec = &pod["spec"];
+    assert_eq!(spec["restartPolicy"], "Never");
+    let containers: Vec<Value> = arr(&spec["initContainers"])
+        .into_iter()
+        .chain(arr(&spec["containers"]))
+        .collect();
+    assert_eq!(arr(&spec["containers"]).len(), 1, "one main container");
+    let volumes = arr(&spec["volumes"]);
+    let mut o = Observed {
+        tasks: BTreeMap::new(),
+        pipeline: Obs::new(),
+        task_set: BTreeSet::new(),
+        edges: BTreeSet::new(),
+    };
+    let position = |k8s: &str| -> usize {
+        let name = nb2pipe::emit::job::container_name(&lib_task(plan, k8s));
+        containers
+            .iter()
+            .position(|c| c["name"] == json!(name))
+            .unwrap_or_else(|| panic!("no container for task {k8s}"))
+    };
+    let k8s_of = |task: &Value| -> String {
+        arr(&plan["tasks"])
+            .into_iter()
+            .find(|t| t["name"] == *task)
+            .unwrap()["k8s_name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for e in arr(&plan["edges"]) {
+        let (from, to) = (k8s_of(&e["from"]), k8s_of(&e["to"]));
+        assert!(
+            position(&from) < position(&to),
+            "{}: {from} runs after {to}",
+            file.display()
+        );
+        o.edges.insert((from, to));
+    }
+    let claim = volumes.iter().find_map(|v| {
+        v.pointer("/persistentVolumeClaim/claimName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let mut arrived = BTreeMap::new();
+    for t in arr(&plan["tasks"]) {
+        let name = t["k8s_name"].as_str().unwrap().to_string();
+        let c = &containers[position(&name)];
+        o.task_set.insert(name.clone());
+        let (mut obs, env) =
+            observe_container(c, &volumes, &c["resources"], plan, &|v| v.to_string());
+        // The run id is the pod's UID, read through the downward API.
+        let run_id = arr(&c["env"])
+            .into_iter()
+            .find(|e| e["name"] == "NB2PIPE_RUN_ID")
+            .unwrap();
+        assert_eq!(
+            run_id["valueFrom"]["fieldRef"]["fieldPath"], "metadata.uid",
+            "{run_id}"
+        );
+        // The container may name its own user and group; the rest is the pod's.
+        let mut csc = c["securityContext"].clone();
+        let mut psc = spec["securityContext"].clone();
+        for k in ["runAsUser", "runAsGroup"] {
+            if let Some(v) = csc.as_object_mut().and_then(|m| m.remove(k)) {
+                psc[k] = v;
+            }
+        }
+        security_obs(&mut obs, &psc, &csc);
+        for p in arr(&t["parameters"]) {
+            let p = p.as_str().unwrap();
+            arrived.insert(p.to_string(), env[&format!("NB2PIPE_PARAM_{p}")].clone());
+        }
+        user_env(&mut obs, &env, &t);
+        user_labels(
+            &mut obs,
+            &pod["metadata"]["labels"],
+            &pod["metadata"]["annotations"],
+        );
+        pod_level(
+            &mut obs,
+            &spec["nodeSelector"],
+            &spec["tolerations"],
+            &spec["affinity"],
+        );
+        if t["settings"]["retries"].as_u64().unwrap_or(0) > 0 {
+            obs.insert("retries".into(), job["backoffLimit"].clone());
+        }
+        if t["settings"]["timeout_seconds"].is_u64() {
+            obs.insert("timeout".into(), spec["activeDeadlineSeconds"].clone());
+        }
+        let mount = arr(&c["volumeMounts"])
+            .iter()
+            .find(|m| m["name"] == "nb2pipe-data")
+            .map(|m| m["mountPath"].as_str().unwrap().to_string());
+        let (k, v) = match (&claim, &mount) {
+            // The pod's own emptyDir: no claim.
+            (None, Some(m)) => (
+                "data store: claim".to_string(),
+                json!({"emptyDir": m}),
+            ),
+            _ => data_obs(&env, c, None, claim.as_deref().zip(mount.as_deref())),
+        };
+        o.pipeline.insert(k, v);
+        o.tasks.insert(name, obs);
+    }
+    if let Some(sa) = spec["serviceAccountName"].as_str() {
+        o.pipeline.insert("service account".into(), json!(sa));
+    }
+    let ps: Vec<Value> = arr(&spec["imagePullSecrets"])
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    if !ps.is_empty() {
+        o.pipeline.insert("image pull secrets".into(), json!(ps));
+    }
+    if cron {
+        o.pipeline
+            .insert("schedule".into(), doc["spec"]["schedule"].clone());
+        assert_eq!(doc["spec"]["timeZone"], "Etc/UTC");
+    } else if plan["settings"]["schedule"] == "@once" {
+        o.pipeline.insert("schedule".into(), Value::Null);
+    }
+    if !arrived.is_empty() {
+        o.pipeline
+            .insert("parameters (defaults)".into(), json!(arrived));
+    }
+    o.pipeline
+        .insert("namespace".into(), doc["metadata"]["namespace"].clone());
+    o
+}
+
 /// KFP's affinity terms back into a k8s Affinity.
 fn kfp_affinity(cfg: &Value) -> Value {
     let reqs = |v: &Value| -> Value { json!(arr(v)) };
@@ -1213,7 +1360,7 @@ fn normalise_affinity(v: &Value) -> Value {
 
 fn render_matrix(m: &Matrix) -> String {
     let rows: BTreeSet<&String> = m.keys().map(|(r, _)| r).collect();
-    let mut s = String::from("# Settings × targets\n\nGenerated by `tests/targets.rs` from the validated outputs of every fixture notebook\n(`NB2PIPE_UPDATE_DOCS=1 cargo test --test targets` rewrites it; the test fails when it is\nstale). ✓: the plan's value arrived unchanged in every fixture that sets it. Otherwise\nwhat the target does instead (docs/targets.md explains each).\n\n| setting | argo | tekton | kfp |\n|---|---|---|---|\n");
+    let mut s = String::from("# Settings × targets\n\nGenerated by `tests/targets.rs` from the validated outputs of every fixture notebook\n(`NB2PIPE_UPDATE_DOCS=1 cargo test --test targets` rewrites it; the test fails when it is\nstale). ✓: the plan's value arrived unchanged in every fixture that sets it. Otherwise\nwhat the target does instead (docs/targets.md explains each).\n\n| setting | argo | tekton | kfp | job |\n|---|---|---|---|---|\n");
     for r in rows {
         let cells: Vec<String> = TARGETS
             .iter()
@@ -1280,6 +1427,7 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
                         plan["pipeline"].as_str().unwrap()
                     )));
                 }
+                "job" => k8s.push(file.clone()),
                 _ => kfp.push(file.clone()),
             }
             k8s.extend(
@@ -1301,6 +1449,7 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
             let obs = match *target {
                 "argo" => observe_argo(plan, file),
                 "tekton" => observe_tekton(plan, file),
+                "job" => observe_job(plan, file),
                 _ => observe_kfp(plan, file),
             };
             compare(fixture, target, plan, &obs, &mut matrix, &mut failures);
@@ -1393,11 +1542,13 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
         ],
     );
     validate(&py("KFP"), "validate_kfp.py", &[files["kfp"].clone()]);
+    validate(&py("VALIDATE"), "validate_k8s.py", &[files["job"].clone()]);
     let plan = common::read_json(&tmp.path().join("argo/hostile/plan.json"));
     for (target, f) in &files {
         let obs = match *target {
             "argo" => observe_argo(&plan, f),
             "tekton" => observe_tekton(&plan, f),
+            "job" => observe_job(&plan, f),
             _ => observe_kfp(&plan, f),
         };
         assert_eq!(
@@ -1421,7 +1572,7 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
     // kubelet's `$(VAR)` expansion, as written.
     let dollars = "costs $$5 $(NB2PIPE_DATA) $(HOME) $";
     let nb = hostile_notebook(tmp.path(), "dollars", dollars);
-    for target in ["argo", "kfp"] {
+    for target in ["argo", "kfp", "job"] {
         let out = tmp.path().join(format!("d-{target}"));
         let (code, _, err) = common::run(&[
             "convert",
@@ -1436,6 +1587,7 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
         let plan = common::read_json(&out.join("dollars/plan.json"));
         let obs = match target {
             "argo" => observe_argo(&plan, &f),
+            "job" => observe_job(&plan, &f),
             _ => observe_kfp(&plan, &f),
         };
         assert_eq!(
@@ -1629,7 +1781,7 @@ fn outputs_are_deterministic_and_all_is_the_union() {
         nb2pipe::fs::read_tree(&db).unwrap(),
     );
     assert_eq!(ta, tb);
-    for target in ["airflow", "argo", "tekton", "kfp"] {
+    for target in ["airflow", "argo", "tekton", "kfp", "job"] {
         let t = common::tempdir();
         let d = common::convert(&nb, t.path(), &["--target", target, "--skeletons"]);
         for (path, text) in nb2pipe::fs::read_tree(&d).unwrap() {
@@ -1667,7 +1819,7 @@ fn target_snapshots() {
             let dir = common::convert(&nb, tmp.path(), &args);
             let mut joined = String::new();
             for (path, text) in nb2pipe::fs::read_tree(&dir).unwrap() {
-                if ["argo/", "tekton/", "kfp/", "k8s/"]
+                if ["argo/", "tekton/", "kfp/", "job/", "k8s/"]
                     .iter()
                     .any(|p| path.starts_with(p))
                 {

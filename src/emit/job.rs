@@ -500,3 +500,91 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(cells: serde_json::Value) -> Plan {
+        let cells: Vec<serde_json::Value> = cells
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| serde_json::json!({"cell_type": "code", "metadata": {"tags": c[0], "nb2pipe": c[2]}, "source": c[1], "outputs": [], "execution_count": null}))
+            .collect();
+        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {}, "cells": cells});
+        let nb =
+            crate::notebook::parse_str(std::path::Path::new("t.ipynb"), &nb.to_string()).unwrap();
+        let built = crate::plan::build(crate::plan::BuildInput {
+            notebook: &nb,
+            project: None,
+            cli: Default::default(),
+            profile: None,
+            python_env: None,
+        });
+        built.plan
+    }
+
+    #[test]
+    fn tasks_run_in_topological_order_earliest_first() {
+        // `first` waits for `second` (after:), `third` for nothing.
+        let plan = plan_of(serde_json::json!([
+            [["task:first", "after:second"], "a = 1", {}],
+            [["task:second"], "b = 2", {}],
+            [["task:third"], "c = 3", {}],
+        ]));
+        let names: Vec<&str> = order(&plan)
+            .into_iter()
+            .map(|i| plan.tasks[i].name.as_str())
+            .collect();
+        assert_eq!(names, ["second", "first", "third"]);
+    }
+
+    #[test]
+    fn pod_settings_merge_and_conflicts_are_named() {
+        let plan = plan_of(serde_json::json!([
+            [["task:a", "secret:one@/etc/one", "ephemeral-storage:1Gi"], "x = 1",
+             {"node_selector": {"pool": "cpu"}, "fs_group": 2000, "run_as_user": 3000}],
+            [["task:b", "secret:two@/etc/two", "ephemeral-storage:2Gi"], "y = x",
+             {"node_selector": {"pool": "gpu", "zone": "z1"}, "fs_group": 4000, "run_as_user": 5000}],
+        ]));
+        let mut c = Ctx::new(&plan, "job", Subst::None);
+        let pod = pod(&mut c);
+        let spec = pod.spec.unwrap();
+        // Union of the maps; the first task's value where they disagree.
+        let ns = spec.node_selector.unwrap();
+        assert_eq!(ns["pool"], "cpu");
+        assert_eq!(ns["zone"], "z1");
+        let msgs: Vec<&str> = c.notes.iter().map(|n| n.message.as_str()).collect();
+        assert!(
+            msgs.iter().any(|m| m.contains("node selector `pool`")),
+            "{msgs:?}"
+        );
+        assert!(msgs.iter().any(|m| m.contains("fs_group 4000")), "{msgs:?}");
+        // One fsGroup; the second container keeps its own user.
+        let psc = spec.security_context.unwrap();
+        assert_eq!((psc.fs_group, psc.run_as_user), (Some(2000), Some(3000)));
+        let b = &spec.containers[0];
+        assert_eq!(b.name, "b");
+        assert_eq!(b.security_context.as_ref().unwrap().run_as_user, Some(5000));
+        // Each task's secret volume keeps its own name, and its mount follows it.
+        let vols = spec.volumes.unwrap();
+        let secret_of = |mount: &str, c: &k8s_openapi::api::core::v1::Container| {
+            let m = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.mount_path == mount)
+                .unwrap();
+            let v = vols.iter().find(|v| v.name == m.name).unwrap();
+            v.secret.as_ref().unwrap().secret_name.clone().unwrap()
+        };
+        let a = &spec.init_containers.as_ref().unwrap()[0];
+        assert_eq!(secret_of("/etc/one", a), "one");
+        assert_eq!(secret_of("/etc/two", b), "two");
+        // The values' emptyDir holds what the largest task may write.
+        let data = vols.iter().find(|v| v.name == k8s::DATA_VOLUME).unwrap();
+        let size = data.empty_dir.as_ref().unwrap().size_limit.clone();
+        assert_eq!(size, Some(Quantity("2Gi".into())));
+    }
+}
