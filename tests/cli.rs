@@ -936,3 +936,66 @@ fn tekton_warns_about_a_retry_delay_only_when_one_was_set() {
         }
     }
 }
+
+/// `--target job` writes one Job (a CronJob when scheduled) and no claim while its
+/// values pass on the pod's emptyDir; `--target all` includes it; a named claim is
+/// mounted and written; independent branches and pod-level conflicts are NB302.
+#[test]
+fn job_target_writes_one_pod_and_a_cron_job_when_scheduled() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("fan.ipynb");
+    write_notebook(
+        &nb,
+        &[
+            ("base = 1", &["task:start", "node:pool=cpu"]),
+            ("left = base + 1", &["task:left", "node:pool=gpu"]),
+            ("right = base + 2", &["task:right"]),
+            ("total = left + right", &["task:join"]),
+        ],
+    );
+    let (n, out) = (nb.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    let (code, _, err) = common::run(&["convert", n, "-o", o, "--target", "job"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("NB302")
+            && err.contains("tasks `left` and `right` do not depend on each other")
+            && err.contains("node selector `pool`: `gpu` differs"),
+        "{err}"
+    );
+    let job: Value =
+        serde_norway::from_str(&std::fs::read_to_string(out.join("fan/job/fan.yaml")).unwrap())
+            .unwrap();
+    assert_eq!((&job["apiVersion"], &job["kind"]), (&"batch/v1".into(), &"Job".into()));
+    assert_eq!(job["metadata"]["generateName"], "fan-");
+    let spec = &job["spec"]["template"]["spec"];
+    let names: Vec<&str> = spec["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(spec["containers"].as_array().unwrap())
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["start", "left", "right", "join"]);
+    assert_eq!(spec["nodeSelector"]["pool"], "cpu");
+    assert!(spec["volumes"][0]["emptyDir"].is_object(), "{spec}");
+    assert!(!out.join("fan/k8s").exists(), "no claim for the emptyDir");
+
+    // A schedule makes it a CronJob; a named claim is mounted and written.
+    let (code, _, err) = common::run(&[
+        "convert", n, "-o", o, "--target", "all", "--schedule", "@hourly", "--data", "pvc://shared",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let cron: Value =
+        serde_norway::from_str(&std::fs::read_to_string(out.join("fan/job/fan.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(cron["kind"], "CronJob");
+    assert_eq!(cron["spec"]["schedule"], "0 * * * *");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    let vol = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"][0];
+    assert_eq!(vol["persistentVolumeClaim"]["claimName"], "shared", "{vol}");
+    assert!(out.join("fan/k8s/fan-pvc.yaml").is_file());
+    for t in ["airflow", "argo", "tekton", "kfp", "job"] {
+        assert!(out.join("fan").join(t).is_dir(), "--target all misses {t}");
+    }
+}

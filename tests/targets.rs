@@ -37,6 +37,17 @@ const LIMITS: &[(&str, &str, &str)] = &[
     ("resources: ephemeral-storage", "kfp", "no such field in KFP's resource spec; NB302 warning"),
     ("secret: all keys (envFrom)", "kfp", "no envFrom in KFP: mounted as files at /etc/nb2pipe/secrets/NAME; NB302 warning"),
     ("config maps (envFrom)", "kfp", "no envFrom in KFP: mounted as files at /etc/nb2pipe/config/NAME; NB302 warning"),
+    ("cache", "job", "no result cache: every run runs every task"),
+    ("data store: claim", "job", "the pod's own emptyDir, unless data.url names the claim"),
+    ("metrics", "job", "not collected: a Job has no task outputs; NB302 warning"),
+    ("pool", "job", "not expressible; NB302 warning"),
+    ("retries", "job", "the whole pod is retried: backoffLimit is the largest of the tasks'; NB302 warning"),
+    ("retry delay", "job", "Kubernetes' own back-off (10 s, doubling); NB302 warning when a delay is set"),
+    ("timeout", "job", "one deadline for the pod, the sum of the tasks' timeouts, only when every task has one; NB302 warning"),
+    ("node selector", "job", "one pod: the union of the tasks' (the first task's value where they differ, NB302 warning)"),
+    ("tolerations", "job", "one pod: the union of the tasks'"),
+    ("labels", "job", "one pod: the union of the tasks' (the first task's value where they differ, NB302 warning)"),
+    ("annotations", "job", "one pod: the union of the tasks' (the first task's value where they differ, NB302 warning)"),
 ];
 
 fn py(var: &str) -> PathBuf {
@@ -918,6 +929,14 @@ fn observe_job(plan: &Value, file: &Path) -> Observed {
             &spec["tolerations"],
             &spec["affinity"],
         );
+        // The pod's values, for the settings this task has: what another task asked
+        // of the pod is not this task's setting.
+        let planned = expected_task(plan, &t);
+        for row in ["labels", "annotations", "node selector", "tolerations", "affinity"] {
+            if !planned.contains_key(row) {
+                obs.remove(row);
+            }
+        }
         if t["settings"]["retries"].as_u64().unwrap_or(0) > 0 {
             obs.insert("retries".into(), job["backoffLimit"].clone());
         }
