@@ -966,7 +966,10 @@ fn job_target_writes_one_pod_and_a_cron_job_when_scheduled() {
     let job: Value =
         serde_norway::from_str(&std::fs::read_to_string(out.join("fan/job/fan.yaml")).unwrap())
             .unwrap();
-    assert_eq!((&job["apiVersion"], &job["kind"]), (&"batch/v1".into(), &"Job".into()));
+    assert_eq!(
+        (&job["apiVersion"], &job["kind"]),
+        (&"batch/v1".into(), &"Job".into())
+    );
     assert_eq!(job["metadata"]["generateName"], "fan-");
     let spec = &job["spec"]["template"]["spec"];
     let names: Vec<&str> = spec["initContainers"]
@@ -983,7 +986,16 @@ fn job_target_writes_one_pod_and_a_cron_job_when_scheduled() {
 
     // A schedule makes it a CronJob; a named claim is mounted and written.
     let (code, _, err) = common::run(&[
-        "convert", n, "-o", o, "--target", "all", "--schedule", "@hourly", "--data", "pvc://shared",
+        "convert",
+        n,
+        "-o",
+        o,
+        "--target",
+        "all",
+        "--schedule",
+        "@hourly",
+        "--data",
+        "pvc://shared",
     ]);
     assert_eq!(code, 0, "{err}");
     let cron: Value =

@@ -447,7 +447,11 @@ fn job_churn_cronjob_rehearsed() {
 fn job_params_overridden_and_a_failure_ends_the_pod() {
     let args = rehearse_args("job", "params");
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    prove("params", &[("n_estimators", "7"), ("label", "override")], &argv);
+    prove(
+        "params",
+        &[("n_estimators", "7"), ("label", "override")],
+        &argv,
+    );
     let args = rehearse_args("job", "failing");
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let split = nb2pipe_run("failing", &argv);

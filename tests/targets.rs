@@ -932,7 +932,13 @@ fn observe_job(plan: &Value, file: &Path) -> Observed {
         // The pod's values, for the settings this task has: what another task asked
         // of the pod is not this task's setting.
         let planned = expected_task(plan, &t);
-        for row in ["labels", "annotations", "node selector", "tolerations", "affinity"] {
+        for row in [
+            "labels",
+            "annotations",
+            "node selector",
+            "tolerations",
+            "affinity",
+        ] {
             if !planned.contains_key(row) {
                 obs.remove(row);
             }
@@ -949,10 +955,7 @@ fn observe_job(plan: &Value, file: &Path) -> Observed {
             .map(|m| m["mountPath"].as_str().unwrap().to_string());
         let (k, v) = match (&claim, &mount) {
             // The pod's own emptyDir: no claim.
-            (None, Some(m)) => (
-                "data store: claim".to_string(),
-                json!({"emptyDir": m}),
-            ),
+            (None, Some(m)) => ("data store: claim".to_string(), json!({"emptyDir": m})),
             _ => data_obs(&env, c, None, claim.as_deref().zip(mount.as_deref())),
         };
         o.pipeline.insert(k, v);

@@ -512,7 +512,8 @@ mod tests {
             .iter()
             .map(|c| serde_json::json!({"cell_type": "code", "metadata": {"tags": c[0], "nb2pipe": c[2]}, "source": c[1], "outputs": [], "execution_count": null}))
             .collect();
-        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {}, "cells": cells});
+        let nb =
+            serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {}, "cells": cells});
         let nb =
             crate::notebook::parse_str(std::path::Path::new("t.ipynb"), &nb.to_string()).unwrap();
         let built = crate::plan::build(crate::plan::BuildInput {
