@@ -76,7 +76,7 @@ pub enum DiagFormat {
 pub struct ConvertArgs {
     /// The notebook (.ipynb).
     pub notebook: PathBuf,
-    /// airflow (default), argo, tekton, kfp, or all; repeatable.
+    /// airflow (default), argo, tekton, kfp, job, or all; repeatable.
     #[arg(long, short = 't', default_value = "airflow")]
     pub target: Vec<String>,
     /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
@@ -181,7 +181,7 @@ pub struct RunArgs {
     /// data folder at the end.
     #[arg(long)]
     pub docker: bool,
-    /// With --docker: whose pods to run (airflow, argo, tekton, kfp).
+    /// With --docker: whose pods to run (airflow, argo, tekton, kfp, job).
     #[arg(long, value_name = "TARGET", default_value = "airflow")]
     pub target: String,
     /// With --docker: Secrets and ConfigMaps as files, DIR/<name>/<key> (default: keys
