@@ -2014,6 +2014,22 @@ fn long_names_are_shortened_within_the_limits() {
     assert!(names.iter().all(|n| n.len() <= 63), "{names:?}");
     let run = &yaml_docs(&yaml("tekton", &format!("{pipeline}-run.yaml")))[0];
     assert!(run["metadata"]["generateName"].as_str().unwrap().len() <= 58);
+    validate(
+        &py("VALIDATE"),
+        "validate_k8s.py",
+        &[yaml("job", &format!("{pipeline}.yaml"))],
+    );
+    let job = &yaml_docs(&yaml("job", &format!("{pipeline}.yaml")))[0];
+    assert_eq!(job["kind"], "CronJob");
+    assert!(job["metadata"]["name"].as_str().unwrap().len() <= 52);
+    let spec = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let names: BTreeSet<String> = arr(&spec["initContainers"])
+        .iter()
+        .chain(arr(&spec["containers"]).iter())
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.len() <= 63), "{names:?}");
 }
 
 /// Argo keeps a failed task's pod (and its logs) and deletes finished workflows after
