@@ -311,3 +311,214 @@ pub(super) fn random_carry(
         restore_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::diagnostics::Code;
+    use crate::plan::{build, BuildInput, Plan, RandomCarry, Task};
+
+    fn built(cells: &[(&str, &[&str])]) -> super::super::Built {
+        let cells: Vec<serde_json::Value> = cells
+            .iter()
+            .map(|(src, tags)| serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null}))
+            .collect();
+        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": "python3", "language": "python"}, "language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+        let nb = crate::notebook::parse_str(Path::new("t.ipynb"), &nb.to_string()).unwrap();
+        build(BuildInput {
+            notebook: &nb,
+            project: None,
+            cli: Default::default(),
+            profile: None,
+            python_env: None,
+        })
+    }
+
+    fn task<'a>(plan: &'a Plan, name: &str) -> &'a Task {
+        plan.task(name).unwrap()
+    }
+
+    fn carry<'a>(plan: &'a Plan, name: &str) -> Option<(Option<&'a str>, Option<&'a str>)> {
+        task(plan, name)
+            .random_state
+            .as_ref()
+            .map(|r: &RandomCarry| (r.from.as_deref(), r.to.as_deref()))
+    }
+
+    /// The statements a task runs before its cells, as written.
+    fn before(plan: &Plan, name: &str) -> Vec<String> {
+        task(plan, name)
+            .code
+            .iter()
+            .filter(|c| c.prelude)
+            .map(|c| c.python.clone())
+            .collect()
+    }
+
+    fn edge(plan: &Plan, from: &str, to: &str) -> bool {
+        plan.edges.iter().any(|e| e.from == from && e.to == to)
+    }
+
+    #[test]
+    fn a_seed_chains_the_tasks_from_the_seeding_one_on() {
+        let p = built(&[
+            ("import numpy as np", &["imports"]),
+            ("x = np.random.rand()", &["task:early"]),
+            ("np.random.seed(0)\na = 1", &["task:seed"]),
+            ("b = np.random.rand()", &["task:middle"]),
+            ("c = np.random.rand()", &["task:last"]),
+        ])
+        .plan;
+        assert_eq!(carry(&p, "early"), None);
+        assert_eq!(carry(&p, "seed"), Some((None, Some("middle"))));
+        assert_eq!(carry(&p, "middle"), Some((Some("seed"), Some("last"))));
+        assert_eq!(carry(&p, "last"), Some((Some("middle"), None)));
+        assert!(edge(&p, "seed", "middle") && edge(&p, "middle", "last"));
+        assert!(!edge(&p, "early", "seed") && !edge(&p, "seed", "last"));
+        let main = crate::emit::task_code::task_body(task(&p, "middle"), 1).0;
+        let restore = main
+            .find("_nb2pipe.restore_random_state(\"seed\")")
+            .unwrap();
+        let save = main.find("_nb2pipe.save_random_state()").unwrap();
+        assert!(restore < main.find("b = np.random.rand()").unwrap());
+        assert!(save > main.find("b = np.random.rand()").unwrap());
+        let last = crate::emit::task_code::task_body(task(&p, "last"), 1).0;
+        assert!(!last.contains("save_random_state"), "{last}");
+    }
+
+    #[test]
+    fn seeds_through_any_import_name() {
+        for seed in [
+            "from numpy import random as npr\nnpr.seed(1)",
+            "import numpy.random as npr\nnpr.set_state(s)",
+            "import random as rnd\nrnd.seed(2)",
+            "from random import seed\nseed(3)",
+            "import transformers\ntransformers.set_seed(4)",
+        ] {
+            let p = built(&[(seed, &["task:a"]), ("b = 1", &["task:b"])]).plan;
+            assert_eq!(carry(&p, "b"), Some((Some("a"), None)), "{seed}");
+        }
+        for not_seed in [
+            "random.seed(1)",
+            "import random\nrandom = Rng()\nrandom.seed(1)",
+            "import numpy as np\nrng = np.random.default_rng(0)",
+            "import numpy as np\nif True:\n    np.random.seed(0)",
+        ] {
+            let p = built(&[(not_seed, &["task:a"]), ("b = 1", &["task:b"])]).plan;
+            assert_eq!(carry(&p, "b"), None, "{not_seed}");
+            assert!(p.edges.is_empty(), "{not_seed}");
+        }
+    }
+
+    #[test]
+    fn a_seed_in_the_imports_cell_is_restored_over_after_the_first_task() {
+        let p = built(&[
+            ("import numpy as np\nnp.random.seed(0)", &["imports"]),
+            ("a = np.random.rand()", &["task:a"]),
+            ("b = np.random.rand()", &["task:b"]),
+        ])
+        .plan;
+        assert_eq!(carry(&p, "a"), Some((None, Some("b"))));
+        let main = crate::emit::task_code::task_body(task(&p, "b"), 1).0;
+        // The prelude's seed runs, then the state `a` left replaces it.
+        let seed = main.find("np.random.seed(0)").unwrap();
+        let restore = main.find("restore_random_state(\"a\")").unwrap();
+        assert!(seed < restore && restore < main.find("b = np.random").unwrap());
+    }
+
+    #[test]
+    fn unseeded_notebooks_carry_nothing() {
+        let p = built(&[
+            ("import numpy as np\nimport random", &["imports"]),
+            ("a = np.random.rand() + random.random()", &["task:a"]),
+            ("b = np.random.rand()", &["task:b"]),
+        ])
+        .plan;
+        assert!(p.tasks.iter().all(|t| t.random_state.is_none()));
+        assert!(p.edges.is_empty());
+    }
+
+    #[test]
+    fn settings_are_replayed_with_their_imports_in_later_tasks() {
+        let b = built(&[
+            ("x = 1", &["task:early"]),
+            (
+                "import sklearn\nimport pandas as pd\nfrom matplotlib import pyplot as plt\nimport os\nimport warnings\nfrom sklearn.exceptions import ConvergenceWarning\nfrom sklearn import set_config\nsklearn.set_config(enable_metadata_routing=True)\nset_config(display='text')\npd.options.display.max_rows = 5\nplt.rcParams['figure.dpi'] = 80\nos.environ['MODE'] = 'fast'\nwarnings.filterwarnings('ignore', category=ConvergenceWarning)\npd.set_option('display.width', x)\nprint(pd.get_option('display.width'))",
+                &["task:setup"],
+            ),
+            ("y = x + 1", &["task:later"]),
+        ]);
+        let p = &b.plan;
+        assert_eq!(before(p, "early"), Vec::<String>::new());
+        assert_eq!(
+            before(p, "later"),
+            [
+                "import sklearn",
+                "import pandas as pd",
+                "from matplotlib import pyplot as plt",
+                "import os",
+                "import warnings",
+                "from sklearn.exceptions import ConvergenceWarning",
+                "from sklearn import set_config",
+                "sklearn.set_config(enable_metadata_routing=True)",
+                "set_config(display='text')",
+                "pd.options.display.max_rows = 5",
+                "plt.rcParams['figure.dpi'] = 80",
+                "os.environ['MODE'] = 'fast'",
+                "warnings.filterwarnings('ignore', category=ConvergenceWarning)",
+            ]
+        );
+        // The replayed imports are the task's: its requirements follow.
+        assert!(task(p, "later").imports.contains(&"pandas".to_string()));
+        assert!(task(p, "later").imports.contains(&"sklearn".to_string()));
+        assert_eq!(task(p, "later").prelude.len(), 13);
+        // Settings need no order: no edge, no random state.
+        assert!(!edge(p, "setup", "later"));
+        let not_replayed: Vec<&str> = b
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == Code::GlobalStateNotCarried)
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(not_replayed.len(), 1, "{not_replayed:?}");
+        assert!(
+            not_replayed[0].contains("`pd.set_option('display.width', x)`")
+                && not_replayed[0].contains("reads `x`"),
+            "{not_replayed:?}"
+        );
+    }
+
+    #[test]
+    fn a_setting_in_the_last_task_needs_no_replay() {
+        let b = built(&[
+            ("x = 1", &["task:a"]),
+            (
+                "import pandas as pd\npd.set_option('display.width', x)",
+                &["task:b"],
+            ),
+        ]);
+        assert!(b
+            .diagnostics
+            .iter()
+            .all(|d| d.code != Code::GlobalStateNotCarried));
+        assert!(before(&b.plan, "a").is_empty());
+    }
+
+    #[test]
+    fn framework_seeds_are_reported_not_carried() {
+        let b = built(&[
+            ("import torch\ntorch.manual_seed(0)", &["task:a"]),
+            ("y = 2", &["task:b"]),
+        ]);
+        assert_eq!(carry(&b.plan, "b"), None);
+        let d: Vec<&str> = b
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == Code::GlobalStateNotCarried)
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(d.len(), 1);
+        assert!(d[0].contains("`torch.manual_seed(...)`"), "{d:?}");
+    }
+}
