@@ -385,6 +385,11 @@ mod tests {
         assert!(save > main.find("b = np.random.rand()").unwrap());
         let last = crate::emit::task_code::task_body(task(&p, "last"), 1).0;
         assert!(!last.contains("save_random_state"), "{last}");
+        let table = crate::commands::inspect::table(&p);
+        assert!(
+            table.contains("  seed → middle  (random state)\n"),
+            "{table}"
+        );
     }
 
     #[test]
