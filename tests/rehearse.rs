@@ -74,6 +74,12 @@ fn branches_fixture_rehearsed() {
     prove_everywhere("branches", &[]);
 }
 
+/// Random states and settings carried between pods (one target: the image is large).
+#[test]
+fn globals_fixture_rehearsed() {
+    prove_on(&["airflow"], "globals", &[]);
+}
+
 #[test]
 fn travel_fixture_rehearsed() {
     prove_everywhere("travel", &[]);

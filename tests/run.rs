@@ -137,6 +137,32 @@ fn digits_series_and_float_array() {
 }
 
 #[test]
+fn global_random_states_and_settings_carry_between_tasks() {
+    let (result, split) = prove("globals", &[], &[]);
+    // Settings made in the first task hold in the later ones.
+    assert_eq!(result["routed"], "LogisticRegression");
+    assert_eq!(result["caught"], "raised");
+    assert_eq!(result["shown"], 7, "display.max_rows was not replayed");
+    // The random states travel as JSON, through the chain of tasks.
+    for task in ["seed", "draw", "forest", "routing", "show"] {
+        let state = split.run_dir.join("state").join(task).join("random.json");
+        let doc = common::read_json(&state);
+        assert_eq!(doc["numpy"][0], "MT19937", "{task}");
+    }
+    assert!(!split.run_dir.join("state/report").exists());
+}
+
+#[test]
+fn a_seed_in_the_imports_cell_continues_in_each_task() {
+    let (result, _) = prove("seeded_prelude", &[], &[]);
+    assert_ne!(
+        result["a"], result["b"],
+        "each task restarted from the seed"
+    );
+    assert_ne!(result["b"], result["c"]);
+}
+
+#[test]
 fn failing_task_names_cell_and_line_like_the_notebook() {
     let (cells, error) = run_notebook("failing", &[]);
     assert_eq!(error["cell"], 2, "{error}");

@@ -8,6 +8,7 @@
 
 mod builtins;
 mod depth;
+mod globals;
 mod literals;
 mod magics;
 mod names;
@@ -21,6 +22,7 @@ use ruff_text_size::Ranged;
 
 pub use builtins::is_builtin;
 pub use depth::{parse_python, MAX_BRACKETS, MAX_DEPTH};
+pub use globals::{top_level_forms, TopLevel};
 pub use literals::{literal_assignments, type_name, NotParameter, MAX_LITERAL_DEPTH};
 pub use magics::{classify_line_magic, parse_pip_args, strip_magic_options, CellMagic, LineMagic};
 pub use secrets::{find_secrets, SecretFinding};

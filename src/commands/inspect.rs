@@ -166,10 +166,17 @@ pub fn table(plan: &Plan) -> String {
         out.push_str("  (none: every task is independent)\n");
     }
     for e in &plan.edges {
-        let what = if e.values.is_empty() {
-            "(after)".to_string()
-        } else {
-            e.values.join(", ")
+        // The notebook seeds a global random generator: each task starts from the
+        // states the one before it left (docs/running.md).
+        let random = plan
+            .task(&e.to)
+            .and_then(|t| t.random_state.as_ref())
+            .is_some_and(|r| r.from.as_deref() == Some(e.from.as_str()));
+        let what = match (e.values.is_empty(), random) {
+            (true, true) => "(random state)".to_string(),
+            (true, false) => "(after)".to_string(),
+            (false, true) => format!("{} (and random state)", e.values.join(", ")),
+            (false, false) => e.values.join(", "),
         };
         out.push_str(&format!(
             "  {} → {}  {}{}\n",

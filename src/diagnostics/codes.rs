@@ -179,6 +179,19 @@ codes! {
     /// The producing task would fail when it saves the value. Recreate it in the task that
     /// needs it, or pass what it was made from.
     UnserialisableValue = "NB102", "unserialisable-value", Warning;
+    /// ## What it does
+    /// Warns about process-wide state that a later task does not get as the notebook's one
+    /// kernel had it: a framework's random generator seeded in one task (`torch.manual_seed`,
+    /// `tf.random.set_seed`), or a library-wide setting (`pd.set_option(...)`,
+    /// `warnings.filterwarnings(...)`, ...) that reads a task's value and so is not replayed
+    /// in later tasks (docs/running.md, "Process-wide state").
+    /// ## Why is this bad?
+    /// Later tasks draw other random numbers, or run with the library's defaults, and so
+    /// print or compute something else than the notebook did.
+    /// ## Instead
+    /// Seed the framework again in each task that draws from it; write the setting's value
+    /// into the statement, or move the statement and what it reads into an `imports` cell.
+    GlobalStateNotCarried = "NB106", "global-state-not-carried", Warning;
 
     /// ## What it does
     /// Warns about task requirements that nothing pins: no requirements.txt, lock file,

@@ -132,7 +132,8 @@ pub struct Task {
     pub outputs: Vec<String>,
     /// Pipeline parameters the task reads.
     pub parameters: Vec<String>,
-    /// Prelude statements (`imports`/`functions` cells) the task runs first.
+    /// Prelude statements (`imports`/`functions` cells) the task runs first, and the
+    /// settings (with their imports) replayed from earlier tasks' cells.
     pub prelude: Vec<StmtRef>,
     /// Top-level modules the task's code (and its prelude) imports.
     pub imports: Vec<String>,
@@ -150,6 +151,11 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<DataFile>,
     pub metrics: bool,
+    /// The global random generators' states carried from task to task, as the one
+    /// kernel would have advanced them (`None`: nothing before or in this task seeds
+    /// them, or no other task follows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_state: Option<RandomCarry>,
     pub settings: TaskSettings,
     pub image: Image,
     /// The task's code, split into chunks (not in plan.json; see emit::task_code).
@@ -159,6 +165,21 @@ pub struct Task {
     /// files small enough for the image (not in plan.json; see [`files`]).
     #[serde(skip)]
     pub copies: Vec<FileCopy>,
+}
+
+/// Where a task's global random states come from and go to (docs/running.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RandomCarry {
+    /// The task whose states this task restores before its own cells (`None`: the first
+    /// seeded task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The task that restores the states this task saves at its end (`None`: the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// How many chunks of the task's code run before the restore (not in plan.json).
+    #[serde(skip)]
+    pub restore_at: usize,
 }
 
 /// A data file the task's code opens, relative to the notebook's folder.

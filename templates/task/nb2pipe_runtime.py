@@ -24,7 +24,8 @@ Environment (see docs/running.md):
                       (`nb2pipe run` without --docker runs tasks in the notebook's folder)
 
 Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format> plus a
-<name>.format marker written last; files written by %%writefile also go to
+<name>.format marker written last; the global random states a task hands on (the
+notebook seeds them) in <store>/<pipeline>/<run id>/state/<task>/random.json; files written by %%writefile also go to
 <store>/<pipeline>/<run id>/files/<path> so tasks in other pods get them, unless the
 tasks share the working directory <store>/<pipeline>/<run id>/work/ (NB2PIPE_WORKDIR=store).
 Data files the notebook opens travel in the task's folder under files/ (those too big for
@@ -386,6 +387,54 @@ def finish(namespace):
         s.put(key + ".format", fmt.encode())
     _write_metrics(namespace)
     _sync_up()
+
+
+# ---------------------------------------------------------------- global random state
+def _random_key(task, run):
+    return "%s/state/%s/random.json" % (_run_prefix(run), task)
+
+
+def restore_random_state(producer):
+    """Python's `random` and NumPy's global generator as task `producer` left them, so
+    this task draws the numbers the notebook's one kernel drew next. NumPy's state is
+    kept as plain numbers: a task without NumPy hands it on unchanged."""
+    run = _input_runs().get(producer, run_id())
+    data = store().get(_random_key(producer, run))
+    if data is None:
+        _fail(
+            "the random state of task %r is missing: task %r should have saved it in run %s (data store %s); run %r first"
+            % (producer, producer, run, _store_url(), producer)
+        )
+    state = json.loads(data.decode())
+    import random
+
+    version, internal, gauss = state["random"]
+    random.setstate((version, tuple(internal), gauss))
+    legacy = state.get("numpy")
+    if legacy is None:
+        return
+    try:
+        import numpy as np
+    except ImportError:
+        _STATE["numpy_random"] = legacy
+        return
+    kind, keys, pos, has_gauss, cached = legacy
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def save_random_state():
+    """The global generators' states for the next task (restore_random_state)."""
+    import random
+
+    version, internal, gauss = random.getstate()
+    state = {"random": [version, list(internal), gauss]}
+    np = sys.modules.get("numpy")
+    if np is not None:
+        kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+        state["numpy"] = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    elif "numpy_random" in _STATE:
+        state["numpy"] = _STATE["numpy_random"]
+    store().put(_random_key(_STATE["task"], run_id()), json.dumps(state, separators=(",", ":")).encode())
 
 
 def _write_metrics(namespace):

@@ -152,20 +152,13 @@ pub(super) fn select_prelude(
     )
 }
 
-/// Where each included prelude statement is, for the plan.
-pub(super) fn prelude_refs(
-    facts: &[Option<CellFacts>],
-    prelude: &[PreludeStmt],
-    included: &[usize],
-) -> Vec<StmtRef> {
-    included
+/// Where each statement the task runs before its cells is, for the plan.
+pub(super) fn prelude_refs(facts: &[Option<CellFacts>], before: &[(usize, usize)]) -> Vec<StmtRef> {
+    before
         .iter()
-        .map(|&i| StmtRef {
-            cell: prelude[i].cell,
-            line: facts[prelude[i].cell]
-                .as_ref()
-                .map(|f| f.stmts[prelude[i].idx].line)
-                .unwrap_or(1),
+        .map(|&(cell, idx)| StmtRef {
+            cell,
+            line: facts[cell].as_ref().map(|f| f.stmts[idx].line).unwrap_or(1),
         })
         .collect()
 }
