@@ -17,6 +17,8 @@ enum Binder {
     Task(usize),
     Param,
     Prelude,
+    /// An import statement of a task's cell (task, index into the prelude statements).
+    Import(usize, usize),
 }
 
 pub(super) struct Flow {
@@ -30,6 +32,12 @@ pub(super) struct Flow {
     pub(super) undefined: Vec<(usize, Option<usize>, String)>,
     /// (writer, importer): a task imports a module an earlier task writes (`%%writefile`).
     pub(super) file_edges: BTreeSet<(usize, usize)>,
+    /// Per task: values it received (from a task, a parameter or a prelude) and may change
+    /// in place, so later readers receive them from it.
+    pub(super) changed: Vec<BTreeSet<String>>,
+    /// Per task: import statements of other tasks' cells it runs first (indices into the
+    /// prelude statements), since modules are never passed as values.
+    pub(super) reimports: Vec<BTreeSet<usize>>,
     opaque_star: bool,
 }
 
@@ -55,7 +63,40 @@ pub(super) fn flow_with_preludes(
     if extra.iter().any(|e| !e.is_empty()) {
         flow = data_flow(nb, facts, drafts, roles, param_names, prelude, &extra);
     }
+    for (t, included) in preludes.iter_mut().enumerate() {
+        included.extend(flow.reimports[t].iter().copied());
+        included.sort_by_key(|&i| (prelude[i].cell, prelude[i].idx));
+        included.dedup();
+    }
     (flow, preludes)
+}
+
+/// The top-level imports of tasks' cells, as prelude statements that later tasks using
+/// what they bind replay (appended after the role cells' statements).
+pub(super) fn task_import_stmts(
+    facts: &[Option<CellFacts>],
+    drafts: &[TaskDraft],
+) -> Vec<PreludeStmt> {
+    let mut cells: Vec<usize> = drafts
+        .iter()
+        .flat_map(|d| d.cells.iter().copied())
+        .collect();
+    cells.sort_unstable();
+    let mut out = Vec::new();
+    for c in cells {
+        let Some(f) = &facts[c] else { continue };
+        for (idx, s) in f.stmts.iter().enumerate().filter(|(_, s)| s.is_import) {
+            out.push(PreludeStmt {
+                cell: c,
+                idx,
+                binds: s.binds.clone(),
+                reads: s.reads.clone(),
+                is_import: true,
+                task_import: true,
+            });
+        }
+    }
+    out
 }
 
 /// Walks the cells in notebook order, as a kernel would run them: a name read by task B
@@ -77,8 +118,18 @@ fn data_flow(
         prelude_names: vec![BTreeSet::new(); n],
         undefined: Vec::new(),
         file_edges: BTreeSet::new(),
+        changed: vec![BTreeSet::new(); n],
+        reimports: vec![BTreeSet::new(); n],
         opaque_star: false,
     };
+    let task_import: HashMap<(usize, usize), usize> = prelude
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.task_import)
+        .map(|(i, s)| ((s.cell, s.idx), i))
+        .collect();
+    // Names whose latest binding is an import: modules and what was imported from them.
+    let mut imported: BTreeSet<String> = BTreeSet::new();
     let mut writers: HashMap<String, usize> = HashMap::new();
     let task_of: HashMap<usize, usize> = drafts
         .iter()
@@ -98,11 +149,13 @@ fn data_flow(
             for s in prelude.iter().filter(|s| s.cell == cell.index) {
                 for b in &s.binds {
                     binder.insert(b.clone(), Binder::Prelude);
+                    note_import(&mut imported, b, s.is_import);
                 }
             }
             for p in params {
                 if f.binds.contains(p) {
                     binder.insert(p.clone(), Binder::Param);
+                    imported.remove(p);
                 }
             }
             continue;
@@ -120,13 +173,58 @@ fn data_flow(
         }
         for b in &f.binds {
             binder.insert(b.clone(), Binder::Task(t));
+            imported.remove(b);
         }
+        for (idx, s) in f.stmts.iter().enumerate() {
+            for b in &s.binds {
+                let by = match task_import.get(&(cell.index, idx)) {
+                    Some(&p) => Binder::Import(t, p),
+                    None => Binder::Task(t),
+                };
+                binder.insert(b.clone(), by);
+                note_import(&mut imported, b, s.is_import);
+            }
+        }
+        flow.note_changes(t, f, &mut binder, &imported);
         note_module_files(f, t, &mut writers, &mut flow.file_edges);
     }
     flow
 }
 
+fn note_import(imported: &mut BTreeSet<String>, name: &str, is_import: bool) {
+    if is_import {
+        imported.insert(name.to_string());
+    } else {
+        imported.remove(name);
+    }
+}
+
 impl Flow {
+    /// A cell of task `t` may change values in place: as in the notebook's one namespace,
+    /// the changed object is the one later cells see, so `t` becomes their producer.
+    /// Modules and what was imported are never values (their readers import them).
+    fn note_changes(
+        &mut self,
+        t: usize,
+        f: &CellFacts,
+        binder: &mut HashMap<String, Binder>,
+        imported: &BTreeSet<String>,
+    ) {
+        for name in &f.mutates {
+            if imported.contains(name) {
+                continue;
+            }
+            match binder.get(name) {
+                Some(Binder::Task(a)) if *a == t => {}
+                Some(Binder::Task(_) | Binder::Param | Binder::Prelude) => {
+                    binder.insert(name.clone(), Binder::Task(t));
+                    self.changed[t].insert(name.clone());
+                }
+                Some(Binder::Import(..)) | None => {}
+            }
+        }
+    }
+
     /// Task `t` reads `name` in `cell`: where does the value come from?
     fn read(&mut self, t: usize, cell: &Cell, name: &String, binder: Option<&Binder>) {
         match binder {
@@ -140,6 +238,10 @@ impl Flow {
             }
             Some(Binder::Prelude) => {
                 self.prelude_names[t].insert(name.clone());
+            }
+            Some(Binder::Import(a, _)) if *a == t => {}
+            Some(Binder::Import(_, p)) => {
+                self.reimports[t].insert(*p);
             }
             None if self.opaque_star => {}
             None => {
@@ -200,6 +302,15 @@ pub(super) fn report_undefined(nb: &Notebook, flow: &Flow, diags: &mut Vec<Diagn
         }
         diags.push(d);
     }
+}
+
+/// The values task `t` hands on because it may have changed them (sorted).
+pub(super) fn task_changes(flow: &Flow, outputs: &[String], t: usize) -> Vec<String> {
+    flow.changed[t]
+        .iter()
+        .filter(|n| outputs.contains(n))
+        .cloned()
+        .collect()
 }
 
 /// The values task `t` receives, sorted.
