@@ -184,6 +184,9 @@ impl Names<'_> {
         }
         if let Expr::Attribute(a) = &*call.func {
             self.mutate_root(&a.value);
+            if ARGS_KEPT_METHODS.contains(&a.attr.id.as_str()) {
+                return;
+            }
         }
         for arg in &call.arguments.args {
             let arg = match arg {
@@ -937,6 +940,26 @@ const READ_ONLY_METHODS: &[&str] = &[
     "value_counts",
     "values",
     "var",
+];
+
+/// Methods that change their receiver but not what they are passed (`model.fit(X, y)`,
+/// `xs.append(x)`, `ax.plot(v)`).
+const ARGS_KEPT_METHODS: &[&str] = &[
+    "add",
+    "append",
+    "bar",
+    "extend",
+    "fit",
+    "fit_predict",
+    "fit_transform",
+    "hist",
+    "imshow",
+    "insert",
+    "merge",
+    "partial_fit",
+    "plot",
+    "scatter",
+    "update",
 ];
 
 /// A call that changes neither its receiver nor its arguments.

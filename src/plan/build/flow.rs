@@ -325,3 +325,73 @@ pub(super) fn task_inputs(flow: &Flow, drafts: &[TaskDraft], t: usize) -> Vec<In
     inputs.sort();
     inputs
 }
+
+/// A task whose cells are not together in notebook order runs its later cells before the
+/// other tasks' cells in between (or its earlier ones after them): warn when a name
+/// crosses those cells, since the result then differs from the notebook's.
+pub(super) fn report_scattered_tasks(
+    nb: &Notebook,
+    facts: &[Option<CellFacts>],
+    drafts: &[TaskDraft],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let task_of: HashMap<usize, usize> = drafts
+        .iter()
+        .enumerate()
+        .flat_map(|(t, d)| d.cells.iter().map(move |&c| (c, t)))
+        .collect();
+    let empty = CellFacts::default();
+    let f = |c: usize| facts[c].as_ref().unwrap_or(&empty);
+    let writes = |c: usize| f(c).binds.iter().chain(f(c).mutates.iter()).cloned();
+    let uses = |c: usize| writes(c).chain(f(c).reads.iter().cloned());
+    for (t, d) in drafts.iter().enumerate() {
+        for pair in d.cells.windows(2) {
+            let (before, after) = (pair[0], pair[1]);
+            let between: Vec<usize> = (before + 1..after)
+                .filter(|c| task_of.get(c).is_some_and(|&o| o != t))
+                .collect();
+            if between.is_empty() {
+                continue;
+            }
+            let (early, late): (Vec<usize>, Vec<usize>) =
+                d.cells.iter().partition(|&&c| c <= before);
+            let g_writes: BTreeSet<String> = between.iter().flat_map(|&c| writes(c)).collect();
+            let g_uses: BTreeSet<String> = between.iter().flat_map(|&c| uses(c)).collect();
+            let mut crossing: BTreeSet<String> = BTreeSet::new();
+            for &c in &late {
+                crossing.extend(writes(c).filter(|n| g_uses.contains(n)));
+                crossing.extend(uses(c).filter(|n| g_writes.contains(n)));
+            }
+            for &c in &early {
+                crossing.extend(f(c).reads.iter().filter(|n| g_writes.contains(*n)).cloned());
+            }
+            if crossing.is_empty() {
+                continue;
+            }
+            let others: BTreeSet<&str> = between
+                .iter()
+                .map(|c| drafts[task_of[c]].name.as_str())
+                .collect();
+            let names: Vec<String> = crossing.iter().take(3).map(|n| format!("`{n}`")).collect();
+            diags.push(
+                diag_at(
+                    nb,
+                    Code::ScatteredTask,
+                    after,
+                    format!(
+                        "this cell of task `{}` is below cells of {} that the notebook runs before it; the task runs all its cells in one go, and {} {} those cells, so the pipeline computes something else than the notebook",
+                        d.name,
+                        others
+                            .iter()
+                            .map(|o| format!("task `{o}`"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        names.join(", "),
+                        if names.len() == 1 { "crosses" } else { "cross" }
+                    ),
+                )
+                .with_help("give this cell its own task (`task:NAME`), or move it next to the task's other cells"),
+            );
+        }
+    }
+}

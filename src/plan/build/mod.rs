@@ -75,6 +75,7 @@ pub fn build(input: BuildInput<'_>) -> Built {
     let (flow, preludes) =
         flow::flow_with_preludes(nb, &facts, &drafts, &roles, &param_names, &prelude);
     flow::report_undefined(nb, &flow, &mut diags);
+    flow::report_scattered_tasks(nb, &facts, &drafts, &mut diags);
 
     let edges = edges::task_edges(nb, &drafts, &flow, &mut diags);
     edges::report_cycle(nb, &drafts, &edges, &mut diags);

@@ -68,6 +68,18 @@ pub(super) fn draft_tasks(
         if joins_nothing(facts[cell.index].as_ref(), &marks) {
             continue;
         }
+        // Untagged imports above every task set up the kernel, as an `imports` cell does:
+        // a task of their own would only pass modules around.
+        if current.is_none()
+            && marks.task.is_none()
+            && !marks.has_setting
+            && marks.after.is_empty()
+            && !marks.metrics
+            && imports_only(facts[cell.index].as_ref())
+        {
+            roles.insert(cell.index, Role::Imports);
+            continue;
+        }
         let idx = match marks
             .task
             .take()
@@ -236,6 +248,17 @@ fn joins_nothing(facts: Option<&CellFacts>, marks: &CellMarks) -> bool {
         && marks.task.is_none()
         && !marks.has_setting
         && marks.after.is_empty()
+}
+
+/// A cell of nothing but top-level imports (no magics, shell lines or other code).
+fn imports_only(facts: Option<&CellFacts>) -> bool {
+    facts.is_some_and(|f| {
+        f.cell_magic.is_none()
+            && f.syntax_error.is_none()
+            && f.escapes.is_empty()
+            && !f.stmts.is_empty()
+            && f.stmts.iter().all(|s| s.is_import)
+    })
 }
 
 fn new_draft(name: String, first_cell: usize) -> TaskDraft {
