@@ -75,6 +75,12 @@ fn branches_fixture_rehearsed() {
 }
 
 #[test]
+fn values_changed_in_place_rehearsed() {
+    // One target: what is proved is the data flow, which every target's pods share.
+    prove_on(&["argo"], "inplace", &[]);
+}
+
+#[test]
 fn travel_fixture_rehearsed() {
     prove_everywhere("travel", &[]);
 }
