@@ -395,3 +395,119 @@ pub(super) fn report_scattered_tasks(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnostics::Code;
+
+    fn build(cells: &[(&str, &[&str])]) -> super::super::Built {
+        let cells: Vec<serde_json::Value> = cells
+            .iter()
+            .map(|(src, tags)| serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null}))
+            .collect();
+        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": "python3", "language": "python"}, "language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+        let nb = crate::notebook::parse_str(std::path::Path::new("t.ipynb"), &nb.to_string())
+            .expect("notebook parses");
+        crate::plan::build(crate::plan::BuildInput {
+            notebook: &nb,
+            project: None,
+            cli: Default::default(),
+            profile: None,
+            python_env: None,
+        })
+    }
+
+    fn inputs(b: &super::super::Built, task: &str) -> Vec<(String, String)> {
+        b.plan
+            .task(task)
+            .unwrap()
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.from.clone()))
+            .collect()
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.into(), b.into())
+    }
+
+    #[test]
+    fn the_last_task_that_may_change_a_value_hands_it_on() {
+        let b = build(&[
+            ("cfg = {'k': 1}", &["parameters"]),
+            ("xs = [1]", &["task:make"]),
+            ("cfg['k'] = 2\nxs.append(5)", &["task:change"]),
+            ("print(len(xs))", &["task:look"]),
+            ("print(cfg, xs)", &["task:use"]),
+        ]);
+        assert_eq!(inputs(&b, "change"), [pair("xs", "make")]);
+        assert_eq!(b.plan.task("change").unwrap().changes, ["cfg", "xs"]);
+        // Reading does not change: `look` hands nothing on.
+        assert!(b.plan.task("look").unwrap().outputs.is_empty());
+        // A changed parameter arrives as the changing task's value.
+        assert_eq!(
+            inputs(&b, "use"),
+            [pair("cfg", "change"), pair("xs", "change")]
+        );
+        assert!(b.plan.task("use").unwrap().parameters.is_empty());
+        let table = crate::commands::inspect::table(&b.plan);
+        assert!(table.contains("cfg (changed), xs (changed)"), "{table}");
+        assert!(b.plan.task("make").unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn modules_are_imported_again_never_passed() {
+        let b = build(&[
+            ("import numpy as np", &["imports"]),
+            ("import json\nnp.random.seed(0)\nx = 1", &["task:a"]),
+            ("print(json.dumps(x), np.zeros(1))", &["task:b"]),
+        ]);
+        assert_eq!(inputs(&b, "b"), [pair("x", "a")]);
+        assert_eq!(b.plan.task("a").unwrap().outputs, ["x"]);
+        let code = &b.plan.task("b").unwrap().code;
+        assert!(code.iter().any(|c| c.prelude && c.python == "import json"));
+        // The task's own imports are not replayed into itself.
+        assert!(!b
+            .plan
+            .task("a")
+            .unwrap()
+            .code
+            .iter()
+            .any(|c| c.prelude && c.python == "import json"));
+    }
+
+    #[test]
+    fn a_scattered_task_warns_only_when_a_name_crosses() {
+        let scattered = |b: &super::super::Built| {
+            b.diagnostics
+                .iter()
+                .filter(|d| d.code == Code::ScatteredTask)
+                .count()
+        };
+        let crossing = build(&[
+            ("v = 1", &["task:prep"]),
+            ("w = v + 1", &["task:other"]),
+            ("v = 100", &["task:prep"]),
+        ]);
+        assert_eq!(scattered(&crossing), 1);
+        let unrelated = build(&[
+            ("v = 1", &["task:prep"]),
+            ("w = 2", &["task:other"]),
+            ("u = v + 1", &["task:prep"]),
+        ]);
+        assert_eq!(scattered(&unrelated), 0);
+        let together = build(&[
+            ("v = 1", &["task:prep"]),
+            ("v = v + 1", &["task:prep"]),
+            ("w = v", &["task:other"]),
+        ]);
+        assert_eq!(scattered(&together), 0);
+        // The task's later cell reads what the cells between change.
+        let changed = build(&[
+            ("xs = [1]", &["task:prep"]),
+            ("xs.append(2)", &["task:other"]),
+            ("n = len(xs)", &["task:prep"]),
+        ]);
+        assert_eq!(scattered(&changed), 1);
+    }
+}
