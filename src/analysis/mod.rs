@@ -88,6 +88,9 @@ pub struct StmtFacts {
     /// or passing it to a call (`f(xs)`). Calls that only read are left out
     /// (`print`, `len`, `df.head()`, `model.predict(X)`, but not with `inplace=`).
     pub mutates: BTreeSet<String>,
+    /// Module-level names the functions (and classes, lambdas) this statement binds may
+    /// change in place when called (`def f(): df['a'] = 1`).
+    pub effects: BTreeSet<String>,
     pub is_import: bool,
     /// `from M import *`: M, whose names the plan adds to `binds` when it can read M.
     pub star_import: Option<String>,
@@ -252,6 +255,7 @@ fn analyse_python(facts: &mut CellFacts) {
             binds: r.binds,
             reads,
             mutates: r.mutates,
+            effects: r.deferred_mutates,
             star_import: r.star_import,
         });
     }

@@ -16,6 +16,8 @@ pub(super) struct StmtResult {
     pub(super) reads: BTreeSet<String>,
     /// Module-level names the statement may change in place (see [`Names::mutate`]).
     pub(super) mutates: BTreeSet<String>,
+    /// Module-level names its function bodies may change, when they are called.
+    pub(super) deferred_mutates: BTreeSet<String>,
     pub(super) deferred: BTreeSet<String>,
     pub(super) imports: Vec<Import>,
     pub(super) escapes: Vec<Escape>,
@@ -118,32 +120,33 @@ impl Names<'_> {
         }
     }
 
-    /// The statement may change the object `name` holds. Only a module-level name counts:
-    /// a function body changes what it reaches when it is called, not when it is defined.
+    /// The statement may change the object `name` holds, if it is a module-level name; in
+    /// a function body, when the function is called.
     fn mutate(&mut self, name: &str) {
-        if self.in_function() {
-            return;
-        }
+        let deferred = self.in_function();
+        let out = if deferred {
+            &mut self.out.deferred_mutates
+        } else {
+            &mut self.out.mutates
+        };
         if let Some(owners) = self.aliases.get(name) {
-            self.out.mutates.extend(owners.iter().cloned());
+            out.extend(owners.iter().cloned());
         }
         let innermost = self.frames.len() - 1;
         for (i, f) in self.frames.iter().enumerate().rev() {
             match f.kind {
                 FrameKind::Module => break,
                 FrameKind::Class if i != innermost => continue,
+                _ if f.globals.contains(name) => break,
                 _ if f.bound.contains(name) => return,
                 _ => {}
             }
         }
-        self.out.mutates.insert(name.to_string());
+        out.insert(name.to_string());
     }
 
     /// `target` now holds parts of what `source` reaches (loop variables, `a = b[i]`).
     fn alias(&mut self, target: &Expr, source: &Expr) {
-        if self.in_function() {
-            return;
-        }
         let mut owners = BTreeSet::new();
         part_roots(source, &mut owners, 0);
         for o in owners.clone() {

@@ -230,7 +230,11 @@ fn names_changed_in_place() {
     assert_eq!(m("xs = xs + [1]\nn += 1"), set(&[]));
     // Locals of functions, lambdas and comprehensions are not the module's names; a
     // function body changes globals when it is called, not when it is defined.
-    assert_eq!(m("def f(a):\n    a.append(1)\n    g.append(2)\n"), set(&[]));
+    let f = analyse_cell("def f(a):\n    a.append(1)\n    g.append(2)\n    global h\n    h = []\n    h.append(3)\n    loc = []\n    loc.append(4)\n");
+    assert_eq!(f.mutates, set(&[]));
+    assert_eq!(f.stmts[0].effects, set(&["g", "h"]));
+    let f = analyse_cell("class A:\n    def grow(self):\n        registry['a'] = self\n");
+    assert_eq!(f.stmts[0].effects, set(&["registry"]));
     assert_eq!(m("h = lambda a: a.append(1)"), set(&[]));
     assert_eq!(m("[acc.append(i) for i in range(3)]"), set(&["acc"]));
     // Loop variables and parts taken out are parts of their container.

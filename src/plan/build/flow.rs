@@ -130,6 +130,8 @@ fn data_flow(
         .collect();
     // Names whose latest binding is an import: modules and what was imported from them.
     let mut imported: BTreeSet<String> = BTreeSet::new();
+    // Function → the notebook names its body may change when it is called.
+    let mut effects: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut writers: HashMap<String, usize> = HashMap::new();
     let task_of: HashMap<usize, usize> = drafts
         .iter()
@@ -158,6 +160,7 @@ fn data_flow(
                     imported.remove(p);
                 }
             }
+            cell_changes(f, &mut effects);
             continue;
         }
         let Some(&t) = task_of.get(&cell.index) else {
@@ -185,10 +188,35 @@ fn data_flow(
                 note_import(&mut imported, b, s.is_import);
             }
         }
-        flow.note_changes(t, f, &mut binder, &imported);
+        let changes = cell_changes(f, &mut effects);
+        flow.note_changes(t, &changes, &mut binder, &imported);
         note_module_files(f, t, &mut writers, &mut flow.file_edges);
     }
     flow
+}
+
+/// What a cell may change in place: its own changes, and those of the functions it uses
+/// (defined in it or in an earlier cell).
+fn cell_changes(
+    f: &CellFacts,
+    effects: &mut HashMap<String, BTreeSet<String>>,
+) -> BTreeSet<String> {
+    let mut out = f.mutates.clone();
+    for s in &f.stmts {
+        for r in &s.reads {
+            if let Some(e) = effects.get(r) {
+                out.extend(e.iter().cloned());
+            }
+        }
+        for b in &s.binds {
+            if s.effects.is_empty() {
+                effects.remove(b);
+            } else {
+                effects.insert(b.clone(), s.effects.clone());
+            }
+        }
+    }
+    out
 }
 
 fn note_import(imported: &mut BTreeSet<String>, name: &str, is_import: bool) {
@@ -206,11 +234,11 @@ impl Flow {
     fn note_changes(
         &mut self,
         t: usize,
-        f: &CellFacts,
+        changes: &BTreeSet<String>,
         binder: &mut HashMap<String, Binder>,
         imported: &BTreeSet<String>,
     ) {
-        for name in &f.mutates {
+        for name in changes {
             if imported.contains(name) {
                 continue;
             }
@@ -453,6 +481,18 @@ mod tests {
         let table = crate::commands::inspect::table(&b.plan);
         assert!(table.contains("cfg (changed), xs (changed)"), "{table}");
         assert!(b.plan.task("make").unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn calling_a_function_that_changes_a_notebook_name_changes_it() {
+        let b = build(&[
+            ("def widen():\n    df['b'] = 1", &["functions"]),
+            ("df = {'a': 0}", &["task:make"]),
+            ("widen()", &["task:change"]),
+            ("print(df)", &["task:use"]),
+        ]);
+        assert_eq!(inputs(&b, "change"), [pair("df", "make")]);
+        assert_eq!(inputs(&b, "use"), [pair("df", "change")]);
     }
 
     #[test]
