@@ -543,6 +543,18 @@ fn a_model_fitted_in_a_middle_task_reaches_evaluation() {
     assert!(inputs("report").contains(&("fpr".into(), "macro".into())));
     let (train, plot) = (split.task("train"), split.task("plot"));
     assert!(plot["started_ms"].as_u64() >= train["ended_ms"].as_u64());
+    // `plot` may have changed the model (`weight(model)`) but did not: it stores
+    // where the model is instead of a second copy.
+    assert_eq!(store_formats(&split, "plot"), ["coef.pkl", "model.ref"]);
+    let r: Value = serde_json::from_slice(
+        &std::fs::read(split.run_dir.join("values/plot/model.ref")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["task"], "train");
+    assert_eq!(
+        store_formats(&split, "train"),
+        ["first.pkl", "model.pkl", "rng.pkl"]
+    );
 }
 
 #[test]
