@@ -517,6 +517,30 @@ mod tests {
     }
 
     #[test]
+    fn untagged_imports_above_every_task_are_set_up() {
+        let names = |b: &super::super::Built| -> Vec<String> {
+            b.plan.tasks.iter().map(|t| t.name.clone()).collect()
+        };
+        let b = build(&[
+            ("%matplotlib inline\nimport json", &[]),
+            ("x = json.dumps(1)", &["task:a"]),
+        ]);
+        assert_eq!(names(&b), ["a"]);
+        assert!(b.plan.task("a").unwrap().inputs.is_empty());
+        // Other code, or a magic that does something, makes it a task.
+        for first in [
+            "import json
+n = 1",
+            "%cd /tmp
+import json",
+        ] {
+            let b = build(&[(first, &[]), ("x = json.dumps(1)", &["task:a"])]);
+            assert_eq!(names(&b), ["t", "a"], "{first}");
+            assert!(b.plan.task("t").unwrap().outputs.is_empty(), "{first}");
+        }
+    }
+
+    #[test]
     fn a_scattered_task_warns_only_when_a_name_crosses() {
         let scattered = |b: &super::super::Built| {
             b.diagnostics

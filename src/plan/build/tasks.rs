@@ -250,14 +250,27 @@ fn joins_nothing(facts: Option<&CellFacts>, marks: &CellMarks) -> bool {
         && marks.after.is_empty()
 }
 
-/// A cell of nothing but top-level imports (no magics, shell lines or other code).
+/// A cell of nothing but top-level imports, and line magics that do nothing in a task
+/// (`%matplotlib inline`, `%load_ext`).
 fn imports_only(facts: Option<&CellFacts>) -> bool {
+    let dropped = |e: &crate::analysis::Escape| {
+        !e.in_expr
+            && e.kind == crate::analysis::EscapeKind::Magic
+            && matches!(
+                crate::analysis::classify_line_magic(
+                    e.value.split_whitespace().next().unwrap_or("")
+                ),
+                crate::analysis::LineMagic::Drop
+            )
+    };
     facts.is_some_and(|f| {
         f.cell_magic.is_none()
             && f.syntax_error.is_none()
-            && f.escapes.is_empty()
-            && !f.stmts.is_empty()
-            && f.stmts.iter().all(|s| s.is_import)
+            && f.escapes.iter().all(dropped)
+            && f.stmts.iter().any(|s| s.is_import)
+            && f.stmts
+                .iter()
+                .all(|s| s.is_import || f.escapes.iter().any(|e| e.start == s.start && dropped(e)))
     })
 }
 
