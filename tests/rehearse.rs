@@ -81,6 +81,12 @@ fn values_changed_in_place_rehearsed() {
 }
 
 #[test]
+fn fitted_model_rehearsed() {
+    // The plotting task hands the model on as a reference to the training task's copy.
+    prove_on(&["argo"], "fitted", &[]);
+}
+
+#[test]
 fn travel_fixture_rehearsed() {
     prove_everywhere("travel", &[]);
 }
