@@ -81,6 +81,18 @@ fn globals_fixture_rehearsed() {
 }
 
 #[test]
+fn values_changed_in_place_rehearsed() {
+    // One target: what is proved is the data flow, which every target's pods share.
+    prove_on(&["argo"], "inplace", &[]);
+}
+
+#[test]
+fn fitted_model_rehearsed() {
+    // The plotting task hands the model on as a reference to the training task's copy.
+    prove_on(&["argo"], "fitted", &[]);
+}
+
+#[test]
 fn travel_fixture_rehearsed() {
     prove_everywhere("travel", &[]);
 }

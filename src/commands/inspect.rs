@@ -133,7 +133,18 @@ pub fn table(plan: &Plan) -> String {
                     .collect::<Vec<_>>()
                     .join(","),
                 list(&inputs),
-                list(&t.outputs),
+                list(
+                    &t.outputs
+                        .iter()
+                        .map(|o| {
+                            if t.changes.contains(o) {
+                                format!("{o} (changed)")
+                            } else {
+                                o.clone()
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                ),
                 list(&settings),
             ]
         })
@@ -160,6 +171,9 @@ pub fn table(plan: &Plan) -> String {
     out.push_str(&line(head));
     for r in &rows {
         out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+    if plan.tasks.iter().any(|t| !t.changes.is_empty()) {
+        out.push_str("  (changed): the task received the value and may change it in place, so later tasks receive it from this task\n");
     }
     out.push_str("\nedges\n");
     if plan.edges.is_empty() {

@@ -180,6 +180,18 @@ codes! {
     /// needs it, or pass what it was made from.
     UnserialisableValue = "NB102", "unserialisable-value", Warning;
     /// ## What it does
+    /// Warns when the cells of one task are not together in notebook order (a `task:` tag
+    /// repeated further down) and a name crosses the other tasks' cells in between: a
+    /// later cell of the task binds or changes a name those cells read or bind, or the
+    /// task reads a name they bind or change.
+    /// ## Why is this bad?
+    /// A task runs all its cells in one go, so the cells in between no longer run between
+    /// them: the pipeline computes something else than the notebook.
+    /// ## Instead
+    /// Give the later cell its own task (`task:NAME`), or move it next to the task's other
+    /// cells.
+    ScatteredTask = "NB105", "scattered-task", Warning;
+    /// ## What it does
     /// Warns about process-wide state that a later task does not get as the notebook's one
     /// kernel had it: a framework's random generator seeded in one task (`torch.manual_seed`,
     /// `tf.random.set_seed`), or a library-wide setting (`pd.set_option(...)`,

@@ -130,6 +130,10 @@ pub struct Task {
     pub inputs: Vec<Input>,
     /// Values saved after the task's code for downstream tasks.
     pub outputs: Vec<String>,
+    /// Outputs the task received and may change in place (docs/running.md): later tasks
+    /// receive them from this task, not from the one that bound them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
     /// Pipeline parameters the task reads.
     pub parameters: Vec<String>,
     /// Prelude statements (`imports`/`functions` cells) the task runs first, and the

@@ -72,11 +72,14 @@ pub fn build(input: BuildInput<'_>) -> Built {
     let facts = code::analyse_cells(nb, &mut diags);
     let (drafts, roles) = tasks::draft_tasks(nb, &merged, &facts, &mut diags);
 
-    let (mut parameters, prelude) = prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
+    let (mut parameters, mut prelude) =
+        prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
+    prelude.extend(flow::task_import_stmts(&facts, &drafts));
     let param_names: BTreeSet<String> = parameters.iter().map(|p| p.name.clone()).collect();
     let (flow, preludes) =
         flow::flow_with_preludes(nb, &facts, &drafts, &roles, &param_names, &prelude);
     flow::report_undefined(nb, &flow, &mut diags);
+    flow::report_scattered_tasks(nb, &facts, &drafts, &mut diags);
 
     let globals = globals::global_state(nb, &facts, &drafts, &roles, &mut diags);
     let mut edges = edges::task_edges(nb, &drafts, &flow, &mut diags);
@@ -165,6 +168,7 @@ fn plan_task(
     let ts = layers::task_settings(&layer, &cx.nb.path, d.first_cell, first_line, diags);
     let inputs = flow::task_inputs(cx.flow, cx.drafts, t);
     let outputs = edges::task_outputs(cx.edges, t);
+    let changes = flow::task_changes(cx.flow, &outputs, t);
     let before = code::before_cells(cx.prelude, &cx.preludes[t], &cx.globals.replays[t]);
     let code = code::task_chunks(d, cx.facts, &before);
     let imports = code::task_imports(d, cx.facts, &before);
@@ -178,6 +182,7 @@ fn plan_task(
         cells: d.cells.clone(),
         inputs,
         outputs,
+        changes,
         parameters: cx.flow.params[t].iter().cloned().collect(),
         prelude: prelude_refs,
         imports: imports

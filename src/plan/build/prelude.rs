@@ -17,6 +17,9 @@ pub(super) struct PreludeStmt {
     pub(super) binds: BTreeSet<String>,
     pub(super) reads: BTreeSet<String>,
     pub(super) is_import: bool,
+    /// An import of a task's cell: replayed only in the later tasks that use what it binds
+    /// (flow.rs), never by [`select_prelude`].
+    pub(super) task_import: bool,
 }
 
 /// `name = <literal>` in a `parameters` cell is a parameter (the latest one of a name
@@ -89,6 +92,7 @@ pub(super) fn parameters_and_prelude(
                     binds: stmt.binds.clone(),
                     reads: stmt.reads.clone(),
                     is_import: stmt.is_import,
+                    task_import: false,
                 });
             }
         }
@@ -109,12 +113,12 @@ pub(super) fn select_prelude(
     let mut needed = needed.clone();
     let mut included: Vec<bool> = prelude
         .iter()
-        .map(|s| s.is_import && s.cell < before_cell)
+        .map(|s| s.is_import && !s.task_import && s.cell < before_cell)
         .collect();
     loop {
         let mut changed = false;
         for (i, s) in prelude.iter().enumerate() {
-            if !included[i] && s.binds.iter().any(|b| needed.contains(b)) {
+            if !included[i] && !s.task_import && s.binds.iter().any(|b| needed.contains(b)) {
                 included[i] = true;
                 needed.extend(s.reads.iter().cloned());
                 changed = true;
@@ -137,7 +141,11 @@ pub(super) fn select_prelude(
             included[i] = true;
         }
     }
-    let all_bound: BTreeSet<&String> = prelude.iter().flat_map(|s| s.binds.iter()).collect();
+    let all_bound: BTreeSet<&String> = prelude
+        .iter()
+        .filter(|s| !s.task_import)
+        .flat_map(|s| s.binds.iter())
+        .collect();
     let outside: BTreeSet<String> = prelude
         .iter()
         .enumerate()

@@ -68,6 +68,18 @@ pub(super) fn draft_tasks(
         if joins_nothing(facts[cell.index].as_ref(), &marks) {
             continue;
         }
+        // Untagged imports above every task set up the kernel, as an `imports` cell does:
+        // a task of their own would only pass modules around.
+        if current.is_none()
+            && marks.task.is_none()
+            && !marks.has_setting
+            && marks.after.is_empty()
+            && !marks.metrics
+            && imports_only(facts[cell.index].as_ref())
+        {
+            roles.insert(cell.index, Role::Imports);
+            continue;
+        }
         let idx = match marks
             .task
             .take()
@@ -236,6 +248,30 @@ fn joins_nothing(facts: Option<&CellFacts>, marks: &CellMarks) -> bool {
         && marks.task.is_none()
         && !marks.has_setting
         && marks.after.is_empty()
+}
+
+/// A cell of nothing but top-level imports, and line magics that do nothing in a task
+/// (`%matplotlib inline`, `%load_ext`).
+fn imports_only(facts: Option<&CellFacts>) -> bool {
+    let dropped = |e: &crate::analysis::Escape| {
+        !e.in_expr
+            && e.kind == crate::analysis::EscapeKind::Magic
+            && matches!(
+                crate::analysis::classify_line_magic(
+                    e.value.split_whitespace().next().unwrap_or("")
+                ),
+                crate::analysis::LineMagic::Drop
+            )
+    };
+    facts.is_some_and(|f| {
+        f.cell_magic.is_none()
+            && f.syntax_error.is_none()
+            && f.escapes.iter().all(dropped)
+            && f.stmts.iter().any(|s| s.is_import)
+            && f.stmts
+                .iter()
+                .all(|s| s.is_import || f.escapes.iter().any(|e| e.start == s.start && dropped(e)))
+    })
 }
 
 fn new_draft(name: String, first_cell: usize) -> TaskDraft {
