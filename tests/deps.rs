@@ -380,10 +380,14 @@ fn stdlib_per_version() {
 #[test]
 fn requirement_parsing() {
     let p = |s: &str| deps::parse_requirement(s).map(|r| r.line());
+    // The marker stays: pip evaluates it where the task runs.
     assert_eq!(
         p("scikit-learn [ alldeps ] == 1.5.1 ; python_version > '3.8'").as_deref(),
-        Some("scikit-learn[alldeps]==1.5.1")
+        Some("scikit-learn[alldeps]==1.5.1 ; python_full_version >= '3.9'")
     );
+    assert_eq!(p("Foo.Bar (>=1.0, <2)").as_deref(), Some("Foo.Bar>=1.0,<2"));
+    assert_eq!(p("2>&1"), None);
+    assert_eq!(p("pandas>=2,"), None);
     assert_eq!(p("requests<3").as_deref(), Some("requests<3"));
     assert_eq!(
         p("pkg @ https://x.invalid/pkg.whl").as_deref(),
@@ -430,4 +434,160 @@ fn malformed_inputs_never_crash() {
         .unwrap()
         .iter()
         .any(|r| r["name"] == "scikit-learn"));
+}
+
+fn notebook(dir: &Path, cells: &[(&str, &str)]) -> PathBuf {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|(tag, src)| {
+            serde_json::json!({"cell_type": "code", "execution_count": null, "metadata": {"tags": [tag]}, "outputs": [], "source": src})
+        })
+        .collect();
+    let nb =
+        serde_json::json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5});
+    let p = dir.join("nb.ipynb");
+    std::fs::write(&p, serde_json::to_string(&nb).unwrap()).unwrap();
+    p
+}
+
+fn lines_and_codes(nb: &Path) -> (Vec<String>, Vec<(String, String)>) {
+    let doc = deps_json(nb, &[]);
+    let lines = doc["tasks"][0]["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_str().unwrap().to_string())
+        .collect();
+    let diags = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_string(),
+                d["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (lines, diags)
+}
+
+#[test]
+fn install_lines_are_read_as_a_shell_reads_them() {
+    let dir = tempdir();
+    let nb = notebook(
+        dir.path(),
+        &[(
+            "task:main",
+            "!pip3 install PyGithub pandas > /dev/null 2>&1\n\
+             %pip install -q --upgrade --index-url https://pypi.org/simple 'requests==2.32.3' && echo done\n\
+             !cd /tmp; python -m pip install -e ./src -rextra.txt \"six>=1.16 ; python_version >= '3'\" | tail -1\n\
+             !pip install $PKG {other} 'not a requirement!'\n\
+             import github, pandas, requests, six",
+        )],
+    );
+    std::fs::write(
+        dir.path().join("extra.txt"),
+        "tabulate==0.9.0 --hash=sha256:00\n",
+    )
+    .unwrap();
+    let (lines, diags) = lines_and_codes(&nb);
+    assert_eq!(
+        lines,
+        [
+            "pandas",
+            "PyGithub",
+            "requests==2.32.3",
+            "six>=1.16 ; python_full_version >= '3'",
+            "tabulate==0.9.0"
+        ],
+        "{diags:?}"
+    );
+    let rejected: Vec<&str> = diags
+        .iter()
+        .filter(|(c, _)| c == "NB206")
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(rejected.len(), 3, "{diags:?}");
+    assert!(
+        rejected[0].contains("`$PKG`") && rejected[0].starts_with("`!pip install`"),
+        "{rejected:?}"
+    );
+    // Where the requirement came from is the command as written.
+    let doc = deps_json(&nb, &[]);
+    let src: Vec<&str> = doc["tasks"][0]["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert!(src.contains(&"!pip3 install in cell 0"), "{src:?}");
+    assert!(src.contains(&"%pip install in cell 0"), "{src:?}");
+}
+
+#[test]
+fn module_names_that_are_not_their_distribution() {
+    let dir = tempdir();
+    let nb = notebook(
+        dir.path(),
+        &[(
+            "task:main",
+            "from kubeflow import fairing\nimport kubeflow.katib as katib\nfrom kubeflow.tfjob import TFJobClient\n\
+             import kubeflow.metadata.metadata as md\nimport ibm_boto3\nimport service_pb2, service_pb2_grpc\n\
+             from protos import model_pb2\nfrom google.protobuf import descriptor_pb2\nimport urllib2\n\
+             try:\n    from StringIO import StringIO\nexcept ImportError:\n    from io import StringIO\n",
+        )],
+    );
+    let (lines, diags) = lines_and_codes(&nb);
+    assert_eq!(
+        lines,
+        [
+            "ibm-cos-sdk",
+            "kubeflow-fairing",
+            "kubeflow-katib",
+            "kubeflow-metadata",
+            "kubeflow-tfjob",
+            "protobuf"
+        ],
+        "{diags:?}"
+    );
+    let py2: Vec<&(String, String)> = diags.iter().filter(|(c, _)| c == "NB207").collect();
+    assert_eq!(py2.len(), 1, "{diags:?}");
+    assert!(
+        py2[0].1.contains("`urllib2` is a Python 2") && py2[0].1.contains("`urllib.request`"),
+        "{py2:?}"
+    );
+}
+
+/// The generated requirements.txt is what pip reads: every line is accepted by the real
+/// pip's parser (`--dry-run --no-deps` against the index).
+#[test]
+fn generated_requirements_install_with_pip() {
+    let python = common::python_env("VALIDATE");
+    let dir = tempdir();
+    let nb = notebook(
+        dir.path(),
+        &[(
+            "task:main",
+            "!pip3 install six==1.16.0 'tabulate>=0.9' > /dev/null 2>&1 && echo ok\nimport six, tabulate",
+        )],
+    );
+    let out = dir.path().join("out");
+    let bundle = common::convert(&nb, &out, &["--name", "p"]);
+    let req = bundle.join("tasks/main/requirements.txt");
+    let text = std::fs::read_to_string(&req).unwrap();
+    assert!(
+        !text.contains("2>&1") && !text.contains("/dev/null"),
+        "{text}"
+    );
+    let o = std::process::Command::new(python)
+        .args(["-m", "pip", "install", "--dry-run", "--no-deps", "-q", "-r"])
+        .arg(&req)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
