@@ -66,13 +66,13 @@ codes! {
     MalformedNotebook = "NB006", "malformed-notebook", Error;
 
     /// ## What it does
-    /// Warns about a cell that is not valid Python 3 (Python 2 `print x`, unfinished code,
-    /// a NUL character, more than 200 nested brackets, a syntax tree more than 256 levels
-    /// deep).
+    /// Reports a cell of a task (or an `imports`, `functions` or `parameters` cell) that
+    /// is not valid Python 3 (Python 2 `print x`, unfinished code, a NUL character, more
+    /// than 200 nested brackets, a syntax tree more than 256 levels deep).
     /// ## Why is this bad?
-    /// The cell cannot run in a task. It is left out of the task's code (a comment marks
-    /// where) and the rest of the notebook still converts. Fix the cell or tag it `skip`.
-    CellSyntaxError = "NB010", "cell-syntax-error", Warning;
+    /// The cell cannot become task code: the task would silently skip it. Fix the cell,
+    /// or tag it `skip` to leave it out (a `skip` cell is not reported).
+    CellSyntaxError = "NB010", "cell-syntax-error", Error;
     /// ## What it does
     /// Warns about an IPython magic nb2pipe does not know how to run outside IPython.
     /// ## Why is this bad?

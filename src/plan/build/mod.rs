@@ -67,6 +67,7 @@ pub fn build(input: BuildInput<'_>) -> Built {
     let merged = layers::merged_pipeline_layer(&input, &mut diags);
     let facts = code::analyse_cells(nb, &mut diags);
     let (drafts, roles) = tasks::draft_tasks(nb, &merged, &facts, &mut diags);
+    code::report_syntax_errors(nb, &facts, &drafts, &roles, &mut diags);
 
     let (mut parameters, prelude) = prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
     let param_names: BTreeSet<String> = parameters.iter().map(|p| p.name.clone()).collect();
