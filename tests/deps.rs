@@ -447,8 +447,9 @@ fn malformed_inputs_never_crash() {
 fn notebook(dir: &Path, cells: &[(&str, &str)]) -> PathBuf {
     let cells: Vec<serde_json::Value> = cells
         .iter()
-        .map(|(tag, src)| {
-            serde_json::json!({"cell_type": "code", "execution_count": null, "metadata": {"tags": [tag]}, "outputs": [], "source": src})
+        .map(|(tags, src)| {
+            let tags: Vec<&str> = tags.split_whitespace().collect();
+            serde_json::json!({"cell_type": "code", "execution_count": null, "metadata": {"tags": tags}, "outputs": [], "source": src})
         })
         .collect();
     let nb =
@@ -597,5 +598,57 @@ fn generated_requirements_install_with_pip() {
         o.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// By default a task runs every import of the `imports` cells before it (as the kernel
+/// did); `imports:used` prunes it to the imports the task reads, and its requirements
+/// follow.
+#[test]
+fn imports_used_prunes_the_prelude_imports() {
+    let cells = |tags: &'static str| {
+        [
+            (
+                "imports",
+                "import numpy as np\nimport pandas as pd\nimport requests",
+            ),
+            (tags, "print(np.zeros(2))"),
+        ]
+    };
+    let reqs = |tags: &'static str| -> (Vec<String>, String) {
+        let dir = tempdir();
+        let nb = notebook(dir.path(), &cells(tags));
+        let (lines, diags) = lines_and_codes(&nb);
+        let out = dir.path().join("out");
+        let bundle = common::convert(&nb, &out, &["--name", "p"]);
+        let code = std::fs::read_to_string(bundle.join("tasks/main/main.py")).unwrap();
+        assert!(
+            diags.iter().all(|(c, _)| c != "NB020" && c != "NB021"),
+            "{diags:?}"
+        );
+        (lines, code)
+    };
+    let (all, code) = reqs("task:main");
+    assert_eq!(all, ["numpy", "pandas", "requests"]);
+    assert!(code.contains("import pandas as pd"), "{code}");
+    let (used, code) = reqs("task:main imports:used");
+    assert_eq!(used, ["numpy"]);
+    assert!(
+        code.contains("import numpy as np") && !code.contains("import pandas"),
+        "{code}"
+    );
+    let (all, _) = reqs("task:main imports:all");
+    assert_eq!(all, ["numpy", "pandas", "requests"]);
+}
+
+#[test]
+fn imports_tag_value_is_checked() {
+    let dir = tempdir();
+    let nb = notebook(dir.path(), &[("task:main imports:some", "x = 1")]);
+    let (code, _, err) = run(&["check", "--no-bundle", nb.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("NB021") && err.contains("imports:used"),
+        "{err}"
     );
 }

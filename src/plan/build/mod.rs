@@ -71,8 +71,22 @@ pub fn build(input: BuildInput<'_>) -> Built {
 
     let (mut parameters, prelude) = prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
     let param_names: BTreeSet<String> = parameters.iter().map(|p| p.name.clone()).collect();
-    let (flow, preludes) =
-        flow::flow_with_preludes(nb, &facts, &drafts, &roles, &param_names, &prelude);
+    let used_imports_only: Vec<bool> = drafts
+        .iter()
+        .map(|d| {
+            layers::resolve_task_layer(&merged, &d.name, d).imports
+                == Some(super::settings::ImportsMode::Used)
+        })
+        .collect();
+    let (flow, preludes) = flow::flow_with_preludes(
+        nb,
+        &facts,
+        &drafts,
+        &roles,
+        &param_names,
+        &prelude,
+        &used_imports_only,
+    );
     flow::report_undefined(nb, &flow, &mut diags);
 
     let edges = edges::task_edges(nb, &drafts, &flow, &mut diags);
