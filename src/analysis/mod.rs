@@ -24,7 +24,10 @@ pub use builtins::is_builtin;
 pub use depth::{parse_python, MAX_BRACKETS, MAX_DEPTH};
 pub use globals::{top_level_forms, TopLevel};
 pub use literals::{literal_assignments, type_name, NotParameter, MAX_LITERAL_DEPTH};
-pub use magics::{classify_line_magic, parse_pip_args, strip_magic_options, CellMagic, LineMagic};
+pub use magics::{
+    classify_line_magic, install_commands, parse_pip_args, strip_magic_options, CellMagic,
+    InstallCommand, LineMagic, ShellWord,
+};
 pub use secrets::{find_secrets, SecretFinding};
 
 /// An import found in a cell.

@@ -46,6 +46,18 @@ pub struct TaskLayer {
     pub run_as_group: Option<i64>,
     pub fs_group: Option<i64>,
     pub read_only_root_filesystem: Option<bool>,
+    /// Which imports of the `imports`/`functions` cells a task runs (default: all).
+    pub imports: Option<ImportsMode>,
+}
+
+/// `all`: every import of the prelude cells before the task, as the kernel ran them
+/// (imports register accessors and plugins); `used`: only those whose names the task
+/// (or a prelude statement it runs) reads.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportsMode {
+    All,
+    Used,
 }
 
 /// A duration as seconds or as text (`30m`).
@@ -159,6 +171,7 @@ impl TaskLayer {
             read_only_root_filesystem: self
                 .read_only_root_filesystem
                 .or(low.read_only_root_filesystem),
+            imports: self.imports.or(low.imports),
         }
     }
 }

@@ -183,6 +183,21 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
                 None => Err(format!("write `{key}:KEY=VALUE`")),
             }
         }
+        "imports" => {
+            use crate::plan::settings::ImportsMode;
+            layer.imports = match value {
+                "used" => Some(ImportsMode::Used),
+                "all" => Some(ImportsMode::All),
+                _ => None,
+            };
+            match layer.imports {
+                Some(_) => Ok(()),
+                None => Err(
+                    "write `imports:used` (only the imports the task reads) or `imports:all`"
+                        .into(),
+                ),
+            }
+        }
         "cache" => match value {
             "true" | "on" | "yes" => Ok(layer.cache = Some(true)),
             "false" | "off" | "no" => Ok(layer.cache = Some(false)),

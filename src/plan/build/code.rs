@@ -41,18 +41,6 @@ pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<O
             }
         }
         loaded.extend(f.loaded_extensions.iter().map(|(_, e)| e.as_str()));
-        if let Some(e) = &f.syntax_error {
-            diags.push(
-                Diagnostic::new(
-                    Code::CellSyntaxError,
-                    path,
-                    format!("the cell is not valid Python 3: {}", e.message),
-                )
-                .at_cell(cell.index, cell.first_line())
-                .at_line(e.line, Some(e.column))
-                .with_help("the cell is left out of its task's code; fix it or tag it `skip`"),
-            );
-        }
         for (line, name) in &f.unknown_magics {
             diags.push(
                 Diagnostic::new(Code::UnknownMagic, path, format!("unknown magic `{name}`: the task will stop with an error if it reaches this line"))
@@ -62,6 +50,38 @@ pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<O
         }
     }
     facts
+}
+
+/// A cell that does not parse cannot become task code: an error when a task (or a
+/// prelude) would run it; a `skip` cell is the way to leave it out.
+pub(super) fn report_syntax_errors(
+    nb: &Notebook,
+    facts: &[Option<CellFacts>],
+    drafts: &[TaskDraft],
+    roles: &std::collections::BTreeMap<usize, crate::plan::tags::Role>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (cell, f) in nb.cells.iter().zip(facts) {
+        let Some(e) = f.as_ref().and_then(|f| f.syntax_error.as_ref()) else {
+            continue;
+        };
+        let task = drafts.iter().find(|d| d.cells.contains(&cell.index));
+        let what = match (task, roles.get(&cell.index)) {
+            (Some(d), _) => format!("task `{}` would run without it", d.name),
+            (None, Some(_)) => "the tasks that use this cell would run without it".to_string(),
+            (None, None) => continue,
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::CellSyntaxError,
+                &nb.path,
+                format!("the cell is not valid Python 3: {}; {what}", e.message),
+            )
+            .at_cell(cell.index, cell.first_line())
+            .at_line(e.line, Some(e.column))
+            .with_help("fix the cell, or tag it `skip` to leave it out of the pipeline"),
+        );
+    }
 }
 
 /// `from M import *` binds M's names: read from M when it is a local module, unknown

@@ -50,13 +50,15 @@ pub(super) fn flow_with_preludes(
     roles: &BTreeMap<usize, Role>,
     param_names: &BTreeSet<String>,
     prelude: &[PreludeStmt],
+    used_imports_only: &[bool],
 ) -> (Flow, Vec<Vec<usize>>) {
     let mut extra: Vec<BTreeSet<String>> = vec![BTreeSet::new(); drafts.len()];
     let mut flow = data_flow(nb, facts, drafts, roles, param_names, prelude, &extra);
     let mut preludes: Vec<Vec<usize>> = Vec::new();
     for (t, needed) in flow.prelude_names.iter().enumerate() {
         let last = drafts[t].cells.iter().max().copied().unwrap_or(0);
-        let (included, reads) = select_prelude(prelude, needed, last);
+        let prune = used_imports_only.get(t).copied().unwrap_or(false);
+        let (included, reads) = select_prelude(prelude, needed, last, prune);
         extra[t] = reads;
         preludes.push(included);
     }

@@ -71,13 +71,28 @@ pub fn build(input: BuildInput<'_>) -> Built {
     let merged = layers::merged_pipeline_layer(&input, &mut diags);
     let facts = code::analyse_cells(nb, &mut diags);
     let (drafts, roles) = tasks::draft_tasks(nb, &merged, &facts, &mut diags);
+    code::report_syntax_errors(nb, &facts, &drafts, &roles, &mut diags);
 
     let (mut parameters, mut prelude) =
         prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
     prelude.extend(flow::task_import_stmts(&facts, &drafts));
     let param_names: BTreeSet<String> = parameters.iter().map(|p| p.name.clone()).collect();
-    let (flow, preludes) =
-        flow::flow_with_preludes(nb, &facts, &drafts, &roles, &param_names, &prelude);
+    let used_imports_only: Vec<bool> = drafts
+        .iter()
+        .map(|d| {
+            layers::resolve_task_layer(&merged, &d.name, d).imports
+                == Some(super::settings::ImportsMode::Used)
+        })
+        .collect();
+    let (flow, preludes) = flow::flow_with_preludes(
+        nb,
+        &facts,
+        &drafts,
+        &roles,
+        &param_names,
+        &prelude,
+        &used_imports_only,
+    );
     flow::report_undefined(nb, &flow, &mut diags);
     flow::report_scattered_tasks(nb, &facts, &drafts, &mut diags);
 

@@ -105,15 +105,17 @@ pub(super) fn parameters_and_prelude(
 /// of a role cell before the task's last cell runs, used or not, as in the one kernel:
 /// imports register pandas accessors, styles and warning filters, and libraries look
 /// for each other (`load_iris(as_frame=True)` needs pandas imported nowhere in the task).
+/// With `used_imports_only` (`imports:used`) an import runs only when its names are read.
 pub(super) fn select_prelude(
     prelude: &[PreludeStmt],
     needed: &BTreeSet<String>,
     before_cell: usize,
+    used_imports_only: bool,
 ) -> (Vec<usize>, BTreeSet<String>) {
     let mut needed = needed.clone();
     let mut included: Vec<bool> = prelude
         .iter()
-        .map(|s| s.is_import && !s.task_import && s.cell < before_cell)
+        .map(|s| !used_imports_only && s.is_import && !s.task_import && s.cell < before_cell)
         .collect();
     loop {
         let mut changed = false;
