@@ -54,6 +54,7 @@ pub struct PushStats {
     pub uploaded_bytes: u64,
     pub mounted: usize,
     pub present: usize,
+    pub manifests: usize,
 }
 
 pub struct OciBuild {
@@ -74,10 +75,9 @@ struct CachedLayer {
 /// One task's image, ready to push.
 struct TaskImage {
     base: usize,
-    /// (blob digest, size) of the user, dependency and code layers, then the config.
+    /// The user, dependency and code layers.
     added: Vec<Added>,
     code: Layer,
-    deps_key: String,
     config: Vec<u8>,
     manifest: Vec<u8>,
     media: &'static str,
@@ -420,7 +420,6 @@ pub async fn build_plan(
                 base: bi,
                 added,
                 code,
-                deps_key: key,
                 config,
                 manifest,
                 media,
@@ -478,8 +477,7 @@ pub async fn build_plan(
                 holders.entry(digest).or_insert_with(|| target.clone());
             }
             reg.put_manifest(&target, img.manifest.clone(), img.media).await?;
-            out.stats.uploaded += 1;
-            out.stats.uploaded_bytes += img.manifest.len() as u64;
+            out.stats.manifests += 1;
         }
         bar.finish(&format!("built in {build_secs:.1}s ({})", img.digest));
         out.reports.push(TaskReport {
@@ -495,7 +493,6 @@ pub async fn build_plan(
                 digest: img.digest.clone(),
             },
         );
-        let _ = &img.deps_key;
     }
     out.reports
         .sort_by_key(|r| plan.tasks.iter().position(|t| t.name == r.task));
