@@ -27,7 +27,14 @@ fn oci_build(
         .arg(nb)
         .arg("-o")
         .arg(out)
-        .args(["--engine", "oci", "--base-image", base, "--pip-cert", CA_BUNDLE])
+        .args([
+            "--engine",
+            "oci",
+            "--base-image",
+            base,
+            "--pip-cert",
+            CA_BUNDLE,
+        ])
         .args(args)
         .env("NB2PIPE_OCI_CACHE", cache)
         .env_remove("NB2PIPE_REGISTRY_USER")
@@ -53,7 +60,14 @@ fn shared_cache() -> std::path::PathBuf {
 }
 
 fn oci_build_ok(nb: &Path, out: &Path, cache: &Path, args: &[&str]) -> String {
-    let (code, text) = oci_build(nb, out, cache, &env("NB2PIPE_TEST_BASE_IMAGE_OCI"), args, &[]);
+    let (code, text) = oci_build(
+        nb,
+        out,
+        cache,
+        &env("NB2PIPE_TEST_BASE_IMAGE_OCI"),
+        args,
+        &[],
+    );
     assert_eq!(code, 0, "build failed:\n{text}");
     text
 }
@@ -110,7 +124,11 @@ fn oci_push_shares_layers_uploads_only_what_is_missing_and_is_reproducible() {
     assert_eq!(images.images.len(), 5, "{images:?}");
     let dag = std::fs::read_to_string(bundle.join("airflow/small.py")).unwrap();
     for p in images.images.values() {
-        assert!(dag.contains(&p.by_digest()), "the DAG lacks {}", p.by_digest());
+        assert!(
+            dag.contains(&p.by_digest()),
+            "the DAG lacks {}",
+            p.by_digest()
+        );
     }
     let by = |t: &str| layers(&images.images[t].by_digest());
     let (sq, db, ld) = (by("square"), by("double"), by("load"));
@@ -173,7 +191,14 @@ fn oci_authenticated_registry() {
     let args = ["--registry", reg.as_str(), "--push"];
 
     // Without credentials: a clear error that says where nb2pipe looked.
-    let (code, text) = oci_build(&nb, &out, &cache, &base, &args, &[("DOCKER_CONFIG", no_config)]);
+    let (code, text) = oci_build(
+        &nb,
+        &out,
+        &cache,
+        &base,
+        &args,
+        &[("DOCKER_CONFIG", no_config)],
+    );
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("no credentials found"), "{text}");
     assert!(text.contains(&base), "{text}");
@@ -191,7 +216,10 @@ fn oci_authenticated_registry() {
         ],
     );
     assert_eq!(code, 0, "{text}");
-    assert!(!text.contains(&password), "the password was printed:\n{text}");
+    assert!(
+        !text.contains(&password),
+        "the password was printed:\n{text}"
+    );
     let images = Images::read(&out.join("small"));
     assert_eq!(images.images.len(), 5);
 
@@ -248,7 +276,10 @@ fn a_requirement_without_a_wheel_is_named() {
         &dir.path().join("out"),
         &shared_cache(),
         &env("NB2PIPE_TEST_BASE_IMAGE_OCI"),
-        &["--registry", &fresh_registry("NB2PIPE_TEST_REGISTRY", "nowheel")],
+        &[
+            "--registry",
+            &fresh_registry("NB2PIPE_TEST_REGISTRY", "nowheel"),
+        ],
         &[],
     );
     assert_eq!(code, 1, "{text}");
@@ -262,7 +293,13 @@ fn a_requirement_without_a_wheel_is_named() {
 
 /// `docker image inspect`'s Config, as JSON.
 fn config_of(reference: &str) -> serde_json::Value {
-    let (ok, out) = docker(&["image", "inspect", "--format", "{{json .Config}}", reference]);
+    let (ok, out) = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config}}",
+        reference,
+    ]);
     assert!(ok, "{out}");
     serde_json::from_str(out.trim()).unwrap()
 }
@@ -291,7 +328,10 @@ fn run_all(images: &[(String, String)], data: &Path) -> String {
             .await
             .expect("container runs");
             assert_eq!(code, 0, "{task} in {image}: {}", lines.join("\n"));
-            for l in lines.iter().filter(|l| !l.starts_with("nb2pipe") && !l.starts_with('[')) {
+            for l in lines
+                .iter()
+                .filter(|l| !l.starts_with("nb2pipe") && !l.starts_with('['))
+            {
                 out.push_str(l);
                 out.push('\n');
             }
@@ -312,8 +352,18 @@ fn oci_images_run_on_the_docker_engine_like_docker_built_ones() {
         .arg(&nb)
         .arg("-o")
         .arg(&docker_out)
-        .args(["--engine", "docker", "--base-image", &base, "--pip-cert", CA_BUNDLE])
-        .args(["--registry", &fresh_registry("NB2PIPE_TEST_REGISTRY", "eq-docker")]);
+        .args([
+            "--engine",
+            "docker",
+            "--base-image",
+            &base,
+            "--pip-cert",
+            CA_BUNDLE,
+        ])
+        .args([
+            "--registry",
+            &fresh_registry("NB2PIPE_TEST_REGISTRY", "eq-docker"),
+        ]);
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let oci_out = dir.path().join("oci");
@@ -321,7 +371,11 @@ fn oci_images_run_on_the_docker_engine_like_docker_built_ones() {
         &nb,
         &oci_out,
         &shared_cache(),
-        &["--registry", &fresh_registry("NB2PIPE_TEST_REGISTRY", "eq-oci"), "--push"],
+        &[
+            "--registry",
+            &fresh_registry("NB2PIPE_TEST_REGISTRY", "eq-oci"),
+            "--push",
+        ],
     );
     let plan = common::read_json(&docker_out.join("small/plan.json"));
     let pushed = Images::read(&oci_out.join("small"));

@@ -65,7 +65,10 @@ pub fn scan<'a>(
         for e in ar.entries().context("reading a base image layer")? {
             let mut e = e.context("reading a base image layer")?;
             let p = e.path()?.to_string_lossy().into_owned();
-            let p = p.trim_start_matches("./").trim_start_matches('/').to_string();
+            let p = p
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .to_string();
             let name = p.rsplit('/').next().unwrap_or("");
             if let Some(gone) = name.strip_prefix(".wh.") {
                 let dir = &p[..p.len() - name.len()];
@@ -82,8 +85,10 @@ pub fn scan<'a>(
             }
             let h = e.header().clone();
             let mut bytes = Vec::new();
-            if matches!(p.as_str(), "etc/passwd" | "etc/group" | "var/lib/dpkg/status")
-                && h.entry_type().is_file()
+            if matches!(
+                p.as_str(),
+                "etc/passwd" | "etc/group" | "var/lib/dpkg/status"
+            ) && h.entry_type().is_file()
             {
                 e.read_to_end(&mut bytes)?;
             }
@@ -184,12 +189,21 @@ mod tests {
         // A later layer removes /usr/local/bin/python3 and replaces /etc/passwd.
         let l2 = layer(&[
             ("usr/local/bin/.wh.python3", b""),
-            ("etc/passwd", b"root:x:0:0::/root:/bin/sh\nnb:x:10001:10001::/h:/bin/sh\n"),
+            (
+                "etc/passwd",
+                b"root:x:0:0::/root:/bin/sh\nnb:x:10001:10001::/h:/bin/sh\n",
+            ),
         ]);
         let info = scan(
             [
-                ("application/vnd.oci.image.layer.v1.tar".to_string(), l1.as_slice()),
-                ("application/vnd.oci.image.layer.v1.tar".to_string(), l2.as_slice()),
+                (
+                    "application/vnd.oci.image.layer.v1.tar".to_string(),
+                    l1.as_slice(),
+                ),
+                (
+                    "application/vnd.oci.image.layer.v1.tar".to_string(),
+                    l2.as_slice(),
+                ),
             ],
             DEFAULT_PATH,
         )

@@ -116,7 +116,10 @@ fn with_venv_shebang(bytes: Vec<u8>) -> Vec<u8> {
     if !bytes.starts_with(b"#!") {
         return bytes;
     }
-    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
     let first = String::from_utf8_lossy(&bytes[..end]);
     if !first.contains("python") {
         return bytes;
@@ -170,7 +173,14 @@ mod tests {
     #[test]
     fn code_layer_holds_only_the_task_files_owned_by_the_task_user() {
         let mut ctx = BuildContext::default();
-        for f in ["main.py", "nb2pipe_runtime.py", "Dockerfile", "requirements.txt", "nb2pipe-pip.conf", "modules/m/u.py"] {
+        for f in [
+            "main.py",
+            "nb2pipe_runtime.py",
+            "Dockerfile",
+            "requirements.txt",
+            "nb2pipe-pip.conf",
+            "modules/m/u.py",
+        ] {
             ctx.add(f, "x");
         }
         assert_eq!(
@@ -192,7 +202,11 @@ mod tests {
         std::fs::create_dir_all(site.path().join("bin")).unwrap();
         std::fs::create_dir_all(site.path().join("six-1.dist-info/__pycache__")).unwrap();
         std::fs::write(site.path().join("six.py"), "X = 1\n").unwrap();
-        std::fs::write(site.path().join("bin/tool"), "#!/home/me/.venv/bin/python3\nimport x\n").unwrap();
+        std::fs::write(
+            site.path().join("bin/tool"),
+            "#!/home/me/.venv/bin/python3\nimport x\n",
+        )
+        .unwrap();
         let venv = Venv {
             python: "/usr/bin/python3".into(),
             version: "3.11".into(),
@@ -205,17 +219,26 @@ mod tests {
         for e in ar.entries().unwrap() {
             let mut e = e.unwrap();
             let p = e.path().unwrap().to_string_lossy().into_owned();
-            let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
             let mut s = String::new();
             std::io::Read::read_to_string(&mut e, &mut s).unwrap();
             seen.insert(p, (link, s, e.header().mode().unwrap()));
         }
-        assert_eq!(seen["opt/nb2pipe-venv/bin/python3"].0.as_deref(), Some("/usr/bin/python3"));
+        assert_eq!(
+            seen["opt/nb2pipe-venv/bin/python3"].0.as_deref(),
+            Some("/usr/bin/python3")
+        );
         assert_eq!(
             seen["opt/nb2pipe-venv/pyvenv.cfg"].1,
             "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11\n"
         );
-        assert_eq!(seen["opt/nb2pipe-venv/lib/python3.11/site-packages/six.py"].1, "X = 1\n");
+        assert_eq!(
+            seen["opt/nb2pipe-venv/lib/python3.11/site-packages/six.py"].1,
+            "X = 1\n"
+        );
         let tool = &seen["opt/nb2pipe-venv/bin/tool"];
         assert_eq!(tool.1, "#!/opt/nb2pipe-venv/bin/python\nimport x\n");
         assert_eq!(tool.2, 0o755);

@@ -34,14 +34,14 @@ fn set_env(env: &mut Vec<String>, key: &str, value: String) {
 /// The task's config, from the base's.
 pub fn config(base: &Value, labels: &[(String, String)], added: &[Added]) -> Result<Vec<u8>> {
     let mut cfg = base.clone();
-    let obj = cfg.as_object_mut().context("the base image's config is not an object")?;
+    let obj = cfg
+        .as_object_mut()
+        .context("the base image's config is not an object")?;
     obj.insert("created".into(), json!(CREATED));
     for k in ["container", "container_config", "docker_version", "author"] {
         obj.remove(k);
     }
-    let c = obj
-        .entry("config")
-        .or_insert_with(|| json!({}));
+    let c = obj.entry("config").or_insert_with(|| json!({}));
     if !c.is_object() {
         *c = json!({});
     }
@@ -49,7 +49,11 @@ pub fn config(base: &Value, labels: &[(String, String)], added: &[Added]) -> Res
     let mut env: Vec<String> = c
         .get("Env")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let path = env
         .iter()
@@ -171,7 +175,10 @@ mod tests {
         assert_eq!(c["User"], "10001");
         assert_eq!(c["Entrypoint"], json!(["python", "/app/main.py"]));
         assert!(c.get("Cmd").is_none());
-        assert_eq!(c["Labels"], json!({"io.nb2pipe.task": "t", "maintainer": "x"}));
+        assert_eq!(
+            c["Labels"],
+            json!({"io.nb2pipe.task": "t", "maintainer": "x"})
+        );
         assert_eq!(cfg["rootfs"]["diff_ids"], json!(["sha256:aa", "sha256:cc"]));
         assert_eq!(cfg["history"][1]["created_by"], "nb2pipe: code");
         // No PATH in the base: Docker's default.
@@ -179,7 +186,10 @@ mod tests {
         let cfg: Value = serde_json::from_slice(&config(&bare, &[], &added).unwrap()).unwrap();
         assert_eq!(
             cfg["config"]["Env"][0],
-            format!("PATH=/opt/nb2pipe-venv/bin:{}", super::super::base::DEFAULT_PATH)
+            format!(
+                "PATH=/opt/nb2pipe-venv/bin:{}",
+                super::super::base::DEFAULT_PATH
+            )
         );
         let (m, media) = manifest(
             &json!({"layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": "sha256:aa"}]}),

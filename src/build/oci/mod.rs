@@ -93,13 +93,23 @@ fn hex(d: &str) -> &str {
 }
 
 fn labels(plan: &Plan, t: &Task) -> Vec<(String, String)> {
-    let clean = |s: &str| s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
+    let clean = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+    };
     let hash = t.image.content_hash.clone().unwrap_or_default();
     vec![
-        ("org.opencontainers.image.title".into(), format!("{}-{}", plan.pipeline, t.name)),
+        (
+            "org.opencontainers.image.title".into(),
+            format!("{}-{}", plan.pipeline, t.name),
+        ),
         (
             "org.opencontainers.image.description".into(),
-            clean(&format!("task {} of pipeline {} from notebook {}", t.name, plan.pipeline, plan.notebook)),
+            clean(&format!(
+                "task {} of pipeline {} from notebook {}",
+                t.name, plan.pipeline, plan.notebook
+            )),
         ),
         ("org.opencontainers.image.revision".into(), hash.clone()),
         ("io.nb2pipe.notebook".into(), clean(&plan.notebook)),
@@ -139,7 +149,12 @@ async fn base_info(reg: &Registry, b: &BaseImage, cache: &Path) -> Result<base::
 }
 
 /// The cache key of a dependency layer: everything that decides its bytes.
-fn deps_key(reqs: &[String], venv: &files::Venv, target: &pip::WheelTarget, pip: &super::PipSettings) -> String {
+fn deps_key(
+    reqs: &[String],
+    venv: &files::Venv,
+    target: &pip::WheelTarget,
+    pip: &super::PipSettings,
+) -> String {
     let mut h = Sha256::new();
     h.update("nb2pipe-oci-deps-1\0");
     for r in reqs {
@@ -183,8 +198,11 @@ fn deps_layer(
         None
     } else {
         let req_file = work.path().join("requirements.txt");
-        std::fs::write(&req_file, reqs.iter().map(|r| format!("{r}\n")).collect::<String>())
-            .map_err(io)?;
+        std::fs::write(
+            &req_file,
+            reqs.iter().map(|r| format!("{r}\n")).collect::<String>(),
+        )
+        .map_err(io)?;
         let log = opts.log_dir.join(format!("{task}.log"));
         pip::install(task, &req_file, &site, target, &opts.pip, &log)?;
         Some(site)
@@ -295,7 +313,10 @@ pub async fn build_plan(
     let mut jobs: Vec<DepJob> = Vec::new();
     let mut task_keys: BTreeMap<String, Result<(usize, String), String>> = BTreeMap::new();
     for t in &todo {
-        let bi = bases.iter().position(|(n, _, _)| n == base_ref(plan, t)).expect("resolved");
+        let bi = bases
+            .iter()
+            .position(|(n, _, _)| n == base_ref(plan, t))
+            .expect("resolved");
         let (name, _, info) = &bases[bi];
         let (Some(python), Some(version)) = (&info.python, &info.version) else {
             task_keys.insert(
@@ -342,12 +363,23 @@ pub async fn build_plan(
                     s.spawn(move || {
                         let bar = progress.task(&j.task.name);
                         bar.start("installing the requirements for the image");
-                        let r = deps_layer(&j.task.name, &j.key, &j.reqs, &j.venv, &j.target, opts, cache);
+                        let r = deps_layer(
+                            &j.task.name,
+                            &j.key,
+                            &j.reqs,
+                            &j.venv,
+                            &j.target,
+                            opts,
+                            cache,
+                        );
                         (j.key.clone(), r)
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("pip thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("pip thread"))
+                .collect()
         });
         deps.extend(done);
     }
@@ -412,7 +444,13 @@ pub async fn build_plan(
         let digest = layers::sha256(&manifest);
         let _ = std::fs::write(
             &log,
-            format!("oci engine\nbase {} ({})\ndependency layer {}\ncode layer {}\nimage {digest}\n", b.reference.whole(), b.digest, dep.digest, code.digest),
+            format!(
+                "oci engine\nbase {} ({})\ndependency layer {}\ncode layer {}\nimage {digest}\n",
+                b.reference.whole(),
+                b.digest,
+                dep.digest,
+                code.digest
+            ),
         );
         images.push((
             t,
@@ -450,40 +488,45 @@ pub async fn build_plan(
             }
             blobs.push((layers::sha256(&img.config), None));
             for (digest, from) in blobs {
-                let has = reg.has_blob(&target, &digest).await.map_err(|e| {
-                    super::BuildError::Auth {
-                        registry: target.registry().to_string(),
-                        lookup: lookup.describe(),
-                        why: format!("{e:#}"),
-                    }
-                })?;
+                let has =
+                    reg.has_blob(&target, &digest)
+                        .await
+                        .map_err(|e| push_error(&t.image.reference, &target, &lookup, e))?;
                 if has {
                     out.stats.present += 1;
-                } else if let Some(f) = from.as_ref().filter(|f| f.repository() != target.repository()) {
+                } else if let Some(f) = from
+                    .as_ref()
+                    .filter(|f| f.repository() != target.repository())
+                {
                     if reg.mount(&target, f, &digest).await {
                         out.stats.mounted += 1;
                     } else {
-                        let bytes = blob_bytes(&reg, &digest, img, &user_layers, &cache, Some(f)).await?;
+                        let bytes =
+                            blob_bytes(&reg, &digest, img, &user_layers, &cache, Some(f)).await?;
                         out.stats.uploaded += 1;
                         out.stats.uploaded_bytes += bytes.len() as u64;
                         reg.upload(&target, bytes, &digest).await?;
                     }
                 } else {
-                    let bytes = blob_bytes(&reg, &digest, img, &user_layers, &cache, from.as_ref()).await?;
+                    let bytes =
+                        blob_bytes(&reg, &digest, img, &user_layers, &cache, from.as_ref()).await?;
                     out.stats.uploaded += 1;
                     out.stats.uploaded_bytes += bytes.len() as u64;
                     reg.upload(&target, bytes, &digest).await?;
                 }
                 holders.entry(digest).or_insert_with(|| target.clone());
             }
-            reg.put_manifest(&target, img.manifest.clone(), img.media).await?;
+            reg.put_manifest(&target, img.manifest.clone(), img.media)
+                .await?;
             out.stats.manifests += 1;
         }
         bar.finish(&format!("built in {build_secs:.1}s ({})", img.digest));
         out.reports.push(TaskReport {
             task: t.name.clone(),
             tag: t.image.reference.clone(),
-            outcome: Outcome::Built { seconds: build_secs },
+            outcome: Outcome::Built {
+                seconds: build_secs,
+            },
         });
         out.images.images.insert(
             t.name.clone(),
@@ -497,6 +540,32 @@ pub async fn build_plan(
     out.reports
         .sort_by_key(|r| plan.tasks.iter().position(|t| t.name == r.task));
     Ok(out)
+}
+
+/// A refused request is about credentials; anything else (an unreachable registry) is not.
+fn push_error(
+    image: &str,
+    target: &Reference,
+    lookup: &super::auth::Lookup,
+    e: anyhow::Error,
+) -> super::BuildError {
+    let why = format!("{e:#}");
+    let lower = why.to_ascii_lowercase();
+    if ["401", "403", "unauthorized", "denied"]
+        .iter()
+        .any(|p| lower.contains(p))
+    {
+        super::BuildError::Auth {
+            registry: target.registry().to_string(),
+            lookup: lookup.describe(),
+            why,
+        }
+    } else {
+        super::BuildError::Push {
+            image: image.to_string(),
+            why,
+        }
+    }
 }
 
 /// The bytes of one of the image's blobs: ours from memory or the cache, a base layer
@@ -524,6 +593,7 @@ async fn blob_bytes(
     }
     match from {
         Some(r) => reg.blob(r, digest).await,
-        None => std::fs::read(&cached).with_context(|| format!("reading the cached layer {}", cached.display())),
+        None => std::fs::read(&cached)
+            .with_context(|| format!("reading the cached layer {}", cached.display())),
     }
 }

@@ -26,7 +26,10 @@ impl WheelTarget {
     pub fn platforms(&self) -> Vec<String> {
         let a = &self.arch;
         if self.musl {
-            return (1..=2).rev().map(|m| format!("musllinux_1_{m}_{a}")).collect();
+            return (1..=2)
+                .rev()
+                .map(|m| format!("musllinux_1_{m}_{a}"))
+                .collect();
         }
         let (maj, min) = self.glibc.unwrap_or((2, 17));
         let mut out: Vec<String> = if maj == 2 {
@@ -65,12 +68,18 @@ pub fn command(
     pip: &PipSettings,
 ) -> Command {
     let mut c = Command::new(host_python());
-    c.args(["-m", "pip", "install", "--no-input", "--disable-pip-version-check"])
-        .arg("--target")
-        .arg(target_dir)
-        .args(["--python-version", &t.python, "--implementation", "cp"])
-        .args(["--abi", &t.abi(), "--abi", "abi3", "--abi", "none"])
-        .args(["--only-binary=:all:", "--no-compile"]);
+    c.args([
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+    ])
+    .arg("--target")
+    .arg(target_dir)
+    .args(["--python-version", &t.python, "--implementation", "cp"])
+    .args(["--abi", &t.abi(), "--abi", "abi3", "--abi", "none"])
+    .args(["--only-binary=:all:", "--no-compile"]);
     for p in t.platforms() {
         c.args(["--platform", &p]);
     }
@@ -187,7 +196,12 @@ mod tests {
             m.platforms(),
             ["musllinux_1_2_aarch64", "musllinux_1_1_aarch64"]
         );
-        let c = command(Path::new("r.txt"), Path::new("/t"), &m, &PipSettings::default());
+        let c = command(
+            Path::new("r.txt"),
+            Path::new("/t"),
+            &m,
+            &PipSettings::default(),
+        );
         let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into()).collect();
         assert!(args.windows(2).any(|w| w == ["--abi", "cp311"]), "{args:?}");
         assert!(args.contains(&"--only-binary=:all:".to_string()));

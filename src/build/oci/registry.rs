@@ -213,7 +213,9 @@ impl Registry {
             digest = d2;
         }
         if media != OCI_MANIFEST && media != DOCKER_MANIFEST {
-            bail!("the base image {reference} has a manifest of type {media}, not an image manifest");
+            bail!(
+                "the base image {reference} has a manifest of type {media}, not an image manifest"
+            );
         }
         let cfg_digest = manifest["config"]["digest"]
             .as_str()
