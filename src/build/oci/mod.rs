@@ -488,10 +488,10 @@ pub async fn build_plan(
             }
             blobs.push((layers::sha256(&img.config), None));
             for (digest, from) in blobs {
-                let has =
-                    reg.has_blob(&target, &digest)
-                        .await
-                        .map_err(|e| push_error(&t.image.reference, &target, &lookup, e))?;
+                let has = reg
+                    .has_blob(&target, &digest)
+                    .await
+                    .map_err(|e| push_error(&t.image.reference, &target, &lookup, e))?;
                 if has {
                     out.stats.present += 1;
                 } else if let Some(f) = from
