@@ -72,6 +72,12 @@ pub enum DiagFormat {
     Json,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BuildEngine {
+    Docker,
+    Oci,
+}
+
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
     /// The notebook (.ipynb).
@@ -254,6 +260,11 @@ pub struct BuildArgs {
     /// Target platform of the images (e.g. linux/amd64).
     #[arg(long)]
     pub platform: Option<String>,
+    /// How images are made: `docker` (the Docker Engine runs the Dockerfile) or `oci`
+    /// (no daemon: nb2pipe writes the layers on the base image from its registry).
+    /// Default: docker when a Docker Engine answers, else oci.
+    #[arg(long, value_enum)]
+    pub engine: Option<BuildEngine>,
     /// pip's index URL inside the build (default: $PIP_INDEX_URL). Never in the image.
     #[arg(long, env = "PIP_INDEX_URL", hide_env_values = true)]
     pub pip_index_url: Option<String>,

@@ -56,6 +56,16 @@ impl Engine {
         }
     }
 
+    /// Connects unless `engine` is the oci one (`Ok(None)`).
+    pub async fn connect_if(
+        engine: Option<crate::cli::BuildEngine>,
+    ) -> Result<Option<Engine>, BuildError> {
+        match engine {
+            Some(crate::cli::BuildEngine::Oci) => Ok(None),
+            _ => Engine::connect().await.map(Some),
+        }
+    }
+
     /// Streams container `id`'s output, line by line, to `on_line` until it ends.
     pub async fn follow_logs(&self, id: &str, on_line: &mut impl FnMut(&str)) {
         let mut logs = self.docker.logs(

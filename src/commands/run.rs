@@ -117,6 +117,8 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             jobs: args.jobs,
             no_cache: false,
             platform: None,
+            // The rehearsal runs the images on the Docker Engine: built there too.
+            engine: Some(crate::cli::BuildEngine::Docker),
             pip_index_url: std::env::var("PIP_INDEX_URL").ok(),
             pip_extra_index_url: std::env::var("PIP_EXTRA_INDEX_URL").ok(),
             pip_cert: std::env::var_os("PIP_CERT").map(PathBuf::from),
