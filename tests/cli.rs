@@ -823,7 +823,8 @@ fn a_hard_coded_secret_stops_convert_run_and_build() {
             "{cmd}: {err}"
         );
         assert!(
-            err.contains("cell 1") && err.contains("line 2"),
+            // Cells counted from 1, as the notebook shows them.
+            err.contains("cell 2") && err.contains("line 2"),
             "{cmd}: {err}"
         );
         assert!(
@@ -935,4 +936,97 @@ fn tekton_warns_about_a_retry_delay_only_when_one_was_set() {
             );
         }
     }
+}
+
+/// A notebook as JupyterLab shows it: a markdown cell first, code cells with `In [n]`
+/// prompts, a syntax error on line 5 of a cell, a misspelt tag, a secret on a line.
+fn notebook_with_problems(dir: &Path) -> std::path::PathBuf {
+    let nb = serde_json::json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python"}},
+        "cells": [
+            {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# Sales"},
+            {"cell_type": "code", "id": "load-cell", "execution_count": 7, "outputs": [],
+             "metadata": {"tags": ["task:load", "stpe:x"]},
+             "source": "x = 1\ny = 2\nz = 3\nw = 4\nprint 'big'\n"},
+            {"cell_type": "code", "execution_count": null, "outputs": [], "metadata": {},
+             "source": "a = x\ntoken = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789AB'\n"},
+        ]
+    });
+    let p = dir.join("problems.ipynb");
+    std::fs::write(&p, nb.to_string()).unwrap();
+    p
+}
+
+#[test]
+fn diagnostics_quote_the_line_they_point_at_and_name_the_cell_as_the_notebook_shows_it() {
+    let tmp = common::tempdir();
+    let nb = notebook_with_problems(tmp.path());
+    let (code, _, err) = common::run(&["check", "--no-bundle", nb.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    // Cells counted from 1 with the markdown cell, the `In [7]` prompt, the first line;
+    // then the line itself with a caret under column 7.
+    assert!(
+        err.contains(
+            "warning[NB010]: the cell is not valid Python 3"
+        ) && err.contains(
+            "problems.ipynb, cell 2 (In [7]: `x = 1`), line 5, column 7\n   |\n 5 | print 'big'\n   |       ^\n"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("(`x = 1`), line 5"), "{err}");
+    // A tag diagnostic points at the tag among the cell's tags.
+    assert!(
+        err.contains(
+            "problems.ipynb, cell 2 (In [7]: `x = 1`)\n   |\n   | tags: task:load, stpe:x\n   |                  ^^^^^^\n"
+        ),
+        "{err}"
+    );
+    // A cell never run has no prompt number; the secret's line is quoted masked.
+    assert!(
+        err.contains("problems.ipynb, cell 3 (`a = x`), line 2\n   |\n 2 | token = '***'\n"),
+        "{err}"
+    );
+    assert!(!err.contains("ghp_abcdef"), "secret leaked: {err}");
+}
+
+#[test]
+fn json_diagnostics_carry_the_cell_as_the_notebook_shows_it() {
+    let tmp = common::tempdir();
+    let nb = notebook_with_problems(tmp.path());
+    let (code, out, _) = common::run(&[
+        "check",
+        "--no-bundle",
+        "--format",
+        "json",
+        nb.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(!out.contains("ghp_abcdef"), "secret leaked: {out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let diags = v["notebooks"][0]["diagnostics"].as_array().unwrap();
+    let find = |c: &str| {
+        diags
+            .iter()
+            .find(|d| d["code"] == c)
+            .unwrap_or_else(|| panic!("no {c} in {out}"))
+    };
+    let syntax = &find("NB010")["location"];
+    // `cell` keeps its meaning (0-based over all cells); the new fields are added.
+    assert_eq!(syntax["cell"], 1);
+    assert_eq!(syntax["cell_number"], 2);
+    assert_eq!(syntax["code_cell"], 1);
+    assert_eq!(syntax["execution_count"], 7);
+    assert_eq!(syntax["cell_id"], "load-cell");
+    assert_eq!(syntax["cell_first_line"], "x = 1");
+    assert_eq!((&syntax["line"], &syntax["column"]), (&5.into(), &7.into()));
+    assert_eq!(syntax["source_line"], "print 'big'");
+    let tag = &find("NB020")["location"];
+    assert_eq!(tag["tag"], "stpe:x");
+    assert!(tag.get("cell_tags").is_none(), "{tag}");
+    let secret = &find("NB040")["location"];
+    assert_eq!(secret["cell_number"], 3);
+    assert_eq!(secret["code_cell"], 2);
+    assert!(secret.get("execution_count").is_none(), "{secret}");
+    assert_eq!(secret["source_line"], "token = '***'");
 }

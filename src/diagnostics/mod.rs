@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 pub use codes::Code;
 
+use crate::notebook::{CellKind, Notebook};
+
 /// How bad a diagnostic is. Errors stop `convert`; warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +35,28 @@ pub struct Location {
     /// The cell's first non-empty line, so a reader can find the cell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cell_first_line: Option<String>,
+    /// 1-based position of the cell in the notebook as it is shown, markdown cells
+    /// included (`cell` + 1): what `cell N` means in the text output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell_number: Option<usize>,
+    /// 1-based position among the notebook's code cells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_cell: Option<usize>,
+    /// The cell's `In [n]` prompt number, when it has been run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_count: Option<u64>,
+    /// The cell's nbformat 4.5 `id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell_id: Option<String>,
+    /// The text of line `line` of the cell, quoted under the location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_line: Option<String>,
+    /// The cell tag the diagnostic is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The cell's tags, to show the one in `tag` among them.
+    #[serde(skip)]
+    pub cell_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +95,12 @@ impl Diagnostic {
         self
     }
 
+    /// About the cell tag `tag` (the cell is set with [`Diagnostic::at_cell`]).
+    pub fn at_tag(mut self, tag: &str) -> Self {
+        self.location.tag = Some(tag.to_string());
+        self
+    }
+
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
@@ -102,6 +132,38 @@ pub fn sort(diags: &mut [Diagnostic]) {
             ))
     });
     // The same finding reached twice (a tag seen by two passes) is reported once.
+}
+
+/// Fills in what lets a reader find the cell of each diagnostic (its position as the
+/// notebook shows it, its `In [n]`, its id) and quotes the line it points at. Done once
+/// per notebook rather than where each diagnostic is made.
+pub fn locate(diags: &mut [Diagnostic], nb: &Notebook) {
+    for d in diags {
+        let loc = &mut d.location;
+        let Some(cell) = loc.cell.and_then(|i| nb.cells.get(i)) else {
+            continue;
+        };
+        loc.cell_number = Some(cell.index + 1);
+        if cell.kind == CellKind::Code {
+            loc.code_cell = Some(
+                nb.cells[..=cell.index]
+                    .iter()
+                    .filter(|c| c.kind == CellKind::Code)
+                    .count(),
+            );
+        }
+        loc.execution_count = cell.execution_count;
+        loc.cell_id.clone_from(&cell.id);
+        if loc.source_line.is_none() {
+            loc.source_line = loc
+                .line
+                .and_then(|l| cell.source.lines().nth(l.checked_sub(1)?))
+                .map(str::to_string);
+        }
+        if loc.tag.is_some() {
+            loc.cell_tags.clone_from(&cell.tags);
+        }
+    }
 }
 
 pub fn has_errors(diags: &[Diagnostic]) -> bool {
