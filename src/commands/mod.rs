@@ -143,13 +143,14 @@ pub fn secret_diagnostics(path: &Path, nb: &crate::notebook::Notebook) -> Vec<Di
     // The line is quoted only when masking can hide the value on it (a value spread
     // over lines is not recognised line by line).
     for d in &mut out {
-        let loc = &mut d.location;
-        if loc
-            .source_line
-            .as_deref()
-            .is_some_and(|l| crate::analysis::find_secrets(l).is_empty())
-        {
-            loc.source_line = None;
+        if let Some(shown) = d.location.shown.as_deref_mut() {
+            if shown
+                .source_line
+                .as_deref()
+                .is_some_and(|l| crate::analysis::find_secrets(l).is_empty())
+            {
+                shown.source_line = None;
+            }
         }
     }
     mask_first_lines(&mut out);
@@ -175,8 +176,10 @@ pub fn guard_secrets(loaded: &mut Loaded, path: &Path, allow: bool) {
 pub fn mask_first_lines(diags: &mut [Diagnostic]) {
     for d in diags {
         let loc = &mut d.location;
-        for line in [&mut loc.cell_first_line, &mut loc.source_line]
+        let quoted = loc.shown.as_deref_mut().map(|s| &mut s.source_line);
+        for line in [Some(&mut loc.cell_first_line), quoted]
             .into_iter()
+            .flatten()
             .flatten()
         {
             *line = mask_line(line);

@@ -35,6 +35,15 @@ pub struct Location {
     /// The cell's first non-empty line, so a reader can find the cell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cell_first_line: Option<String>,
+    /// How the notebook shows the cell, and what the diagnostic quotes from it (boxed:
+    /// most diagnostics are passed around without it).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<Box<Shown>>,
+}
+
+/// The cell as the notebook shows it, and the part a diagnostic points at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
+pub struct Shown {
     /// 1-based position of the cell in the notebook as it is shown, markdown cells
     /// included (`cell` + 1): what `cell N` means in the text output.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +78,12 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+impl Location {
+    pub fn shown_mut(&mut self) -> &mut Shown {
+        self.shown.get_or_insert_with(Box::default)
+    }
+}
+
 impl Diagnostic {
     pub fn new(code: Code, notebook: &Path, message: impl Into<String>) -> Self {
         Diagnostic {
@@ -97,7 +112,7 @@ impl Diagnostic {
 
     /// About the cell tag `tag` (the cell is set with [`Diagnostic::at_cell`]).
     pub fn at_tag(mut self, tag: &str) -> Self {
-        self.location.tag = Some(tag.to_string());
+        self.location.shown_mut().tag = Some(tag.to_string());
         self
     }
 
@@ -139,10 +154,11 @@ pub fn sort(diags: &mut [Diagnostic]) {
 /// per notebook rather than where each diagnostic is made.
 pub fn locate(diags: &mut [Diagnostic], nb: &Notebook) {
     for d in diags {
-        let loc = &mut d.location;
-        let Some(cell) = loc.cell.and_then(|i| nb.cells.get(i)) else {
+        let Some(cell) = d.location.cell.and_then(|i| nb.cells.get(i)) else {
             continue;
         };
+        let line = d.location.line;
+        let loc = d.location.shown_mut();
         loc.cell_number = Some(cell.index + 1);
         if cell.kind == CellKind::Code {
             loc.code_cell = Some(
@@ -155,8 +171,7 @@ pub fn locate(diags: &mut [Diagnostic], nb: &Notebook) {
         loc.execution_count = cell.execution_count;
         loc.cell_id.clone_from(&cell.id);
         if loc.source_line.is_none() {
-            loc.source_line = loc
-                .line
+            loc.source_line = line
                 .and_then(|l| cell.source.lines().nth(l.checked_sub(1)?))
                 .map(str::to_string);
         }

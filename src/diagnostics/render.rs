@@ -1,7 +1,7 @@
 //! Rendering diagnostics: `human` (compiler style) and `json` (for tools and the
 //! Jupyter button). The model is in the parent module.
 
-use super::{Diagnostic, Severity};
+use super::{Diagnostic, Severity, Shown};
 
 /// Compiler-style text, one block per diagnostic.
 pub fn human(diags: &[Diagnostic]) -> String {
@@ -13,17 +13,19 @@ pub fn human(diags: &[Diagnostic]) -> String {
         };
         out.push_str(&format!("{sev}[{}]: {}\n", d.code, printable(&d.message)));
         let loc = &d.location;
+        let none = Shown::default();
+        let shown = loc.shown.as_deref().unwrap_or(&none);
         let mut at = format!("  --> {}", loc.notebook.display());
         if let Some(cell) = loc.cell {
             // As the notebook shows it: cells counted from 1, markdown included, and
             // the `In [n]` prompt of a cell that has run.
-            at.push_str(&format!(", cell {}", loc.cell_number.unwrap_or(cell + 1)));
+            at.push_str(&format!(", cell {}", shown.cell_number.unwrap_or(cell + 1)));
             let first = loc
                 .cell_first_line
                 .as_deref()
                 .filter(|f| !f.is_empty())
                 .map(|f| format!("`{}`", printable(&shorten(f, 48))));
-            match (loc.execution_count, first) {
+            match (shown.execution_count, first) {
                 (Some(n), Some(f)) => at.push_str(&format!(" (In [{n}]: {f})")),
                 (Some(n), None) => at.push_str(&format!(" (In [{n}])")),
                 (None, Some(f)) => at.push_str(&format!(" ({f})")),
@@ -37,12 +39,12 @@ pub fn human(diags: &[Diagnostic]) -> String {
             }
         }
         // Without the cell's tags to show it among, the tag is named here.
-        if let (Some(tag), true) = (&loc.tag, loc.cell_tags.is_empty()) {
+        if let (Some(tag), true) = (&shown.tag, shown.cell_tags.is_empty()) {
             at.push_str(&format!(", tag `{}`", printable(&shorten(tag, 48))));
         }
         out.push_str(&at);
         out.push('\n');
-        out.push_str(&snippet(loc));
+        out.push_str(&snippet(loc, shown));
         if let Some(help) = &d.help {
             out.push_str(&format!("   = help: {}\n", printable(help)));
         }
@@ -52,8 +54,8 @@ pub fn human(diags: &[Diagnostic]) -> String {
 
 /// The quoted line with a caret under the column, as rustc and ruff show it; for a tag
 /// diagnostic, the cell's tags with the tag underlined.
-fn snippet(loc: &super::Location) -> String {
-    let (label, text, start, len) = match (&loc.source_line, &loc.tag) {
+fn snippet(loc: &super::Location, shown: &Shown) -> String {
+    let (label, text, start, len) = match (&shown.source_line, &shown.tag) {
         (Some(src), _) if loc.cell.is_some() && loc.line.is_some() => {
             let line = loc.line.unwrap_or_default();
             // The column counts bytes; the caret goes under the character there.
@@ -67,10 +69,10 @@ fn snippet(loc: &super::Location) -> String {
             });
             (line.to_string(), src.clone(), start, 1)
         }
-        (_, Some(tag)) if !loc.cell_tags.is_empty() => {
+        (_, Some(tag)) if !shown.cell_tags.is_empty() => {
             let mut text = String::from("tags: ");
             let mut start = None;
-            for (i, t) in loc.cell_tags.iter().enumerate() {
+            for (i, t) in shown.cell_tags.iter().enumerate() {
                 if i > 0 {
                     text.push_str(", ");
                 }
@@ -227,7 +229,7 @@ mod tests {
         )
         .at_cell(0, "x")
         .at_line(line, Some(column));
-        d.location.source_line = Some(source.into());
+        d.location.shown_mut().source_line = Some(source.into());
         d
     }
 
