@@ -76,8 +76,9 @@ pub enum DiagFormat {
 pub struct ConvertArgs {
     /// The notebook (.ipynb).
     pub notebook: PathBuf,
-    /// airflow (default), argo, tekton, kfp, or all; repeatable.
-    #[arg(long, short = 't', default_value = "airflow")]
+    /// airflow, argo, tekton, kfp, or all; repeatable. Default: the targets the bundle
+    /// already holds (its bundle.json), else airflow.
+    #[arg(long, short = 't')]
     pub target: Vec<String>,
     /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
     #[arg(long, short = 'o')]
@@ -139,7 +140,7 @@ pub struct CheckArgs {
     /// Output folder the bundles are committed in (default: the `output` setting, else build/ next to each notebook).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
-    /// Targets to compare (default: those present in the bundle folder, else airflow).
+    /// Targets to compare (default: those the bundle holds, else airflow).
     #[arg(long, short = 't')]
     pub target: Option<String>,
     #[arg(long)]
@@ -229,7 +230,7 @@ pub struct BuildArgs {
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
     /// Pipeline targets written to the bundle, as for `convert`.
-    #[arg(long, short = 't', default_value = "airflow")]
+    #[arg(long, short = 't')]
     pub target: Vec<String>,
     /// Folder of templates that override the built-in ones (e.g. task/Dockerfile.j2).
     #[arg(long)]

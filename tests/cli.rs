@@ -1030,3 +1030,122 @@ fn json_diagnostics_carry_the_cell_as_the_notebook_shows_it() {
     assert!(secret.get("execution_count").is_none(), "{secret}");
     assert_eq!(secret["source_line"], "token = '***'");
 }
+
+/// The bundle's bundle.json records the targets it holds: `convert` without --target and
+/// `check --fix` regenerate those, so a stale argo/tekton bundle is fixed by the command
+/// NB050 names; a target no longer written loses its generated files, never the user's.
+#[test]
+fn a_bundle_knows_its_targets() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("d.ipynb");
+    write_notebook(
+        &nb,
+        &[("a = 1", &["task:first"]), ("b = a + 1", &["task:second"])],
+    );
+    let n = nb.to_str().unwrap();
+    let dir = tmp.path().join("build/d");
+    let (code, _, err) = common::run(&["convert", n, "-t", "argo", "-t", "tekton"]);
+    assert_eq!(code, 0, "{err}");
+    let record = common::read_json(&dir.join("bundle.json"));
+    assert_eq!(record["targets"], serde_json::json!(["argo", "tekton"]));
+    assert!(
+        record["files"]
+            .as_array()
+            .unwrap()
+            .contains(&"argo/d.yaml".into()),
+        "{record}"
+    );
+    let edit = |src: &str| {
+        write_notebook(
+            &nb,
+            &[(src, &["task:first"]), ("b = a + 1", &["task:second"])],
+        )
+    };
+    // The notebook changes: the bundle is stale, and the help names its targets.
+    edit("a = 2");
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("NB050")
+            && err.contains("argo/d.yaml changed")
+            && err.contains("argo, tekton"),
+        "{err}"
+    );
+    // `convert` as the help says: both targets regenerated, no airflow/ added.
+    let (code, _, err) = common::run(&["convert", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(" for argo, tekton\n"), "{err}");
+    assert!(!dir.join("airflow").exists());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // `check --fix` the same, and exits 0 when it fixed everything.
+    let tekton = std::fs::read_to_string(dir.join("tekton/d.yaml")).unwrap();
+    edit("a = 3");
+    let (code, _, err) = common::run(&["check", "--fix", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("regenerated"), "{err}");
+    // The task's image (named by its content) changed, and tekton/ with it.
+    assert_ne!(
+        std::fs::read_to_string(dir.join("tekton/d.yaml")).unwrap(),
+        tekton
+    );
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // `check --fix --target argo` compares argo only and keeps tekton.
+    edit("a = 4");
+    let (code, _, err) = common::run(&["check", "--fix", "-t", "argo", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.join("tekton/d.yaml").is_file());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // Converting to airflow alone removes the files nb2pipe wrote for argo and tekton,
+    // but not a file of the user's among them.
+    std::fs::write(dir.join("argo/NOTES.md"), "mine\n").unwrap();
+    let (code, out, err) = common::run(&["convert", n, "-t", "airflow", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["targets"], serde_json::json!(["airflow"]));
+    let removed: Vec<&str> = doc["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        removed.contains(&"argo/d.yaml") && removed.iter().any(|r| r.starts_with("tekton/")),
+        "{removed:?}"
+    );
+    assert!(!dir.join("tekton").exists(), "an emptied folder goes too");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("argo/NOTES.md")).unwrap(),
+        "mine\n"
+    );
+    assert!(dir.join("airflow/d.py").is_file());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A bundle written before records: its target folders are its targets, and a convert
+/// that writes fewer leaves the others alone and says so.
+#[test]
+fn a_bundle_without_a_record_keeps_its_target_folders() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("d.ipynb");
+    write_notebook(&nb, &[("a = 1", &["task:first"])]);
+    let n = nb.to_str().unwrap();
+    let dir = tmp.path().join("build/d");
+    let (code, _, err) = common::run(&["convert", n, "-t", "airflow", "-t", "kfp"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(dir.join("bundle.json")).unwrap();
+    let (code, _, err) = common::run(&["convert", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(" for airflow, kfp\n"), "{err}");
+    std::fs::remove_file(dir.join("bundle.json")).unwrap();
+    let (code, _, err) = common::run(&["convert", n, "-t", "airflow"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: kfp/ was not written") && err.contains("--target kfp"),
+        "{err}"
+    );
+    assert!(dir.join("kfp/d.yaml").is_file());
+}
