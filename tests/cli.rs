@@ -947,7 +947,7 @@ fn notebook_with_problems(dir: &Path) -> std::path::PathBuf {
         "cells": [
             {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# Sales"},
             {"cell_type": "code", "id": "load-cell", "execution_count": 7, "outputs": [],
-             "metadata": {"tags": ["task:load", "stpe:x"]},
+             "metadata": {"tags": ["task:load", "stpe:x", "env:GH=ghp_abcdefghijklmnopqrstuvwxyz0123456789AB"]},
              "source": "x = 1\ny = 2\nz = 3\nw = 4\nprint 'big'\n"},
             {"cell_type": "code", "execution_count": null, "outputs": [], "metadata": {},
              "source": "a = x\ntoken = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789AB'\n"},
@@ -978,7 +978,7 @@ fn diagnostics_quote_the_line_they_point_at_and_name_the_cell_as_the_notebook_sh
     // A tag diagnostic points at the tag among the cell's tags.
     assert!(
         err.contains(
-            "problems.ipynb, cell 2 (In [7]: `x = 1`)\n   |\n   | tags: task:load, stpe:x\n   |                  ^^^^^^\n"
+            "problems.ipynb, cell 2 (In [7]: `x = 1`)\n   |\n   | tags: task:load, stpe:x, env:GH…\n   |                  ^^^^^^\n"
         ),
         "{err}"
     );

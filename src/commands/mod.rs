@@ -176,13 +176,19 @@ pub fn guard_secrets(loaded: &mut Loaded, path: &Path, allow: bool) {
 pub fn mask_first_lines(diags: &mut [Diagnostic]) {
     for d in diags {
         let loc = &mut d.location;
-        let quoted = loc.shown.as_deref_mut().map(|s| &mut s.source_line);
-        for line in [Some(&mut loc.cell_first_line), quoted]
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            *line = mask_line(line);
+        if let Some(first) = &mut loc.cell_first_line {
+            *first = mask_line(first);
+        }
+        // The cell's other tags are shown beside the one a diagnostic is about.
+        if let Some(shown) = loc.shown.as_deref_mut() {
+            for line in shown
+                .source_line
+                .iter_mut()
+                .chain(shown.tag.iter_mut())
+                .chain(shown.cell_tags.iter_mut())
+            {
+                *line = mask_line(line);
+            }
         }
     }
 }
