@@ -82,8 +82,9 @@ pub enum BuildEngine {
 pub struct ConvertArgs {
     /// The notebook (.ipynb).
     pub notebook: PathBuf,
-    /// airflow (default), argo, tekton, kfp, job, or all; repeatable.
-    #[arg(long, short = 't', default_value = "airflow")]
+    /// airflow, argo, tekton, kfp, job, or all; repeatable. Default: the targets the bundle
+    /// already holds (its bundle.json), else airflow.
+    #[arg(long, short = 't')]
     pub target: Vec<String>,
     /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
     #[arg(long, short = 'o')]
@@ -145,7 +146,7 @@ pub struct CheckArgs {
     /// Output folder the bundles are committed in (default: the `output` setting, else build/ next to each notebook).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
-    /// Targets to compare (default: those present in the bundle folder, else airflow).
+    /// Targets to compare (default: those the bundle holds, else airflow).
     #[arg(long, short = 't')]
     pub target: Option<String>,
     #[arg(long)]
@@ -235,7 +236,7 @@ pub struct BuildArgs {
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
     /// Pipeline targets written to the bundle, as for `convert`.
-    #[arg(long, short = 't', default_value = "airflow")]
+    #[arg(long, short = 't')]
     pub target: Vec<String>,
     /// Folder of templates that override the built-in ones (e.g. task/Dockerfile.j2).
     #[arg(long)]

@@ -837,7 +837,8 @@ fn a_hard_coded_secret_stops_convert_run_and_build() {
             "{cmd}: {err}"
         );
         assert!(
-            err.contains("cell 1") && err.contains("line 2"),
+            // Cells counted from 1, as the notebook shows them.
+            err.contains("cell 2") && err.contains("line 2"),
             "{cmd}: {err}"
         );
         assert!(
@@ -1041,4 +1042,216 @@ fn check_stops_on_a_task_cell_that_does_not_parse() {
     let (code, _, err) = common::run(&["check", "--no-bundle", skipped.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("[NB010]"), "{err}");
+}
+
+/// A notebook as JupyterLab shows it: a markdown cell first, code cells with `In [n]`
+/// prompts, a syntax error on line 5 of a cell, a misspelt tag, a secret on a line.
+fn notebook_with_problems(dir: &Path) -> std::path::PathBuf {
+    let nb = serde_json::json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python"}},
+        "cells": [
+            {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# Sales"},
+            {"cell_type": "code", "id": "load-cell", "execution_count": 7, "outputs": [],
+             "metadata": {"tags": ["task:load", "stpe:x", "env:GH=ghp_abcdefghijklmnopqrstuvwxyz0123456789AB"]},
+             "source": "x = 1\ny = 2\nz = 3\nw = 4\nprint 'big'\n"},
+            {"cell_type": "code", "execution_count": null, "outputs": [], "metadata": {},
+             "source": "a = x\ntoken = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789AB'\n"},
+        ]
+    });
+    let p = dir.join("problems.ipynb");
+    std::fs::write(&p, nb.to_string()).unwrap();
+    p
+}
+
+#[test]
+fn diagnostics_quote_the_line_they_point_at_and_name_the_cell_as_the_notebook_shows_it() {
+    let tmp = common::tempdir();
+    let nb = notebook_with_problems(tmp.path());
+    let (code, _, err) = common::run(&["check", "--no-bundle", nb.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    // Cells counted from 1 with the markdown cell, the `In [7]` prompt, the first line;
+    // then the line itself with a caret under column 7.
+    assert!(
+        err.contains(
+            "warning[NB010]: the cell is not valid Python 3"
+        ) && err.contains(
+            "problems.ipynb, cell 2 (In [7]: `x = 1`), line 5, column 7\n   |\n 5 | print 'big'\n   |       ^\n"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("(`x = 1`), line 5"), "{err}");
+    // A tag diagnostic points at the tag among the cell's tags.
+    assert!(
+        err.contains(
+            "problems.ipynb, cell 2 (In [7]: `x = 1`)\n   |\n   | tags: task:load, stpe:x, env:GH…\n   |                  ^^^^^^\n"
+        ),
+        "{err}"
+    );
+    // A cell never run has no prompt number; the secret's line is quoted masked.
+    assert!(
+        err.contains("problems.ipynb, cell 3 (`a = x`), line 2\n   |\n 2 | token = '***'\n"),
+        "{err}"
+    );
+    assert!(!err.contains("ghp_abcdef"), "secret leaked: {err}");
+}
+
+#[test]
+fn json_diagnostics_carry_the_cell_as_the_notebook_shows_it() {
+    let tmp = common::tempdir();
+    let nb = notebook_with_problems(tmp.path());
+    let (code, out, _) = common::run(&[
+        "check",
+        "--no-bundle",
+        "--format",
+        "json",
+        nb.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(!out.contains("ghp_abcdef"), "secret leaked: {out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let diags = v["notebooks"][0]["diagnostics"].as_array().unwrap();
+    let find = |c: &str| {
+        diags
+            .iter()
+            .find(|d| d["code"] == c)
+            .unwrap_or_else(|| panic!("no {c} in {out}"))
+    };
+    let syntax = &find("NB010")["location"];
+    // `cell` keeps its meaning (0-based over all cells); the new fields are added.
+    assert_eq!(syntax["cell"], 1);
+    assert_eq!(syntax["cell_number"], 2);
+    assert_eq!(syntax["code_cell"], 1);
+    assert_eq!(syntax["execution_count"], 7);
+    assert_eq!(syntax["cell_id"], "load-cell");
+    assert_eq!(syntax["cell_first_line"], "x = 1");
+    assert_eq!((&syntax["line"], &syntax["column"]), (&5.into(), &7.into()));
+    assert_eq!(syntax["source_line"], "print 'big'");
+    let tag = &find("NB020")["location"];
+    assert_eq!(tag["tag"], "stpe:x");
+    assert!(tag.get("cell_tags").is_none(), "{tag}");
+    let secret = &find("NB040")["location"];
+    assert_eq!(secret["cell_number"], 3);
+    assert_eq!(secret["code_cell"], 2);
+    assert!(secret.get("execution_count").is_none(), "{secret}");
+    assert_eq!(secret["source_line"], "token = '***'");
+}
+
+/// The bundle's bundle.json records the targets it holds: `convert` without --target and
+/// `check --fix` regenerate those, so a stale argo/tekton bundle is fixed by the command
+/// NB050 names; a target no longer written loses its generated files, never the user's.
+#[test]
+fn a_bundle_knows_its_targets() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("d.ipynb");
+    write_notebook(
+        &nb,
+        &[("a = 1", &["task:first"]), ("b = a + 1", &["task:second"])],
+    );
+    let n = nb.to_str().unwrap();
+    let dir = tmp.path().join("build/d");
+    let (code, _, err) = common::run(&["convert", n, "-t", "argo", "-t", "tekton"]);
+    assert_eq!(code, 0, "{err}");
+    let record = common::read_json(&dir.join("bundle.json"));
+    assert_eq!(record["targets"], serde_json::json!(["argo", "tekton"]));
+    assert!(
+        record["files"]
+            .as_array()
+            .unwrap()
+            .contains(&"argo/d.yaml".into()),
+        "{record}"
+    );
+    let edit = |src: &str| {
+        write_notebook(
+            &nb,
+            &[(src, &["task:first"]), ("b = a + 1", &["task:second"])],
+        )
+    };
+    // The notebook changes: the bundle is stale, and the help names its targets.
+    edit("a = 2");
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("NB050")
+            && err.contains("argo/d.yaml changed")
+            && err.contains("argo, tekton"),
+        "{err}"
+    );
+    // `convert` as the help says: both targets regenerated, no airflow/ added.
+    let (code, _, err) = common::run(&["convert", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(" for argo, tekton\n"), "{err}");
+    assert!(!dir.join("airflow").exists());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // `check --fix` the same, and exits 0 when it fixed everything.
+    let tekton = std::fs::read_to_string(dir.join("tekton/d.yaml")).unwrap();
+    edit("a = 3");
+    let (code, _, err) = common::run(&["check", "--fix", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("regenerated"), "{err}");
+    // The task's image (named by its content) changed, and tekton/ with it.
+    assert_ne!(
+        std::fs::read_to_string(dir.join("tekton/d.yaml")).unwrap(),
+        tekton
+    );
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // `check --fix --target argo` compares argo only and keeps tekton.
+    edit("a = 4");
+    let (code, _, err) = common::run(&["check", "--fix", "-t", "argo", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.join("tekton/d.yaml").is_file());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // Converting to airflow alone removes the files nb2pipe wrote for argo and tekton,
+    // but not a file of the user's among them.
+    std::fs::write(dir.join("argo/NOTES.md"), "mine\n").unwrap();
+    let (code, out, err) = common::run(&["convert", n, "-t", "airflow", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["targets"], serde_json::json!(["airflow"]));
+    let removed: Vec<&str> = doc["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        removed.contains(&"argo/d.yaml") && removed.iter().any(|r| r.starts_with("tekton/")),
+        "{removed:?}"
+    );
+    assert!(!dir.join("tekton").exists(), "an emptied folder goes too");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("argo/NOTES.md")).unwrap(),
+        "mine\n"
+    );
+    assert!(dir.join("airflow/d.py").is_file());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A bundle written before records: its target folders are its targets, and a convert
+/// that writes fewer leaves the others alone and says so.
+#[test]
+fn a_bundle_without_a_record_keeps_its_target_folders() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("d.ipynb");
+    write_notebook(&nb, &[("a = 1", &["task:first"])]);
+    let n = nb.to_str().unwrap();
+    let dir = tmp.path().join("build/d");
+    let (code, _, err) = common::run(&["convert", n, "-t", "airflow", "-t", "kfp"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(dir.join("bundle.json")).unwrap();
+    let (code, _, err) = common::run(&["convert", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(" for airflow, kfp\n"), "{err}");
+    std::fs::remove_file(dir.join("bundle.json")).unwrap();
+    let (code, _, err) = common::run(&["convert", n, "-t", "airflow"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: kfp/ was not written") && err.contains("--target kfp"),
+        "{err}"
+    );
+    assert!(dir.join("kfp/d.yaml").is_file());
 }

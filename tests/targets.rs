@@ -1807,6 +1807,10 @@ fn outputs_are_deterministic_and_all_is_the_union() {
         let t = common::tempdir();
         let d = common::convert(&nb, t.path(), &["--target", target, "--skeletons"]);
         for (path, text) in nb2pipe::fs::read_tree(&d).unwrap() {
+            // The record names the targets written, so it differs by design.
+            if path == nb2pipe::fs::RECORD {
+                continue;
+            }
             assert_eq!(ta.get(&path), Some(&text), "{target}: {path}");
         }
         assert!(ta.keys().any(|p| p.starts_with(&format!("{target}/"))));

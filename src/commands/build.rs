@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use super::convert::{check_targets, output_root};
+use super::convert::{bundle_targets, check_targets, output_root};
 use super::{exit_code, load, print_diagnostics, CmdResult};
 use crate::build::images::{self, Images};
 use crate::build::progress::Progress;
@@ -14,7 +14,7 @@ use crate::emit::{self, Templates};
 use crate::run::EXIT_INPUT;
 
 pub fn execute(args: &BuildArgs) -> CmdResult {
-    let targets = check_targets(&args.target)?;
+    check_targets(&args.target)?;
     let mut loaded = load(&args.notebook, &args.settings);
     super::guard_secrets(&mut loaded, &args.notebook, args.allow_secrets);
     print_diagnostics(&loaded.diagnostics, DiagFormat::Human);
@@ -36,6 +36,7 @@ pub fn execute(args: &BuildArgs) -> CmdResult {
         loaded.output.as_deref(),
     )
     .join(&plan.pipeline);
+    let targets = bundle_targets(&args.target, &dir)?;
     // Build contexts come from the bundle as planned (tags); the bundle written to disk
     // refers to images by digest where an earlier push recorded one for the same tag.
     let bundle = emit::bundle(&plan, &templates, &targets)?;
@@ -186,8 +187,12 @@ fn write_bundle(
 ) -> anyhow::Result<()> {
     let mut plan = plan.clone();
     images::apply(&mut plan, recorded);
-    let bundle = emit::bundle(&plan, templates, targets)?;
-    crate::fs::write_bundle(dir, &bundle)
+    // Skeletons are asked for by `convert --skeletons`; build keeps them if recorded.
+    let skeletons = crate::fs::read_record(dir).is_some_and(|r| r.skeletons);
+    let options = emit::EmitOptions { skeletons };
+    let bundle = emit::bundle_with(&plan, templates, targets, &options)?;
+    let record = crate::fs::Record::of(&bundle, targets, skeletons);
+    crate::fs::write_recorded(dir, &bundle, &record)
         .with_context(|| format!("writing the bundle to {}", dir.display()))?;
     Ok(())
 }

@@ -167,7 +167,10 @@ codes! {
     /// ## Why is this bad?
     /// The committed pipeline no longer does what the notebook says.
     /// ## Instead
-    /// Run `nb2pipe check --fix NB` (or `nb2pipe convert NB`) and commit the result.
+    /// Run `nb2pipe check --fix NB` (or `nb2pipe convert NB`) and commit the result. Both
+    /// regenerate every target the bundle holds (listed in its `bundle.json`; for a bundle
+    /// without one, the target folders it has), and `check --fix` exits 0 when that fixed
+    /// everything.
     StaleBundle = "NB050", "stale-bundle", Error;
 
     /// ## What it does

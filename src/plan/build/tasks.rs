@@ -141,12 +141,15 @@ fn read_tags(
             Ok(CellTag::Task(n)) => {
                 if let Some(prev) = &marks.task {
                     if prev != &n {
-                        diags.push(at(
-                            nb,
-                            cell,
-                            Code::DuplicateTask,
-                            format!("the cell starts two tasks, `{prev}` and `{n}`"),
-                        ));
+                        diags.push(
+                            at(
+                                nb,
+                                cell,
+                                Code::DuplicateTask,
+                                format!("the cell starts two tasks, `{prev}` and `{n}`"),
+                            )
+                            .at_tag(tag),
+                        );
                     }
                 }
                 marks.task = Some(n);
@@ -171,7 +174,7 @@ fn read_tags(
                 } else {
                     Code::InvalidTagValue
                 };
-                let mut d = at(nb, cell, code, msg);
+                let mut d = at(nb, cell, code, msg).at_tag(tag);
                 if let Some(h) = help {
                     d = d.with_help(h);
                 }
