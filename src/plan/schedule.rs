@@ -124,6 +124,9 @@ impl Schedule {
             }
         }
         let fields: Vec<&str> = rest.split_whitespace().collect();
+        if zone.is_some() && rest.starts_with('@') {
+            return bad("has a zone before a preset: write the preset as 5 fields (`@daily` is `0 0 * * *`)");
+        }
         if rest.starts_with('@') {
             let presets: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
             return bad(&format!(
