@@ -635,7 +635,7 @@ fn check_schedules(var: &str) {
         // One file, one Airflow import: `from __future__` only at its top.
         let text = std::fs::read_to_string(dag).unwrap();
         for line in text.lines() {
-            if !(line.starts_with("from __future__") && !joined.is_empty()) {
+            if !line.starts_with("from __future__") || joined.is_empty() {
                 joined.push_str(line);
                 joined.push('\n');
             }
