@@ -4,6 +4,8 @@
 #
 #   fuzz/run.sh [CPU_MINUTES] [TARGET...]      (default: 15 minutes, every target)
 #
+# FUZZ_WALL_SECONDS=N also stops each target after N seconds of wall time (a busy machine).
+#
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). Its flags are nightly-only;
 # RUSTC_BOOTSTRAP=1 lets a stable toolchain accept them. Logs: fuzz/logs/<target>.log.
 set -euo pipefail
@@ -33,9 +35,12 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     used=0
     runs=0
+    started=$(date +%s)
+    wall=${FUZZ_WALL_SECONDS:-0}
     : >"logs/$t.log"
     # A crash ends a run; a crash on every start (a seed) would loop forever.
-    while [ "$used" -lt $((minutes * 60)) ] && [ "$runs" -lt 20 ]; do
+    while [ "$used" -lt $((minutes * 60)) ] && [ "$runs" -lt 20 ] &&
+        { [ "$wall" -eq 0 ] || [ $(($(date +%s) - started)) -lt "$wall" ]; }; do
         runs=$((runs + 1))
         nice -n 19 "$bin" "corpus/$t" "seeds/$t" -artifact_prefix="artifacts/$t/" \
             -max_len=65536 -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
@@ -45,7 +50,8 @@ for t in "${targets[@]}"; do
         while kill -0 "$pid" 2>/dev/null; do
             now=$(cpu_of "$pid")
             [ "$now" -gt "$last" ] && last=$now
-            if [ $((used + last)) -ge $((minutes * 60)) ]; then
+            if [ $((used + last)) -ge $((minutes * 60)) ] ||
+                { [ "$wall" -gt 0 ] && [ $(($(date +%s) - started)) -ge "$wall" ]; }; then
                 kill -INT "$pid" 2>/dev/null || true
             fi
             sleep 5
@@ -54,5 +60,5 @@ for t in "${targets[@]}"; do
         used=$((used + last))
     done
     crashes=$(find "artifacts/$t" -type f | wc -l)
-    echo "$t: ${used}s CPU in $runs run(s), corpus $(find "corpus/$t" -type f | wc -l) inputs, $crashes artifact(s)"
+    echo "$t: ${used}s CPU, $(($(date +%s) - started))s wall, $runs run(s), corpus $(find "corpus/$t" -type f | wc -l) inputs, $crashes artifact(s)"
 done
