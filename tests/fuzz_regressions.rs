@@ -89,3 +89,14 @@ fn fixture_notebooks_hold_the_invariants() {
     }
     assert!(n >= 50, "only {n} fixture notebooks");
 }
+
+/// The cells that crashed ruff's parser (an `unreachable!` on IPython escapes in
+/// expression position) are reported as cells nb2pipe cannot read.
+#[test]
+fn parser_crashes_are_syntax_problems() {
+    for p in inputs("analysis") {
+        let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+        let facts = nb2pipe::analysis::analyse_cell(&text);
+        assert!(facts.syntax_error.is_some(), "{}", p.display());
+    }
+}
