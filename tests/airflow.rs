@@ -578,3 +578,93 @@ fn airflow3_imports_every_fixture_with_the_planned_pods() {
 fn airflow2_imports_every_fixture_with_the_planned_pods() {
     check_all("AIRFLOW2", "airflow 2.10");
 }
+
+/// Schedules in the forms only Airflow's dialect has (croniter's `L`, `W`, `#`,
+/// `@continuous`), a preset Airflow's table lacks, and a zone: real Airflow imports each
+/// DAG with that schedule, running in that zone.
+fn check_schedules(var: &str) {
+    let python = common::python_env(var);
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("sched.ipynb");
+    std::fs::write(
+        &nb,
+        r#"{"nbformat":4,"nbformat_minor":5,"metadata":{},"cells":[
+        {"cell_type":"code","source":"x = 1","metadata":{"tags":["task:a"]}},
+        {"cell_type":"code","source":"print(x)","metadata":{"tags":["task:b"]}}]}"#,
+    )
+    .unwrap();
+    // (schedule given, what Airflow must hold, start_date in UTC: midnight in the zone)
+    let cases = [
+        (
+            "TZ=Europe/Paris 30 6 * * 1-5",
+            "30 6 * * 1-5",
+            "2023-12-31T23:00:00+00:00",
+        ),
+        ("CRON_TZ=Asia/Tokyo @daily", "", ""),
+        ("0 3 L * *", "0 3 L * *", "2024-01-01T00:00:00+00:00"),
+        ("0 0 15W * *", "0 0 15W * *", "2024-01-01T00:00:00+00:00"),
+        ("0 0 * * 5#3", "0 0 * * 5#3", "2024-01-01T00:00:00+00:00"),
+        ("@midnight", "0 0 * * *", "2024-01-01T00:00:00+00:00"),
+        ("@quarterly", "@quarterly", "2024-01-01T00:00:00+00:00"),
+        ("@continuous", "@continuous", "2024-01-01T00:00:00+00:00"),
+    ];
+    let mut joined = String::new();
+    let mut want = Vec::new();
+    for (i, (schedule, holds, start_utc)) in cases.iter().enumerate() {
+        let name = format!("sched{i}");
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            tmp.path().join(&name).to_str().unwrap(),
+            "--target",
+            "airflow",
+            "--name",
+            &name,
+            "--schedule",
+            schedule,
+        ]);
+        if holds.is_empty() {
+            // A zone with a preset is not a cron expression.
+            assert_eq!(code, 1, "{schedule}: {err}");
+            assert!(err.contains("NB025"), "{err}");
+            continue;
+        }
+        assert_eq!(code, 0, "{schedule}: {err}");
+        let dag = tmp.path().join(format!("{name}/{name}/airflow/{name}.py"));
+        // One file, one Airflow import: `from __future__` only at its top.
+        let text = std::fs::read_to_string(dag).unwrap();
+        for line in text.lines() {
+            if !line.starts_with("from __future__") || joined.is_empty() {
+                joined.push_str(line);
+                joined.push('\n');
+            }
+        }
+        want.push((name, *schedule, *holds, *start_utc));
+    }
+    let file = tmp.path().join("schedules.py");
+    std::fs::write(&file, joined).unwrap();
+    let got = probe(&python, &file);
+    assert_eq!(
+        got["import_errors"].as_object().map(|o| o.len()),
+        Some(0),
+        "{}",
+        got["import_errors"]
+    );
+    for (name, schedule, holds, start_utc) in want {
+        let dag = &got["dags"][&name];
+        assert_eq!(dag["schedule"], holds, "{schedule}: {dag}");
+        let start = dag["start_date"].as_str().unwrap_or_default();
+        assert_eq!(start, start_utc, "{schedule}: start_date");
+    }
+}
+
+#[test]
+fn airflow3_runs_each_schedule_dialect() {
+    check_schedules("AIRFLOW3");
+}
+
+#[test]
+fn airflow2_runs_each_schedule_dialect() {
+    check_schedules("AIRFLOW2");
+}

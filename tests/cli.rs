@@ -1255,3 +1255,91 @@ fn a_bundle_without_a_record_keeps_its_target_folders() {
     );
     assert!(dir.join("kfp/d.yaml").is_file());
 }
+
+/// A schedule no cron parser reads is refused before anything is written: exit 1, NB025
+/// naming the schedule; one valid for Airflow only is refused by the targets that
+/// cannot run it (NB301), and written for the one that can.
+#[test]
+fn schedules_are_checked_by_a_cron_parser() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("s.ipynb");
+    std::fs::write(
+        &nb,
+        r#"{"nbformat":4,"nbformat_minor":5,"metadata":{},"cells":[
+        {"cell_type":"code","source":"x = 1","metadata":{"tags":["task:a"]}}]}"#,
+    )
+    .unwrap();
+    let convert = |schedule: &str, target: &str| {
+        let out = tmp.path().join(format!("out-{target}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let r = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+            "--schedule",
+            schedule,
+        ]);
+        (r, out)
+    };
+    for bad in [
+        "99 99 * * *",
+        "0 0 31 2 *",
+        "* * * * * *",
+        "@fortnightly",
+        "TZ=Nowhere/Land 0 5 * * *",
+    ] {
+        let ((exit, _, err), out) = convert(bad, "all");
+        assert_eq!(exit, 1, "{bad}: {err}");
+        assert!(
+            err.contains("NB025") && err.contains(&format!("schedule `{bad}`")),
+            "{bad}: {err}"
+        );
+        assert!(!out.exists(), "{bad}: nothing is written");
+    }
+    // `L` (last day of the month): croniter reads it, Go's cron parser does not.
+    let ((exit, _, err), out) = convert("0 3 L * *", "argo");
+    assert_eq!(exit, 1, "{err}");
+    assert!(
+        err.contains("NB301") && err.contains("Argo CronWorkflow cron parser has no `L`"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let ((exit, _, err), out) = convert("0 3 L * *", "airflow");
+    assert_eq!(exit, 0, "{err}");
+    let dag = std::fs::read_to_string(out.join("s/airflow/s.py")).unwrap();
+    assert!(
+        dag.contains("schedule='0 3 L * *'") || dag.contains("schedule=\"0 3 L * *\""),
+        "{dag}"
+    );
+    // A zone: the DAG's start_date zone, Argo's spec.timezone.
+    let ((exit, _, err), out) = convert("TZ=Europe/Paris 30 6 * * 1-5", "airflow,argo");
+    assert_eq!(exit, 0, "{err}");
+    let dag = std::fs::read_to_string(out.join("s/airflow/s.py")).unwrap();
+    assert!(
+        dag.contains("tz='Europe/Paris'") || dag.contains("tz=\"Europe/Paris\""),
+        "{dag}"
+    );
+    assert!(
+        dag.contains("30 6 * * 1-5") && !dag.contains("TZ="),
+        "{dag}"
+    );
+    let wf = std::fs::read_to_string(out.join("s/argo/s.yaml")).unwrap();
+    assert!(
+        wf.contains("timezone: Europe/Paris") && wf.contains("- 30 6 * * 1-5"),
+        "{wf}"
+    );
+    // @continuous: Airflow only, one run at a time.
+    let ((exit, _, err), out) = convert("@continuous", "airflow");
+    assert_eq!(exit, 0, "{err}");
+    let dag = std::fs::read_to_string(out.join("s/airflow/s.py")).unwrap();
+    assert!(dag.contains("max_active_runs=1"), "{dag}");
+    let ((exit, _, err), _) = convert("@continuous", "argo");
+    assert_eq!(exit, 1, "{err}");
+    assert!(
+        err.contains("NB301") && err.contains("Airflow only"),
+        "{err}"
+    );
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements, Volume};
 
-use super::k8s::{Ctx, Subst};
+use super::k8s::{Ctx, Schedule, Subst};
 use super::pyrepr::{py_json, py_str};
 use super::{Bundle, EmitContext, Emitter, Note};
 use crate::plan::{Plan, Task};
@@ -196,13 +196,30 @@ fn dag_info(plan: &Plan, notes: &mut Vec<Note>) -> DagInfo {
                 .unwrap_or(&format!("nb2pipe pipeline from {}", plan.notebook)),
         ),
     ));
+    let schedule = s.schedule.as_deref().and_then(|text| {
+        let refused = match Schedule::parse(text).map(|x| x.airflow()) {
+            Ok(Ok(e)) => return Some(e),
+            Ok(Err(r)) => r.0,
+            Err(e) => e,
+        };
+        notes.push(Note {
+            target: "airflow",
+            task: None,
+            error: true,
+            message: format!("{refused}; change the schedule or leave this target out"),
+        });
+        None
+    });
     dag.push(kv(
         "schedule",
-        s.schedule
-            .as_deref()
-            .map(py_str)
+        schedule
+            .as_ref()
+            .map(|e| py_str(&e.schedule))
             .unwrap_or_else(|| "None".into()),
     ));
+    let continuous = schedule
+        .as_ref()
+        .is_some_and(|e| e.schedule == "@continuous");
     let (y, m, d) = {
         let p: Vec<u32> = s
             .start_date
@@ -217,14 +234,30 @@ fn dag_info(plan: &Plan, notes: &mut Vec<Note>) -> DagInfo {
     };
     dag.push(kv(
         "start_date",
-        format!("pendulum.datetime({y}, {m}, {d}, tz=\"UTC\")"),
+        format!(
+            "pendulum.datetime({y}, {m}, {d}, tz={})",
+            // The DAG's zone is its start_date's: the cron runs in it.
+            match schedule.as_ref().and_then(|e| e.zone.as_deref()) {
+                Some(z) => py_str(z),
+                None => "\"UTC\"".into(),
+            }
+        ),
     ));
     dag.push(kv(
         "catchup",
         if s.catchup { "True" } else { "False" }.into(),
     ));
-    if let Some(n) = s.max_active_runs {
-        dag.push(kv("max_active_runs", n.to_string()));
+    match s.max_active_runs {
+        Some(n) if continuous && n > 1 => notes.push(Note {
+            target: "airflow",
+            task: None,
+            error: true,
+            message: format!("schedule `@continuous` runs one DAG run at a time; Airflow refuses max_active_runs {n} with it"),
+        }),
+        Some(n) => dag.push(kv("max_active_runs", n.to_string())),
+        // Airflow's default (16) is refused with @continuous.
+        None if continuous => dag.push(kv("max_active_runs", "1".into())),
+        None => {}
     }
     let mut tags = vec!["nb2pipe".to_string()];
     tags.extend(s.tags.iter().cloned());

@@ -93,7 +93,7 @@ enum Spec {
 #[serde(rename_all = "camelCase")]
 struct CronWorkflowSpec {
     schedules: Vec<String>,
-    timezone: &'static str,
+    timezone: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency_policy: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -418,7 +418,7 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         annotations: (!annotations.is_empty()).then_some(annotations),
         ..Default::default()
     };
-    let cron = s.schedule.as_deref().and_then(k8s::cron);
+    let cron = c.schedule(k8s::Schedule::argo);
     c.scheduling_dropped(cron.is_some());
     let doc = match cron {
         Some(cron) => {
@@ -428,8 +428,8 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
                 kind: "CronWorkflow",
                 metadata,
                 spec: Spec::Cron(Box::new(CronWorkflowSpec {
-                    schedules: vec![cron],
-                    timezone: "UTC",
+                    schedules: vec![cron.schedule],
+                    timezone: cron.zone.unwrap_or_else(|| "UTC".into()),
                     concurrency_policy: (s.max_active_runs == Some(1)).then_some("Forbid"),
                     workflow_metadata: Some(ObjectMeta {
                         labels: Some(k8s::own_labels(plan, None)),

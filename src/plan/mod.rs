@@ -4,6 +4,7 @@
 pub mod build;
 pub mod config;
 pub mod files;
+pub mod schedule;
 pub mod settings;
 pub mod tags;
 pub mod values;

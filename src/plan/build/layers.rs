@@ -297,31 +297,9 @@ fn data_store(d: &DataLayer, pipeline: &str, bad: &mut dyn FnMut(String)) -> Dat
     }
 }
 
-/// Cron (5 fields) or a preset.
+/// A schedule nb2pipe can write for some engine (see [`crate::plan::schedule`]).
 pub fn check_schedule(s: &str) -> Result<(), String> {
-    const PRESETS: &[&str] = &[
-        "@once",
-        "@hourly",
-        "@daily",
-        "@weekly",
-        "@monthly",
-        "@quarterly",
-        "@yearly",
-        "@annually",
-        "@midnight",
-    ];
-    if PRESETS.contains(&s) {
-        return Ok(());
-    }
-    let field = regex::Regex::new(r"^[0-9A-Za-z*/,?LW#-]+$").unwrap();
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    if fields.len() == 5 && fields.iter().all(|f| field.is_match(f)) && !s.contains(['\n', '\r']) {
-        Ok(())
-    } else {
-        Err(format!(
-            "schedule `{s}` is not a cron expression (5 fields) or a preset like @daily"
-        ))
-    }
+    crate::plan::schedule::Schedule::parse(s).map(|_| ())
 }
 
 /// A task's settings from its resolved layer; invalid values are diagnosed at the
