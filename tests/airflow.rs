@@ -57,6 +57,62 @@ fn strs(v: &Value) -> Vec<String> {
 }
 
 /// Checks one fixture's DAG against its plan on one Airflow version.
+/// A Spark task: a SparkKubernetesOperator whose rendered SparkApplication is valid
+/// against the operator's CRD and carries the task's image, run id, parameters, retries.
+fn spark_task(_python: &Path, dir: &Path, t: &Value, details: &Value, plan: &Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    if details["operator"] != "SparkKubernetesOperator" {
+        errs.push(format!("operator {}", details["operator"]));
+    }
+    let app = &details["spark"];
+    let spec = &app["spec"];
+    if spec["image"] != t["image"]["reference"] {
+        errs.push(format!("image {}", spec["image"]));
+    }
+    let retries = spec["restartPolicy"]["onFailureRetries"]
+        .as_u64()
+        .unwrap_or(0);
+    if Some(retries) != t["settings"]["retries"].as_u64() {
+        errs.push(format!("retries {retries}"));
+    }
+    let env: BTreeMap<&str, &Value> = spec["driver"]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (e["name"].as_str().unwrap(), &e["value"]))
+        .collect();
+    if env.get("NB2PIPE_RUN_ID").and_then(|v| v.as_str()) != Some("r1") {
+        errs.push(format!(
+            "run id not rendered: {:?}",
+            env.get("NB2PIPE_RUN_ID")
+        ));
+    }
+    let params: Value = env
+        .get("NB2PIPE_PARAMS")
+        .and_then(|v| v.as_str())
+        .map(|v| serde_json::from_str(v).unwrap())
+        .unwrap_or(Value::Null);
+    for p in plan["parameters"].as_array().unwrap() {
+        if params[p["name"].as_str().unwrap()] != p["default"] {
+            errs.push(format!("parameter {} = {}", p["name"], params));
+        }
+    }
+    let file = dir.join(format!("{}-spark.yaml", t["name"].as_str().unwrap()));
+    std::fs::write(&file, serde_norway::to_string(app).unwrap()).unwrap();
+    let out = std::process::Command::new(common::python_env("VALIDATE"))
+        .arg(common::root().join("tests/validate/validate_spark.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        errs.push(format!(
+            "SparkApplication invalid: {}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    errs
+}
+
 fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
     let tmp = common::tempdir();
     let bundle = common::convert(nb, tmp.path(), &[]);
@@ -180,6 +236,12 @@ fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
         let name = t["name"].as_str().unwrap();
         let ts = &t["settings"];
         let details = &dag["task_details"][name];
+        if ts["spark"].is_object() && ts["spark"]["local"].is_null() {
+            for e in spark_task(python, tmp.path(), t, details, &plan) {
+                check(false, format!("{name}: {e}"));
+            }
+            continue;
+        }
         check(
             details["retries"] == ts["retries"],
             format!(

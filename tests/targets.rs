@@ -563,6 +563,12 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
             .iter()
             .find(|t| t["name"] == dt["template"])
             .expect("task template");
+        let spark = t["resource"]["manifest"].as_str().map(spark_as_template);
+        let t = spark
+            .as_ref()
+            .map(|s| s.with_deadline(t))
+            .unwrap_or(t.clone());
+        let t = &t;
         let c = &t["container"];
         let pt = plan_task(plan, &name);
         let (mut obs, env) =
@@ -654,6 +660,46 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
     o.pipeline
         .insert("namespace".into(), doc["metadata"]["namespace"].clone());
     o
+}
+
+/// A Spark task's SparkApplication (an Argo resource template's manifest) in the shape
+/// of a container template: its driver's pod, the operator's retries.
+struct SparkTemplate(Value);
+
+impl SparkTemplate {
+    fn with_deadline(&self, t: &Value) -> Value {
+        let mut v = self.0.clone();
+        v["activeDeadlineSeconds"] = t["activeDeadlineSeconds"].clone();
+        v
+    }
+}
+
+fn spark_as_template(manifest: &str) -> SparkTemplate {
+    let app: Value = serde_norway::from_str(manifest).unwrap();
+    let (s, d) = (&app["spec"], &app["spec"]["driver"]);
+    let mut t = json!({
+        "container": {
+            "image": s["image"],
+            "imagePullPolicy": s["imagePullPolicy"],
+            "env": d["env"],
+            "envFrom": d["envFrom"],
+            "volumeMounts": d["volumeMounts"],
+            "securityContext": d["securityContext"],
+        },
+        "volumes": s["volumes"],
+        "securityContext": d["podSecurityContext"],
+        "metadata": {"labels": d["labels"], "annotations": d["annotations"]},
+        "nodeSelector": d["nodeSelector"],
+        "tolerations": d["tolerations"],
+        "affinity": d["affinity"],
+    });
+    if let Some(n) = s["restartPolicy"]["onFailureRetries"].as_u64() {
+        let delay = s["restartPolicy"]["onFailureRetryInterval"]
+            .as_u64()
+            .unwrap();
+        t["retryStrategy"] = json!({"limit": n, "backoff": {"duration": format!("{delay}s")}});
+    }
+    SparkTemplate(t)
 }
 
 fn observe_tekton(plan: &Value, file: &Path) -> Observed {
@@ -1291,6 +1337,15 @@ fn plan_task<'a>(plan: &'a Value, k8s_name: &str) -> &'a Value {
 /// (setting, target) → did it arrive in every fixture that has it.
 type Matrix = BTreeMap<(String, String), bool>;
 
+/// A Spark task that is a SparkApplication: its driver and executor pods are sized by
+/// its Spark settings (checked in `spark_task_is_a_spark_application_on_argo`), not by
+/// the pod resources.
+const SPARK_SIZED: &[&str] = &[
+    "resources: cpu/memory",
+    "resources: gpu",
+    "resources: ephemeral-storage",
+];
+
 fn compare(
     fixture: &str,
     target: &str,
@@ -1336,7 +1391,13 @@ fn compare(
         let name = t["k8s_name"].as_str().unwrap();
         let want = expected_task(plan, &t);
         let got = &obs.tasks[name];
+        let spark_app = target == "argo"
+            && t["settings"]["spark"].is_object()
+            && t["settings"]["spark"]["local"].is_null();
         for (row, v) in &want {
+            if spark_app && SPARK_SIZED.contains(&row.as_str()) {
+                continue;
+            }
             let g = if row == "affinity" && target == "kfp" {
                 got.get(row).cloned().map(|a| normalise_affinity(&a))
             } else {
@@ -1409,6 +1470,7 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
     let mut matrix = Matrix::new();
     let mut failures = Vec::new();
     let (mut argo, mut tekton, mut kfp, mut k8s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut spark = Vec::new();
     let tmp = common::tempdir();
     let mut observed = Vec::new();
     for nb in common::fixtures_in("notebooks") {
@@ -1441,7 +1503,15 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
                 .join(target)
                 .join(format!("{}.yaml", plan["pipeline"].as_str().unwrap()));
             match target {
-                "argo" => argo.push(file.clone()),
+                "argo" => {
+                    if std::fs::read_to_string(&file)
+                        .unwrap()
+                        .contains("kind: SparkApplication")
+                    {
+                        spark.push(file.clone());
+                    }
+                    argo.push(file.clone())
+                }
                 "tekton" => {
                     tekton.push(file.clone());
                     tekton.push(file.with_file_name(format!(
@@ -1463,6 +1533,8 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
     }
     // One interpreter start per validator for all fixtures.
     validate(&validate_py, "validate_argo.py", &argo);
+    assert!(!spark.is_empty(), "a fixture has a Spark task");
+    validate(&validate_py, "validate_spark.py", &spark);
     validate(&validate_py, "validate_tekton.py", &tekton);
     validate(&validate_py, "validate_k8s.py", &k8s);
     validate(&kfp_py, "validate_kfp.py", &kfp);
@@ -2094,4 +2166,90 @@ fn lifecycle_cache_and_dropped_scheduling_settings() {
     for what in ["catchup", "start_date", "max_active_runs"] {
         assert!(!err.contains(what), "{err}");
     }
+}
+
+/// A Spark task on Argo: a resource template that creates its SparkApplication (valid
+/// against the operator's CRD) and waits on its state; the validator is strict.
+#[test]
+fn spark_task_is_a_spark_application_on_argo() {
+    let tmp = common::tempdir();
+    let nb = common::fixture("notebooks/spark.ipynb");
+    let (code, _, stderr) = common::run(&[
+        "convert",
+        nb.to_str().unwrap(),
+        "-o",
+        tmp.path().to_str().unwrap(),
+        "--target",
+        "argo",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let file = tmp.path().join("spark/argo/spark.yaml");
+    let doc: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let templates = doc["spec"]["templates"].as_array().unwrap();
+    let t = templates
+        .iter()
+        .find(|t| t["name"] == "task-aggregate")
+        .unwrap();
+    let r = &t["resource"];
+    assert_eq!(r["action"], "create");
+    assert_eq!(
+        r["successCondition"],
+        "status.applicationState.state == COMPLETED"
+    );
+    assert_eq!(
+        r["failureCondition"],
+        "status.applicationState.state in (FAILED,SUBMISSION_FAILED)"
+    );
+    assert!(t.get("container").is_none());
+    let app: serde_json::Value = serde_norway::from_str(r["manifest"].as_str().unwrap()).unwrap();
+    let spec = &app["spec"];
+    assert_eq!(spec["type"], "Python");
+    assert_eq!(spec["mainApplicationFile"], "local:///app/main.py");
+    assert_eq!(spec["executor"]["instances"], 3);
+    assert_eq!(spec["executor"]["memory"], "2g");
+    assert_eq!(spec["executor"]["memoryOverhead"], "512m");
+    assert_eq!(spec["sparkConf"]["spark.sql.shuffle.partitions"], "8");
+    assert_eq!(spec["restartPolicy"]["onFailureRetries"], 2);
+    let env = spec["driver"]["env"].as_array().unwrap();
+    assert!(env.iter().any(
+        |e| e["name"] == "WAREHOUSE_TOKEN" && e["valueFrom"]["secretKeyRef"]["key"] == "token"
+    ));
+    assert_eq!(spec["executor"]["nodeSelector"]["pool"], "spark");
+    assert_eq!(spec["driver"]["podSecurityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        spec["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "spark-data"
+    );
+    // A local-mode task stays an ordinary pod with its Spark master in the env.
+    let local = templates
+        .iter()
+        .find(|t| t["name"] == "task-sample")
+        .unwrap();
+    let env = local["container"]["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "PYSPARK_SUBMIT_ARGS"
+        && e["value"] == "--master 'local[2]' --driver-memory 1g pyspark-shell"));
+    validate(
+        &py("VALIDATE"),
+        "validate_spark.py",
+        std::slice::from_ref(&file),
+    );
+
+    // An unknown field and a wrong type are refused (the schema is strict).
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "pythonVersion: '3'",
+        "pythonVersion: '3'\n          deployMode: x",
+    );
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, text).unwrap();
+    let out = Command::new(py("VALIDATE"))
+        .arg(common::root().join("tests/validate/validate_spark.py"))
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("'deployMode' was unexpected"),
+        "{stdout}"
+    );
 }

@@ -7,6 +7,7 @@ pub mod job;
 pub mod k8s;
 pub mod kfp;
 pub mod pyrepr;
+pub mod spark;
 pub mod task_code;
 pub mod tekton;
 pub mod templates;

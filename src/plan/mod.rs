@@ -295,6 +295,39 @@ pub struct TaskSettings {
     /// User, group and fsGroup of the pod; read-only root file system.
     #[serde(default)]
     pub security: Security,
+    /// A Spark task (the `spark` tag): how its driver and executors run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spark: Option<Spark>,
+}
+
+/// Spark defaults (docs/settings.md): Spark's own for driver and executor sizes.
+pub const DEFAULT_SPARK_VERSION: &str = "3.5.3";
+
+/// How a Spark task runs (docs/targets.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Spark {
+    /// `None`: a SparkApplication (driver and executor pods); `Some(master)`: Spark
+    /// inside the task's own pod, `local[N]` or `local[*]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    pub version: String,
+    /// The image the task's image is built from (`None`: the pipeline's base image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub driver: SparkPod,
+    pub executor: SparkPod,
+    pub executor_instances: u32,
+    /// `spark-conf:` entries, by key.
+    pub conf: BTreeMap<String, String>,
+}
+
+/// The size of a Spark driver or executor (Spark's size format: `1g`, `512m`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SparkPod {
+    pub cores: u32,
+    pub memory: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_overhead: Option<String>,
 }
 
 /// The pod's securityContext settings (the rest of Pod Security "restricted" is fixed).
