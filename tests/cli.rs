@@ -1074,7 +1074,7 @@ fn diagnostics_quote_the_line_they_point_at_and_name_the_cell_as_the_notebook_sh
     // then the line itself with a caret under column 7.
     assert!(
         err.contains(
-            "warning[NB010]: the cell is not valid Python 3"
+            "error[NB010]: the cell is not valid Python 3"
         ) && err.contains(
             "problems.ipynb, cell 2 (In [7]: `x = 1`), line 5, column 7\n   |\n 5 | print 'big'\n   |       ^\n"
         ),
