@@ -644,7 +644,13 @@ impl<'a> Ctx<'a> {
             Some(b) => (format!("the task installs `{b}`, which provides it; better, move off `{top}`"), format!("`{b}` is added in its place")),
             None => ("nothing on PyPI replaces it: the task will fail to import it; target an older Python or stop using it".to_string(), "no distribution provides it".to_string()),
         };
-        let mut d = Diagnostic::new(Code::RemovedStdlibModule, &self.nb.path, format!("`{top}` was removed from the standard library in Python {}; the tasks run Python {python}: {what}", r.removed_in)).with_help(help);
+        let d = Diagnostic::new(Code::RemovedStdlibModule, &self.nb.path, format!("`{top}` was removed from the standard library in Python {}; the tasks run Python {python}: {what}", r.removed_in)).with_help(help);
+        let d = self.at_first_import(d, top);
+        self.diags.push(d);
+    }
+
+    /// Points `d` at the first import of the top-level module `top`, when there is one.
+    fn at_first_import(&self, d: Diagnostic, top: &str) -> Diagnostic {
         let at = self.facts.iter().enumerate().find_map(|(c, f)| {
             f.as_ref()?
                 .imports
@@ -652,10 +658,10 @@ impl<'a> Ctx<'a> {
                 .find(|i| i.module.split('.').next() == Some(top))
                 .map(|i| (c, i.line))
         });
-        if let Some((c, line)) = at {
-            d = self.at_cell(d, c).at_line(line, None);
+        match at {
+            Some((c, line)) => self.at_cell(d, c).at_line(line, None),
+            None => d,
         }
-        self.diags.push(d);
     }
 
     fn report_python2(&mut self, top: &str, py3: &str) {
@@ -663,7 +669,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         let shown: Vec<String> = py3.split('/').map(|m| format!("`{m}`")).collect();
-        let mut d = Diagnostic::new(
+        let d = Diagnostic::new(
             Code::Python2Module,
             &self.nb.path,
             format!(
@@ -675,16 +681,7 @@ impl<'a> Ctx<'a> {
             "import {} (no distribution provides `{top}`, so the task would fail to import it)",
             shown.join(" / ")
         ));
-        let at = self.facts.iter().enumerate().find_map(|(c, f)| {
-            f.as_ref()?
-                .imports
-                .iter()
-                .find(|i| i.module.split('.').next() == Some(top))
-                .map(|i| (c, i.line))
-        });
-        if let Some((c, line)) = at {
-            d = self.at_cell(d, c).at_line(line, None);
-        }
+        let d = self.at_first_import(d, top);
         self.diags.push(d);
     }
 
