@@ -72,12 +72,19 @@ pub enum DiagFormat {
     Json,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BuildEngine {
+    Docker,
+    Oci,
+}
+
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
     /// The notebook (.ipynb).
     pub notebook: PathBuf,
-    /// airflow (default), argo, tekton, kfp, or all; repeatable.
-    #[arg(long, short = 't', default_value = "airflow")]
+    /// airflow, argo, tekton, kfp, job, or all; repeatable. Default: the targets the bundle
+    /// already holds (its bundle.json), else airflow.
+    #[arg(long, short = 't')]
     pub target: Vec<String>,
     /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
     #[arg(long, short = 'o')]
@@ -139,7 +146,7 @@ pub struct CheckArgs {
     /// Output folder the bundles are committed in (default: the `output` setting, else build/ next to each notebook).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
-    /// Targets to compare (default: those present in the bundle folder, else airflow).
+    /// Targets to compare (default: those the bundle holds, else airflow).
     #[arg(long, short = 't')]
     pub target: Option<String>,
     #[arg(long)]
@@ -181,7 +188,7 @@ pub struct RunArgs {
     /// data folder at the end.
     #[arg(long)]
     pub docker: bool,
-    /// With --docker: whose pods to run (airflow, argo, tekton, kfp).
+    /// With --docker: whose pods to run (airflow, argo, tekton, kfp, job).
     #[arg(long, value_name = "TARGET", default_value = "airflow")]
     pub target: String,
     /// With --docker: Secrets and ConfigMaps as files, DIR/<name>/<key> (default: keys
@@ -229,7 +236,7 @@ pub struct BuildArgs {
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
     /// Pipeline targets written to the bundle, as for `convert`.
-    #[arg(long, short = 't', default_value = "airflow")]
+    #[arg(long, short = 't')]
     pub target: Vec<String>,
     /// Folder of templates that override the built-in ones (e.g. task/Dockerfile.j2).
     #[arg(long)]
@@ -254,6 +261,11 @@ pub struct BuildArgs {
     /// Target platform of the images (e.g. linux/amd64).
     #[arg(long)]
     pub platform: Option<String>,
+    /// How images are made: `docker` (the Docker Engine runs the Dockerfile) or `oci`
+    /// (no daemon: nb2pipe writes the layers on the base image from its registry).
+    /// Default: docker when a Docker Engine answers, else oci.
+    #[arg(long, value_enum)]
+    pub engine: Option<BuildEngine>,
     /// pip's index URL inside the build (default: $PIP_INDEX_URL). Never in the image.
     #[arg(long, env = "PIP_INDEX_URL", hide_env_values = true)]
     pub pip_index_url: Option<String>,

@@ -159,3 +159,83 @@ pub fn read_tree(dir: &Path) -> Result<std::collections::BTreeMap<String, String
     }
     Ok(out)
 }
+
+/// The record a bundle keeps of itself: the targets it holds and every file nb2pipe
+/// wrote into it, so a later `convert` or `check --fix` regenerates those targets and
+/// removes only files it wrote itself.
+pub const RECORD: &str = "bundle.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub targets: Vec<String>,
+    /// `convert --skeletons` was given.
+    #[serde(default)]
+    pub skeletons: bool,
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+impl Record {
+    pub fn of(bundle: &Bundle, targets: &[String], skeletons: bool) -> Record {
+        Record {
+            targets: targets.to_vec(),
+            skeletons,
+            files: bundle
+                .files
+                .keys()
+                .chain(bundle.copies.keys())
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a record serialises") + "\n"
+    }
+}
+
+/// The record of the bundle at `dir`; `None` when there is none or it cannot be read
+/// (a bundle written before records existed).
+pub fn read_record(dir: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(dir.join(RECORD)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// A recorded path that stays inside the bundle (the record is a file anyone can edit).
+fn inside(rel: &str) -> bool {
+    let p = Path::new(rel);
+    rel != RECORD
+        && !rel.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// [`write_bundle`], then the record; the files an earlier record lists that this
+/// bundle no longer has (a target no longer written, a removed task) are removed, and
+/// folders they leave empty. Returns the removed files, relative to `dir`.
+pub fn write_recorded(dir: &Path, bundle: &Bundle, record: &Record) -> Result<Vec<String>> {
+    let earlier = read_record(dir);
+    write_bundle(dir, bundle)?;
+    let mut removed = Vec::new();
+    for rel in earlier.iter().flat_map(|r| &r.files) {
+        if !inside(rel) || bundle.has(rel) {
+            continue;
+        }
+        let p = dir.join(rel);
+        if p.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&p).with_context(|| format!("removing stale {rel}"))?;
+            removed.push(rel.clone());
+            let mut parent = p.parent();
+            while let Some(d) = parent.filter(|d| *d != dir) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                parent = d.parent();
+            }
+        }
+    }
+    write_atomic(&dir.join(RECORD), record.to_json().as_bytes())?;
+    Ok(removed)
+}

@@ -57,6 +57,62 @@ fn strs(v: &Value) -> Vec<String> {
 }
 
 /// Checks one fixture's DAG against its plan on one Airflow version.
+/// A Spark task: a SparkKubernetesOperator whose rendered SparkApplication is valid
+/// against the operator's CRD and carries the task's image, run id, parameters, retries.
+fn spark_task(_python: &Path, dir: &Path, t: &Value, details: &Value, plan: &Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    if details["operator"] != "SparkKubernetesOperator" {
+        errs.push(format!("operator {}", details["operator"]));
+    }
+    let app = &details["spark"];
+    let spec = &app["spec"];
+    if spec["image"] != t["image"]["reference"] {
+        errs.push(format!("image {}", spec["image"]));
+    }
+    let retries = spec["restartPolicy"]["onFailureRetries"]
+        .as_u64()
+        .unwrap_or(0);
+    if Some(retries) != t["settings"]["retries"].as_u64() {
+        errs.push(format!("retries {retries}"));
+    }
+    let env: BTreeMap<&str, &Value> = spec["driver"]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (e["name"].as_str().unwrap(), &e["value"]))
+        .collect();
+    if env.get("NB2PIPE_RUN_ID").and_then(|v| v.as_str()) != Some("r1") {
+        errs.push(format!(
+            "run id not rendered: {:?}",
+            env.get("NB2PIPE_RUN_ID")
+        ));
+    }
+    let params: Value = env
+        .get("NB2PIPE_PARAMS")
+        .and_then(|v| v.as_str())
+        .map(|v| serde_json::from_str(v).unwrap())
+        .unwrap_or(Value::Null);
+    for p in plan["parameters"].as_array().unwrap() {
+        if params[p["name"].as_str().unwrap()] != p["default"] {
+            errs.push(format!("parameter {} = {}", p["name"], params));
+        }
+    }
+    let file = dir.join(format!("{}-spark.yaml", t["name"].as_str().unwrap()));
+    std::fs::write(&file, serde_norway::to_string(app).unwrap()).unwrap();
+    let out = std::process::Command::new(common::python_env("VALIDATE"))
+        .arg(common::root().join("tests/validate/validate_spark.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        errs.push(format!(
+            "SparkApplication invalid: {}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    errs
+}
+
 fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
     let tmp = common::tempdir();
     let bundle = common::convert(nb, tmp.path(), &[]);
@@ -180,6 +236,12 @@ fn check_fixture(python: &Path, version: &str, nb: &Path) -> Vec<String> {
         let name = t["name"].as_str().unwrap();
         let ts = &t["settings"];
         let details = &dag["task_details"][name];
+        if ts["spark"].is_object() && ts["spark"]["local"].is_null() {
+            for e in spark_task(python, tmp.path(), t, details, &plan) {
+                check(false, format!("{name}: {e}"));
+            }
+            continue;
+        }
         check(
             details["retries"] == ts["retries"],
             format!(
@@ -577,4 +639,94 @@ fn airflow3_imports_every_fixture_with_the_planned_pods() {
 #[test]
 fn airflow2_imports_every_fixture_with_the_planned_pods() {
     check_all("AIRFLOW2", "airflow 2.10");
+}
+
+/// Schedules in the forms only Airflow's dialect has (croniter's `L`, `W`, `#`,
+/// `@continuous`), a preset Airflow's table lacks, and a zone: real Airflow imports each
+/// DAG with that schedule, running in that zone.
+fn check_schedules(var: &str) {
+    let python = common::python_env(var);
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("sched.ipynb");
+    std::fs::write(
+        &nb,
+        r#"{"nbformat":4,"nbformat_minor":5,"metadata":{},"cells":[
+        {"cell_type":"code","source":"x = 1","metadata":{"tags":["task:a"]}},
+        {"cell_type":"code","source":"print(x)","metadata":{"tags":["task:b"]}}]}"#,
+    )
+    .unwrap();
+    // (schedule given, what Airflow must hold, start_date in UTC: midnight in the zone)
+    let cases = [
+        (
+            "TZ=Europe/Paris 30 6 * * 1-5",
+            "30 6 * * 1-5",
+            "2023-12-31T23:00:00+00:00",
+        ),
+        ("CRON_TZ=Asia/Tokyo @daily", "", ""),
+        ("0 3 L * *", "0 3 L * *", "2024-01-01T00:00:00+00:00"),
+        ("0 0 15W * *", "0 0 15W * *", "2024-01-01T00:00:00+00:00"),
+        ("0 0 * * 5#3", "0 0 * * 5#3", "2024-01-01T00:00:00+00:00"),
+        ("@midnight", "0 0 * * *", "2024-01-01T00:00:00+00:00"),
+        ("@quarterly", "@quarterly", "2024-01-01T00:00:00+00:00"),
+        ("@continuous", "@continuous", "2024-01-01T00:00:00+00:00"),
+    ];
+    let mut joined = String::new();
+    let mut want = Vec::new();
+    for (i, (schedule, holds, start_utc)) in cases.iter().enumerate() {
+        let name = format!("sched{i}");
+        let (code, _, err) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            tmp.path().join(&name).to_str().unwrap(),
+            "--target",
+            "airflow",
+            "--name",
+            &name,
+            "--schedule",
+            schedule,
+        ]);
+        if holds.is_empty() {
+            // A zone with a preset is not a cron expression.
+            assert_eq!(code, 1, "{schedule}: {err}");
+            assert!(err.contains("NB025"), "{err}");
+            continue;
+        }
+        assert_eq!(code, 0, "{schedule}: {err}");
+        let dag = tmp.path().join(format!("{name}/{name}/airflow/{name}.py"));
+        // One file, one Airflow import: `from __future__` only at its top.
+        let text = std::fs::read_to_string(dag).unwrap();
+        for line in text.lines() {
+            if !line.starts_with("from __future__") || joined.is_empty() {
+                joined.push_str(line);
+                joined.push('\n');
+            }
+        }
+        want.push((name, *schedule, *holds, *start_utc));
+    }
+    let file = tmp.path().join("schedules.py");
+    std::fs::write(&file, joined).unwrap();
+    let got = probe(&python, &file);
+    assert_eq!(
+        got["import_errors"].as_object().map(|o| o.len()),
+        Some(0),
+        "{}",
+        got["import_errors"]
+    );
+    for (name, schedule, holds, start_utc) in want {
+        let dag = &got["dags"][&name];
+        assert_eq!(dag["schedule"], holds, "{schedule}: {dag}");
+        let start = dag["start_date"].as_str().unwrap_or_default();
+        assert_eq!(start, start_utc, "{schedule}: start_date");
+    }
+}
+
+#[test]
+fn airflow3_runs_each_schedule_dialect() {
+    check_schedules("AIRFLOW3");
+}
+
+#[test]
+fn airflow2_runs_each_schedule_dialect() {
+    check_schedules("AIRFLOW2");
 }

@@ -37,6 +37,20 @@ fn every_broken_notebook_gets_its_diagnostic() {
         let doc: Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("{stem}: JSON output ({e}): {stdout}"));
         let diags = doc["diagnostics"].as_array().unwrap();
+        // A fixture may show that a diagnostic is not given (`skip` leaves a cell out).
+        if let Some(absent) = want.get("absent").and_then(Value::as_str) {
+            assert!(
+                !diags.iter().any(|d| d["code"] == absent),
+                "{stem}: {absent} in {diags:?}"
+            );
+            if want.get("message").is_none() {
+                assert!(
+                    tmp.path().read_dir().unwrap().next().is_some(),
+                    "{stem}: converts"
+                );
+                continue;
+            }
+        }
         let d = diags
             .iter()
             .find(|d| d["code"] == code)
@@ -823,7 +837,8 @@ fn a_hard_coded_secret_stops_convert_run_and_build() {
             "{cmd}: {err}"
         );
         assert!(
-            err.contains("cell 1") && err.contains("line 2"),
+            // Cells counted from 1, as the notebook shows them.
+            err.contains("cell 2") && err.contains("line 2"),
             "{cmd}: {err}"
         );
         assert!(
@@ -935,4 +950,396 @@ fn tekton_warns_about_a_retry_delay_only_when_one_was_set() {
             );
         }
     }
+}
+
+/// `--target job` writes one Job (a CronJob when scheduled) and no claim while its
+/// values pass on the pod's emptyDir; `--target all` includes it; a named claim is
+/// mounted and written; independent branches and pod-level conflicts are NB302.
+#[test]
+fn job_target_writes_one_pod_and_a_cron_job_when_scheduled() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("fan.ipynb");
+    write_notebook(
+        &nb,
+        &[
+            ("base = 1", &["task:start", "node:pool=cpu"]),
+            ("left = base + 1", &["task:left", "node:pool=gpu"]),
+            ("right = base + 2", &["task:right"]),
+            ("total = left + right", &["task:join"]),
+        ],
+    );
+    let (n, out) = (nb.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    let (code, _, err) = common::run(&["convert", n, "-o", o, "--target", "job"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("NB302")
+            && err.contains("tasks `left` and `right` do not depend on each other")
+            && err.contains("node selector `pool`: `gpu` differs"),
+        "{err}"
+    );
+    let job: Value =
+        serde_norway::from_str(&std::fs::read_to_string(out.join("fan/job/fan.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (&job["apiVersion"], &job["kind"]),
+        (&"batch/v1".into(), &"Job".into())
+    );
+    assert_eq!(job["metadata"]["generateName"], "fan-");
+    let spec = &job["spec"]["template"]["spec"];
+    let names: Vec<&str> = spec["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(spec["containers"].as_array().unwrap())
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["start", "left", "right", "join"]);
+    assert_eq!(spec["nodeSelector"]["pool"], "cpu");
+    assert!(spec["volumes"][0]["emptyDir"].is_object(), "{spec}");
+    assert!(!out.join("fan/k8s").exists(), "no claim for the emptyDir");
+
+    // A schedule makes it a CronJob; a named claim is mounted and written.
+    let (code, _, err) = common::run(&[
+        "convert",
+        n,
+        "-o",
+        o,
+        "--target",
+        "all",
+        "--schedule",
+        "@hourly",
+        "--data",
+        "pvc://shared",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let cron: Value =
+        serde_norway::from_str(&std::fs::read_to_string(out.join("fan/job/fan.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(cron["kind"], "CronJob");
+    assert_eq!(cron["spec"]["schedule"], "0 * * * *");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    let vol = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"][0];
+    assert_eq!(vol["persistentVolumeClaim"]["claimName"], "shared", "{vol}");
+    assert!(out.join("fan/k8s/fan-pvc.yaml").is_file());
+    for t in ["airflow", "argo", "tekton", "kfp", "job"] {
+        assert!(out.join("fan").join(t).is_dir(), "--target all misses {t}");
+    }
+}
+
+/// The pre-commit gate (`check --no-bundle`) stops a task cell that does not parse; a
+/// `skip` tag leaves such a cell out.
+#[test]
+fn check_stops_on_a_task_cell_that_does_not_parse() {
+    let bad = common::fixture("broken/NB010_cell_syntax_error.ipynb");
+    let (code, _, err) = common::run(&["check", "--no-bundle", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("error[NB010]") && err.contains("task `a` would run without it"),
+        "{err}"
+    );
+    let skipped = common::fixture("broken/NB010_skip_is_the_way_out.ipynb");
+    let (code, _, err) = common::run(&["check", "--no-bundle", skipped.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("[NB010]"), "{err}");
+}
+
+/// A notebook as JupyterLab shows it: a markdown cell first, code cells with `In [n]`
+/// prompts, a syntax error on line 5 of a cell, a misspelt tag, a secret on a line.
+fn notebook_with_problems(dir: &Path) -> std::path::PathBuf {
+    let nb = serde_json::json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python"}},
+        "cells": [
+            {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# Sales"},
+            {"cell_type": "code", "id": "load-cell", "execution_count": 7, "outputs": [],
+             "metadata": {"tags": ["task:load", "stpe:x", "env:GH=ghp_abcdefghijklmnopqrstuvwxyz0123456789AB"]},
+             "source": "x = 1\ny = 2\nz = 3\nw = 4\nprint 'big'\n"},
+            {"cell_type": "code", "execution_count": null, "outputs": [], "metadata": {},
+             "source": "a = x\ntoken = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789AB'\n"},
+        ]
+    });
+    let p = dir.join("problems.ipynb");
+    std::fs::write(&p, nb.to_string()).unwrap();
+    p
+}
+
+#[test]
+fn diagnostics_quote_the_line_they_point_at_and_name_the_cell_as_the_notebook_shows_it() {
+    let tmp = common::tempdir();
+    let nb = notebook_with_problems(tmp.path());
+    let (code, _, err) = common::run(&["check", "--no-bundle", nb.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    // Cells counted from 1 with the markdown cell, the `In [7]` prompt, the first line;
+    // then the line itself with a caret under column 7.
+    assert!(
+        err.contains(
+            "error[NB010]: the cell is not valid Python 3"
+        ) && err.contains(
+            "problems.ipynb, cell 2 (In [7]: `x = 1`), line 5, column 7\n   |\n 5 | print 'big'\n   |       ^\n"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("(`x = 1`), line 5"), "{err}");
+    // A tag diagnostic points at the tag among the cell's tags.
+    assert!(
+        err.contains(
+            "problems.ipynb, cell 2 (In [7]: `x = 1`)\n   |\n   | tags: task:load, stpe:x, env:GH…\n   |                  ^^^^^^\n"
+        ),
+        "{err}"
+    );
+    // A cell never run has no prompt number; the secret's line is quoted masked.
+    assert!(
+        err.contains("problems.ipynb, cell 3 (`a = x`), line 2\n   |\n 2 | token = '***'\n"),
+        "{err}"
+    );
+    assert!(!err.contains("ghp_abcdef"), "secret leaked: {err}");
+}
+
+#[test]
+fn json_diagnostics_carry_the_cell_as_the_notebook_shows_it() {
+    let tmp = common::tempdir();
+    let nb = notebook_with_problems(tmp.path());
+    let (code, out, _) = common::run(&[
+        "check",
+        "--no-bundle",
+        "--format",
+        "json",
+        nb.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(!out.contains("ghp_abcdef"), "secret leaked: {out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let diags = v["notebooks"][0]["diagnostics"].as_array().unwrap();
+    let find = |c: &str| {
+        diags
+            .iter()
+            .find(|d| d["code"] == c)
+            .unwrap_or_else(|| panic!("no {c} in {out}"))
+    };
+    let syntax = &find("NB010")["location"];
+    // `cell` keeps its meaning (0-based over all cells); the new fields are added.
+    assert_eq!(syntax["cell"], 1);
+    assert_eq!(syntax["cell_number"], 2);
+    assert_eq!(syntax["code_cell"], 1);
+    assert_eq!(syntax["execution_count"], 7);
+    assert_eq!(syntax["cell_id"], "load-cell");
+    assert_eq!(syntax["cell_first_line"], "x = 1");
+    assert_eq!((&syntax["line"], &syntax["column"]), (&5.into(), &7.into()));
+    assert_eq!(syntax["source_line"], "print 'big'");
+    let tag = &find("NB020")["location"];
+    assert_eq!(tag["tag"], "stpe:x");
+    assert!(tag.get("cell_tags").is_none(), "{tag}");
+    let secret = &find("NB040")["location"];
+    assert_eq!(secret["cell_number"], 3);
+    assert_eq!(secret["code_cell"], 2);
+    assert!(secret.get("execution_count").is_none(), "{secret}");
+    assert_eq!(secret["source_line"], "token = '***'");
+}
+
+/// The bundle's bundle.json records the targets it holds: `convert` without --target and
+/// `check --fix` regenerate those, so a stale argo/tekton bundle is fixed by the command
+/// NB050 names; a target no longer written loses its generated files, never the user's.
+#[test]
+fn a_bundle_knows_its_targets() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("d.ipynb");
+    write_notebook(
+        &nb,
+        &[("a = 1", &["task:first"]), ("b = a + 1", &["task:second"])],
+    );
+    let n = nb.to_str().unwrap();
+    let dir = tmp.path().join("build/d");
+    let (code, _, err) = common::run(&["convert", n, "-t", "argo", "-t", "tekton"]);
+    assert_eq!(code, 0, "{err}");
+    let record = common::read_json(&dir.join("bundle.json"));
+    assert_eq!(record["targets"], serde_json::json!(["argo", "tekton"]));
+    assert!(
+        record["files"]
+            .as_array()
+            .unwrap()
+            .contains(&"argo/d.yaml".into()),
+        "{record}"
+    );
+    let edit = |src: &str| {
+        write_notebook(
+            &nb,
+            &[(src, &["task:first"]), ("b = a + 1", &["task:second"])],
+        )
+    };
+    // The notebook changes: the bundle is stale, and the help names its targets.
+    edit("a = 2");
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("NB050")
+            && err.contains("argo/d.yaml changed")
+            && err.contains("argo, tekton"),
+        "{err}"
+    );
+    // `convert` as the help says: both targets regenerated, no airflow/ added.
+    let (code, _, err) = common::run(&["convert", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(" for argo, tekton\n"), "{err}");
+    assert!(!dir.join("airflow").exists());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // `check --fix` the same, and exits 0 when it fixed everything.
+    let tekton = std::fs::read_to_string(dir.join("tekton/d.yaml")).unwrap();
+    edit("a = 3");
+    let (code, _, err) = common::run(&["check", "--fix", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("regenerated"), "{err}");
+    // The task's image (named by its content) changed, and tekton/ with it.
+    assert_ne!(
+        std::fs::read_to_string(dir.join("tekton/d.yaml")).unwrap(),
+        tekton
+    );
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // `check --fix --target argo` compares argo only and keeps tekton.
+    edit("a = 4");
+    let (code, _, err) = common::run(&["check", "--fix", "-t", "argo", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.join("tekton/d.yaml").is_file());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+    // Converting to airflow alone removes the files nb2pipe wrote for argo and tekton,
+    // but not a file of the user's among them.
+    std::fs::write(dir.join("argo/NOTES.md"), "mine\n").unwrap();
+    let (code, out, err) = common::run(&["convert", n, "-t", "airflow", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["targets"], serde_json::json!(["airflow"]));
+    let removed: Vec<&str> = doc["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        removed.contains(&"argo/d.yaml") && removed.iter().any(|r| r.starts_with("tekton/")),
+        "{removed:?}"
+    );
+    assert!(!dir.join("tekton").exists(), "an emptied folder goes too");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("argo/NOTES.md")).unwrap(),
+        "mine\n"
+    );
+    assert!(dir.join("airflow/d.py").is_file());
+    let (code, _, err) = common::run(&["check", n]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A bundle written before records: its target folders are its targets, and a convert
+/// that writes fewer leaves the others alone and says so.
+#[test]
+fn a_bundle_without_a_record_keeps_its_target_folders() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("d.ipynb");
+    write_notebook(&nb, &[("a = 1", &["task:first"])]);
+    let n = nb.to_str().unwrap();
+    let dir = tmp.path().join("build/d");
+    let (code, _, err) = common::run(&["convert", n, "-t", "airflow", "-t", "kfp"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(dir.join("bundle.json")).unwrap();
+    let (code, _, err) = common::run(&["convert", n]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(" for airflow, kfp\n"), "{err}");
+    std::fs::remove_file(dir.join("bundle.json")).unwrap();
+    let (code, _, err) = common::run(&["convert", n, "-t", "airflow"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: kfp/ was not written") && err.contains("--target kfp"),
+        "{err}"
+    );
+    assert!(dir.join("kfp/d.yaml").is_file());
+}
+
+/// A schedule no cron parser reads is refused before anything is written: exit 1, NB025
+/// naming the schedule; one valid for Airflow only is refused by the targets that
+/// cannot run it (NB301), and written for the one that can.
+#[test]
+fn schedules_are_checked_by_a_cron_parser() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("s.ipynb");
+    std::fs::write(
+        &nb,
+        r#"{"nbformat":4,"nbformat_minor":5,"metadata":{},"cells":[
+        {"cell_type":"code","source":"x = 1","metadata":{"tags":["task:a"]}}]}"#,
+    )
+    .unwrap();
+    let convert = |schedule: &str, target: &str| {
+        let out = tmp.path().join(format!("out-{target}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let r = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            target,
+            "--schedule",
+            schedule,
+        ]);
+        (r, out)
+    };
+    for bad in [
+        "99 99 * * *",
+        "0 0 31 2 *",
+        "* * * * * *",
+        "@fortnightly",
+        "TZ=Nowhere/Land 0 5 * * *",
+    ] {
+        let ((exit, _, err), out) = convert(bad, "all");
+        assert_eq!(exit, 1, "{bad}: {err}");
+        assert!(
+            err.contains("NB025") && err.contains(&format!("schedule `{bad}`")),
+            "{bad}: {err}"
+        );
+        assert!(!out.exists(), "{bad}: nothing is written");
+    }
+    // `L` (last day of the month): croniter reads it, Go's cron parser does not.
+    let ((exit, _, err), out) = convert("0 3 L * *", "argo");
+    assert_eq!(exit, 1, "{err}");
+    assert!(
+        err.contains("NB301") && err.contains("Argo CronWorkflow cron parser has no `L`"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let ((exit, _, err), out) = convert("0 3 L * *", "airflow");
+    assert_eq!(exit, 0, "{err}");
+    let dag = std::fs::read_to_string(out.join("s/airflow/s.py")).unwrap();
+    assert!(
+        dag.contains("schedule='0 3 L * *'") || dag.contains("schedule=\"0 3 L * *\""),
+        "{dag}"
+    );
+    // A zone: the DAG's start_date zone, Argo's spec.timezone.
+    let ((exit, _, err), out) = convert("TZ=Europe/Paris 30 6 * * 1-5", "airflow,argo");
+    assert_eq!(exit, 0, "{err}");
+    let dag = std::fs::read_to_string(out.join("s/airflow/s.py")).unwrap();
+    assert!(
+        dag.contains("tz='Europe/Paris'") || dag.contains("tz=\"Europe/Paris\""),
+        "{dag}"
+    );
+    assert!(
+        dag.contains("30 6 * * 1-5") && !dag.contains("TZ="),
+        "{dag}"
+    );
+    let wf = std::fs::read_to_string(out.join("s/argo/s.yaml")).unwrap();
+    assert!(
+        wf.contains("timezone: Europe/Paris") && wf.contains("- 30 6 * * 1-5"),
+        "{wf}"
+    );
+    // @continuous: Airflow only, one run at a time.
+    let ((exit, _, err), out) = convert("@continuous", "airflow");
+    assert_eq!(exit, 0, "{err}");
+    let dag = std::fs::read_to_string(out.join("s/airflow/s.py")).unwrap();
+    assert!(dag.contains("max_active_runs=1"), "{dag}");
+    let ((exit, _, err), _) = convert("@continuous", "argo");
+    assert_eq!(exit, 1, "{err}");
+    assert!(
+        err.contains("NB301") && err.contains("Airflow only"),
+        "{err}"
+    );
 }

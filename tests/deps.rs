@@ -16,6 +16,8 @@ struct Case {
     args: Vec<String>,
     tasks: BTreeMap<String, BTreeSet<String>>,
     local_modules: BTreeMap<String, BTreeSet<String>>,
+    /// The exit code of `nb2pipe deps` (1 when the notebook has an error).
+    exit: i32,
 }
 
 fn cases() -> Vec<Case> {
@@ -61,12 +63,17 @@ fn cases() -> Vec<Case> {
             args,
             tasks: set(&e["tasks"]),
             local_modules: set(&e["local_modules"]),
+            exit: e["exit"].as_i64().unwrap_or(0) as i32,
         });
     }
     out
 }
 
 fn deps_json(nb: &Path, args: &[String]) -> serde_json::Value {
+    deps_json_exit(nb, args, 0)
+}
+
+fn deps_json_exit(nb: &Path, args: &[String], exit: i32) -> serde_json::Value {
     let mut a = vec![
         "deps".to_string(),
         nb.to_string_lossy().into_owned(),
@@ -76,7 +83,7 @@ fn deps_json(nb: &Path, args: &[String]) -> serde_json::Value {
     a.extend(args.iter().cloned());
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let (code, stdout, stderr) = run(&a);
-    assert_eq!(code, 0, "deps {} failed:\n{stdout}\n{stderr}", nb.display());
+    assert_eq!(code, exit, "deps {}:\n{stdout}\n{stderr}", nb.display());
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
@@ -93,7 +100,7 @@ fn at_least_thirty_labelled_fixtures() {
 fn every_fixture_gets_exactly_its_expected_requirements() {
     let mut failures = Vec::new();
     for c in cases() {
-        let doc = deps_json(&c.notebook, &c.args);
+        let doc = deps_json_exit(&c.notebook, &c.args, c.exit);
         let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut locals: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for t in doc["tasks"].as_array().unwrap() {
@@ -140,7 +147,8 @@ fn every_fixture_gets_exactly_its_expected_requirements() {
 
 #[test]
 fn bundle_requirements_txt_equals_deps_output() {
-    for c in cases() {
+    // A notebook with an error writes no bundle.
+    for c in cases().into_iter().filter(|c| c.exit == 0) {
         let out = tempdir();
         let mut extra: Vec<&str> = c.args.iter().map(String::as_str).collect();
         extra.push("--name");
@@ -380,10 +388,14 @@ fn stdlib_per_version() {
 #[test]
 fn requirement_parsing() {
     let p = |s: &str| deps::parse_requirement(s).map(|r| r.line());
+    // The marker stays: pip evaluates it where the task runs.
     assert_eq!(
         p("scikit-learn [ alldeps ] == 1.5.1 ; python_version > '3.8'").as_deref(),
-        Some("scikit-learn[alldeps]==1.5.1")
+        Some("scikit-learn[alldeps]==1.5.1 ; python_full_version >= '3.9'")
     );
+    assert_eq!(p("Foo.Bar (>=1.0, <2)").as_deref(), Some("Foo.Bar>=1.0,<2"));
+    assert_eq!(p("2>&1"), None);
+    assert_eq!(p("pandas>=2,"), None);
     assert_eq!(p("requests<3").as_deref(), Some("requests<3"));
     assert_eq!(
         p("pkg @ https://x.invalid/pkg.whl").as_deref(),
@@ -430,4 +442,213 @@ fn malformed_inputs_never_crash() {
         .unwrap()
         .iter()
         .any(|r| r["name"] == "scikit-learn"));
+}
+
+fn notebook(dir: &Path, cells: &[(&str, &str)]) -> PathBuf {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|(tags, src)| {
+            let tags: Vec<&str> = tags.split_whitespace().collect();
+            serde_json::json!({"cell_type": "code", "execution_count": null, "metadata": {"tags": tags}, "outputs": [], "source": src})
+        })
+        .collect();
+    let nb =
+        serde_json::json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5});
+    let p = dir.join("nb.ipynb");
+    std::fs::write(&p, serde_json::to_string(&nb).unwrap()).unwrap();
+    p
+}
+
+fn lines_and_codes(nb: &Path) -> (Vec<String>, Vec<(String, String)>) {
+    let doc = deps_json(nb, &[]);
+    let lines = doc["tasks"][0]["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_str().unwrap().to_string())
+        .collect();
+    let diags = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_string(),
+                d["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (lines, diags)
+}
+
+#[test]
+fn install_lines_are_read_as_a_shell_reads_them() {
+    let dir = tempdir();
+    let nb = notebook(
+        dir.path(),
+        &[(
+            "task:main",
+            "!pip3 install PyGithub pandas > /dev/null 2>&1\n\
+             %pip install -q --upgrade --index-url https://pypi.org/simple 'requests==2.32.3' && echo done\n\
+             !cd /tmp; python -m pip install -e ./src -rextra.txt \"six>=1.16 ; python_version >= '3'\" | tail -1\n\
+             !pip install $PKG {other} 'not a requirement!'\n\
+             import github, pandas, requests, six",
+        )],
+    );
+    std::fs::write(
+        dir.path().join("extra.txt"),
+        "tabulate==0.9.0 --hash=sha256:00\n",
+    )
+    .unwrap();
+    let (lines, diags) = lines_and_codes(&nb);
+    assert_eq!(
+        lines,
+        [
+            "pandas",
+            "PyGithub",
+            "requests==2.32.3",
+            "six>=1.16 ; python_full_version >= '3'",
+            "tabulate==0.9.0"
+        ],
+        "{diags:?}"
+    );
+    let rejected: Vec<&str> = diags
+        .iter()
+        .filter(|(c, _)| c == "NB206")
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(rejected.len(), 3, "{diags:?}");
+    assert!(
+        rejected[0].contains("`$PKG`") && rejected[0].starts_with("`!pip install`"),
+        "{rejected:?}"
+    );
+    // Where the requirement came from is the command as written.
+    let doc = deps_json(&nb, &[]);
+    let src: Vec<&str> = doc["tasks"][0]["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert!(src.contains(&"!pip3 install in cell 0"), "{src:?}");
+    assert!(src.contains(&"%pip install in cell 0"), "{src:?}");
+}
+
+#[test]
+fn module_names_that_are_not_their_distribution() {
+    let dir = tempdir();
+    let nb = notebook(
+        dir.path(),
+        &[(
+            "task:main",
+            "from kubeflow import fairing\nimport kubeflow.katib as katib\nfrom kubeflow.tfjob import TFJobClient\n\
+             import kubeflow.metadata.metadata as md\nimport ibm_boto3\nimport service_pb2, service_pb2_grpc\n\
+             from protos import model_pb2\nfrom google.protobuf import descriptor_pb2\nimport urllib2\n\
+             try:\n    from StringIO import StringIO\nexcept ImportError:\n    from io import StringIO\n",
+        )],
+    );
+    let (lines, diags) = lines_and_codes(&nb);
+    assert_eq!(
+        lines,
+        [
+            "ibm-cos-sdk",
+            "kubeflow-fairing",
+            "kubeflow-katib",
+            "kubeflow-metadata",
+            "kubeflow-tfjob",
+            "protobuf"
+        ],
+        "{diags:?}"
+    );
+    let py2: Vec<&(String, String)> = diags.iter().filter(|(c, _)| c == "NB207").collect();
+    assert_eq!(py2.len(), 1, "{diags:?}");
+    assert!(
+        py2[0].1.contains("`urllib2` is a Python 2") && py2[0].1.contains("`urllib.request`"),
+        "{py2:?}"
+    );
+}
+
+/// The generated requirements.txt is what pip reads: every line is accepted by the real
+/// pip's parser (`--dry-run --no-deps` against the index).
+#[test]
+fn generated_requirements_install_with_pip() {
+    let python = common::python_env("VALIDATE");
+    let dir = tempdir();
+    let nb = notebook(
+        dir.path(),
+        &[(
+            "task:main",
+            "!pip3 install six==1.16.0 'tabulate>=0.9' > /dev/null 2>&1 && echo ok\nimport six, tabulate",
+        )],
+    );
+    let out = dir.path().join("out");
+    let bundle = common::convert(&nb, &out, &["--name", "p"]);
+    let req = bundle.join("tasks/main/requirements.txt");
+    let text = std::fs::read_to_string(&req).unwrap();
+    assert!(
+        !text.contains("2>&1") && !text.contains("/dev/null"),
+        "{text}"
+    );
+    let o = std::process::Command::new(python)
+        .args(["-m", "pip", "install", "--dry-run", "--no-deps", "-q", "-r"])
+        .arg(&req)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// By default a task runs every import of the `imports` cells before it (as the kernel
+/// did); `imports:used` prunes it to the imports the task reads, and its requirements
+/// follow.
+#[test]
+fn imports_used_prunes_the_prelude_imports() {
+    let cells = |tags: &'static str| {
+        [
+            (
+                "imports",
+                "import numpy as np\nimport pandas as pd\nimport requests",
+            ),
+            (tags, "print(np.zeros(2))"),
+        ]
+    };
+    let reqs = |tags: &'static str| -> (Vec<String>, String) {
+        let dir = tempdir();
+        let nb = notebook(dir.path(), &cells(tags));
+        let (lines, diags) = lines_and_codes(&nb);
+        let out = dir.path().join("out");
+        let bundle = common::convert(&nb, &out, &["--name", "p"]);
+        let code = std::fs::read_to_string(bundle.join("tasks/main/main.py")).unwrap();
+        assert!(
+            diags.iter().all(|(c, _)| c != "NB020" && c != "NB021"),
+            "{diags:?}"
+        );
+        (lines, code)
+    };
+    let (all, code) = reqs("task:main");
+    assert_eq!(all, ["numpy", "pandas", "requests"]);
+    assert!(code.contains("import pandas as pd"), "{code}");
+    let (used, code) = reqs("task:main imports:used");
+    assert_eq!(used, ["numpy"]);
+    assert!(
+        code.contains("import numpy as np") && !code.contains("import pandas"),
+        "{code}"
+    );
+    let (all, _) = reqs("task:main imports:all");
+    assert_eq!(all, ["numpy", "pandas", "requests"]);
+}
+
+#[test]
+fn imports_tag_value_is_checked() {
+    let dir = tempdir();
+    let nb = notebook(dir.path(), &[("task:main imports:some", "x = 1")]);
+    let (code, _, err) = run(&["check", "--no-bundle", nb.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("NB021") && err.contains("imports:used"),
+        "{err}"
+    );
 }

@@ -317,7 +317,7 @@ fn pre_commit_hook_from_the_wheel_passes_clean_and_catches_stale_secret_and_bad_
     );
     assert!(
         out.contains("NB040")
-            && out.contains("secret.ipynb, cell 3")
+            && out.contains("secret.ipynb, cell 4")
             && out.contains("line 2")
             && out.contains("in `password`")
             && out.contains("secret:NAME:KEY:ENV"),

@@ -74,6 +74,24 @@ fn branches_fixture_rehearsed() {
     prove_everywhere("branches", &[]);
 }
 
+/// Random states and settings carried between pods (one target: the image is large).
+#[test]
+fn globals_fixture_rehearsed() {
+    prove_on(&["airflow"], "globals", &[]);
+}
+
+#[test]
+fn values_changed_in_place_rehearsed() {
+    // One target: what is proved is the data flow, which every target's pods share.
+    prove_on(&["argo"], "inplace", &[]);
+}
+
+#[test]
+fn fitted_model_rehearsed() {
+    // The plotting task hands the model on as a reference to the training task's copy.
+    prove_on(&["argo"], "fitted", &[]);
+}
+
 #[test]
 fn travel_fixture_rehearsed() {
     prove_everywhere("travel", &[]);
@@ -367,4 +385,105 @@ fn kfp_cluster_fixture_with_an_s3_store() {
 #[test]
 fn airflow_rehearsed_with_an_s3_store() {
     prove_with_s3("airflow", "values", &[]);
+}
+
+/// The Job target's one pod: independent branches (`left`, `right`) run one after the
+/// other as containers in the Job's order, on the pod's shared emptyDir, and what every
+/// task printed and the final values equal the notebook's.
+#[test]
+fn job_branches_rehearsed_one_container_after_another() {
+    let args = rehearse_args("job", "branches");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, split) = prove("branches", &[], &argv);
+    assert!(
+        split.done.stderr.contains("rehearsing the job pods"),
+        "{}",
+        split.done.stderr
+    );
+    let plan: nb2pipe::plan::Plan = serde_json::from_value(split.plan.clone()).unwrap();
+    let order: Vec<&str> = nb2pipe::emit::job::order(&plan)
+        .into_iter()
+        .map(|i| plan.tasks[i].name.as_str())
+        .collect();
+    assert_eq!(order, ["start", "left", "right", "join"]);
+    // `--jobs 2` given, yet no container starts before the one before it ended.
+    for w in order.windows(2) {
+        let (a, b) = (split.task(w[0]), split.task(w[1]));
+        assert!(
+            a["ended_ms"].as_u64().unwrap() <= b["started_ms"].as_u64().unwrap(),
+            "{} overlapped {}: {a} {b}",
+            w[1],
+            w[0]
+        );
+    }
+    // The values were on the pod's emptyDir, exported where a local run leaves them.
+    assert!(split.run_dir.join("values").join("left").is_dir());
+}
+
+/// The churn notebook (a CronJob: @daily) from the CronJob's pod template: parameters
+/// as the env defaults, its tasks' resources and retries, one pod.
+#[test]
+fn job_churn_cronjob_rehearsed() {
+    let dir = common::tempdir();
+    let nb = dir.path().join("churn.ipynb");
+    std::fs::copy(common::fixture("notebooks/churn.ipynb"), &nb).unwrap();
+    let (cells, error) = run_notebook_at(dir.path(), &nb, &[]);
+    assert!(error.is_null(), "the notebook itself failed: {error}");
+    let args = rehearse_args("job", "churn");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let split = split_in(dir, &nb, &argv);
+    assert_eq!(split.done.code, 0, "{}", split.done.stderr);
+    assert!(
+        split.done.stderr.contains("rehearsing the job pods"),
+        "{}",
+        split.done.stderr
+    );
+    // What each task printed, its cells' output in the notebook; a warning names the
+    // file it came from, in the image's environment rather than the notebook's.
+    let site = regex::Regex::new(r"\S*/site-packages/").unwrap();
+    for task in split.plan["tasks"].as_array().unwrap() {
+        let name = task["name"].as_str().unwrap();
+        assert_eq!(split.task(name)["state"], "succeeded", "{name}");
+        let expected: String = task["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| cells.get(&c.to_string()).and_then(|v| v.as_str()))
+            .collect();
+        assert_eq!(
+            site.replace_all(&normalise(&split.log(name)), "site-packages/"),
+            site.replace_all(&normalise(&expected), "site-packages/"),
+            "churn: task `{name}`"
+        );
+    }
+    assert!(split.log("evaluate").contains("accuracy="));
+}
+
+/// `-p` overrides reach the Job's containers (the env a user edits before `kubectl
+/// create`), and a failed container ends the pod: nothing after it runs.
+#[test]
+fn job_params_overridden_and_a_failure_ends_the_pod() {
+    let args = rehearse_args("job", "params");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    prove(
+        "params",
+        &[("n_estimators", "7"), ("label", "override")],
+        &argv,
+    );
+    let args = rehearse_args("job", "failing");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let split = nb2pipe_run("failing", &argv);
+    assert_eq!(split.done.code, 1, "{}", split.done.stderr);
+    assert!(
+        split.done.stderr.contains("KeyError: 'no_such_column'"),
+        "{}",
+        split.done.stderr
+    );
+    assert_eq!(split.task("broken")["state"], "failed");
+    let after = split.task("after");
+    assert_eq!(after["state"], "skipped");
+    assert!(
+        after["reason"].as_str().unwrap().contains("ends the pod"),
+        "{after}"
+    );
 }

@@ -3,14 +3,14 @@
 # Airflow 3.3 and 2.10, the Argo/Tekton/Kubernetes validators, kfp, the notebook
 # runner) and runs every tier. A tier whose service is missing fails; nothing is
 # skipped silently. Caches, keyed by their inputs:
-#   cargo build output  ${CARGO_TARGET_DIR:-<repo>/target}: the README's
+#   cargo build output  ${CARGO_TARGET_DIR:-~/.cache/nb2pipe/target}: the README's
 #                       `cargo build --release`, the tests and the nb2pipe wheel all
 #                       use its one release build of nb2pipe
 #   Python venvs        ~/.cache/nb2pipe/venvs/<name>-<hash of its requirements>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nb2pipe/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n=== %s (%ss)\n' "$1" "$SECONDS" >&2; }
 

@@ -137,6 +137,32 @@ fn digits_series_and_float_array() {
 }
 
 #[test]
+fn global_random_states_and_settings_carry_between_tasks() {
+    let (result, split) = prove("globals", &[], &[]);
+    // Settings made in the first task hold in the later ones.
+    assert_eq!(result["routed"], "LogisticRegression");
+    assert_eq!(result["caught"], "raised");
+    assert_eq!(result["shown"], 7, "display.max_rows was not replayed");
+    // The random states travel as JSON, through the chain of tasks.
+    for task in ["seed", "draw", "forest", "routing", "show"] {
+        let state = split.run_dir.join("state").join(task).join("random.json");
+        let doc = common::read_json(&state);
+        assert_eq!(doc["numpy"][0], "MT19937", "{task}");
+    }
+    assert!(!split.run_dir.join("state/report").exists());
+}
+
+#[test]
+fn a_seed_in_the_imports_cell_continues_in_each_task() {
+    let (result, _) = prove("seeded_prelude", &[], &[]);
+    assert_ne!(
+        result["a"], result["b"],
+        "each task restarted from the seed"
+    );
+    assert_ne!(result["b"], result["c"]);
+}
+
+#[test]
 fn failing_task_names_cell_and_line_like_the_notebook() {
     let (cells, error) = run_notebook("failing", &[]);
     assert_eq!(error["cell"], 2, "{error}");
@@ -484,4 +510,121 @@ fn s3_store_shares_the_working_directory_between_tasks() {
         d.stderr
     );
     drop(moto);
+}
+
+#[test]
+fn values_changed_in_place_reach_later_tasks() {
+    let (result, split) = prove("inplace", &[], &[]);
+    // The notebook: sum 30.0 cfg {'k': 2} xs [1, 5]; the producer's values were 3.0, 1, [1].
+    assert_eq!(result["sum"], 30.0);
+    assert_eq!(result["b"], 33.0);
+    assert_eq!(result["cfg"]["k"], 2);
+    assert_eq!(result["xs"], serde_json::json!([1, 5]));
+    assert_eq!(
+        (result["n"].clone(), result["size"].clone()),
+        (1.into(), 3.into())
+    );
+    let enrich = split.plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "enrich")
+        .unwrap();
+    assert_eq!(
+        enrich["changes"],
+        serde_json::json!(["box", "cfg", "counts", "df", "xs"])
+    );
+    assert_eq!(store_formats(&split, "widen"), ["df.parquet"]);
+}
+
+#[test]
+fn a_model_fitted_in_a_middle_task_reaches_evaluation() {
+    let (result, split) = prove("fitted", &[], &[]);
+    assert!(result["accuracy"].as_f64().unwrap() > 0.9, "{result}");
+    assert_ne!(
+        result["first"], result["second"],
+        "the generator was not advanced"
+    );
+    let inputs = |task: &str| -> Vec<(String, String)> {
+        split.plan["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == task)
+            .unwrap()["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["name"].as_str().unwrap().into(),
+                    i["from"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    // The last task that may have changed each object hands it on.
+    assert!(inputs("plot").contains(&("model".into(), "train".into())));
+    assert!(inputs("macro").contains(&("rng".into(), "train".into())));
+    assert!(inputs("report").contains(&("fpr".into(), "macro".into())));
+    let (train, plot) = (split.task("train"), split.task("plot"));
+    assert!(plot["started_ms"].as_u64() >= train["ended_ms"].as_u64());
+    // `plot` may have changed the model (`weight(model)`) but did not: it stores
+    // where the model is instead of a second copy.
+    assert_eq!(store_formats(&split, "plot"), ["coef.pkl", "model.ref"]);
+    let r: Value = serde_json::from_slice(
+        &std::fs::read(split.run_dir.join("values/plot/model.ref")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["task"], "train");
+    assert_eq!(
+        store_formats(&split, "train"),
+        ["first.pkl", "model.pkl", "rng.pkl"]
+    );
+}
+
+#[test]
+fn imports_are_replayed_never_passed() {
+    let (result, split) = prove("imports_top", &[], &[]);
+    assert_eq!(result["median"], 3);
+    // The untagged imports above every task are set-up, not a task.
+    let names: Vec<&str> = split.plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+    assert_eq!(store_formats(&split, "first"), ["root.pkl"]);
+    let main = std::fs::read_to_string(split.folder.join("build/imports_top/tasks/second/main.py"))
+        .or_else(|_| {
+            // The bundle folder is named after the pipeline.
+            std::fs::read_to_string(
+                std::fs::read_dir(split.folder.join("build"))
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path().join("tasks/second/main.py"))
+                    .find(|p| p.exists())
+                    .unwrap(),
+            )
+        })
+        .unwrap();
+    assert!(main.contains("import statistics"), "{main}");
+}
+
+#[test]
+fn a_scattered_task_is_warned_about() {
+    let (cells, _) = run_notebook("scattered", &[]);
+    let split = nb2pipe_run("scattered", &[]);
+    assert_eq!(split.done.code, 0, "{}", split.done.stderr);
+    let err = &split.done.stderr;
+    assert_eq!(err.matches("warning[NB105]").count(), 2, "{err}");
+    assert!(
+        err.contains("task `prep`") && err.contains("`price` crosses"),
+        "{err}"
+    );
+    // What the warning is about: the split run computes another total.
+    let nb_text: String = cells.values().filter_map(Value::as_str).collect();
+    assert_eq!(result_line(&nb_text)["total"], 43.98);
+    assert_eq!(result_line(&split.log("report"))["total"], 94.25);
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-const TARGETS: [&str; 3] = ["argo", "tekton", "kfp"];
+const TARGETS: [&str; 4] = ["argo", "tekton", "kfp", "job"];
 
 /// Fixture × target pairs that must be refused with NB301: the fixture holds values
 /// the target would substitute in (Argo's `{{...}}`), see docs/targets.md.
@@ -37,6 +37,17 @@ const LIMITS: &[(&str, &str, &str)] = &[
     ("resources: ephemeral-storage", "kfp", "no such field in KFP's resource spec; NB302 warning"),
     ("secret: all keys (envFrom)", "kfp", "no envFrom in KFP: mounted as files at /etc/nb2pipe/secrets/NAME; NB302 warning"),
     ("config maps (envFrom)", "kfp", "no envFrom in KFP: mounted as files at /etc/nb2pipe/config/NAME; NB302 warning"),
+    ("cache", "job", "no result cache: every run runs every task"),
+    ("data store: claim", "job", "the pod's own emptyDir, unless data.url names the claim"),
+    ("metrics", "job", "not collected: a Job has no task outputs; NB302 warning"),
+    ("pool", "job", "not expressible; NB302 warning"),
+    ("retries", "job", "the whole pod is retried: backoffLimit is the largest of the tasks'; NB302 warning"),
+    ("retry delay", "job", "Kubernetes' own back-off (10 s, doubling); NB302 warning when a delay is set"),
+    ("timeout", "job", "one deadline for the pod, the sum of the tasks' timeouts, only when every task has one; NB302 warning"),
+    ("node selector", "job", "one pod: the union of the tasks' (the first task's value where they differ, NB302 warning)"),
+    ("tolerations", "job", "one pod: the union of the tasks'"),
+    ("labels", "job", "one pod: the union of the tasks' (the first task's value where they differ, NB302 warning)"),
+    ("annotations", "job", "one pod: the union of the tasks' (the first task's value where they differ, NB302 warning)"),
 ];
 
 fn py(var: &str) -> PathBuf {
@@ -552,6 +563,12 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
             .iter()
             .find(|t| t["name"] == dt["template"])
             .expect("task template");
+        let spark = t["resource"]["manifest"].as_str().map(spark_as_template);
+        let t = spark
+            .as_ref()
+            .map(|s| s.with_deadline(t))
+            .unwrap_or(t.clone());
+        let t = &t;
         let c = &t["container"];
         let pt = plan_task(plan, &name);
         let (mut obs, env) =
@@ -643,6 +660,46 @@ fn observe_argo(plan: &Value, file: &Path) -> Observed {
     o.pipeline
         .insert("namespace".into(), doc["metadata"]["namespace"].clone());
     o
+}
+
+/// A Spark task's SparkApplication (an Argo resource template's manifest) in the shape
+/// of a container template: its driver's pod, the operator's retries.
+struct SparkTemplate(Value);
+
+impl SparkTemplate {
+    fn with_deadline(&self, t: &Value) -> Value {
+        let mut v = self.0.clone();
+        v["activeDeadlineSeconds"] = t["activeDeadlineSeconds"].clone();
+        v
+    }
+}
+
+fn spark_as_template(manifest: &str) -> SparkTemplate {
+    let app: Value = serde_norway::from_str(manifest).unwrap();
+    let (s, d) = (&app["spec"], &app["spec"]["driver"]);
+    let mut t = json!({
+        "container": {
+            "image": s["image"],
+            "imagePullPolicy": s["imagePullPolicy"],
+            "env": d["env"],
+            "envFrom": d["envFrom"],
+            "volumeMounts": d["volumeMounts"],
+            "securityContext": d["securityContext"],
+        },
+        "volumes": s["volumes"],
+        "securityContext": d["podSecurityContext"],
+        "metadata": {"labels": d["labels"], "annotations": d["annotations"]},
+        "nodeSelector": d["nodeSelector"],
+        "tolerations": d["tolerations"],
+        "affinity": d["affinity"],
+    });
+    if let Some(n) = s["restartPolicy"]["onFailureRetries"].as_u64() {
+        let delay = s["restartPolicy"]["onFailureRetryInterval"]
+            .as_u64()
+            .unwrap();
+        t["retryStrategy"] = json!({"limit": n, "backoff": {"duration": format!("{delay}s")}});
+    }
+    SparkTemplate(t)
 }
 
 fn observe_tekton(plan: &Value, file: &Path) -> Observed {
@@ -815,6 +872,164 @@ fn observe_tekton(plan: &Value, file: &Path) -> Observed {
         "namespace".into(),
         pipeline["metadata"]["namespace"].clone(),
     );
+    o
+}
+
+/// The Job (or the CronJob's Job template): one pod, each task one container (init
+/// containers in the Job's order, the last task the main container). The Job has no
+/// edges: the plan's edges must agree with the containers' order. Pod-level values
+/// (scheduling, labels, securityContext, retries, deadline) are observed for every
+/// task from the one pod.
+fn observe_job(plan: &Value, file: &Path) -> Observed {
+    let doc = &yaml_docs(file)[0];
+    let cron = doc["kind"] == "CronJob";
+    assert!(cron || doc["kind"] == "Job", "{}", file.display());
+    let job = if cron {
+        &doc["spec"]["jobTemplate"]["spec"]
+    } else {
+        &doc["spec"]
+    };
+    let pod = &job["template"];
+    let spec = &pod["spec"];
+    assert_eq!(spec["restartPolicy"], "Never");
+    let containers: Vec<Value> = arr(&spec["initContainers"])
+        .into_iter()
+        .chain(arr(&spec["containers"]))
+        .collect();
+    assert_eq!(arr(&spec["containers"]).len(), 1, "one main container");
+    let volumes = arr(&spec["volumes"]);
+    let mut o = Observed {
+        tasks: BTreeMap::new(),
+        pipeline: Obs::new(),
+        task_set: BTreeSet::new(),
+        edges: BTreeSet::new(),
+    };
+    let position = |k8s: &str| -> usize {
+        let name = nb2pipe::emit::job::container_name(&lib_task(plan, k8s));
+        containers
+            .iter()
+            .position(|c| c["name"] == json!(name))
+            .unwrap_or_else(|| panic!("no container for task {k8s}"))
+    };
+    let k8s_of = |task: &Value| -> String {
+        arr(&plan["tasks"])
+            .into_iter()
+            .find(|t| t["name"] == *task)
+            .unwrap()["k8s_name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for e in arr(&plan["edges"]) {
+        let (from, to) = (k8s_of(&e["from"]), k8s_of(&e["to"]));
+        assert!(
+            position(&from) < position(&to),
+            "{}: {from} runs after {to}",
+            file.display()
+        );
+        o.edges.insert((from, to));
+    }
+    let claim = volumes.iter().find_map(|v| {
+        v.pointer("/persistentVolumeClaim/claimName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let mut arrived = BTreeMap::new();
+    for t in arr(&plan["tasks"]) {
+        let name = t["k8s_name"].as_str().unwrap().to_string();
+        let c = &containers[position(&name)];
+        o.task_set.insert(name.clone());
+        let (mut obs, env) =
+            observe_container(c, &volumes, &c["resources"], plan, &|v| v.to_string());
+        // The run id is the pod's UID, read through the downward API.
+        let run_id = arr(&c["env"])
+            .into_iter()
+            .find(|e| e["name"] == "NB2PIPE_RUN_ID")
+            .unwrap();
+        assert_eq!(
+            run_id["valueFrom"]["fieldRef"]["fieldPath"], "metadata.uid",
+            "{run_id}"
+        );
+        // The container may name its own user and group; the rest is the pod's.
+        let mut csc = c["securityContext"].clone();
+        let mut psc = spec["securityContext"].clone();
+        for k in ["runAsUser", "runAsGroup"] {
+            if let Some(v) = csc.as_object_mut().and_then(|m| m.remove(k)) {
+                psc[k] = v;
+            }
+        }
+        security_obs(&mut obs, &psc, &csc);
+        for p in arr(&t["parameters"]) {
+            let p = p.as_str().unwrap();
+            arrived.insert(p.to_string(), env[&format!("NB2PIPE_PARAM_{p}")].clone());
+        }
+        user_env(&mut obs, &env, &t);
+        user_labels(
+            &mut obs,
+            &pod["metadata"]["labels"],
+            &pod["metadata"]["annotations"],
+        );
+        pod_level(
+            &mut obs,
+            &spec["nodeSelector"],
+            &spec["tolerations"],
+            &spec["affinity"],
+        );
+        // The pod's values, for the settings this task has: what another task asked
+        // of the pod is not this task's setting.
+        let planned = expected_task(plan, &t);
+        for row in [
+            "labels",
+            "annotations",
+            "node selector",
+            "tolerations",
+            "affinity",
+        ] {
+            if !planned.contains_key(row) {
+                obs.remove(row);
+            }
+        }
+        if t["settings"]["retries"].as_u64().unwrap_or(0) > 0 {
+            obs.insert("retries".into(), job["backoffLimit"].clone());
+        }
+        if t["settings"]["timeout_seconds"].is_u64() {
+            obs.insert("timeout".into(), spec["activeDeadlineSeconds"].clone());
+        }
+        let mount = arr(&c["volumeMounts"])
+            .iter()
+            .find(|m| m["name"] == "nb2pipe-data")
+            .map(|m| m["mountPath"].as_str().unwrap().to_string());
+        let (k, v) = match (&claim, &mount) {
+            // The pod's own emptyDir: no claim.
+            (None, Some(m)) => ("data store: claim".to_string(), json!({"emptyDir": m})),
+            _ => data_obs(&env, c, None, claim.as_deref().zip(mount.as_deref())),
+        };
+        o.pipeline.insert(k, v);
+        o.tasks.insert(name, obs);
+    }
+    if let Some(sa) = spec["serviceAccountName"].as_str() {
+        o.pipeline.insert("service account".into(), json!(sa));
+    }
+    let ps: Vec<Value> = arr(&spec["imagePullSecrets"])
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    if !ps.is_empty() {
+        o.pipeline.insert("image pull secrets".into(), json!(ps));
+    }
+    if cron {
+        o.pipeline
+            .insert("schedule".into(), doc["spec"]["schedule"].clone());
+        assert_eq!(doc["spec"]["timeZone"], "Etc/UTC");
+    } else if plan["settings"]["schedule"] == "@once" {
+        o.pipeline.insert("schedule".into(), Value::Null);
+    }
+    if !arrived.is_empty() {
+        o.pipeline
+            .insert("parameters (defaults)".into(), json!(arrived));
+    }
+    o.pipeline
+        .insert("namespace".into(), doc["metadata"]["namespace"].clone());
     o
 }
 
@@ -1122,6 +1337,15 @@ fn plan_task<'a>(plan: &'a Value, k8s_name: &str) -> &'a Value {
 /// (setting, target) → did it arrive in every fixture that has it.
 type Matrix = BTreeMap<(String, String), bool>;
 
+/// A Spark task that is a SparkApplication: its driver and executor pods are sized by
+/// its Spark settings (checked in `spark_task_is_a_spark_application_on_argo`), not by
+/// the pod resources.
+const SPARK_SIZED: &[&str] = &[
+    "resources: cpu/memory",
+    "resources: gpu",
+    "resources: ephemeral-storage",
+];
+
 fn compare(
     fixture: &str,
     target: &str,
@@ -1167,7 +1391,13 @@ fn compare(
         let name = t["k8s_name"].as_str().unwrap();
         let want = expected_task(plan, &t);
         let got = &obs.tasks[name];
+        let spark_app = target == "argo"
+            && t["settings"]["spark"].is_object()
+            && t["settings"]["spark"]["local"].is_null();
         for (row, v) in &want {
+            if spark_app && SPARK_SIZED.contains(&row.as_str()) {
+                continue;
+            }
             let g = if row == "affinity" && target == "kfp" {
                 got.get(row).cloned().map(|a| normalise_affinity(&a))
             } else {
@@ -1213,7 +1443,7 @@ fn normalise_affinity(v: &Value) -> Value {
 
 fn render_matrix(m: &Matrix) -> String {
     let rows: BTreeSet<&String> = m.keys().map(|(r, _)| r).collect();
-    let mut s = String::from("# Settings × targets\n\nGenerated by `tests/targets.rs` from the validated outputs of every fixture notebook\n(`NB2PIPE_UPDATE_DOCS=1 cargo test --test targets` rewrites it; the test fails when it is\nstale). ✓: the plan's value arrived unchanged in every fixture that sets it. Otherwise\nwhat the target does instead (docs/targets.md explains each).\n\n| setting | argo | tekton | kfp |\n|---|---|---|---|\n");
+    let mut s = String::from("# Settings × targets\n\nGenerated by `tests/targets.rs` from the validated outputs of every fixture notebook\n(`NB2PIPE_UPDATE_DOCS=1 cargo test --test targets` rewrites it; the test fails when it is\nstale). ✓: the plan's value arrived unchanged in every fixture that sets it. Otherwise\nwhat the target does instead (docs/targets.md explains each).\n\n| setting | argo | tekton | kfp | job |\n|---|---|---|---|---|\n");
     for r in rows {
         let cells: Vec<String> = TARGETS
             .iter()
@@ -1240,6 +1470,7 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
     let mut matrix = Matrix::new();
     let mut failures = Vec::new();
     let (mut argo, mut tekton, mut kfp, mut k8s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut spark = Vec::new();
     let tmp = common::tempdir();
     let mut observed = Vec::new();
     for nb in common::fixtures_in("notebooks") {
@@ -1272,7 +1503,15 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
                 .join(target)
                 .join(format!("{}.yaml", plan["pipeline"].as_str().unwrap()));
             match target {
-                "argo" => argo.push(file.clone()),
+                "argo" => {
+                    if std::fs::read_to_string(&file)
+                        .unwrap()
+                        .contains("kind: SparkApplication")
+                    {
+                        spark.push(file.clone());
+                    }
+                    argo.push(file.clone())
+                }
                 "tekton" => {
                     tekton.push(file.clone());
                     tekton.push(file.with_file_name(format!(
@@ -1280,6 +1519,7 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
                         plan["pipeline"].as_str().unwrap()
                     )));
                 }
+                "job" => k8s.push(file.clone()),
                 _ => kfp.push(file.clone()),
             }
             k8s.extend(
@@ -1293,6 +1533,8 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
     }
     // One interpreter start per validator for all fixtures.
     validate(&validate_py, "validate_argo.py", &argo);
+    assert!(!spark.is_empty(), "a fixture has a Spark task");
+    validate(&validate_py, "validate_spark.py", &spark);
     validate(&validate_py, "validate_tekton.py", &tekton);
     validate(&validate_py, "validate_k8s.py", &k8s);
     validate(&kfp_py, "validate_kfp.py", &kfp);
@@ -1301,6 +1543,7 @@ fn every_fixture_converts_validates_and_keeps_every_setting() {
             let obs = match *target {
                 "argo" => observe_argo(plan, file),
                 "tekton" => observe_tekton(plan, file),
+                "job" => observe_job(plan, file),
                 _ => observe_kfp(plan, file),
             };
             compare(fixture, target, plan, &obs, &mut matrix, &mut failures);
@@ -1393,11 +1636,13 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
         ],
     );
     validate(&py("KFP"), "validate_kfp.py", &[files["kfp"].clone()]);
+    validate(&py("VALIDATE"), "validate_k8s.py", &[files["job"].clone()]);
     let plan = common::read_json(&tmp.path().join("argo/hostile/plan.json"));
     for (target, f) in &files {
         let obs = match *target {
             "argo" => observe_argo(&plan, f),
             "tekton" => observe_tekton(&plan, f),
+            "job" => observe_job(&plan, f),
             _ => observe_kfp(&plan, f),
         };
         assert_eq!(
@@ -1421,7 +1666,7 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
     // kubelet's `$(VAR)` expansion, as written.
     let dollars = "costs $$5 $(NB2PIPE_DATA) $(HOME) $";
     let nb = hostile_notebook(tmp.path(), "dollars", dollars);
-    for target in ["argo", "kfp"] {
+    for target in ["argo", "kfp", "job"] {
         let out = tmp.path().join(format!("d-{target}"));
         let (code, _, err) = common::run(&[
             "convert",
@@ -1436,6 +1681,7 @@ fn hostile_values_arrive_unchanged_or_are_refused() {
         let plan = common::read_json(&out.join("dollars/plan.json"));
         let obs = match target {
             "argo" => observe_argo(&plan, &f),
+            "job" => observe_job(&plan, &f),
             _ => observe_kfp(&plan, &f),
         };
         assert_eq!(
@@ -1629,10 +1875,14 @@ fn outputs_are_deterministic_and_all_is_the_union() {
         nb2pipe::fs::read_tree(&db).unwrap(),
     );
     assert_eq!(ta, tb);
-    for target in ["airflow", "argo", "tekton", "kfp"] {
+    for target in ["airflow", "argo", "tekton", "kfp", "job"] {
         let t = common::tempdir();
         let d = common::convert(&nb, t.path(), &["--target", target, "--skeletons"]);
         for (path, text) in nb2pipe::fs::read_tree(&d).unwrap() {
+            // The record names the targets written, so it differs by design.
+            if path == nb2pipe::fs::RECORD {
+                continue;
+            }
             assert_eq!(ta.get(&path), Some(&text), "{target}: {path}");
         }
         assert!(ta.keys().any(|p| p.starts_with(&format!("{target}/"))));
@@ -1667,7 +1917,7 @@ fn target_snapshots() {
             let dir = common::convert(&nb, tmp.path(), &args);
             let mut joined = String::new();
             for (path, text) in nb2pipe::fs::read_tree(&dir).unwrap() {
-                if ["argo/", "tekton/", "kfp/", "k8s/"]
+                if ["argo/", "tekton/", "kfp/", "job/", "k8s/"]
                     .iter()
                     .any(|p| path.starts_with(p))
                 {
@@ -1840,6 +2090,22 @@ fn long_names_are_shortened_within_the_limits() {
     assert!(names.iter().all(|n| n.len() <= 63), "{names:?}");
     let run = &yaml_docs(&yaml("tekton", &format!("{pipeline}-run.yaml")))[0];
     assert!(run["metadata"]["generateName"].as_str().unwrap().len() <= 58);
+    validate(
+        &py("VALIDATE"),
+        "validate_k8s.py",
+        &[yaml("job", &format!("{pipeline}.yaml"))],
+    );
+    let job = &yaml_docs(&yaml("job", &format!("{pipeline}.yaml")))[0];
+    assert_eq!(job["kind"], "CronJob");
+    assert!(job["metadata"]["name"].as_str().unwrap().len() <= 52);
+    let spec = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let names: BTreeSet<String> = arr(&spec["initContainers"])
+        .iter()
+        .chain(arr(&spec["containers"]).iter())
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.len() <= 63), "{names:?}");
 }
 
 /// Argo keeps a failed task's pod (and its logs) and deletes finished workflows after
@@ -1900,4 +2166,90 @@ fn lifecycle_cache_and_dropped_scheduling_settings() {
     for what in ["catchup", "start_date", "max_active_runs"] {
         assert!(!err.contains(what), "{err}");
     }
+}
+
+/// A Spark task on Argo: a resource template that creates its SparkApplication (valid
+/// against the operator's CRD) and waits on its state; the validator is strict.
+#[test]
+fn spark_task_is_a_spark_application_on_argo() {
+    let tmp = common::tempdir();
+    let nb = common::fixture("notebooks/spark.ipynb");
+    let (code, _, stderr) = common::run(&[
+        "convert",
+        nb.to_str().unwrap(),
+        "-o",
+        tmp.path().to_str().unwrap(),
+        "--target",
+        "argo",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let file = tmp.path().join("spark/argo/spark.yaml");
+    let doc: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let templates = doc["spec"]["templates"].as_array().unwrap();
+    let t = templates
+        .iter()
+        .find(|t| t["name"] == "task-aggregate")
+        .unwrap();
+    let r = &t["resource"];
+    assert_eq!(r["action"], "create");
+    assert_eq!(
+        r["successCondition"],
+        "status.applicationState.state == COMPLETED"
+    );
+    assert_eq!(
+        r["failureCondition"],
+        "status.applicationState.state in (FAILED,SUBMISSION_FAILED)"
+    );
+    assert!(t.get("container").is_none());
+    let app: serde_json::Value = serde_norway::from_str(r["manifest"].as_str().unwrap()).unwrap();
+    let spec = &app["spec"];
+    assert_eq!(spec["type"], "Python");
+    assert_eq!(spec["mainApplicationFile"], "local:///app/main.py");
+    assert_eq!(spec["executor"]["instances"], 3);
+    assert_eq!(spec["executor"]["memory"], "2g");
+    assert_eq!(spec["executor"]["memoryOverhead"], "512m");
+    assert_eq!(spec["sparkConf"]["spark.sql.shuffle.partitions"], "8");
+    assert_eq!(spec["restartPolicy"]["onFailureRetries"], 2);
+    let env = spec["driver"]["env"].as_array().unwrap();
+    assert!(env.iter().any(
+        |e| e["name"] == "WAREHOUSE_TOKEN" && e["valueFrom"]["secretKeyRef"]["key"] == "token"
+    ));
+    assert_eq!(spec["executor"]["nodeSelector"]["pool"], "spark");
+    assert_eq!(spec["driver"]["podSecurityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        spec["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "spark-data"
+    );
+    // A local-mode task stays an ordinary pod with its Spark master in the env.
+    let local = templates
+        .iter()
+        .find(|t| t["name"] == "task-sample")
+        .unwrap();
+    let env = local["container"]["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "PYSPARK_SUBMIT_ARGS"
+        && e["value"] == "--master 'local[2]' --driver-memory 1g pyspark-shell"));
+    validate(
+        &py("VALIDATE"),
+        "validate_spark.py",
+        std::slice::from_ref(&file),
+    );
+
+    // An unknown field and a wrong type are refused (the schema is strict).
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "pythonVersion: '3'",
+        "pythonVersion: '3'\n          deployMode: x",
+    );
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, text).unwrap();
+    let out = Command::new(py("VALIDATE"))
+        .arg(common::root().join("tests/validate/validate_spark.py"))
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("'deployMode' was unexpected"),
+        "{stdout}"
+    );
 }

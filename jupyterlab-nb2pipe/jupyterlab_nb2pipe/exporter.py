@@ -105,7 +105,9 @@ def _explain(name: str, proc, doc) -> str:
     for d in (doc or {}).get("diagnostics", []) if isinstance(doc, dict) else []:
         loc = d.get("location") or {}
         cell = loc.get("cell")
-        where = f"cell {cell}" + (f" line {loc['line']}" if loc.get("line") else "") if cell is not None else "notebook"
+        # Counted from 1 with markdown cells, as the notebook shows them (older nb2pipe: cell + 1).
+        number = loc.get("cell_number", cell + 1 if isinstance(cell, int) else None)
+        where = f"cell {number}" + (f" line {loc['line']}" if loc.get("line") else "") if cell is not None else "notebook"
         lines.append(f"  {d.get('severity', 'error')} {d.get('code', '')} at {where}: {d.get('message', '')}")
     stderr = proc.stderr.decode("utf-8", "replace").strip()
     if stderr and not (isinstance(doc, dict) and doc.get("diagnostics")):

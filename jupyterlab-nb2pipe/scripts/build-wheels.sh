@@ -13,7 +13,7 @@
 #   wheels/<name>-<hash>/*.whl     keyed by the sha256 of the wheel's inputs: unchanged
 #                                  inputs are never rebuilt
 #   npm/                           npm's download cache for the lab extension build
-# The nb2pipe wheel packs the release binary of ${CARGO_TARGET_DIR:-<repo>/target}, the
+# The nb2pipe wheel packs the release binary of ${CARGO_TARGET_DIR:-~/.cache/nb2pipe/target}, the
 # folder `cargo build --release` and tests/run-all.sh build into: when that build is
 # current, maturin compiles nothing.
 set -euo pipefail
@@ -60,7 +60,7 @@ cached_wheel() {
     ls "$dir"/*.whl
 }
 
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nb2pipe/target}"
 build_nb2pipe() {
     log "nb2pipe: maturin, release profile (CARGO_TARGET_DIR=$TARGET_DIR)"
     (cd "$ROOT/wheel" && CARGO_TARGET_DIR="$TARGET_DIR" "$BIN_DIR/maturin" build --release --locked \

@@ -12,6 +12,15 @@ export interface IDiagnostic {
     line?: number;
     column?: number;
     cell_first_line?: string;
+    /** 1-based, markdown cells counted: the number the text output says. */
+    cell_number?: number;
+    code_cell?: number;
+    /** The cell's `In [n]` prompt. */
+    execution_count?: number;
+    cell_id?: string;
+    /** The line the diagnostic points at. */
+    source_line?: string;
+    tag?: string;
   };
   help?: string;
 }

@@ -183,7 +183,7 @@ export class Nb2pipePanel extends Widget {
     this.diagnosticsBox.replaceChildren(
       ...diags.map(d => {
         const cell = d.location?.cell;
-        const where = cell === undefined || cell === null ? 'notebook' : `cell ${cell}${d.location?.line ? `, line ${d.location.line}` : ''}`;
+        const where = describeWhere(d);
         const row = h(
           'div',
           { class: `nb2pipe-diagnostic nb2pipe-${d.severity}`, data: { code: d.code, cell: String(cell ?? '') } },
@@ -193,13 +193,17 @@ export class Nb2pipePanel extends Widget {
           ': ',
           h('span', { class: 'nb2pipe-msg', text: d.message })
         );
+        const quoted = quote(d);
+        if (quoted) {
+          row.append(quoted);
+        }
         if (d.help) {
           row.append(h('div', { class: 'nb2pipe-help', text: d.help }));
         }
         if (typeof cell === 'number') {
           row.classList.add('nb2pipe-link');
           row.tabIndex = 0;
-          row.title = `Go to cell ${cell}`;
+          row.title = `Go to cell ${cellNumber(d)}`;
           row.addEventListener('click', () => void this.host.goToCell(panel, cell));
         }
         return row;
@@ -278,7 +282,7 @@ export class Nb2pipePanel extends Widget {
     const key = input('key', 'secret-key', 'optional: one key of the Secret');
     const env = input('env var', 'secret-env', 'optional: the environment variable that gets the key');
     this.cellBox.replaceChildren(
-      h('div', { class: 'nb2pipe-cell-label', text: `cell ${index}` }),
+      h('div', { class: 'nb2pipe-cell-label', text: `cell ${index + 1}` }),
       chips,
       h('div', { class: 'nb2pipe-row' }, taskName, button('Start a task here', 'start-task', () => this.apply(() => startTask(model, taskName.value)))),
       h(
@@ -306,4 +310,51 @@ export class Nb2pipePanel extends Widget {
   get shownPanel(): NotebookPanel | null {
     return this.forPanel;
   }
+}
+
+/** The cell's number as the notebook shows it: counted from 1, markdown cells too. */
+function cellNumber(d: IDiagnostic): number {
+  const loc = d.location ?? {};
+  return loc.cell_number ?? (loc.cell ?? 0) + 1;
+}
+
+/** Where a diagnostic points, named as the notebook shows the cell: its number, its
+ * `[n]` prompt when it has run, and its first line. */
+export function describeWhere(d: IDiagnostic): string {
+  const loc = d.location;
+  if (!loc || loc.cell === undefined || loc.cell === null) {
+    return 'notebook';
+  }
+  let where = `cell ${cellNumber(d)}`;
+  if (typeof loc.execution_count === 'number') {
+    where += ` [${loc.execution_count}]`;
+  }
+  if (loc.cell_first_line) {
+    const first = loc.cell_first_line.length > 40 ? `${loc.cell_first_line.slice(0, 40)}…` : loc.cell_first_line;
+    where += ` \`${first}\``;
+  }
+  if (loc.line) {
+    where += `, line ${loc.line}`;
+  }
+  if (loc.tag) {
+    where += `, tag ${loc.tag}`;
+  }
+  return where;
+}
+
+/** The line the diagnostic points at, with a caret under its column. */
+function quote(d: IDiagnostic): HTMLElement | null {
+  const loc = d.location;
+  if (!loc?.source_line || !loc.line) {
+    return null;
+  }
+  let text = loc.source_line.replace(/\t/g, '    ');
+  if (loc.column) {
+    // The column counts UTF-8 bytes: find the character it falls on.
+    const bytes = new TextEncoder().encode(loc.source_line);
+    const before = new TextDecoder().decode(bytes.slice(0, Math.max(0, loc.column - 1))).replace(/\uFFFD$/, '');
+    const at = before.replace(/\t/g, '    ').length;
+    text += `\n${' '.repeat(at)}^`;
+  }
+  return h('pre', { class: 'nb2pipe-quote', text });
 }

@@ -46,7 +46,7 @@ def test_problems_fail_the_export_naming_the_cell(tmp_path, nb2pipe_bin):
     last = broken_churn(tmp_path / "broken.ipynb")
     r = nbconvert("broken.ipynb", cwd=tmp_path)
     assert r.returncode != 0
-    assert "NB020" in r.stderr and f"cell {last}" in r.stderr and "cpus:2" in r.stderr
+    assert "NB020" in r.stderr and f"cell {last + 1}" in r.stderr and "cpus:2" in r.stderr
     assert not (tmp_path / "broken.zip").exists()
 
 

@@ -29,7 +29,15 @@ pub struct TooDeep {
 
 /// Parses a cell's Python; a too deep cell is an error and its tree is never walked.
 pub fn parse_python(src: &str) -> Result<Parsed<ruff_python_ast::Mod>, TooDeep> {
-    let parsed = parse_unchecked(src, ParseOptions::from(Mode::Ipython));
+    // ruff_python_parser 0.0.10 hits an `unreachable!` on some IPython escapes in
+    // expression position (found by fuzzing): such a cell is reported as not parseable.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parse_unchecked(src, ParseOptions::from(Mode::Ipython))
+    }))
+    .map_err(|_| TooDeep {
+        offset: 0,
+        message: "the Python parser cannot read this cell's IPython escapes".into(),
+    })?;
     match check(&parsed) {
         Ok(()) => Ok(parsed),
         Err(e) => {

@@ -221,20 +221,216 @@ pub fn strip_magic_options(s: &str) -> &str {
     }
 }
 
-/// The package arguments of `pip install ...` (after `install`), quotes removed.
-/// Returns `None` when the command is not an install.
+/// The package arguments of every `pip install ...` in a command line (after
+/// `install`), quotes removed. Returns `None` when the line installs nothing.
 pub fn parse_pip_args(command: &str) -> Option<Vec<String>> {
-    let words = shell_words(command);
-    let mut it = words.iter().map(String::as_str).peekable();
-    // Accept: pip install, pip3 install, python -m pip install, python3 -m pip install,
-    // conda install, mamba install, uv pip install.
-    let first = it.next()?;
-    match first {
-        "pip" | "pip3" | "conda" | "mamba" => {}
-        "uv" => {
-            if it.next()? != "pip" {
-                return None;
+    let cmds = install_commands(command);
+    if cmds.is_empty() {
+        return None;
+    }
+    Some(
+        cmds.into_iter()
+            .flat_map(|c| c.args.into_iter().map(|w| w.text))
+            .collect(),
+    )
+}
+
+/// One word of a shell command after quote removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellWord {
+    pub text: String,
+    /// It holds `$VAR`, `$(...)`, a backquote, or IPython's `{expr}`: its value is only
+    /// known when the line runs.
+    pub dynamic: bool,
+}
+
+/// One install command of a shell line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallCommand {
+    /// `pip` (also for `python -m pip`, `uv pip`) or `conda` (also mamba, micromamba).
+    pub tool: &'static str,
+    /// The words up to `install` as written (`pip3 install`, `python -m pip install`).
+    pub shown: String,
+    /// The words after `install`, redirections and their targets removed.
+    pub args: Vec<ShellWord>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok {
+    Word(ShellWord),
+    /// `&&`, `||`, `;`, `|`, `&`, `(`, `)`, a newline: ends a simple command.
+    Sep,
+    /// A redirection whose target is the next word (`>`, `2>>`, `<`, `&>`).
+    Redirect,
+}
+
+/// Tokenises a line as a POSIX shell does: quotes, backslashes, comments, control
+/// operators and redirections (`> /dev/null`, `2>&1`, `&>log`).
+fn shell_tokens(line: &str) -> Vec<Tok> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut dynamic = false;
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    let flush = |out: &mut Vec<Tok>, cur: &mut String, in_word: &mut bool, dynamic: &mut bool| {
+        if *in_word {
+            out.push(Tok::Word(ShellWord {
+                text: std::mem::take(cur),
+                dynamic: *dynamic,
+            }));
+        }
+        *in_word = false;
+        *dynamic = false;
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        match c {
+            '\'' => {
+                in_word = true;
+                quoted = true;
+                i += 1;
+                while i < chars.len() && chars[i] != '\'' {
+                    // IPython expands `{expr}` and `$name` even inside single quotes.
+                    dynamic |= matches!(chars[i], '{' | '$');
+                    cur.push(chars[i]);
+                    i += 1;
+                }
             }
+            '"' => {
+                in_word = true;
+                quoted = true;
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    if chars[i] == '\\' && i + 1 < chars.len() {
+                        i += 1;
+                    } else {
+                        dynamic |= matches!(chars[i], '{' | '$' | '`');
+                    }
+                    cur.push(chars[i]);
+                    i += 1;
+                }
+            }
+            '\\' => {
+                in_word = true;
+                quoted = true;
+                if let Some(n) = next {
+                    cur.push(n);
+                    i += 1;
+                }
+            }
+            c if c.is_whitespace() && c != '\n' => {
+                flush(&mut out, &mut cur, &mut in_word, &mut dynamic);
+                quoted = false;
+            }
+            '#' if !in_word => break,
+            '\n' | ';' | '(' | ')' => {
+                flush(&mut out, &mut cur, &mut in_word, &mut dynamic);
+                quoted = false;
+                out.push(Tok::Sep);
+            }
+            '&' if next == Some('>') => {
+                flush(&mut out, &mut cur, &mut in_word, &mut dynamic);
+                quoted = false;
+                i += 1;
+                if chars.get(i + 1) == Some(&'>') {
+                    i += 1;
+                }
+                out.push(Tok::Redirect);
+            }
+            '&' | '|' => {
+                flush(&mut out, &mut cur, &mut in_word, &mut dynamic);
+                quoted = false;
+                if next == Some(c) || (c == '|' && next == Some('&')) {
+                    i += 1;
+                }
+                out.push(Tok::Sep);
+            }
+            '>' | '<' => {
+                // `2>`: a word of digits just before is the descriptor, not an argument.
+                if in_word && !quoted && !cur.is_empty() && cur.chars().all(|d| d.is_ascii_digit())
+                {
+                    cur.clear();
+                    in_word = false;
+                    dynamic = false;
+                } else {
+                    flush(&mut out, &mut cur, &mut in_word, &mut dynamic);
+                }
+                quoted = false;
+                while matches!(chars.get(i + 1), Some('>' | '<' | '|')) {
+                    i += 1;
+                }
+                if chars.get(i + 1) == Some(&'&') {
+                    // `>&2`, `2>&1`, `>&-`: duplicates a descriptor, no target word.
+                    i += 1;
+                    while chars
+                        .get(i + 1)
+                        .is_some_and(|d| d.is_ascii_digit() || *d == '-')
+                    {
+                        i += 1;
+                    }
+                } else {
+                    out.push(Tok::Redirect);
+                }
+            }
+            '$' | '`' => {
+                in_word = true;
+                dynamic = true;
+                cur.push(c);
+            }
+            '{' | '}' => {
+                in_word = true;
+                dynamic = true;
+                cur.push(c);
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+        i += 1;
+    }
+    flush(&mut out, &mut cur, &mut in_word, &mut dynamic);
+    out
+}
+
+/// Every `pip install` / `conda install` in a shell line, each simple command of
+/// `a && b; c | d` on its own, leading `VAR=value` assignments and `sudo` skipped.
+pub fn install_commands(line: &str) -> Vec<InstallCommand> {
+    let mut cmds: Vec<Vec<ShellWord>> = vec![Vec::new()];
+    let mut toks = shell_tokens(line).into_iter();
+    while let Some(t) = toks.next() {
+        match t {
+            Tok::Word(w) => cmds.last_mut().expect("one command").push(w),
+            Tok::Sep => cmds.push(Vec::new()),
+            Tok::Redirect => {
+                toks.next();
+            }
+        }
+    }
+    cmds.into_iter().filter_map(install_command).collect()
+}
+
+fn install_command(words: Vec<ShellWord>) -> Option<InstallCommand> {
+    let is_assignment = |w: &ShellWord| {
+        w.text.split_once('=').is_some_and(|(n, _)| {
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    let start = words
+        .iter()
+        .position(|w| !is_assignment(w) && w.text != "sudo" && w.text != "-H" && w.text != "-E")?;
+    let mut it = words[start..].iter().map(|w| w.text.as_str());
+    let first = it.next()?;
+    let mut shown = vec![first];
+    let tool = match first {
+        "pip" | "pip3" => "pip",
+        "conda" | "mamba" | "micromamba" => "conda",
+        "uv" => {
+            shown.push(it.next().filter(|w| *w == "pip")?);
+            "pip"
         }
         p if p.starts_with("python")
             || p.ends_with("/python")
@@ -242,16 +438,19 @@ pub fn parse_pip_args(command: &str) -> Option<Vec<String>> {
             || p == "{sys.executable}"
             || p == "$sys.executable" =>
         {
-            if it.next()? != "-m" || !matches!(it.next()?, "pip" | "pip3") {
-                return None;
-            }
+            shown.push(it.next().filter(|w| *w == "-m")?);
+            shown.push(it.next().filter(|w| matches!(*w, "pip" | "pip3"))?);
+            "pip"
         }
         _ => return None,
-    }
-    if it.next()? != "install" {
-        return None;
-    }
-    Some(it.map(str::to_string).collect())
+    };
+    shown.push(it.next().filter(|w| *w == "install")?);
+    let n = shown.len();
+    Some(InstallCommand {
+        tool,
+        shown: shown.join(" "),
+        args: words[start + n..].to_vec(),
+    })
 }
 
 /// Splits a line into words as a POSIX shell would for simple quoting ('...', "...", \x).
@@ -330,6 +529,43 @@ mod tests {
         );
         assert!(parse_pip_args("pip list").is_none());
         assert!(parse_pip_args("ls -la").is_none());
+    }
+
+    fn words(line: &str) -> Vec<Vec<String>> {
+        install_commands(line)
+            .into_iter()
+            .map(|c| c.args.into_iter().map(|w| w.text).collect())
+            .collect()
+    }
+
+    #[test]
+    fn install_lines_read_as_a_shell_does() {
+        // Redirections and their targets are not arguments.
+        assert_eq!(
+            words("pip3 install PyGithub pandas > /dev/null 2>&1"),
+            [["PyGithub", "pandas"]]
+        );
+        assert_eq!(words("pip install x 2>/dev/null >>log &>all"), [["x"]]);
+        assert_eq!(words("pip install x>out"), [["x"]]);
+        // A quoted `>` is part of the specifier.
+        assert_eq!(
+            words("pip install 'pandas>=2' \"numpy<2\""),
+            [["pandas>=2", "numpy<2"]]
+        );
+        // Each simple command on its own; only the installs count.
+        assert_eq!(
+            words("pip install a && python train.py; pip install -q b || echo no | tee x &"),
+            [vec!["a"], vec!["-q", "b"]]
+        );
+        assert_eq!(words("cd src&&pip install c"), [["c"]]);
+        assert_eq!(words("PIP_NO_CACHE_DIR=1 sudo -H pip install d"), [["d"]]);
+        assert_eq!(words("echo pip install e"), Vec::<Vec<String>>::new());
+        assert_eq!(words("pip install f # a comment"), [["f"]]);
+        let c = &install_commands("python3 -m pip install $PKG {pkg} 'g'")[0];
+        assert_eq!(c.shown, "python3 -m pip install");
+        let dynamic: Vec<bool> = c.args.iter().map(|w| w.dynamic).collect();
+        assert_eq!(dynamic, [true, true, false]);
+        assert_eq!(install_commands("conda install -y numpy")[0].tool, "conda");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod builtins;
 mod depth;
+mod globals;
 mod literals;
 mod magics;
 mod names;
@@ -21,8 +22,12 @@ use ruff_text_size::Ranged;
 
 pub use builtins::is_builtin;
 pub use depth::{parse_python, MAX_BRACKETS, MAX_DEPTH};
+pub use globals::{top_level_forms, TopLevel};
 pub use literals::{literal_assignments, type_name, NotParameter, MAX_LITERAL_DEPTH};
-pub use magics::{classify_line_magic, parse_pip_args, strip_magic_options, CellMagic, LineMagic};
+pub use magics::{
+    classify_line_magic, install_commands, parse_pip_args, strip_magic_options, CellMagic,
+    InstallCommand, LineMagic, ShellWord,
+};
 pub use secrets::{find_secrets, SecretFinding};
 
 /// An import found in a cell.
@@ -82,6 +87,15 @@ pub struct StmtFacts {
     pub binds: BTreeSet<String>,
     /// Names read before this statement binds them (function-body globals included).
     pub reads: BTreeSet<String>,
+    /// Module-level names whose object the statement may change in place: subscript or
+    /// attribute assignment or `del` (`df['a'] = ...`, `m.x = 1`, `del d[k]`), augmented
+    /// assignment to one (`d[k] += 1`), a method call on it (`xs.append(5)`, `model.fit(X)`),
+    /// or passing it to a call (`f(xs)`). Calls that only read are left out
+    /// (`print`, `len`, `df.head()`, `model.predict(X)`, but not with `inplace=`).
+    pub mutates: BTreeSet<String>,
+    /// Module-level names the functions (and classes, lambdas) this statement binds may
+    /// change in place when called (`def f(): df['a'] = 1`).
+    pub effects: BTreeSet<String>,
     pub is_import: bool,
     /// `from M import *`: M, whose names the plan adds to `binds` when it can read M.
     pub star_import: Option<String>,
@@ -113,6 +127,8 @@ pub struct CellFacts {
     pub stmts: Vec<StmtFacts>,
     pub binds: BTreeSet<String>,
     pub reads: BTreeSet<String>,
+    /// Every statement's [`StmtFacts::mutates`].
+    pub mutates: BTreeSet<String>,
     pub imports: Vec<Import>,
     pub escapes: Vec<Escape>,
     /// Arguments of each `%pip install` / `!pip install` line, with the line.
@@ -210,8 +226,9 @@ fn analyse_python(facts: &mut CellFacts) {
         .expect("Ipython mode parses a module");
     let mut bound_so_far: BTreeSet<String> = facts.binds.clone();
     let mut deferred: BTreeSet<String> = BTreeSet::new();
+    let mut aliases = names::Aliases::new();
     for stmt in &module.body {
-        let r = names::analyse_stmt(stmt, &src, &lines, facts.line_offset);
+        let r = names::analyse_stmt(stmt, &src, &lines, facts.line_offset, &mut aliases);
         let start = stmt.range().start().to_usize();
         let mut reads = r.reads.clone();
         reads.extend(r.deferred.iter().cloned());
@@ -223,6 +240,7 @@ fn analyse_python(facts: &mut CellFacts) {
         deferred.extend(r.deferred.iter().cloned());
         bound_so_far.extend(r.binds.iter().cloned());
         facts.binds.extend(r.binds.iter().cloned());
+        facts.mutates.extend(r.mutates.iter().cloned());
         facts.imports.extend(r.imports);
         facts.escapes.extend(r.escapes);
         facts.pip_installs.extend(r.pip_installs);
@@ -241,6 +259,8 @@ fn analyse_python(facts: &mut CellFacts) {
             ),
             binds: r.binds,
             reads,
+            mutates: r.mutates,
+            effects: r.deferred_mutates,
             star_import: r.star_import,
         });
     }

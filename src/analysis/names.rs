@@ -14,6 +14,10 @@ use super::{Escape, EscapeKind, Import, LineIndex};
 pub(super) struct StmtResult {
     pub(super) binds: BTreeSet<String>,
     pub(super) reads: BTreeSet<String>,
+    /// Module-level names the statement may change in place (see [`Names::mutate`]).
+    pub(super) mutates: BTreeSet<String>,
+    /// Module-level names its function bodies may change, when they are called.
+    pub(super) deferred_mutates: BTreeSet<String>,
     pub(super) deferred: BTreeSet<String>,
     pub(super) imports: Vec<Import>,
     pub(super) escapes: Vec<Escape>,
@@ -52,13 +56,20 @@ struct Names<'s> {
     base: usize,
     /// Escapes nested in a `%time` line are not rewritten separately.
     record_escapes: bool,
+    /// Names that hold a part of other names' objects (`for m in models:`,
+    /// `m = models['lr']`): changing one changes those. Kept across a cell's statements.
+    aliases: &'s mut Aliases,
 }
+
+/// Name → the module-level names whose objects it may be a part of.
+pub(super) type Aliases = std::collections::HashMap<String, BTreeSet<String>>;
 
 pub(super) fn analyse_stmt(
     stmt: &Stmt,
     _src: &str,
     lines: &LineIndex,
     line_offset: usize,
+    aliases: &mut Aliases,
 ) -> StmtResult {
     let mut n = Names {
         frames: vec![Frame {
@@ -73,6 +84,7 @@ pub(super) fn analyse_stmt(
         type_checking: 0,
         base: 0,
         record_escapes: true,
+        aliases,
     };
     n.visit_stmt(stmt);
     n.out
@@ -105,6 +117,89 @@ impl Names<'_> {
             self.out.deferred.insert(name.to_string());
         } else {
             self.out.reads.insert(name.to_string());
+        }
+    }
+
+    /// The statement may change the object `name` holds, if it is a module-level name; in
+    /// a function body, when the function is called.
+    fn mutate(&mut self, name: &str) {
+        let deferred = self.in_function();
+        let out = if deferred {
+            &mut self.out.deferred_mutates
+        } else {
+            &mut self.out.mutates
+        };
+        if let Some(owners) = self.aliases.get(name) {
+            out.extend(owners.iter().cloned());
+        }
+        let innermost = self.frames.len() - 1;
+        for (i, f) in self.frames.iter().enumerate().rev() {
+            match f.kind {
+                FrameKind::Module => break,
+                FrameKind::Class if i != innermost => continue,
+                _ if f.globals.contains(name) => break,
+                _ if f.bound.contains(name) => return,
+                _ => {}
+            }
+        }
+        out.insert(name.to_string());
+    }
+
+    /// `target` now holds parts of what `source` reaches (loop variables, `a = b[i]`).
+    fn alias(&mut self, target: &Expr, source: &Expr) {
+        let mut owners = BTreeSet::new();
+        part_roots(source, &mut owners, 0);
+        for o in owners.clone() {
+            if let Some(more) = self.aliases.get(&o) {
+                owners.extend(more.iter().cloned());
+            }
+        }
+        if owners.is_empty() {
+            return;
+        }
+        let mut names = Vec::new();
+        target_names(target, &mut names, 0);
+        for n in names {
+            self.aliases
+                .entry(n)
+                .or_default()
+                .extend(owners.iter().cloned());
+        }
+    }
+
+    /// `NAME[..] = `, `NAME.a.b = `, `del NAME[..]`: the root name of the target.
+    fn mutate_root(&mut self, expr: &Expr) {
+        if let Some(n) = root_name(expr) {
+            self.mutate(n);
+        }
+    }
+
+    /// A call may change its receiver (`NAME.method(...)`) and every value passed to it
+    /// (`f(NAME)`), unless it is one that only reads (see [`reads_only`]).
+    fn note_call_mutations(&mut self, call: &ast::ExprCall) {
+        let inplace = call
+            .arguments
+            .keywords
+            .iter()
+            .any(|k| k.arg.as_ref().is_some_and(|a| a.id.as_str() == "inplace"));
+        if !inplace && reads_only(&call.func) {
+            return;
+        }
+        if let Expr::Attribute(a) = &*call.func {
+            self.mutate_root(&a.value);
+            if ARGS_KEPT_METHODS.contains(&a.attr.id.as_str()) {
+                return;
+            }
+        }
+        for arg in &call.arguments.args {
+            let arg = match arg {
+                Expr::Starred(s) => &*s.value,
+                other => other,
+            };
+            self.mutate_root(arg);
+        }
+        for k in &call.arguments.keywords {
+            self.mutate_root(&k.value);
         }
     }
 
@@ -299,6 +394,7 @@ impl Names<'_> {
                     if i > 0 {
                         n.visit_expr(&g.iter);
                     }
+                    n.alias(&g.target, &g.iter);
                     n.visit_expr(&g.target);
                     for cond in &g.ifs {
                         n.visit_expr(cond);
@@ -427,7 +523,16 @@ impl<'a> Visitor<'a> for Names<'_> {
                     self.store(&n.id);
                 }
             }
+            Stmt::For(f) => {
+                self.alias(&f.target, &f.iter);
+                visitor::walk_stmt(self, stmt);
+            }
             Stmt::Assign(a) => {
+                if matches!(&*a.value, Expr::Subscript(_) | Expr::Attribute(_)) {
+                    for t in &a.targets {
+                        self.alias(t, &a.value);
+                    }
+                }
                 self.visit_expr(&a.value);
                 for t in &a.targets {
                     self.visit_expr(t);
@@ -584,7 +689,15 @@ impl<'a> Visitor<'a> for Names<'_> {
                     true,
                 );
             }
+            Expr::Subscript(ast::ExprSubscript { value, ctx, .. })
+            | Expr::Attribute(ast::ExprAttribute { value, ctx, .. })
+                if matches!(ctx, ExprContext::Store | ExprContext::Del) =>
+            {
+                self.mutate_root(value);
+                visitor::walk_expr(self, expr);
+            }
             Expr::Call(call) => {
+                self.note_call_mutations(call);
                 if let Some(f) = dotted(&call.func) {
                     if matches!(
                         f.as_str(),
@@ -666,6 +779,232 @@ impl<'a> Visitor<'a> for LocalCollector<'_> {
             Expr::Lambda(_) => {}
             _ => visitor::walk_expr(self, expr),
         }
+    }
+}
+
+/// The name at the root of `NAME`, `NAME.a`, `NAME[i].b`: the object a change reaches.
+fn root_name(expr: &Expr) -> Option<&str> {
+    let mut e = expr;
+    loop {
+        match e {
+            Expr::Name(n) => return Some(n.id.as_str()),
+            Expr::Attribute(a) => e = &a.value,
+            Expr::Subscript(s) => e = &s.value,
+            _ => return None,
+        }
+    }
+}
+
+/// Names whose objects `expr` yields parts of: `models`, `models['lr']`, `models.items()`,
+/// `zip(xs, ys)`, `enumerate(models.values())`. Bounded like every walk (MAX_DEPTH).
+fn part_roots(expr: &Expr, out: &mut BTreeSet<String>, depth: usize) {
+    if depth > super::MAX_DEPTH {
+        return;
+    }
+    match expr {
+        Expr::Name(n) => {
+            out.insert(n.id.to_string());
+        }
+        Expr::Attribute(a) => part_roots(&a.value, out, depth + 1),
+        Expr::Subscript(s) => part_roots(&s.value, out, depth + 1),
+        Expr::Call(c) => {
+            if let Expr::Attribute(a) = &*c.func {
+                part_roots(&a.value, out, depth + 1);
+            }
+            for a in &c.arguments.args {
+                part_roots(a, out, depth + 1);
+            }
+        }
+        Expr::Starred(s) => part_roots(&s.value, out, depth + 1),
+        Expr::Tuple(t) => t.elts.iter().for_each(|e| part_roots(e, out, depth + 1)),
+        Expr::List(t) => t.elts.iter().for_each(|e| part_roots(e, out, depth + 1)),
+        _ => {}
+    }
+}
+
+/// The names an assignment or loop target binds.
+fn target_names(expr: &Expr, out: &mut Vec<String>, depth: usize) {
+    if depth > super::MAX_DEPTH {
+        return;
+    }
+    match expr {
+        Expr::Name(n) => out.push(n.id.to_string()),
+        Expr::Starred(s) => target_names(&s.value, out, depth + 1),
+        Expr::Tuple(t) => t.elts.iter().for_each(|e| target_names(e, out, depth + 1)),
+        Expr::List(t) => t.elts.iter().for_each(|e| target_names(e, out, depth + 1)),
+        _ => {}
+    }
+}
+
+/// Builtins that never change their arguments (iterating builtins such as `list` and
+/// `sorted` are here too: they change an iterator passed to them, not a container).
+const PURE_BUILTINS: &[&str] = &[
+    "abs",
+    "all",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "callable",
+    "chr",
+    "dict",
+    "dir",
+    "display",
+    "divmod",
+    "enumerate",
+    "float",
+    "format",
+    "frozenset",
+    "getattr",
+    "hasattr",
+    "hash",
+    "hex",
+    "id",
+    "int",
+    "isinstance",
+    "issubclass",
+    "len",
+    "list",
+    "max",
+    "min",
+    "oct",
+    "ord",
+    "print",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "type",
+    "zip",
+];
+
+/// Methods that only read their receiver and arguments in Python's containers, pandas,
+/// NumPy and scikit-learn (unless called with `inplace=`).
+const READ_ONLY_METHODS: &[&str] = &[
+    "abs",
+    "agg",
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "astype",
+    "between",
+    "clip",
+    "copy",
+    "corr",
+    "count",
+    "cov",
+    "cumsum",
+    "decision_function",
+    "describe",
+    "diff",
+    "drop",
+    "drop_duplicates",
+    "dropna",
+    "duplicated",
+    "endswith",
+    "equals",
+    "explode",
+    "fillna",
+    "filter",
+    "format",
+    "get",
+    "get_params",
+    "groupby",
+    "head",
+    "idxmax",
+    "idxmin",
+    "isin",
+    "isna",
+    "isnull",
+    "items",
+    "iterrows",
+    "itertuples",
+    "join",
+    "keys",
+    "lower",
+    "max",
+    "mean",
+    "median",
+    "melt",
+    "merge",
+    "min",
+    "nlargest",
+    "notna",
+    "notnull",
+    "nsmallest",
+    "nunique",
+    "pct_change",
+    "pivot_table",
+    "predict",
+    "predict_log_proba",
+    "predict_proba",
+    "quantile",
+    "query",
+    "rename",
+    "replace",
+    "reset_index",
+    "reshape",
+    "round",
+    "score",
+    "select_dtypes",
+    "set_index",
+    "shift",
+    "sort_index",
+    "sort_values",
+    "split",
+    "startswith",
+    "std",
+    "strip",
+    "sum",
+    "tail",
+    "to_csv",
+    "to_dict",
+    "to_frame",
+    "to_json",
+    "to_list",
+    "to_numpy",
+    "to_string",
+    "tolist",
+    "transform",
+    "unique",
+    "upper",
+    "value_counts",
+    "values",
+    "var",
+    "where",
+];
+
+/// Methods that change their receiver but not what they are passed (`model.fit(X, y)`,
+/// `xs.append(x)`, `ax.plot(v)`).
+const ARGS_KEPT_METHODS: &[&str] = &[
+    "add",
+    "append",
+    "bar",
+    "extend",
+    "fit",
+    "fit_predict",
+    "fit_transform",
+    "hist",
+    "imshow",
+    "insert",
+    "partial_fit",
+    "plot",
+    "scatter",
+    "update",
+];
+
+/// A call that changes neither its receiver nor its arguments.
+fn reads_only(func: &Expr) -> bool {
+    match func {
+        Expr::Name(n) => PURE_BUILTINS.contains(&n.id.as_str()),
+        Expr::Attribute(a) => READ_ONLY_METHODS.contains(&a.attr.id.as_str()),
+        _ => false,
     }
 }
 

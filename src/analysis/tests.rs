@@ -196,3 +196,66 @@ fn star_imports_and_wrapped_cell_magics() {
     assert_eq!(f.line_offset, 2);
     assert_eq!(f.binds, set(&["out"]));
 }
+
+#[test]
+fn names_changed_in_place() {
+    let m = |src: &str| analyse_cell(src).mutates;
+    // Subscript, attribute and augmented assignment, del of a part.
+    assert_eq!(m("df['a'] = df['a'] * 10"), set(&["df"]));
+    assert_eq!(m("cfg.k = 2\nfpr['macro'] = 1"), set(&["cfg", "fpr"]));
+    assert_eq!(m("df.loc[df.a > 0, 'b'] = 0"), set(&["df"]));
+    assert_eq!(
+        m("counts[k] += 1\ndel d['x']\ndel o.attr"),
+        set(&["counts", "d", "o"])
+    );
+    // Method calls change the receiver and may change what they are passed.
+    assert_eq!(m("xs.append(5)"), set(&["xs"]));
+    assert_eq!(m("opt.step(X, y=labels)"), set(&["X", "labels", "opt"]));
+    assert_eq!(m("rng.shuffle(arr)"), set(&["arr", "rng"]));
+    // ... except methods known to leave their arguments alone.
+    assert_eq!(m("model.fit(X, y)\nxs.append(x)"), set(&["model", "xs"]));
+    assert_eq!(m("draw = rng.normal()"), set(&["rng"]));
+    assert_eq!(m("pipe.steps[0][1].fit(X)"), set(&["pipe"]));
+    assert_eq!(m("np.random.shuffle(arr)"), set(&["arr", "np"]));
+    assert_eq!(m("update(*items, **opts)"), set(&["items", "opts"]));
+    // Calls that only read change nothing, unless told to work in place.
+    assert_eq!(m("print(len(xs), repr(cfg))\ny = df.head()"), set(&[]));
+    assert_eq!(
+        m("p = model.predict(X)\ns = df.groupby('a').mean()"),
+        set(&[])
+    );
+    assert_eq!(m("df.fillna(0, inplace=True)"), set(&["df"]));
+    assert_eq!(m("df.dropna(inplace=True)"), set(&["df"]));
+    // Rebinding is a bind, not a change in place.
+    assert_eq!(m("xs = xs + [1]\nn += 1"), set(&[]));
+    // Locals of functions, lambdas and comprehensions are not the module's names; a
+    // function body changes globals when it is called, not when it is defined.
+    let f = analyse_cell("def f(a):\n    a.append(1)\n    g.append(2)\n    global h\n    h = []\n    h.append(3)\n    loc = []\n    loc.append(4)\n");
+    assert_eq!(f.mutates, set(&[]));
+    assert_eq!(f.stmts[0].effects, set(&["g", "h"]));
+    let f = analyse_cell("class A:\n    def grow(self):\n        registry['a'] = self\n");
+    assert_eq!(f.stmts[0].effects, set(&["registry"]));
+    assert_eq!(m("h = lambda a: a.append(1)"), set(&[]));
+    assert_eq!(m("[acc.append(i) for i in range(3)]"), set(&["acc"]));
+    // Loop variables and parts taken out are parts of their container.
+    assert_eq!(
+        m("for name, model in models.items():\n    model.fit(X)\n"),
+        set(&["model", "models"])
+    );
+    assert_eq!(m("m = models['lr']\nm.fit(X)"), set(&["m", "models"]));
+    assert_eq!(m("[i.fit(X) for i in models]"), set(&["models"]));
+    // Inside `%time` too.
+    assert_eq!(m("%time model.fit(X)"), set(&["model"]));
+    let f = analyse_cell("a = 1\nb.x = a\n");
+    assert!(f.stmts[0].mutates.is_empty());
+    assert_eq!(f.stmts[1].mutates, set(&["b"]));
+}
+
+#[test]
+fn deeply_nested_targets_are_bounded() {
+    // The depth check refuses the cell before any walk.
+    let src = format!("x{} = 1", "[0]".repeat(10_000));
+    let f = analyse_cell(&src);
+    assert!(f.syntax_error.is_some());
+    assert!(f.mutates.is_empty());
+}

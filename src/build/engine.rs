@@ -56,6 +56,16 @@ impl Engine {
         }
     }
 
+    /// Connects unless `engine` is the oci one (`Ok(None)`).
+    pub async fn connect_if(
+        engine: Option<crate::cli::BuildEngine>,
+    ) -> Result<Option<Engine>, BuildError> {
+        match engine {
+            Some(crate::cli::BuildEngine::Oci) => Ok(None),
+            _ => Engine::connect().await.map(Some),
+        }
+    }
+
     /// Streams container `id`'s output, line by line, to `on_line` until it ends.
     pub async fn follow_logs(&self, id: &str, on_line: &mut impl FnMut(&str)) {
         let mut logs = self.docker.logs(
@@ -182,12 +192,22 @@ impl Engine {
     pub async fn push(&self, tag: &str, creds: &Lookup) -> Result<String, BuildError> {
         let repo = super::images::repository(tag);
         let tag_part = tag[repo.len()..].trim_start_matches(':');
-        let credentials = creds.credentials.as_ref().map(|c| DockerCredentials {
-            username: Some(c.username.clone()),
-            password: Some(c.secret.clone()),
-            serveraddress: Some(creds.registry.clone()),
-            ..Default::default()
-        });
+        let credentials = creds
+            .credentials
+            .as_ref()
+            .map(|c| match c.identity_token() {
+                Some(token) => DockerCredentials {
+                    identitytoken: Some(token.to_string()),
+                    serveraddress: Some(creds.registry.clone()),
+                    ..Default::default()
+                },
+                None => DockerCredentials {
+                    username: Some(c.username.clone()),
+                    password: Some(c.secret.clone()),
+                    serveraddress: Some(creds.registry.clone()),
+                    ..Default::default()
+                },
+            });
         let opts = PushImageOptions {
             tag: Some(tag_part.to_string()),
             ..Default::default()

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod context;
 pub mod engine;
 pub mod images;
+pub mod oci;
 pub mod pip;
 pub mod progress;
 

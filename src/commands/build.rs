@@ -4,17 +4,17 @@
 
 use anyhow::Context;
 
-use super::convert::{check_targets, output_root};
+use super::convert::{bundle_targets, check_targets, output_root};
 use super::{exit_code, load, print_diagnostics, CmdResult};
 use crate::build::images::{self, Images};
 use crate::build::progress::Progress;
 use crate::build::{self, BuildOptions, Engine, Outcome, PipSettings};
-use crate::cli::{BuildArgs, DiagFormat};
+use crate::cli::{BuildArgs, BuildEngine, DiagFormat};
 use crate::emit::{self, Templates};
 use crate::run::EXIT_INPUT;
 
 pub fn execute(args: &BuildArgs) -> CmdResult {
-    let targets = check_targets(&args.target)?;
+    check_targets(&args.target)?;
     let mut loaded = load(&args.notebook, &args.settings);
     super::guard_secrets(&mut loaded, &args.notebook, args.allow_secrets);
     print_diagnostics(&loaded.diagnostics, DiagFormat::Human);
@@ -36,6 +36,7 @@ pub fn execute(args: &BuildArgs) -> CmdResult {
         loaded.output.as_deref(),
     )
     .join(&plan.pipeline);
+    let targets = bundle_targets(&args.target, &dir)?;
     // Build contexts come from the bundle as planned (tags); the bundle written to disk
     // refers to images by digest where an earlier push recorded one for the same tag.
     let bundle = emit::bundle(&plan, &templates, &targets)?;
@@ -61,12 +62,20 @@ pub fn execute(args: &BuildArgs) -> CmdResult {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let engine = match Engine::connect().await {
-            Ok(e) => e,
-            Err(e) => {
+        let engine = match (args.engine, Engine::connect_if(args.engine).await) {
+            (_, Ok(Some(e))) => e,
+            (Some(BuildEngine::Oci), _) => {
+                return build_oci(args, &plan, &bundle, &opts, &templates, &targets, &dir).await
+            }
+            (None, Err(e)) => {
+                eprintln!("note: {e}\n  building with the oci engine (no daemon); give --engine docker to insist on the Docker Engine");
+                return build_oci(args, &plan, &bundle, &opts, &templates, &targets, &dir).await;
+            }
+            (_, Err(e)) => {
                 eprintln!("error: {e}");
                 return Ok(EXIT_INPUT);
             }
+            (_, Ok(None)) => unreachable!("connect_if connects unless the engine is oci"),
         };
         let progress = Progress::new();
         let reports = build::build_plan(&engine, &plan, &bundle, &opts, &progress).await?;
@@ -111,6 +120,64 @@ pub fn execute(args: &BuildArgs) -> CmdResult {
     })
 }
 
+/// The daemonless build: images made by nb2pipe on the base from its registry.
+async fn build_oci(
+    args: &BuildArgs,
+    plan: &crate::plan::Plan,
+    bundle: &emit::Bundle,
+    opts: &BuildOptions,
+    templates: &Templates,
+    targets: &[String],
+    dir: &std::path::Path,
+) -> CmdResult {
+    let progress = Progress::new();
+    let recorded = Images::read(dir);
+    let built =
+        match build::oci::build_plan(plan, bundle, opts, args.push, &recorded, &progress).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(EXIT_INPUT);
+            }
+        };
+    let (mut built_n, mut fresh, mut failed) = (0, 0, 0);
+    for r in &built.reports {
+        match &r.outcome {
+            Outcome::Built { .. } => built_n += 1,
+            Outcome::UpToDate => fresh += 1,
+            Outcome::Failed { message, .. } => {
+                failed += 1;
+                eprintln!("error: {message}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} images failed to build", built.reports.len());
+        return Ok(EXIT_INPUT);
+    }
+    if built_n == 0 {
+        eprintln!("up to date ({fresh} images)");
+    } else {
+        eprintln!("built {built_n} images, {fresh} up to date");
+    }
+    if args.push {
+        let s = &built.stats;
+        built.images.write(dir)?;
+        write_bundle(plan, &built.images, templates, targets, dir)?;
+        eprintln!(
+            "pushed {} images: {} blobs uploaded ({} bytes), {} mounted, {} already there, {} manifests; {} refers to them by digest",
+            built.images.images.len(),
+            s.uploaded,
+            s.uploaded_bytes,
+            s.mounted,
+            s.present,
+            s.manifests,
+            dir.display()
+        );
+    }
+    Ok(0)
+}
+
 fn write_bundle(
     plan: &crate::plan::Plan,
     recorded: &Images,
@@ -120,8 +187,12 @@ fn write_bundle(
 ) -> anyhow::Result<()> {
     let mut plan = plan.clone();
     images::apply(&mut plan, recorded);
-    let bundle = emit::bundle(&plan, templates, targets)?;
-    crate::fs::write_bundle(dir, &bundle)
+    // Skeletons are asked for by `convert --skeletons`; build keeps them if recorded.
+    let skeletons = crate::fs::read_record(dir).is_some_and(|r| r.skeletons);
+    let options = emit::EmitOptions { skeletons };
+    let bundle = emit::bundle_with(&plan, templates, targets, &options)?;
+    let record = crate::fs::Record::of(&bundle, targets, skeletons);
+    crate::fs::write_recorded(dir, &bundle, &record)
         .with_context(|| format!("writing the bundle to {}", dir.display()))?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::convert::output_root;
+use super::convert::{bundle_targets, output_root};
 use super::{load, CmdResult};
 use crate::cli::{CheckArgs, DiagFormat};
 use crate::diagnostics::{self, render, Code, Diagnostic};
@@ -129,28 +129,51 @@ fn check_one(
         super::apply_recorded_images(&mut plan, &root);
         let plan = &plan;
         let dir = root.join(&plan.pipeline);
+        let record = crate::fs::read_record(&dir);
+        let recorded = bundle_targets(&[], &dir).unwrap_or_else(|_| vec!["airflow".into()]);
         let chosen: Vec<String> = match targets {
             Some(t) => t.to_vec(),
-            None => {
-                let present: Vec<String> = emit::target_names()
-                    .into_iter()
-                    .filter(|t| dir.join(t).is_dir())
-                    .map(str::to_string)
-                    .collect();
-                if present.is_empty() {
-                    vec!["airflow".into()]
-                } else {
-                    present
-                }
-            }
+            None => recorded.clone(),
         };
+        let skeletons = record.as_ref().is_some_and(|r| r.skeletons);
+        let options = emit::EmitOptions { skeletons };
         report.bundle = Some(dir.clone());
-        match emit::bundle(plan, templates, &chosen) {
+        match emit::bundle_with(plan, templates, &chosen, &options) {
             Ok(bundle) => {
-                let diff = compare(&dir, &bundle, &chosen);
+                let mut diff = compare(&dir, &bundle, &chosen);
+                // The record is judged when every target it holds is compared.
+                if let (Some(r), None) = (&record, targets) {
+                    for f in &r.files {
+                        if !bundle.has(f)
+                            && dir.join(f).is_file()
+                            && !diff.iter().any(|(p, _)| p == f)
+                        {
+                            diff.push((f.clone(), "left over"));
+                        }
+                    }
+                    if *r != crate::fs::Record::of(&bundle, &chosen, skeletons) {
+                        diff.push((crate::fs::RECORD.into(), "changed"));
+                    }
+                }
                 if !diff.is_empty() {
                     if args.fix {
-                        match crate::fs::write_bundle(&dir, &bundle) {
+                        // --fix with --target keeps the other targets the bundle holds.
+                        let keep: Vec<String> = emit::target_names()
+                            .into_iter()
+                            .filter(|t| {
+                                chosen.iter().chain(&recorded).any(|c| c == t || c == "all")
+                            })
+                            .map(str::to_string)
+                            .collect();
+                        let written = if keep == chosen {
+                            Ok(bundle)
+                        } else {
+                            emit::bundle_with(plan, templates, &keep, &options)
+                        };
+                        match written.and_then(|b| {
+                            let record = crate::fs::Record::of(&b, &keep, skeletons);
+                            crate::fs::write_recorded(&dir, &b, &record)
+                        }) {
                             Ok(_) => report.fixed = true,
                             Err(e) => diags.push(Diagnostic::new(
                                 Code::StaleBundle,
@@ -171,7 +194,7 @@ fn check_one(
                         };
                         diags.push(
                             Diagnostic::new(Code::StaleBundle, nb, what)
-                                .with_help(format!("run `nb2pipe check --fix {}` or `nb2pipe convert {}` and commit the result", nb.display(), nb.display())),
+                                .with_help(format!("run `nb2pipe check --fix {}` or `nb2pipe convert {}` (both write the targets the bundle holds: {}) and commit the result", nb.display(), nb.display(), recorded.join(", "))),
                         );
                     }
                 }

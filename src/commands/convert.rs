@@ -8,9 +8,10 @@ use super::{exit_code, load, print_diagnostics, CmdResult};
 use crate::cli::{ConvertArgs, DiagFormat};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::emit::{self, Templates};
+use crate::fs::{read_record, Record};
 
 pub fn execute(args: &ConvertArgs) -> CmdResult {
-    let targets = check_targets(&args.target)?;
+    check_targets(&args.target)?;
     let mut loaded = load(&args.notebook, &args.settings);
     super::guard_secrets(&mut loaded, &args.notebook, args.allow_secrets);
     let options = emit::EmitOptions {
@@ -26,7 +27,9 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
         super::apply_recorded_images(p, &out_root);
     }
     let mut bundle = None;
+    let mut targets = Vec::new();
     if let (Some(p), 0) = (&loaded.plan, exit_code(&loaded.diagnostics)) {
+        targets = bundle_targets(&args.target, &out_root.join(&p.pipeline))?;
         let b = emit::bundle_with(p, &templates, &targets, &options)?;
         loaded
             .diagnostics
@@ -49,21 +52,83 @@ pub fn execute(args: &ConvertArgs) -> CmdResult {
     };
     let Some(bundle) = bundle else { return Ok(1) };
     let dir = out_root.join(&plan.pipeline);
-    crate::fs::write_bundle(&dir, &bundle)
+    let recorded = read_record(&dir).is_some();
+    let record = Record::of(&bundle, &targets, args.skeletons);
+    let removed = crate::fs::write_recorded(&dir, &bundle, &record)
         .with_context(|| format!("writing the bundle to {}", dir.display()))?;
+    // A bundle from before records: its other targets' folders are the user's to remove.
+    let left: Vec<String> = if recorded {
+        Vec::new()
+    } else {
+        emit::target_names()
+            .into_iter()
+            .filter(|t| !targets.iter().any(|c| c == t) && dir.join(t).is_dir())
+            .map(|t| format!("{t}/"))
+            .collect()
+    };
     match args.format {
-        DiagFormat::Human => eprintln!(
-            "wrote {} ({}, {})",
-            dir.display(),
-            crate::diagnostics::render::counted(plan.tasks.len(), "task"),
-            crate::diagnostics::render::counted(bundle.files.len(), "file")
-        ),
+        DiagFormat::Human => {
+            eprintln!(
+                "wrote {} ({}, {}) for {}",
+                dir.display(),
+                crate::diagnostics::render::counted(plan.tasks.len(), "task"),
+                crate::diagnostics::render::counted(bundle.files.len(), "file"),
+                targets.join(", ")
+            );
+            if !removed.is_empty() {
+                eprintln!(
+                    "removed {} no longer generated: {}",
+                    crate::diagnostics::render::counted(removed.len(), "file"),
+                    shorten_list(&removed)
+                );
+            }
+            for l in &left {
+                eprintln!("note: {l} was not written by this convert and is left as it is; remove it, or give --target {}", l.trim_end_matches('/'));
+            }
+        }
         DiagFormat::Json => println!(
             "{}",
-            serde_json::json!({"ok": true, "bundle": dir, "files": bundle.files.keys().collect::<Vec<_>>(), "diagnostics": loaded.diagnostics})
+            serde_json::json!({"ok": true, "bundle": dir, "targets": targets, "files": bundle.files.keys().collect::<Vec<_>>(), "removed": removed, "left_over": left, "diagnostics": loaded.diagnostics})
         ),
     }
     Ok(0)
+}
+
+fn shorten_list(paths: &[String]) -> String {
+    let mut s = paths.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if paths.len() > 5 {
+        s.push_str(&format!(", and {} more", paths.len() - 5));
+    }
+    s
+}
+
+/// The targets a bundle at `dir` is written with: those given, else those its record
+/// lists, else the target folders it has (a bundle written before records), else
+/// airflow. `all` is expanded; the order is `--target all`'s.
+pub fn bundle_targets(given: &[String], dir: &Path) -> anyhow::Result<Vec<String>> {
+    let names = emit::target_names();
+    let wanted: Vec<String> = if !given.is_empty() {
+        check_targets(given)?
+    } else if let Some(r) = read_record(dir) {
+        r.targets
+    } else {
+        names
+            .iter()
+            .filter(|t| dir.join(t).is_dir())
+            .map(|t| t.to_string())
+            .collect()
+    };
+    let all = wanted.iter().any(|t| t == "all");
+    let out: Vec<String> = names
+        .iter()
+        .filter(|n| all || wanted.iter().any(|w| w == *n))
+        .map(|n| n.to_string())
+        .collect();
+    Ok(if out.is_empty() {
+        vec!["airflow".into()]
+    } else {
+        out
+    })
 }
 
 /// An emitter's note as a diagnostic (NB301 error / NB302 warning).

@@ -133,7 +133,18 @@ pub fn table(plan: &Plan) -> String {
                     .collect::<Vec<_>>()
                     .join(","),
                 list(&inputs),
-                list(&t.outputs),
+                list(
+                    &t.outputs
+                        .iter()
+                        .map(|o| {
+                            if t.changes.contains(o) {
+                                format!("{o} (changed)")
+                            } else {
+                                o.clone()
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                ),
                 list(&settings),
             ]
         })
@@ -161,15 +172,25 @@ pub fn table(plan: &Plan) -> String {
     for r in &rows {
         out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
     }
+    if plan.tasks.iter().any(|t| !t.changes.is_empty()) {
+        out.push_str("  (changed): the task received the value and may change it in place, so later tasks receive it from this task\n");
+    }
     out.push_str("\nedges\n");
     if plan.edges.is_empty() {
         out.push_str("  (none: every task is independent)\n");
     }
     for e in &plan.edges {
-        let what = if e.values.is_empty() {
-            "(after)".to_string()
-        } else {
-            e.values.join(", ")
+        // The notebook seeds a global random generator: each task starts from the
+        // states the one before it left (docs/running.md).
+        let random = plan
+            .task(&e.to)
+            .and_then(|t| t.random_state.as_ref())
+            .is_some_and(|r| r.from.as_deref() == Some(e.from.as_str()));
+        let what = match (e.values.is_empty(), random) {
+            (true, true) => "(random state)".to_string(),
+            (true, false) => "(after)".to_string(),
+            (false, true) => format!("{} (and random state)", e.values.join(", ")),
+            (false, false) => e.values.join(", "),
         };
         out.push_str(&format!(
             "  {} → {}  {}{}\n",

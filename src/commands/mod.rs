@@ -76,10 +76,12 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
         python_env: settings.python.clone(),
     });
     let output = nb_output(&nb).or(output);
+    let mut diags = built.diagnostics;
+    diagnostics::locate(&mut diags, &nb);
     Loaded {
         notebook: Some(nb),
         plan: Some(built.plan),
-        diagnostics: built.diagnostics,
+        diagnostics: diags,
         output,
     }
 }
@@ -137,6 +139,21 @@ pub fn secret_diagnostics(path: &Path, nb: &crate::notebook::Notebook) -> Vec<Di
             );
         }
     }
+    diagnostics::locate(&mut out, nb);
+    // The line is quoted only when masking can hide the value on it (a value spread
+    // over lines is not recognised line by line).
+    for d in &mut out {
+        if let Some(shown) = d.location.shown.as_deref_mut() {
+            if shown
+                .source_line
+                .as_deref()
+                .is_some_and(|l| crate::analysis::find_secrets(l).is_empty())
+            {
+                shown.source_line = None;
+            }
+        }
+    }
+    mask_first_lines(&mut out);
     out
 }
 
@@ -154,11 +171,24 @@ pub fn guard_secrets(loaded: &mut Loaded, path: &Path, allow: bool) {
     mask_first_lines(&mut loaded.diagnostics);
 }
 
-/// A cell's first line, shown to locate it, must not carry a secret.
+/// A cell's first line, shown to locate it, and the line a diagnostic quotes must not
+/// carry a secret.
 pub fn mask_first_lines(diags: &mut [Diagnostic]) {
     for d in diags {
-        if let Some(first) = &d.location.cell_first_line {
-            d.location.cell_first_line = Some(mask_line(first));
+        let loc = &mut d.location;
+        if let Some(first) = &mut loc.cell_first_line {
+            *first = mask_line(first);
+        }
+        // The cell's other tags are shown beside the one a diagnostic is about.
+        if let Some(shown) = loc.shown.as_deref_mut() {
+            for line in shown
+                .source_line
+                .iter_mut()
+                .chain(shown.tag.iter_mut())
+                .chain(shown.cell_tags.iter_mut())
+            {
+                *line = mask_line(line);
+            }
         }
     }
 }

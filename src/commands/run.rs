@@ -117,6 +117,8 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             jobs: args.jobs,
             no_cache: false,
             platform: None,
+            // The rehearsal runs the images on the Docker Engine: built there too.
+            engine: Some(crate::cli::BuildEngine::Docker),
             pip_index_url: std::env::var("PIP_INDEX_URL").ok(),
             pip_extra_index_url: std::env::var("PIP_EXTRA_INDEX_URL").ok(),
             pip_cert: std::env::var_os("PIP_CERT").map(PathBuf::from),
@@ -168,6 +170,7 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         rehearsal = Some(std::sync::Arc::new(exec::RehearsalRun {
             pods: r.tasks,
             volumes,
+            one_pod: target.one_pod(),
         }));
     }
     let cfg = RunConfig {
@@ -176,14 +179,19 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         data,
         runs,
         workdir: absolute(nb_dir)?,
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            })
-            .max(1),
+        // One pod's containers run one at a time, in the order it lists them (which is
+        // the order one job at a time starts them in: see emit::job::order).
+        jobs: if target.is_some_and(|t| t.one_pod()) {
+            1
+        } else {
+            args.jobs
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                })
+                .max(1)
+        },
         only: args.only.clone(),
         params,
         cells,

@@ -57,7 +57,7 @@ mod stdlib;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crate::analysis::{parse_pip_args, CellFacts, CellMagic, EscapeKind, Import};
+use crate::analysis::{install_commands, CellFacts, CellMagic, EscapeKind, Import, InstallCommand};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::notebook::Notebook;
 use crate::plan::Requirement;
@@ -272,6 +272,7 @@ struct Ctx<'a> {
     locals: local::Locals,
     unpinned: BTreeSet<String>,
     removed_seen: HashSet<String>,
+    rejected_seen: HashSet<(usize, String)>,
     diags: Vec<Diagnostic>,
     task_names: Vec<String>,
 }
@@ -344,6 +345,7 @@ impl<'a> Ctx<'a> {
             locals,
             unpinned: BTreeSet::new(),
             removed_seen: HashSet::new(),
+            rejected_seen: HashSet::new(),
             diags,
             task_names: Vec::new(),
         }
@@ -366,7 +368,7 @@ impl<'a> Ctx<'a> {
         source: String,
     ) -> Requirement {
         let (line, pin_source) = if let Some(s) = explicit.filter(|s| !s.version.is_empty()) {
-            (s.line(), "%pip install".to_string())
+            (s.line(), name_source.clone())
         } else if let Some(p) = self.pins.get(dist) {
             let extras = if extras.is_empty() {
                 p.extras.as_str()
@@ -409,32 +411,38 @@ impl<'a> Ctx<'a> {
         let mut locals: BTreeSet<String> = BTreeSet::new();
 
         // Explicit installs.
-        let mut explicit: Vec<(Spec, usize)> = Vec::new();
+        let mut explicit: Vec<(Spec, usize, String)> = Vec::new();
         let mut cells: Vec<usize> = input.prelude_cells.clone();
         cells.extend(&input.cells);
         for &c in &cells {
-            for (tool, args) in self.install_commands(c) {
-                let inst = pip::parse_install(&tool, &args);
+            for (shown, cmd) in self.install_commands(c) {
+                let inst = pip::parse_install(cmd.tool, &cmd.args);
                 for f in inst.files.iter() {
                     let mut specs = Vec::new();
                     let mut errors = Vec::new();
                     pip::read_requirements_file(&self.nb_dir.join(f), 0, &mut specs, &mut errors);
                     for e in errors {
-                        self.diags.push(self.at_cell(Diagnostic::new(Code::PipFileMissing, &self.nb.path, format!("`pip install -r {f}`: {e}")), c).with_help("the file's requirements are missing from the task; put the file next to the notebook"));
+                        self.diags.push(self.at_cell(Diagnostic::new(Code::PipFileMissing, &self.nb.path, format!("`{shown} -r {f}`: {e}")), c).with_help("the file's requirements are missing from the task; put the file next to the notebook"));
                     }
-                    explicit.extend(specs.into_iter().map(|s| (s, c)));
+                    explicit.extend(specs.into_iter().map(|s| (s, c, shown.clone())));
                 }
-                explicit.extend(inst.specs.into_iter().map(|s| (s, c)));
+                // Reported once per cell and word: a prelude cell is read for every task.
+                for (word, why) in inst.rejected {
+                    if self.rejected_seen.insert((c, word.clone())) {
+                        self.diags.push(self.at_cell(Diagnostic::new(Code::NotARequirement, &self.nb.path, format!("`{shown}` argument `{word}` is not a requirement: {why}")), c).with_help("it is left out of requirements.txt; write the requirement itself (`name==version`), or list it in a requirements file next to the notebook"));
+                    }
+                }
+                explicit.extend(inst.specs.into_iter().map(|s| (s, c, shown.clone())));
             }
         }
-        for (s, c) in &explicit {
+        for (s, c, shown) in &explicit {
             if let std::collections::btree_map::Entry::Vacant(e) = required.entry(s.key()) {
                 e.insert(self.requirement(
                     &s.name,
                     &s.extras,
                     Some(s),
-                    "%pip install".into(),
-                    format!("%pip install in cell {c}"),
+                    shown.clone(),
+                    format!("{shown} in cell {c}"),
                 ));
             }
         }
@@ -503,6 +511,18 @@ impl<'a> Ctx<'a> {
                 }
                 continue;
             }
+            let in_env = self
+                .env
+                .as_ref()
+                .is_some_and(|e| e.provider(&imp.module).is_some());
+            if let Some(py3) = stdlib::python2(&top).filter(|_| !in_env) {
+                // `try: import cPickle / except ImportError: import pickle` is the usual
+                // Python 2/3 fallback: nothing to report.
+                if !imp.optional {
+                    self.report_python2(&top, py3);
+                }
+                continue;
+            }
             let candidates: Vec<String> = if imp.names.is_empty() {
                 vec![imp.module.clone()]
             } else {
@@ -513,6 +533,9 @@ impl<'a> Ctx<'a> {
             };
             for m in candidates {
                 let (dist, name_source, spec) = self.name_for(&m, &explicit);
+                if name_source == "module name" && stdlib::is_generated_protobuf(&m) {
+                    continue;
+                }
                 let key = normalize(&dist);
                 if required.contains_key(&key) || (imp.optional && optional.contains_key(&key)) {
                     continue;
@@ -530,13 +553,17 @@ impl<'a> Ctx<'a> {
     }
 
     /// The distribution for module `m`, why, and the explicit install that provides it.
-    fn name_for(&self, m: &str, explicit: &[(Spec, usize)]) -> (String, String, Option<Spec>) {
+    fn name_for(
+        &self,
+        m: &str,
+        explicit: &[(Spec, usize, String)],
+    ) -> (String, String, Option<Spec>) {
         let row = names::lookup(m);
-        for (s, _) in explicit {
+        for (s, _, shown) in explicit {
             let by_env = self.env.as_ref().is_some_and(|e| e.provides(&s.name, m));
             let by_table = row.is_some_and(|r| r.all().any(|d| normalize(d) == s.key()));
             if by_env || by_table || (row.is_none() && names::name_matches(&s.name, m)) {
-                return (s.name.clone(), "%pip install".into(), Some(s.clone()));
+                return (s.name.clone(), shown.clone(), Some(s.clone()));
             }
         }
         if let Some(d) = self.env.as_ref().and_then(|e| e.provider(m)) {
@@ -564,42 +591,38 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    /// `(tool, args after install)` of every install command in cell `c`.
-    fn install_commands(&self, c: usize) -> Vec<(String, Vec<String>)> {
+    /// Every install command in cell `c`, with how it is written (`!pip3 install`).
+    fn install_commands(&self, c: usize) -> Vec<(String, InstallCommand)> {
         let mut out = Vec::new();
         let Some(Some(f)) = self.facts.get(c) else {
             return out;
         };
-        let mut push = |cmd: &str| {
-            if let Some(args) = parse_pip_args(cmd) {
-                let tool = cmd
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                out.push((tool, args));
+        let mut push = |prefix: &str, cmd: &str| {
+            for i in install_commands(cmd) {
+                out.push((format!("{prefix}{}", i.shown), i));
             }
         };
         if f.syntax_error.is_some() {
             for line in self.nb.cells[c].source.lines() {
                 let l = line.trim_start();
-                if let Some(cmd) = l.strip_prefix('!').or_else(|| l.strip_prefix('%')) {
-                    push(cmd);
+                if let Some(cmd) = l.strip_prefix('!') {
+                    push("!", cmd);
+                } else if let Some(cmd) = l.strip_prefix('%') {
+                    push("%", cmd);
                 }
             }
             return out;
         }
         for e in &f.escapes {
-            if matches!(
-                e.kind,
-                EscapeKind::Shell | EscapeKind::ShellCapture | EscapeKind::Magic
-            ) {
-                push(&e.value);
+            match e.kind {
+                EscapeKind::Shell | EscapeKind::ShellCapture => push("!", &e.value),
+                EscapeKind::Magic => push("%", &e.value),
+                _ => {}
             }
         }
         if let Some(CellMagic::Shell { .. }) = &f.cell_magic {
             for line in f.raw_body.lines() {
-                push(line.trim());
+                push("", line.trim());
             }
         }
         out
@@ -621,7 +644,13 @@ impl<'a> Ctx<'a> {
             Some(b) => (format!("the task installs `{b}`, which provides it; better, move off `{top}`"), format!("`{b}` is added in its place")),
             None => ("nothing on PyPI replaces it: the task will fail to import it; target an older Python or stop using it".to_string(), "no distribution provides it".to_string()),
         };
-        let mut d = Diagnostic::new(Code::RemovedStdlibModule, &self.nb.path, format!("`{top}` was removed from the standard library in Python {}; the tasks run Python {python}: {what}", r.removed_in)).with_help(help);
+        let d = Diagnostic::new(Code::RemovedStdlibModule, &self.nb.path, format!("`{top}` was removed from the standard library in Python {}; the tasks run Python {python}: {what}", r.removed_in)).with_help(help);
+        let d = self.at_first_import(d, top);
+        self.diags.push(d);
+    }
+
+    /// Points `d` at the first import of the top-level module `top`, when there is one.
+    fn at_first_import(&self, d: Diagnostic, top: &str) -> Diagnostic {
         let at = self.facts.iter().enumerate().find_map(|(c, f)| {
             f.as_ref()?
                 .imports
@@ -629,9 +658,30 @@ impl<'a> Ctx<'a> {
                 .find(|i| i.module.split('.').next() == Some(top))
                 .map(|i| (c, i.line))
         });
-        if let Some((c, line)) = at {
-            d = self.at_cell(d, c).at_line(line, None);
+        match at {
+            Some((c, line)) => self.at_cell(d, c).at_line(line, None),
+            None => d,
         }
+    }
+
+    fn report_python2(&mut self, top: &str, py3: &str) {
+        if !self.removed_seen.insert(top.to_string()) {
+            return;
+        }
+        let shown: Vec<String> = py3.split('/').map(|m| format!("`{m}`")).collect();
+        let d = Diagnostic::new(
+            Code::Python2Module,
+            &self.nb.path,
+            format!(
+                "`{top}` is a Python 2 standard-library module; Python 3 has {} instead",
+                shown.join(" and ")
+            ),
+        )
+        .with_help(format!(
+            "import {} (no distribution provides `{top}`, so the task would fail to import it)",
+            shown.join(" / ")
+        ));
+        let d = self.at_first_import(d, top);
         self.diags.push(d);
     }
 

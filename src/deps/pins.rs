@@ -141,6 +141,7 @@ fn lock_packages(text: &str) -> Result<Vec<Spec>, String> {
                 name: name.to_string(),
                 extras: String::new(),
                 version: format!("=={version}"),
+                marker: String::new(),
             });
         }
     }
@@ -161,6 +162,7 @@ fn pipfile_lock(text: &str) -> Result<Vec<Spec>, String> {
                     name: name.clone(),
                     extras: String::new(),
                     version: ver.to_string(),
+                    marker: String::new(),
                 });
             }
         }
@@ -222,6 +224,7 @@ fn pyproject(text: &str) -> Result<Vec<Spec>, String> {
                     name: name.clone(),
                     extras: String::new(),
                     version,
+                    marker: String::new(),
                 });
             }
         }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::names::normalize;
+use crate::analysis::ShellWord;
 
 /// One requirement as written by the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub struct Spec {
     pub extras: String,
     /// `==1.5.1`, `>=2,<3`, ` @ https://...`, or empty.
     pub version: String,
+    /// ` ; python_version < "3.10"` or empty.
+    pub marker: String,
 }
 
 impl Spec {
@@ -22,89 +25,80 @@ impl Spec {
     }
 
     pub fn line(&self) -> String {
-        format!("{}{}{}", self.name, self.extras, self.version)
+        format!(
+            "{}{}{}{}",
+            self.name, self.extras, self.version, self.marker
+        )
     }
 }
 
-/// Parses `name[extras] specifier ; marker` or `name @ url`; `None` for anything else.
+/// Parses a PEP 508 requirement (`name[extras] specifier ; marker`, `name @ url`), or a
+/// URL / archive naming its distribution with `#egg=`; `None` for anything else.
 pub fn parse_requirement(s: &str) -> Option<Spec> {
+    requirement(s).ok()
+}
+
+/// As [`parse_requirement`], with why a word is not a requirement.
+pub(super) fn requirement(s: &str) -> Result<Spec, String> {
     let s = s.split(" #").next().unwrap_or(s).trim();
-    let s = s.split(';').next().unwrap_or(s).trim();
     if s.is_empty() || s.starts_with('-') || s.starts_with('#') {
-        return None;
+        return Err("not a requirement".into());
     }
-    // `name @ url` (PEP 508 direct reference).
-    if let Some((n, url)) = s.split_once('@') {
-        let n = n.trim();
-        let (base, extras) = match n.split_once('[') {
-            Some((b, e)) => (b.trim(), format!("[{}", e.trim())),
-            None => (n, String::new()),
-        };
-        if !base.is_empty()
-            && base
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Some(Spec {
-                name: base.to_string(),
-                extras,
-                version: format!(" @ {}", url.trim()),
-            });
-        }
-    }
-    // A URL or a path: `git+https://...#egg=name`, `./pkg`, `pkg.whl`.
-    if s.contains("://")
-        || s.starts_with('.')
-        || s.starts_with('/')
-        || s.ends_with(".whl")
-        || s.ends_with(".tar.gz")
-        || s.ends_with(".zip")
-    {
+    // A URL or a path without a name: `git+https://...#egg=name`, `./pkg`, `pkg.whl`.
+    let unnamed = !s.contains(" @ ")
+        && !s.contains("@ ")
+        && (s.contains("://")
+            || s.starts_with('.')
+            || s.starts_with('/')
+            || s.ends_with(".whl")
+            || s.ends_with(".tar.gz")
+            || s.ends_with(".zip"));
+    if unnamed {
         let egg = s
             .split("#egg=")
             .nth(1)
             .map(|e| e.split('&').next().unwrap_or(e).to_string());
-        return egg.map(|name| Spec {
-            name,
-            extras: String::new(),
-            version: format!(" @ {s}"),
-        });
+        return egg
+            .map(|name| Spec {
+                name,
+                extras: String::new(),
+                version: format!(" @ {s}"),
+                marker: String::new(),
+            })
+            .ok_or_else(|| "a URL or path that does not name its distribution (#egg=)".into());
     }
+    let r: pep508_rs::Requirement = s
+        .parse()
+        .map_err(|e: pep508_rs::Pep508Error| e.message.to_string())?;
+    // The name as written: PEP 508 names are ASCII letters, digits, `-`, `_` and `.`.
     let end = s
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         .unwrap_or(s.len());
-    let name = &s[..end];
-    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let mut rest = s[end..].trim_start();
-    let mut extras = String::new();
-    if rest.starts_with('[') {
-        let close = rest.find(']')?;
-        let list: Vec<&str> = rest[1..close]
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .collect();
-        if !list.is_empty() {
-            extras = format!("[{}]", list.join(","));
-        }
-        rest = rest[close + 1..].trim_start();
-    }
-    let version = if let Some(url) = rest.strip_prefix('@') {
-        format!(" @ {}", url.trim())
+    let extras = if r.extras.is_empty() {
+        String::new()
     } else {
-        let v: String = rest.chars().filter(|c| !c.is_whitespace()).collect();
-        let v = v.trim_start_matches('(').trim_end_matches(')').to_string();
-        if !v.is_empty() && !v.starts_with(['=', '<', '>', '!', '~']) {
-            return None;
-        }
-        v
+        let e: Vec<String> = r.extras.iter().map(ToString::to_string).collect();
+        format!("[{}]", e.join(","))
     };
-    Some(Spec {
-        name: name.to_string(),
+    let version = match &r.version_or_url {
+        None => String::new(),
+        Some(pep508_rs::VersionOrUrl::VersionSpecifier(v)) => v
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(pep508_rs::VersionOrUrl::Url(u)) => format!(" @ {u}"),
+    };
+    let marker = r
+        .marker
+        .contents()
+        .map(|m| format!(" ; {m}"))
+        .unwrap_or_default();
+    Ok(Spec {
+        name: s[..end].to_string(),
         extras,
         version,
+        marker,
     })
 }
 
@@ -116,6 +110,8 @@ pub(super) struct Install {
     pub files: Vec<String>,
     /// `-c FILE` paths.
     pub constraints: Vec<String>,
+    /// Words that are not requirements, and why.
+    pub rejected: Vec<(String, String)>,
 }
 
 /// pip options that take a value (the value is the next word unless given with `=`).
@@ -172,19 +168,28 @@ const CONDA_VALUED: &[&str] = &[
     "--override-channels-file",
 ];
 
-/// `tool` is the first word of the command (`pip`, `conda`, `python`...); `args` are the
-/// words after `install`.
-pub(super) fn parse_install(tool: &str, args: &[String]) -> Install {
-    let conda = matches!(tool, "conda" | "mamba" | "micromamba");
+/// `tool` is `pip` or `conda` ([`crate::analysis::InstallCommand::tool`]); `args` are
+/// the words after `install`.
+pub(super) fn parse_install(tool: &str, args: &[ShellWord]) -> Install {
+    let conda = tool == "conda";
     let mut out = Install::default();
     let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let a = a.as_str();
+    while let Some(w) = it.next() {
+        let a = w.text.as_str();
         if a.starts_with('-') {
-            let (opt, inline) = match a.split_once('=') {
+            let (mut opt, mut inline) = match a.split_once('=') {
                 Some((o, v)) => (o, Some(v.to_string())),
                 None => (a, None),
             };
+            // `-rreqs.txt`: a short option with its value attached.
+            if inline.is_none() && !a.starts_with("--") && a.len() > 2 && a.is_char_boundary(2) {
+                let short = &a[..2];
+                let valued = if conda { CONDA_VALUED } else { VALUED };
+                if valued.contains(&short) {
+                    opt = short;
+                    inline = Some(a[2..].to_string());
+                }
+            }
             let valued = if conda {
                 CONDA_VALUED.contains(&opt)
             } else {
@@ -193,7 +198,9 @@ pub(super) fn parse_install(tool: &str, args: &[String]) -> Install {
             if !valued {
                 continue;
             }
-            let value = inline.or_else(|| it.next().cloned()).unwrap_or_default();
+            let value = inline
+                .or_else(|| it.next().map(|w| w.text.clone()))
+                .unwrap_or_default();
             match (conda, opt) {
                 (false, "-r" | "--requirement") | (true, "--file") => out.files.push(value),
                 (false, "-c" | "--constraint") => out.constraints.push(value),
@@ -201,13 +208,20 @@ pub(super) fn parse_install(tool: &str, args: &[String]) -> Install {
             }
             continue;
         }
-        let spec = if conda {
-            parse_conda(a)
-        } else {
-            parse_requirement(a)
-        };
-        if let Some(s) = spec {
-            out.specs.push(s);
+        if w.dynamic {
+            out.rejected.push((
+                a.to_string(),
+                "its value is only known when the line runs (a variable or `{expr}`)".into(),
+            ));
+            continue;
+        }
+        if conda {
+            out.specs.extend(parse_conda(a));
+            continue;
+        }
+        match requirement(a) {
+            Ok(s) => out.specs.push(s),
+            Err(e) => out.rejected.push((a.to_string(), e)),
         }
     }
     out
@@ -240,6 +254,7 @@ pub(super) fn parse_conda(s: &str) -> Option<Spec> {
         name,
         extras: String::new(),
         version,
+        marker: String::new(),
     })
 }
 
@@ -337,6 +352,8 @@ pub(super) fn read_requirements_file(
                 read_requirements_file(&dir.join(rest.trim()), depth + 1, out, errors);
             }
         }
+        // Per-requirement options (`--hash=...`) follow the requirement.
+        let line = line.split(" --").next().unwrap_or(line);
         if let Some(s) = parse_requirement(line) {
             out.push(s);
         }

@@ -78,3 +78,44 @@ pub fn removed(top: &str, minor: u32) -> Option<Removed> {
     }
     None
 }
+
+const PYTHON2: &str = include_str!("python2.txt");
+
+/// The Python 3 replacement of `top` when it is a Python 2 standard-library module that
+/// Python 3 renamed or removed (`urllib2` → `urllib.request/urllib.error`).
+pub(super) fn python2(top: &str) -> Option<&'static str> {
+    PYTHON2.lines().find_map(|l| {
+        let (m, py3) = l.split_once(' ')?;
+        (!m.starts_with('#') && m == top).then_some(py3)
+    })
+}
+
+/// A generated protocol-buffers module (`*_pb2`, `*_pb2_grpc`): code made by `protoc`
+/// next to the project's sources, never a distribution of its own.
+pub(super) fn is_generated_protobuf(module: &str) -> bool {
+    module
+        .split('.')
+        .any(|p| p.ends_with("_pb2") || p.ends_with("_pb2_grpc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python2_names_and_protobuf_modules() {
+        assert_eq!(python2("urllib2"), Some("urllib.request/urllib.error"));
+        assert_eq!(python2("StringIO"), Some("io.StringIO"));
+        assert_eq!(python2("cPickle"), Some("pickle"));
+        assert_eq!(python2("io"), None);
+        assert_eq!(python2("#"), None);
+        // Python 2 names are not in any Python 3 standard library.
+        for l in PYTHON2.lines().filter(|l| !l.starts_with('#')) {
+            let m = l.split(' ').next().unwrap();
+            assert!(!is_stdlib(m, 11), "{m}");
+        }
+        assert!(is_generated_protobuf("service_pb2"));
+        assert!(is_generated_protobuf("protos.service_pb2_grpc"));
+        assert!(!is_generated_protobuf("pb2tools"));
+    }
+}

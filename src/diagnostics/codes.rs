@@ -66,13 +66,13 @@ codes! {
     MalformedNotebook = "NB006", "malformed-notebook", Error;
 
     /// ## What it does
-    /// Warns about a cell that is not valid Python 3 (Python 2 `print x`, unfinished code,
-    /// a NUL character, more than 200 nested brackets, a syntax tree more than 256 levels
-    /// deep).
+    /// Reports a cell of a task (or an `imports`, `functions` or `parameters` cell) that
+    /// is not valid Python 3 (Python 2 `print x`, unfinished code, a NUL character, more
+    /// than 200 nested brackets, a syntax tree more than 256 levels deep).
     /// ## Why is this bad?
-    /// The cell cannot run in a task. It is left out of the task's code (a comment marks
-    /// where) and the rest of the notebook still converts. Fix the cell or tag it `skip`.
-    CellSyntaxError = "NB010", "cell-syntax-error", Warning;
+    /// The cell cannot become task code: the task would silently skip it. Fix the cell,
+    /// or tag it `skip` to leave it out (a `skip` cell is not reported).
+    CellSyntaxError = "NB010", "cell-syntax-error", Error;
     /// ## What it does
     /// Warns about an IPython magic nb2pipe does not know how to run outside IPython.
     /// ## Why is this bad?
@@ -122,6 +122,10 @@ codes! {
     /// ## What it does
     /// Reports an unknown `--profile` name.
     UnknownProfile = "NB028", "unknown-profile", Error;
+    /// ## What it does
+    /// Warns about a tag that has no effect where it is and is ignored, as Kale ignores
+    /// it: `prev:X` on a `skip` or `functions` cell.
+    IgnoredTag = "NB029", "ignored-tag", Warning;
 
     /// ## What it does
     /// Warns about an assignment in a `parameters` cell whose value is not a literal, or
@@ -163,7 +167,10 @@ codes! {
     /// ## Why is this bad?
     /// The committed pipeline no longer does what the notebook says.
     /// ## Instead
-    /// Run `nb2pipe check --fix NB` (or `nb2pipe convert NB`) and commit the result.
+    /// Run `nb2pipe check --fix NB` (or `nb2pipe convert NB`) and commit the result. Both
+    /// regenerate every target the bundle holds (listed in its `bundle.json`; for a bundle
+    /// without one, the target folders it has), and `check --fix` exits 0 when that fixed
+    /// everything.
     StaleBundle = "NB050", "stale-bundle", Error;
 
     /// ## What it does
@@ -179,6 +186,31 @@ codes! {
     /// The producing task would fail when it saves the value. Recreate it in the task that
     /// needs it, or pass what it was made from.
     UnserialisableValue = "NB102", "unserialisable-value", Warning;
+    /// ## What it does
+    /// Warns when the cells of one task are not together in notebook order (a `task:` tag
+    /// repeated further down) and a name crosses the other tasks' cells in between: a
+    /// later cell of the task binds or changes a name those cells read or bind, or the
+    /// task reads a name they bind or change.
+    /// ## Why is this bad?
+    /// A task runs all its cells in one go, so the cells in between no longer run between
+    /// them: the pipeline computes something else than the notebook.
+    /// ## Instead
+    /// Give the later cell its own task (`task:NAME`), or move it next to the task's other
+    /// cells.
+    ScatteredTask = "NB105", "scattered-task", Warning;
+    /// ## What it does
+    /// Warns about process-wide state that a later task does not get as the notebook's one
+    /// kernel had it: a framework's random generator seeded in one task (`torch.manual_seed`,
+    /// `tf.random.set_seed`), or a library-wide setting (`pd.set_option(...)`,
+    /// `warnings.filterwarnings(...)`, ...) that reads a task's value and so is not replayed
+    /// in later tasks (docs/running.md, "Process-wide state").
+    /// ## Why is this bad?
+    /// Later tasks draw other random numbers, or run with the library's defaults, and so
+    /// print or compute something else than the notebook did.
+    /// ## Instead
+    /// Seed the framework again in each task that draws from it; write the setting's value
+    /// into the statement, or move the statement and what it reads into an `imports` cell.
+    GlobalStateNotCarried = "NB106", "global-state-not-carried", Warning;
 
     /// ## What it does
     /// Warns about task requirements that nothing pins: no requirements.txt, lock file,
@@ -216,6 +248,22 @@ codes! {
     /// ## Why is this bad?
     /// The requirements the file lists are missing from the task's image.
     PipFileMissing = "NB205", "pip-requirements-file-missing", Warning;
+    /// ## What it does
+    /// Warns about a word of a `pip install` line that is not a requirement nb2pipe can
+    /// write: a variable (`$PKG`, IPython's `{pkg}`), or text that is not a PEP 508
+    /// requirement. Options and their values, redirections (`> /dev/null 2>&1`) and the
+    /// other commands of the line (`&&`, `;`, `|`) are not arguments of the install.
+    /// ## Why is this bad?
+    /// The task's image would lack what the notebook installed; the word is left out of
+    /// requirements.txt (where it would break `pip install -r`).
+    NotARequirement = "NB206", "not-a-requirement", Warning;
+    /// ## What it does
+    /// Warns about an import of a Python 2 standard-library module (`urllib2`,
+    /// `StringIO`, `cPickle`, `ConfigParser`, ...) and names its Python 3 equivalent.
+    /// ## Why is this bad?
+    /// No distribution provides it; the import fails in the task. An import inside
+    /// `try: ... except ImportError:` (the usual Python 2/3 fallback) is not reported.
+    Python2Module = "NB207", "python2-module", Warning;
     /// ## What it does
     /// Reports a value that a chosen target would rewrite: Argo substitutes `{{...}}` and
     /// Tekton `$(...)` inside any string of a workflow, and neither has an escape.

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 pub use codes::Code;
 
+use crate::notebook::{CellKind, Notebook};
+
 /// How bad a diagnostic is. Errors stop `convert`; warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +35,37 @@ pub struct Location {
     /// The cell's first non-empty line, so a reader can find the cell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cell_first_line: Option<String>,
+    /// How the notebook shows the cell, and what the diagnostic quotes from it (boxed:
+    /// most diagnostics are passed around without it).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<Box<Shown>>,
+}
+
+/// The cell as the notebook shows it, and the part a diagnostic points at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
+pub struct Shown {
+    /// 1-based position of the cell in the notebook as it is shown, markdown cells
+    /// included (`cell` + 1): what `cell N` means in the text output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell_number: Option<usize>,
+    /// 1-based position among the notebook's code cells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_cell: Option<usize>,
+    /// The cell's `In [n]` prompt number, when it has been run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_count: Option<u64>,
+    /// The cell's nbformat 4.5 `id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell_id: Option<String>,
+    /// The text of line `line` of the cell, quoted under the location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_line: Option<String>,
+    /// The cell tag the diagnostic is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The cell's tags, to show the one in `tag` among them.
+    #[serde(skip)]
+    pub cell_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +76,12 @@ pub struct Diagnostic {
     pub location: Location,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+}
+
+impl Location {
+    pub fn shown_mut(&mut self) -> &mut Shown {
+        self.shown.get_or_insert_with(Box::default)
+    }
 }
 
 impl Diagnostic {
@@ -68,6 +107,12 @@ impl Diagnostic {
     pub fn at_line(mut self, line: usize, column: Option<usize>) -> Self {
         self.location.line = Some(line);
         self.location.column = column;
+        self
+    }
+
+    /// About the cell tag `tag` (the cell is set with [`Diagnostic::at_cell`]).
+    pub fn at_tag(mut self, tag: &str) -> Self {
+        self.location.shown_mut().tag = Some(tag.to_string());
         self
     }
 
@@ -102,6 +147,38 @@ pub fn sort(diags: &mut [Diagnostic]) {
             ))
     });
     // The same finding reached twice (a tag seen by two passes) is reported once.
+}
+
+/// Fills in what lets a reader find the cell of each diagnostic (its position as the
+/// notebook shows it, its `In [n]`, its id) and quotes the line it points at. Done once
+/// per notebook rather than where each diagnostic is made.
+pub fn locate(diags: &mut [Diagnostic], nb: &Notebook) {
+    for d in diags {
+        let Some(cell) = d.location.cell.and_then(|i| nb.cells.get(i)) else {
+            continue;
+        };
+        let line = d.location.line;
+        let loc = d.location.shown_mut();
+        loc.cell_number = Some(cell.index + 1);
+        if cell.kind == CellKind::Code {
+            loc.code_cell = Some(
+                nb.cells[..=cell.index]
+                    .iter()
+                    .filter(|c| c.kind == CellKind::Code)
+                    .count(),
+            );
+        }
+        loc.execution_count = cell.execution_count;
+        loc.cell_id.clone_from(&cell.id);
+        if loc.source_line.is_none() {
+            loc.source_line = line
+                .and_then(|l| cell.source.lines().nth(l.checked_sub(1)?))
+                .map(str::to_string);
+        }
+        if loc.tag.is_some() {
+            loc.cell_tags.clone_from(&cell.tags);
+        }
+    }
 }
 
 pub fn has_errors(diags: &[Diagnostic]) -> bool {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements, Volume};
 
-use super::k8s::{Ctx, Subst};
+use super::k8s::{Ctx, Schedule, Subst};
 use super::pyrepr::{py_json, py_str};
 use super::{Bundle, EmitContext, Emitter, Note};
 use crate::plan::{Plan, Task};
@@ -22,6 +22,7 @@ struct DagInfo {
     version: &'static str,
     notebook: String,
     uses_affinity: bool,
+    uses_spark: bool,
     dag_kwargs: Vec<(String, String)>,
     tasks: Vec<TaskInfo>,
     edges: Vec<(String, String)>,
@@ -30,6 +31,8 @@ struct DagInfo {
 #[derive(Serialize)]
 struct TaskInfo {
     var: String,
+    /// `KubernetesPodOperator`, or `SparkKubernetesOperator` for a Spark task.
+    operator: &'static str,
     kwargs: Vec<(String, String)>,
 }
 
@@ -196,13 +199,30 @@ fn dag_info(plan: &Plan, notes: &mut Vec<Note>) -> DagInfo {
                 .unwrap_or(&format!("nb2pipe pipeline from {}", plan.notebook)),
         ),
     ));
+    let schedule = s.schedule.as_deref().and_then(|text| {
+        let refused = match Schedule::parse(text).map(|x| x.airflow()) {
+            Ok(Ok(e)) => return Some(e),
+            Ok(Err(r)) => r.0,
+            Err(e) => e,
+        };
+        notes.push(Note {
+            target: "airflow",
+            task: None,
+            error: true,
+            message: format!("{refused}; change the schedule or leave this target out"),
+        });
+        None
+    });
     dag.push(kv(
         "schedule",
-        s.schedule
-            .as_deref()
-            .map(py_str)
+        schedule
+            .as_ref()
+            .map(|e| py_str(&e.schedule))
             .unwrap_or_else(|| "None".into()),
     ));
+    let continuous = schedule
+        .as_ref()
+        .is_some_and(|e| e.schedule == "@continuous");
     let (y, m, d) = {
         let p: Vec<u32> = s
             .start_date
@@ -217,14 +237,30 @@ fn dag_info(plan: &Plan, notes: &mut Vec<Note>) -> DagInfo {
     };
     dag.push(kv(
         "start_date",
-        format!("pendulum.datetime({y}, {m}, {d}, tz=\"UTC\")"),
+        format!(
+            "pendulum.datetime({y}, {m}, {d}, tz={})",
+            // The DAG's zone is its start_date's: the cron runs in it.
+            match schedule.as_ref().and_then(|e| e.zone.as_deref()) {
+                Some(z) => py_str(z),
+                None => "\"UTC\"".into(),
+            }
+        ),
     ));
     dag.push(kv(
         "catchup",
         if s.catchup { "True" } else { "False" }.into(),
     ));
-    if let Some(n) = s.max_active_runs {
-        dag.push(kv("max_active_runs", n.to_string()));
+    match s.max_active_runs {
+        Some(n) if continuous && n > 1 => notes.push(Note {
+            target: "airflow",
+            task: None,
+            error: true,
+            message: format!("schedule `@continuous` runs one DAG run at a time; Airflow refuses max_active_runs {n} with it"),
+        }),
+        Some(n) => dag.push(kv("max_active_runs", n.to_string())),
+        // Airflow's default (16) is refused with @continuous.
+        None if continuous => dag.push(kv("max_active_runs", "1".into())),
+        None => {}
     }
     let mut tags = vec!["nb2pipe".to_string()];
     tags.extend(s.tags.iter().cloned());
@@ -252,15 +288,25 @@ fn dag_info(plan: &Plan, notes: &mut Vec<Note>) -> DagInfo {
     dag.push(kv("render_template_as_native_obj", "False".into()));
 
     let mut uses_affinity = false;
+    let mut uses_spark = false;
     let mut ctx = Ctx::new(plan, "airflow", Subst::None);
     let tasks = plan
         .tasks
         .iter()
         .map(|t| {
             let pod = pod_for(&mut ctx, t);
+            if let Some(spark) = crate::emit::spark::cluster(t) {
+                uses_spark = true;
+                return TaskInfo {
+                    var: var_name(t),
+                    operator: "SparkKubernetesOperator",
+                    kwargs: spark_kwargs(&mut ctx, t, spark, pod),
+                };
+            }
             uses_affinity |= pod.affinity.is_some();
             TaskInfo {
                 var: var_name(t),
+                operator: "KubernetesPodOperator",
                 kwargs: operator_kwargs(plan, t, &pod),
             }
         })
@@ -275,9 +321,95 @@ fn dag_info(plan: &Plan, notes: &mut Vec<Note>) -> DagInfo {
         version: env!("CARGO_PKG_VERSION"),
         notebook: py_str(&plan.notebook),
         uses_affinity,
+        uses_spark,
         dag_kwargs: dag,
         tasks,
         edges,
+    }
+}
+
+/// A Spark task's SparkKubernetesOperator arguments: its SparkApplication as
+/// `template_spec`, a dict Airflow renders string by string.
+fn spark_kwargs(
+    ctx: &mut Ctx<'_>,
+    t: &Task,
+    spark: &crate::plan::Spark,
+    mut pod: Pod,
+) -> Vec<(String, String)> {
+    use crate::emit::spark;
+    let plan = ctx.plan;
+    if t.metrics {
+        ctx.cannot(
+            Some(&t.name),
+            "metrics: a Spark task's metrics stay in the driver's log (no XCom from a SparkApplication)",
+        );
+    }
+    // Only the pod operator reads this folder.
+    pod.volumes.retain(|v| v.name != XCOM_VOLUME);
+    if let Some(m) = pod.container.volume_mounts.as_mut() {
+        m.retain(|m| m.name != XCOM_VOLUME);
+    }
+    pod.container
+        .env
+        .get_or_insert_with(Vec::new)
+        .retain(|e| e.name != super::k8s::METRICS_ENV);
+    let name = spark::name(ctx, t);
+    let app = spark::application(ctx, t, spark, pod, name);
+    let value = serde_json::to_value(&app).expect("a SparkApplication serialises");
+    let s = &plan.settings;
+    let ts = &t.settings;
+    let mut kw: Vec<(String, String)> = Vec::new();
+    let mut k = |key: &str, v: String| kw.push((key.to_string(), v));
+    k("task_id", py_str(&t.name));
+    k("namespace", templated(&s.namespace));
+    k("template_spec", py_templated_json(&value, false));
+    if let Some(p) = &ts.pool {
+        k("pool", py_str(p));
+    }
+    if let Some(secs) = ts.timeout_seconds {
+        k(
+            "execution_timeout",
+            format!("datetime.timedelta(seconds={secs})"),
+        );
+    }
+    k(
+        "startup_timeout_seconds",
+        s.startup_timeout_seconds.to_string(),
+    );
+    k("get_logs", "True".into());
+    k("delete_on_termination", "True".into());
+    kw
+}
+
+/// A Python literal of `v` whose strings render to themselves under Airflow's Jinja
+/// ([`templated`]), except the values of nb2pipe's own Jinja env vars; `jinja`: `v` is one.
+fn py_templated_json(v: &serde_json::Value, jinja: bool) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if jinja => py_str(s),
+        Value::String(s) => templated(s),
+        Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(|x| py_templated_json(x, false)).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(o) => {
+            let own = o
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| JINJA_ENV.contains(&n));
+            let items: Vec<String> = o
+                .iter()
+                .map(|(k, x)| {
+                    format!(
+                        "{}: {}",
+                        py_str(k),
+                        py_templated_json(x, own && k == "value")
+                    )
+                })
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        other => py_json(other),
     }
 }
 

@@ -93,7 +93,7 @@ enum Spec {
 #[serde(rename_all = "camelCase")]
 struct CronWorkflowSpec {
     schedules: Vec<String>,
-    timezone: &'static str,
+    timezone: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency_policy: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,6 +176,9 @@ struct Template {
     dag: Option<Dag>,
     #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<Container>,
+    /// A Spark task: the SparkApplication the template creates and waits on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<Resource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     volumes: Option<Vec<Volume>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,6 +194,17 @@ struct Template {
     /// The pod's securityContext (the container's is in `container`).
     #[serde(skip_serializing_if = "Option::is_none")]
     security_context: Option<PodSecurityContext>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Resource {
+    action: &'static str,
+    /// Deleted with the Workflow.
+    set_owner_reference: bool,
+    success_condition: String,
+    failure_condition: String,
+    manifest: String,
 }
 
 #[derive(Serialize)]
@@ -238,9 +252,10 @@ impl WorkflowSpec {
             if !names.insert(t.name.as_str()) {
                 bail!("duplicate Argo template `{}`", t.name);
             }
-            if t.dag.is_some() == t.container.is_some() {
+            let kinds = [t.dag.is_some(), t.container.is_some(), t.resource.is_some()];
+            if kinds.iter().filter(|k| **k).count() != 1 {
                 bail!(
-                    "Argo template `{}` must be exactly one of dag or container",
+                    "Argo template `{}` must be exactly one of dag, container or resource",
                     t.name
                 );
             }
@@ -282,6 +297,53 @@ impl Emitter for Argo {
         out.add(format!("argo/{}.yaml", ctx.plan.pipeline), text);
         Ok(())
     }
+}
+
+/// A Spark task's template: creates its SparkApplication (a fresh name per run) and
+/// waits until the operator reports a final state.
+fn spark_template(
+    c: &mut Ctx<'_>,
+    t: &crate::plan::Task,
+    spark: &crate::plan::Spark,
+    name: String,
+    inputs: Option<Arguments>,
+    mut pod: k8s::Pod,
+) -> Result<Template> {
+    use crate::emit::spark;
+    if let DataStore::Volume { claim, .. } = &c.plan.settings.data {
+        pod.volumes.push(k8s::data_volume(claim));
+    }
+    if t.metrics {
+        c.cannot(
+            Some(&t.name),
+            "metrics: a Spark task's metrics stay in the driver's log (Argo reads outputs only from its own pods)",
+        );
+    }
+    let app_name = spark::name(c, t);
+    let mut app = spark::application(c, t, spark, pod, app_name.clone());
+    app.metadata.name = None;
+    app.metadata.generate_name = Some(format!("{app_name}-"));
+    let ts = &t.settings;
+    Ok(Template {
+        name,
+        inputs,
+        resource: Some(Resource {
+            action: "create",
+            set_owner_reference: true,
+            success_condition: format!(
+                "status.applicationState.state == {}",
+                spark::STATE_COMPLETED
+            ),
+            failure_condition: format!(
+                "status.applicationState.state in ({})",
+                spark::STATES_FAILED.join(",")
+            ),
+            manifest: k8s::yaml(&app)?,
+        }),
+        // The operator retries the application itself (restartPolicy).
+        active_deadline_seconds: ts.timeout_seconds,
+        ..Template::default()
+    })
 }
 
 fn document(c: &mut Ctx<'_>) -> Result<String> {
@@ -346,6 +408,10 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
                 .collect(),
             arguments: args,
         });
+        if let Some(spark) = crate::emit::spark::cluster(t) {
+            templates.push(spark_template(c, t, spark, template, inputs, pod)?);
+            continue;
+        }
         templates.push(Template {
             name: template,
             inputs,
@@ -418,7 +484,7 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         annotations: (!annotations.is_empty()).then_some(annotations),
         ..Default::default()
     };
-    let cron = s.schedule.as_deref().and_then(k8s::cron);
+    let cron = c.schedule(k8s::Schedule::argo);
     c.scheduling_dropped(cron.is_some());
     let doc = match cron {
         Some(cron) => {
@@ -428,8 +494,8 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
                 kind: "CronWorkflow",
                 metadata,
                 spec: Spec::Cron(Box::new(CronWorkflowSpec {
-                    schedules: vec![cron],
-                    timezone: "UTC",
+                    schedules: vec![cron.schedule],
+                    timezone: cron.zone.unwrap_or_else(|| "UTC".into()),
                     concurrency_policy: (s.max_active_runs == Some(1)).then_some("Forbid"),
                     workflow_metadata: Some(ObjectMeta {
                         labels: Some(k8s::own_labels(plan, None)),

@@ -166,6 +166,30 @@ impl<'p> Ctx<'p> {
         }
     }
 
+    /// The plan's schedule in the target's dialect (`dialect`, e.g. [`Schedule::argo`]);
+    /// an error note (NB301) when the target's engine would refuse it. `None`: no
+    /// schedule, or `@once` (a single run).
+    pub fn schedule(
+        &mut self,
+        dialect: fn(&Schedule) -> Result<Option<EngineSchedule>, Refused>,
+    ) -> Option<EngineSchedule> {
+        let text = self.plan.settings.schedule.as_deref()?;
+        let refused = match Schedule::parse(text) {
+            Ok(s) => match dialect(&s) {
+                Ok(e) => return e,
+                Err(r) => r.0,
+            },
+            Err(e) => e,
+        };
+        self.notes.push(Note {
+            target: self.target,
+            task: None,
+            error: true,
+            message: format!("{refused}; change the schedule or leave this target out"),
+        });
+        None
+    }
+
     /// A setting the target cannot express (a warning, NB302).
     pub fn cannot(&mut self, task: Option<&str>, message: impl Into<String>) {
         self.notes.push(Note {
@@ -237,6 +261,7 @@ pub fn data_env(plan: &Plan) -> &str {
     }
 }
 
+pub use crate::plan::schedule::{EngineSchedule, Refused, Schedule};
 pub use crate::pod::{affinity, pod, EnvSpec, Pod};
 
 /// A parameter's default as the text a target passes: strings as they are, everything
@@ -248,21 +273,14 @@ pub fn param_text(p: &crate::plan::Parameter) -> String {
     }
 }
 
-/// A schedule as a 5-field cron expression (`None`: `@once`, one run, no schedule).
+/// A schedule as a Kubernetes CronJob's 5-field cron expression (`None`: `@once`, or a
+/// schedule the Kubernetes dialect refuses, which [`Ctx::schedule`] reports).
 pub fn cron(schedule: &str) -> Option<String> {
-    Some(
-        match schedule {
-            "@once" => return None,
-            "@hourly" => "0 * * * *",
-            "@daily" | "@midnight" => "0 0 * * *",
-            "@weekly" => "0 0 * * 0",
-            "@monthly" => "0 0 1 * *",
-            "@quarterly" => "0 0 1 */3 *",
-            "@yearly" | "@annually" => "0 0 1 1 *",
-            other => other,
-        }
-        .to_string(),
-    )
+    Schedule::parse(schedule)
+        .ok()?
+        .cron_job()
+        .ok()?
+        .map(|e| e.schedule)
 }
 
 /// The env var a parameter travels in.
@@ -479,7 +497,10 @@ pub fn config_map_skeletons(plan: &Plan) -> Option<String> {
 }
 
 /// The plain objects under `k8s/`, for every target.
-pub struct Objects;
+pub struct Objects {
+    /// Write the data store's claim (a Job alone passes values on its own emptyDir).
+    pub claim: bool,
+}
 
 impl Emitter for Objects {
     fn name(&self) -> &'static str {
@@ -488,7 +509,7 @@ impl Emitter for Objects {
 
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
         let plan = ctx.plan;
-        if let Some(p) = pvc(plan) {
+        if let Some(p) = pvc(plan).filter(|_| self.claim) {
             out.add(format!("k8s/{}-pvc.yaml", plan.pipeline), yaml(&p)?);
         }
         if ctx.options.skeletons {

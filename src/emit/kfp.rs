@@ -954,7 +954,16 @@ fn documents(c: &mut Ctx<'_>) -> Result<String> {
     }
     // `@once` is what a run is.
     if let Some(sch) = s.schedule.as_deref().filter(|x| *x != "@once") {
-        c.cannot(None, format!("schedule `{sch}`: KFP schedules are recurring runs created through its API, not part of the pipeline spec"));
+        let how = match k8s::Schedule::parse(sch).map(|x| x.kfp()) {
+            Ok(Ok(Some(e))) => format!(
+                "; create one with cron `{}` (6 fields, seconds first){}",
+                e.schedule,
+                e.zone.map(|z| format!(" in zone {z}")).unwrap_or_default()
+            ),
+            Ok(Err(r)) => format!("; {r}"),
+            _ => String::new(),
+        };
+        c.cannot(None, format!("schedule `{sch}`: KFP schedules are recurring runs created through its API, not part of the pipeline spec{how}"));
     }
     let spec = PipelineSpec {
         components,

@@ -3,9 +3,11 @@
 
 pub mod airflow;
 pub mod argo;
+pub mod job;
 pub mod k8s;
 pub mod kfp;
 pub mod pyrepr;
+pub mod spark;
 pub mod task_code;
 pub mod tekton;
 pub mod templates;
@@ -89,6 +91,7 @@ pub fn targets() -> Vec<Box<dyn Emitter>> {
         Box::new(argo::Argo),
         Box::new(tekton::Tekton),
         Box::new(kfp::Kfp),
+        Box::new(job::Job),
     ]
 }
 
@@ -119,9 +122,12 @@ pub fn bundle_with(
     };
     task_code::TaskFiles.emit(&ctx, &mut out)?;
     let mut any = false;
+    // Only the Job target can pass values without the claim (on its pod's emptyDir).
+    let mut claim = false;
     for t in targets() {
         if chosen.iter().any(|c| c == t.name() || c == "all") {
             any = true;
+            claim |= t.name() != "job" || !job::uses_empty_dir(plan);
             t.emit(&ctx, &mut out).map_err(|e| {
                 e.context(format!(
                     "the `{}` emitter failed (an nb2pipe bug)",
@@ -131,7 +137,7 @@ pub fn bundle_with(
         }
     }
     if any {
-        k8s::Objects
+        k8s::Objects { claim }
             .emit(&ctx, &mut out)
             .map_err(|e| e.context("the `k8s` emitter failed (an nb2pipe bug)"))?;
     }

@@ -246,7 +246,23 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
     let mut out = String::new();
     let mut map = Vec::new();
     let mut line = first_line;
-    for chunk in &task.code {
+    // The global random states: restored where the previous task's end is reached
+    // (runtime lines map to no cell), saved after the last cell.
+    let restore = task.random_state.as_ref().and_then(|r| {
+        r.from.as_ref().map(|f| {
+            (
+                r.restore_at,
+                format!("_nb2pipe.restore_random_state({})\n", py_str(f)),
+            )
+        })
+    });
+    for (i, chunk) in task.code.iter().enumerate() {
+        if let Some((at, call)) = &restore {
+            if *at == i {
+                out.push_str(call);
+                line += 1;
+            }
+        }
         let header = if chunk.prelude {
             format!(
                 "# --- cell {}, line {} (prelude)",
@@ -291,6 +307,14 @@ pub fn task_body(task: &Task, first_line: usize) -> (String, Vec<(usize, usize, 
             out.push('\n');
         }
         line += n;
+    }
+    if let Some((at, call)) = &restore {
+        if *at >= task.code.len() {
+            out.push_str(call);
+        }
+    }
+    if task.random_state.as_ref().is_some_and(|r| r.to.is_some()) {
+        out.push_str("_nb2pipe.save_random_state()\n");
     }
     (out.trim_end_matches('\n').to_string(), map)
 }

@@ -52,6 +52,9 @@ pub struct RunConfig {
 pub struct RehearsalRun {
     pub pods: Vec<crate::rehearse::Prepared>,
     pub volumes: crate::rehearse::docker::RunVolumes,
+    /// The tasks are the containers of one pod (a Job): a failed one ends the pod, so
+    /// nothing after it runs.
+    pub one_pod: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +265,15 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
         // Start what is ready, in plan order; skip what can no longer run.
         for &i in &selected {
             if records[i].state != State::Waiting {
+                continue;
+            }
+            let pod_failed = cfg.rehearsal.as_ref().is_some_and(|r| r.one_pod)
+                && records.iter().any(|r| r.state == State::Failed);
+            if pod_failed {
+                records[i].state = State::Skipped;
+                records[i].reason =
+                    Some("an earlier container of the pod failed, which ends the pod".into());
+                display.update(&plan.tasks[i].name, State::Skipped, None);
                 continue;
             }
             if let Some(&u) = upstream[i]

@@ -32,6 +32,10 @@ pub struct Cell {
     pub tags: Vec<String>,
     /// `metadata.nb2pipe` of the cell: structured settings.
     pub settings: Option<serde_json::Value>,
+    /// The `In [n]` number of a code cell that was run.
+    pub execution_count: Option<u64>,
+    /// The cell's `id` (nbformat 4.5).
+    pub id: Option<String>,
 }
 
 impl Cell {
@@ -179,6 +183,15 @@ fn from_raw(path: &Path, raw: schema::RawNotebook) -> Result<Notebook, Diagnosti
             source: c.source.into_string(),
             tags: c.metadata.tags,
             settings: c.metadata.nb2pipe,
+            execution_count: c
+                .execution_count
+                .as_ref()
+                .and_then(serde_json::Value::as_u64),
+            id: c
+                .id
+                .as_ref()
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
         })
         .collect();
     if !cells

@@ -48,6 +48,11 @@ pub(super) struct RawCell {
     pub(super) source: Source,
     #[serde(default)]
     pub(super) metadata: RawCellMeta,
+    // Read leniently: a wrong type here must not make the notebook unreadable.
+    #[serde(default)]
+    pub(super) execution_count: Option<serde_json::Value>,
+    #[serde(default)]
+    pub(super) id: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]

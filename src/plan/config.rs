@@ -46,7 +46,17 @@ fn read_toml(path: &Path, pyproject: bool) -> Result<Option<PipelineLayer>, Diag
             format!("cannot read {}: {e}", path.display()),
         )
     })?;
-    let value: toml::Table = toml::from_str(&text).map_err(|e| toml_diag(path, &text, &e))?;
+    parse_project_toml(path, &text, pyproject)
+}
+
+/// The settings in a project file's text (`pyproject`: under `[tool.nb2pipe]`, `None`
+/// when that table is absent); `path` only names the file in diagnostics.
+pub fn parse_project_toml(
+    path: &Path,
+    text: &str,
+    pyproject: bool,
+) -> Result<Option<PipelineLayer>, Diagnostic> {
+    let value: toml::Table = toml::from_str(text).map_err(|e| toml_diag(path, text, &e))?;
     let table = if pyproject {
         match value.get("tool").and_then(|t| t.get("nb2pipe")) {
             Some(t) => t.clone(),

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod config;
 pub mod files;
+pub mod schedule;
 pub mod settings;
 pub mod tags;
 pub mod values;
@@ -86,6 +87,10 @@ pub enum DataStore {
         #[serde(default = "default_access_mode")]
         access_mode: String,
         mount_path: String,
+        /// `data.url` names the claim (the default claim is implied): the Job target
+        /// passes values on it rather than on the pod's own emptyDir.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        explicit: bool,
     },
     /// S3-compatible object storage.
     S3 {
@@ -126,9 +131,14 @@ pub struct Task {
     pub inputs: Vec<Input>,
     /// Values saved after the task's code for downstream tasks.
     pub outputs: Vec<String>,
+    /// Outputs the task received and may change in place (docs/running.md): later tasks
+    /// receive them from this task, not from the one that bound them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
     /// Pipeline parameters the task reads.
     pub parameters: Vec<String>,
-    /// Prelude statements (`imports`/`functions` cells) the task runs first.
+    /// Prelude statements (`imports`/`functions` cells) the task runs first, and the
+    /// settings (with their imports) replayed from earlier tasks' cells.
     pub prelude: Vec<StmtRef>,
     /// Top-level modules the task's code (and its prelude) imports.
     pub imports: Vec<String>,
@@ -146,6 +156,11 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<DataFile>,
     pub metrics: bool,
+    /// The global random generators' states carried from task to task, as the one
+    /// kernel would have advanced them (`None`: nothing before or in this task seeds
+    /// them, or no other task follows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_state: Option<RandomCarry>,
     pub settings: TaskSettings,
     pub image: Image,
     /// The task's code, split into chunks (not in plan.json; see emit::task_code).
@@ -155,6 +170,21 @@ pub struct Task {
     /// files small enough for the image (not in plan.json; see [`files`]).
     #[serde(skip)]
     pub copies: Vec<FileCopy>,
+}
+
+/// Where a task's global random states come from and go to (docs/running.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RandomCarry {
+    /// The task whose states this task restores before its own cells (`None`: the first
+    /// seeded task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The task that restores the states this task saves at its end (`None`: the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// How many chunks of the task's code run before the restore (not in plan.json).
+    #[serde(skip)]
+    pub restore_at: usize,
 }
 
 /// A data file the task's code opens, relative to the notebook's folder.
@@ -265,6 +295,39 @@ pub struct TaskSettings {
     /// User, group and fsGroup of the pod; read-only root file system.
     #[serde(default)]
     pub security: Security,
+    /// A Spark task (the `spark` tag): how its driver and executors run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spark: Option<Spark>,
+}
+
+/// Spark defaults (docs/settings.md): Spark's own for driver and executor sizes.
+pub const DEFAULT_SPARK_VERSION: &str = "3.5.3";
+
+/// How a Spark task runs (docs/targets.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Spark {
+    /// `None`: a SparkApplication (driver and executor pods); `Some(master)`: Spark
+    /// inside the task's own pod, `local[N]` or `local[*]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    pub version: String,
+    /// The image the task's image is built from (`None`: the pipeline's base image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub driver: SparkPod,
+    pub executor: SparkPod,
+    pub executor_instances: u32,
+    /// `spark-conf:` entries, by key.
+    pub conf: BTreeMap<String, String>,
+}
+
+/// The size of a Spark driver or executor (Spark's size format: `1g`, `512m`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SparkPod {
+    pub cores: u32,
+    pub memory: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_overhead: Option<String>,
 }
 
 /// The pod's securityContext settings (the rest of Pod Security "restricted" is fixed).

@@ -46,6 +46,66 @@ pub struct TaskLayer {
     pub run_as_group: Option<i64>,
     pub fs_group: Option<i64>,
     pub read_only_root_filesystem: Option<bool>,
+    /// Which imports of the `imports`/`functions` cells a task runs (default: all).
+    pub imports: Option<ImportsMode>,
+    /// Spark: what makes a task a Spark task and how its driver and executors run.
+    #[serde(default)]
+    pub spark: SparkLayer,
+}
+
+/// `all`: every import of the prelude cells before the task, as the kernel ran them
+/// (imports register accessors and plugins); `used`: only those whose names the task
+/// (or a prelude statement it runs) reads.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportsMode {
+    All,
+    Used,
+}
+
+/// Spark settings of a task (docs/settings.md); every field optional, merged key by key.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SparkLayer {
+    /// `true`: a Spark task (the `spark` tag).
+    pub enabled: Option<bool>,
+    /// `cluster` (a SparkApplication), `local` or `local[N]` (Spark inside the task's pod).
+    pub mode: Option<String>,
+    pub version: Option<String>,
+    /// The image the Spark task's image is built from.
+    pub image: Option<String>,
+    pub driver_cores: Option<u32>,
+    pub driver_memory: Option<String>,
+    pub driver_memory_overhead: Option<String>,
+    pub executor_instances: Option<u32>,
+    pub executor_cores: Option<u32>,
+    pub executor_memory: Option<String>,
+    pub executor_memory_overhead: Option<String>,
+    #[serde(default)]
+    pub conf: BTreeMap<String, String>,
+}
+
+impl SparkLayer {
+    fn over(&self, low: &SparkLayer) -> SparkLayer {
+        let s = |h: &Option<String>, l: &Option<String>| h.clone().or_else(|| l.clone());
+        SparkLayer {
+            enabled: self.enabled.or(low.enabled),
+            mode: s(&self.mode, &low.mode),
+            version: s(&self.version, &low.version),
+            image: s(&self.image, &low.image),
+            driver_cores: self.driver_cores.or(low.driver_cores),
+            driver_memory: s(&self.driver_memory, &low.driver_memory),
+            driver_memory_overhead: s(&self.driver_memory_overhead, &low.driver_memory_overhead),
+            executor_instances: self.executor_instances.or(low.executor_instances),
+            executor_cores: self.executor_cores.or(low.executor_cores),
+            executor_memory: s(&self.executor_memory, &low.executor_memory),
+            executor_memory_overhead: s(
+                &self.executor_memory_overhead,
+                &low.executor_memory_overhead,
+            ),
+            conf: merge_map(&low.conf, &self.conf),
+        }
+    }
 }
 
 /// A duration as seconds or as text (`30m`).
@@ -159,6 +219,8 @@ impl TaskLayer {
             read_only_root_filesystem: self
                 .read_only_root_filesystem
                 .or(low.read_only_root_filesystem),
+            imports: self.imports.or(low.imports),
+            spark: self.spark.over(&low.spark),
         }
     }
 }

@@ -80,6 +80,11 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
         "skip" => return Ok(CellTag::Role(Role::Skip)),
         "metrics" | "pipeline-metrics" => return Ok(CellTag::Metrics),
         "block:" | "block" => return Ok(CellTag::Continue),
+        "spark" => {
+            let mut layer = TaskLayer::default();
+            layer.spark.enabled = Some(true);
+            return Ok(CellTag::Setting(Box::new(layer)));
+        }
         _ => {}
     }
     let Some((key, value)) = t.split_once(':') else {
@@ -183,6 +188,21 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
                 None => Err(format!("write `{key}:KEY=VALUE`")),
             }
         }
+        "imports" => {
+            use crate::plan::settings::ImportsMode;
+            layer.imports = match value {
+                "used" => Some(ImportsMode::Used),
+                "all" => Some(ImportsMode::All),
+                _ => None,
+            };
+            match layer.imports {
+                Some(_) => Ok(()),
+                None => Err(
+                    "write `imports:used` (only the imports the task reads) or `imports:all`"
+                        .into(),
+                ),
+            }
+        }
         "cache" => match value {
             "true" | "on" | "yes" => Ok(layer.cache = Some(true)),
             "false" | "off" | "no" => Ok(layer.cache = Some(false)),
@@ -191,6 +211,36 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
         "image-pull-policy" => match value {
             "Always" | "IfNotPresent" | "Never" => Ok(layer.image_pull_policy = Some(value.into())),
             _ => Err("one of Always, IfNotPresent, Never".into()),
+        },
+        "spark" => check_spark_mode(value).map(|()| {
+            layer.spark.enabled = Some(true);
+            layer.spark.mode = Some(value.into());
+        }),
+        "spark-version" => {
+            check_spark_version(value).map(|()| layer.spark.version = Some(value.into()))
+        }
+        "spark-image" => check_image(value).map(|()| layer.spark.image = Some(value.into())),
+        "spark-driver-cores" => check_cores(value).map(|n| layer.spark.driver_cores = Some(n)),
+        "spark-executor-cores" => check_cores(value).map(|n| layer.spark.executor_cores = Some(n)),
+        "spark-executor-instances" => {
+            check_cores(value).map(|n| layer.spark.executor_instances = Some(n))
+        }
+        "spark-driver-memory" => {
+            check_jvm_size(value).map(|()| layer.spark.driver_memory = Some(value.into()))
+        }
+        "spark-driver-memory-overhead" => {
+            check_jvm_size(value).map(|()| layer.spark.driver_memory_overhead = Some(value.into()))
+        }
+        "spark-executor-memory" => {
+            check_jvm_size(value).map(|()| layer.spark.executor_memory = Some(value.into()))
+        }
+        "spark-executor-memory-overhead" => check_jvm_size(value)
+            .map(|()| layer.spark.executor_memory_overhead = Some(value.into())),
+        "spark-conf" => match value.split_once('=') {
+            Some((k, v)) => check_spark_conf(k, v).map(|()| {
+                layer.spark.conf.insert(k.into(), v.into());
+            }),
+            None => Err("write `spark-conf:spark.KEY=VALUE`".into()),
         },
         _ => return unknown(suggest(key).map(|s| format!("did you mean `{s}:{value}`?"))),
     };
@@ -325,6 +375,17 @@ const KNOWN_KEYS: &[&str] = &[
     "metrics",
     "skip",
     "image-pull-policy",
+    "spark",
+    "spark-version",
+    "spark-image",
+    "spark-driver-cores",
+    "spark-driver-memory",
+    "spark-driver-memory-overhead",
+    "spark-executor-instances",
+    "spark-executor-cores",
+    "spark-executor-memory",
+    "spark-executor-memory-overhead",
+    "spark-conf",
 ];
 
 /// The closest known tag key, if one is close (edit distance ≤ 2).
@@ -415,6 +476,50 @@ mod tests {
         assert_eq!(
             parse_tag("mytool", &["mytool".to_string()]).unwrap(),
             CellTag::Ignored
+        );
+    }
+
+    #[test]
+    fn spark_tags() {
+        let CellTag::Setting(l) = ok("spark") else {
+            panic!()
+        };
+        assert_eq!(l.spark.enabled, Some(true));
+        assert_eq!(l.spark.mode, None);
+        let CellTag::Setting(l) = ok("spark:local[4]") else {
+            panic!()
+        };
+        assert_eq!(l.spark.mode.as_deref(), Some("local[4]"));
+        let CellTag::Setting(l) = ok("spark-executor-memory:4g") else {
+            panic!()
+        };
+        assert_eq!(l.spark.executor_memory.as_deref(), Some("4g"));
+        let CellTag::Setting(l) = ok("spark-executor-instances:3") else {
+            panic!()
+        };
+        assert_eq!(l.spark.executor_instances, Some(3));
+        let CellTag::Setting(l) = ok("spark-conf:spark.sql.shuffle.partitions=8") else {
+            panic!()
+        };
+        assert_eq!(l.spark.conf["spark.sql.shuffle.partitions"], "8");
+        let CellTag::Setting(l) = ok("spark-version:3.5.3") else {
+            panic!()
+        };
+        assert_eq!(l.spark.version.as_deref(), Some("3.5.3"));
+
+        let (unknown, msg, _) = parse_tag("spark-executor-memory:4Gi", &[]).unwrap_err();
+        assert!(!unknown && msg.contains("write `4g`"), "{msg}");
+        assert!(parse_tag("spark:local[0]", &[]).is_err());
+        assert!(parse_tag("spark:yarn", &[]).is_err());
+        assert!(parse_tag("spark-driver-cores:0", &[]).is_err());
+        assert!(parse_tag("spark-conf:sql.x=1", &[]).is_err());
+        assert!(parse_tag("spark-conf:spark.x", &[]).is_err());
+        assert!(parse_tag("spark-version:3.5", &[]).is_err());
+        let (unknown, _, help) = parse_tag("spark-executor-memroy:4g", &[]).unwrap_err();
+        assert!(unknown);
+        assert_eq!(
+            help.as_deref(),
+            Some("did you mean `spark-executor-memory:4g`?")
         );
     }
 }

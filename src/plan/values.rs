@@ -307,6 +307,75 @@ pub fn check_pool(v: &str) -> Result<(), String> {
     }
 }
 
+/// `cluster`, `local` or `local[N]` (N threads, `*` for one per core).
+pub fn check_spark_mode(v: &str) -> Result<(), String> {
+    let threads = v.strip_prefix("local[").and_then(|r| r.strip_suffix(']'));
+    match (v, threads) {
+        ("cluster" | "local", _) => Ok(()),
+        (_, Some("*")) => Ok(()),
+        (_, Some(n)) if n.parse::<u32>().is_ok_and(|n| n >= 1) => Ok(()),
+        _ => Err(format!(
+            "`{v}` is not a Spark mode: write `spark`, `spark:local`, `spark:local[4]` or `spark:cluster`"
+        )),
+    }
+}
+
+/// A Spark release, `3.5.3`.
+pub fn check_spark_version(v: &str) -> Result<(), String> {
+    let parts: Vec<&str> = v.split('.').collect();
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        Ok(())
+    } else {
+        Err(format!("`{v}` is not a Spark version like `3.5.3`"))
+    }
+}
+
+/// Cores and instances: a whole number from 1.
+pub fn check_cores(v: &str) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if (1..=i32::MAX as u32).contains(&n) => Ok(n),
+        _ => Err(format!("`{v}` is not a whole number from 1")),
+    }
+}
+
+/// Spark's own size format (JVM style: `512m`, `4g`), which Spark reads for
+/// `spark.driver.memory`; Kubernetes quantities (`4Gi`) are not understood by Spark.
+pub fn check_jvm_size(v: &str) -> Result<(), String> {
+    static SIZE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^(?i)[0-9]{1,12}(b|k|kb|m|mb|g|gb|t|tb)?$").unwrap());
+    if SIZE.is_match(v) {
+        return Ok(());
+    }
+    let hint = match v.strip_suffix('i') {
+        Some(k) if SIZE.is_match(k) => format!(
+            "; Spark sizes have no `i`: write `{}`",
+            k.to_ascii_lowercase()
+        ),
+        _ => String::new(),
+    };
+    Err(format!(
+        "`{v}` is not a Spark size like `512m` or `4g`{hint}"
+    ))
+}
+
+/// A Spark conf entry: `spark.` keys only (Hadoop settings are `spark.hadoop.*`).
+pub fn check_spark_conf(k: &str, v: &str) -> Result<(), String> {
+    let key_ok = k.len() > 6
+        && k.starts_with("spark.")
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !key_ok {
+        return Err(format!(
+            "`{k}` is not a Spark conf key: write `spark.KEY` (Hadoop settings as `spark.hadoop.KEY`)"
+        ));
+    }
+    check_text(v, &format!("spark conf `{k}`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,13 @@ pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
         let v = ctx.user(tn, &format!("env `{k}`"), v);
         env.push(plain_env(k, k8s_env_escape(&v)));
     }
+    if let Some(args) = crate::emit::spark::pod_submit_args(ctx, task) {
+        let args = ctx.user(tn, "Spark settings", &args);
+        env.push(plain_env(
+            crate::emit::spark::SUBMIT_ARGS_ENV,
+            k8s_env_escape(&args),
+        ));
+    }
     let mut mounts = Vec::new();
     let mut volumes = Vec::new();
     for sr in &s.secrets {

@@ -23,6 +23,9 @@ use crate::build::Engine;
 /// fresh Docker volume for the whole run (claim name → volume name).
 pub struct RunVolumes {
     pub claims: HashMap<String, String>,
+    /// A one-pod target's emptyDirs (volume name → Docker volume): they live as long as
+    /// the pod, so every container of the run shares them.
+    pub pod_volumes: HashMap<String, String>,
     /// An image every task has (for the helper containers that set ownership and
     /// export the data).
     pub helper_image: String,
@@ -56,6 +59,18 @@ pub fn create_volumes(
             }
         }
     }
+    let mut pod_volumes = HashMap::new();
+    if rehearsal.target.one_pod() {
+        for p in &rehearsal.tasks {
+            for v in p.pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+                if v.empty_dir.is_some() {
+                    pod_volumes
+                        .entry(v.name.clone())
+                        .or_insert_with(|| format!("nb2pipe-{run_key}-{}", v.name));
+                }
+            }
+        }
+    }
     let helper_image = rehearsal
         .tasks
         .first()
@@ -63,7 +78,7 @@ pub fn create_volumes(
         .unwrap_or_default();
     rt()?.block_on(async {
         let engine = Engine::connect().await?;
-        for vol in claims.values() {
+        for vol in claims.values().chain(pod_volumes.values()) {
             engine
                 .docker
                 .create_volume(VolumeCreateRequest {
@@ -81,6 +96,7 @@ pub fn create_volumes(
     })?;
     Ok(RunVolumes {
         claims,
+        pod_volumes,
         helper_image,
         data_claim,
         scratch,
@@ -92,7 +108,7 @@ pub fn remove_volumes(v: &RunVolumes) {
     if let Ok(rt) = rt() {
         rt.block_on(async {
             if let Ok(engine) = Engine::connect().await {
-                for vol in v.claims.values() {
+                for vol in v.claims.values().chain(v.pod_volumes.values()) {
                     let _ = engine
                         .docker
                         .remove_volume(vol, Some(RemoveVolumeOptions { force: true }))
@@ -327,6 +343,12 @@ async fn attempt_once(
         if let Some(c) = &v.persistent_volume_claim {
             let vol = vols.claims.get(&c.claim_name).cloned().unwrap_or_default();
             by_name.insert(v.name.clone(), (vol, false));
+        } else if let Some(vol) = v
+            .empty_dir
+            .as_ref()
+            .and_then(|_| vols.pod_volumes.get(&v.name))
+        {
+            by_name.insert(v.name.clone(), (vol.clone(), false));
         } else if v.empty_dir.is_some() {
             let vol = format!(
                 "{}-{}-{attempt}-{}",
@@ -513,7 +535,13 @@ fn write_secret_files(
 
 /// Copies the data claim's content into `dir`.
 pub fn export(vols: &RunVolumes, dir: &Path) -> Result<()> {
-    let Some(vol) = vols.data_claim.as_ref().and_then(|c| vols.claims.get(c)) else {
+    // A Job's values are on its pod's emptyDir.
+    let Some(vol) = vols
+        .data_claim
+        .as_ref()
+        .and_then(|c| vols.claims.get(c))
+        .or_else(|| vols.pod_volumes.get(crate::emit::k8s::DATA_VOLUME))
+    else {
         return Ok(());
     };
     let rt = rt()?;

@@ -19,6 +19,8 @@ pub enum Target {
     Argo,
     Tekton,
     Kfp,
+    /// One pod for the whole pipeline: each task is one of its containers.
+    Job,
 }
 
 impl Target {
@@ -28,6 +30,7 @@ impl Target {
             "argo" => Some(Target::Argo),
             "tekton" => Some(Target::Tekton),
             "kfp" => Some(Target::Kfp),
+            "job" => Some(Target::Job),
             _ => None,
         }
     }
@@ -38,10 +41,17 @@ impl Target {
             Target::Argo => "argo",
             Target::Tekton => "tekton",
             Target::Kfp => "kfp",
+            Target::Job => "job",
         }
     }
 
-    pub const NAMES: &'static [&'static str] = &["airflow", "argo", "tekton", "kfp"];
+    pub const NAMES: &'static [&'static str] = &["airflow", "argo", "tekton", "kfp", "job"];
+
+    /// Whether every task is a container of one pod, run one after the other on the
+    /// pod's shared volumes (a failed container ends the pod).
+    pub fn one_pod(self) -> bool {
+        self == Target::Job
+    }
 }
 
 /// The run id the engine would give a run started now, and the text it substitutes
@@ -74,8 +84,8 @@ impl EngineRun {
             // A run triggered by hand: `manual__` and the logical date.
             Target::Airflow => format!("manual__{}", iso_now()),
             // `{{workflow.uid}}`, `$(context.pipelineRun.uid)`, `{{$.pipeline_job_uuid}}`:
-            // the run object's UID.
-            Target::Argo | Target::Tekton | Target::Kfp => uuid4(),
+            // the run object's UID; a Job's tasks read their pod's UID.
+            Target::Argo | Target::Tekton | Target::Kfp | Target::Job => uuid4(),
         };
         EngineRun {
             run_id,
@@ -137,8 +147,27 @@ pub fn emitted_pod(target: Target, plan: &Plan, task: &Task) -> (K8sPod, Vec<Not
                 });
             (pod, ctx.notes)
         }
+        Target::Job => {
+            let mut ctx = Ctx::new(plan, "job", Subst::None);
+            let pod = job_container_pod(&mut ctx, task);
+            return (pod, ctx.notes);
+        }
     };
     (pod.to_k8s(plan), notes)
+}
+
+/// The Job's pod with only `task`'s container (an init container or the main one) as
+/// its container: what the kubelet runs for that task, with the pod's volumes and
+/// securityContext.
+fn job_container_pod(ctx: &mut Ctx<'_>, task: &Task) -> K8sPod {
+    let mut pod = crate::emit::job::pod(ctx);
+    let name = crate::emit::job::container_name(task);
+    if let Some(spec) = pod.spec.as_mut() {
+        let mut all: Vec<_> = spec.init_containers.take().unwrap_or_default();
+        all.append(&mut spec.containers);
+        spec.containers = all.into_iter().filter(|c| c.name == name).collect();
+    }
+    pod
 }
 
 /// A parameter's value as text (what Argo and Tekton substitute): strings as they
@@ -355,6 +384,24 @@ pub fn substitute_in(
                 table.push((format!("$(params.{p})"), v));
             }
         }
+        Target::Job => {
+            // No engine substitutes: the API server gives the pod its UID, and a
+            // parameter's value is edited into the env before `kubectl create`.
+            let mut pod = pod.clone();
+            pod.metadata.uid = Some(run.run_id.clone());
+            for c in pod.spec.iter_mut().flat_map(|s| s.containers.iter_mut()) {
+                for e in c.env.iter_mut().flatten() {
+                    let Some(p) = e.name.strip_prefix("NB2PIPE_PARAM_") else {
+                        continue;
+                    };
+                    if run.overridden.iter().any(|o| o == p) {
+                        let v = run.params.get(p).map(text).unwrap_or_default();
+                        e.value = Some(crate::emit::k8s::k8s_env_escape(&v));
+                    }
+                }
+            }
+            return Ok(pod);
+        }
         Target::Kfp => {
             table.push((
                 crate::emit::kfp::RUN_ID_EXPR.to_string(),
@@ -406,6 +453,7 @@ fn replace_strings(
                     s.contains("$(params.") || s.contains("$(context.") || s.contains("$(results.")
                 }
                 Target::Kfp => s.contains("{{$"),
+                Target::Job => false,
             };
             if left {
                 bail!(

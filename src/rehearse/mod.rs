@@ -138,7 +138,8 @@ pub fn prepare(
         let pod = engines::substitute_in(target, Some(plan), t, &pod, &run)?;
         let spec = pod.spec.as_ref().context("a pod has a spec")?;
         let c = spec.containers.first().context("a pod has a container")?;
-        let env = resolve_env(c, values, &keys).with_context(|| format!("task `{}`", t.name))?;
+        let env = resolve_env_in(c, &pod.metadata, values, &keys)
+            .with_context(|| format!("task `{}`", t.name))?;
         let vars: BTreeMap<String, String> = env.iter().cloned().collect();
         let expand = |v: &Option<Vec<String>>| {
             v.as_ref()
@@ -162,8 +163,18 @@ pub fn prepare(
             args: expand(&c.args),
             env,
             secret_files,
-            retries: t.settings.retries,
-            timeout_seconds: t.settings.timeout_seconds,
+            // A Job retries its whole pod, and its deadline is the pod's: one attempt
+            // of each container is rehearsed (docs/running.md).
+            retries: if target.one_pod() {
+                0
+            } else {
+                t.settings.retries
+            },
+            timeout_seconds: if target.one_pod() {
+                None
+            } else {
+                t.settings.timeout_seconds
+            },
             pod,
         });
     }
@@ -185,6 +196,16 @@ fn missing(name: &str, values: &Values, task: &str) -> String {
 /// name replaces an earlier one.
 pub fn resolve_env(
     c: &Container,
+    values: &Values,
+    keys: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<(String, String)>> {
+    resolve_env_in(c, &Default::default(), values, keys)
+}
+
+/// [`resolve_env`] in a pod with `meta` (for the downward API's `fieldRef`).
+pub fn resolve_env_in(
+    c: &Container,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     values: &Values,
     keys: &BTreeMap<String, Vec<String>>,
 ) -> Result<Vec<(String, String)>> {
@@ -216,6 +237,22 @@ pub fn resolve_env(
             (Some(v), _) => {
                 let vars: BTreeMap<String, String> = out.iter().cloned().collect();
                 kubelet::expand(v, &vars)
+            }
+            (None, Some(from)) if from.field_ref.is_some() => {
+                let path = from.field_ref.as_ref().map(|f| f.field_path.as_str());
+                match path {
+                    Some("metadata.uid") => meta.uid.clone(),
+                    Some("metadata.name") => meta.name.clone(),
+                    Some("metadata.namespace") => meta.namespace.clone(),
+                    _ => None,
+                }
+                .with_context(|| {
+                    format!(
+                        "env `{}`: the rehearsal knows no value for fieldRef {}",
+                        e.name,
+                        path.unwrap_or_default()
+                    )
+                })?
             }
             (None, Some(from)) => {
                 let Some(sk) = &from.secret_key_ref else {

@@ -275,3 +275,38 @@ fn launcher_text_is_kfps() {
         r#"{"a":"x\u0026y","b":[1,1e+21,1e-7,0.000001]}"#
     );
 }
+
+/// A Job task's pod is the Job's pod with that task's container alone; the run id comes
+/// from the pod's UID through the downward API, and an override replaces the default
+/// in the env (escaped for the kubelet).
+#[test]
+fn job_task_is_its_container_in_the_jobs_pod() {
+    let plan = plan_of(&[
+        ("word = 'pay $5'", &["parameters"]),
+        ("a = word", &["task:first"]),
+        ("b = a + word", &["task:second"]),
+    ]);
+    let values = Values::Environment(BTreeMap::new());
+    let r = prepare(&plan, Target::Job, &serde_json::Map::new(), &values).unwrap();
+    let env = |p: &Prepared, k: &str| p.env.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    for p in &r.tasks {
+        let spec = p.pod.spec.as_ref().unwrap();
+        assert_eq!(spec.containers.len(), 1);
+        assert_eq!(spec.containers[0].name, p.task);
+        assert!(spec.init_containers.is_none());
+        assert_eq!(env(p, "NB2PIPE_RUN_ID"), r.run.run_id);
+        assert_eq!(env(p, "NB2PIPE_PARAM_word"), "pay $5");
+        // The values' emptyDir, shared by the pod's containers.
+        assert!(spec
+            .volumes
+            .iter()
+            .flatten()
+            .any(|v| v.name == crate::emit::k8s::DATA_VOLUME && v.empty_dir.is_some()));
+        assert_eq!(p.retries, 0);
+    }
+    let mut o = serde_json::Map::new();
+    o.insert("word".into(), serde_json::json!("$(HOME) $$"));
+    let r = prepare(&plan, Target::Job, &o, &values).unwrap();
+    assert_eq!(env(&r.tasks[1], "NB2PIPE_PARAM_word"), "$(HOME) $$");
+    assert!(Target::Job.one_pod() && !Target::Argo.one_pod());
+}

@@ -24,15 +24,19 @@ Environment (see docs/running.md):
                       (`nb2pipe run` without --docker runs tasks in the notebook's folder)
 
 Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format> plus a
-<name>.format marker written last; files written by %%writefile also go to
+<name>.format marker written last; the global random states a task hands on (the
+notebook seeds them) in <store>/<pipeline>/<run id>/state/<task>/random.json; files written by %%writefile also go to
 <store>/<pipeline>/<run id>/files/<path> so tasks in other pods get them, unless the
 tasks share the working directory <store>/<pipeline>/<run id>/work/ (NB2PIPE_WORKDIR=store).
 Data files the notebook opens travel in the task's folder under files/ (those too big for
 the image are staged in <store>/<pipeline>/files/<path>) and are copied into the working
 directory when missing there. Local modules are in the task's folder under modules/.
 Formats, chosen at run time: pandas objects as Parquet when pyarrow is importable,
-numpy arrays as .npy, everything else pickled (cloudpickle when importable).
+numpy arrays as .npy, everything else pickled (cloudpickle when importable). A value the
+task received and hands on serialising to the same bytes is stored as <name>.ref, JSON
+{"task", "run"}: where the value is.
 """
+import hashlib
 import io
 import json
 import os
@@ -356,13 +360,38 @@ def load_inputs():
                 "input %r of task %r is missing: task %r should have produced it in run %s (data store %s); run %r first"
                 % (name, _STATE["task"], producer, run, _store_url(), producer)
             )
-        fmt = meta.decode()
-        data = s.get(key + "." + fmt)
+        fmt, data, origin = _follow(s, name, fmt=meta.decode(), origin=(producer, run))
+        _STATE.setdefault("loaded", {})[name] = (origin, fmt, hashlib.sha256(data or b"").digest())
         try:
             values[name] = _loads(fmt, data)
         except Exception as e:
             _fail("cannot load %r (produced by task %r in run %s, format %s): %s: %s" % (name, producer, run, fmt, type(e).__name__, e))
     return values
+
+
+def _follow(s, name, fmt, origin):
+    """(format, bytes, (task, run)) of a value: a task that handed on a value it received
+    unchanged stored a reference to where the value is."""
+    for _ in range(64):
+        if fmt != "ref":
+            return fmt, s.get("%s/values/%s/%s.%s" % (_run_prefix(origin[1]), origin[0], name, fmt)), origin
+        key = "%s/values/%s/%s" % (_run_prefix(origin[1]), origin[0], name)
+        ref = json.loads(s.get(key + ".ref").decode())
+        origin = (ref["task"], ref["run"])
+        meta = s.get("%s/values/%s/%s.format" % (_run_prefix(origin[1]), origin[0], name))
+        if meta is None:
+            _fail("input %r refers to task %r of run %s, which did not store it" % (name, origin[0], origin[1]))
+        fmt = meta.decode()
+    _fail("input %r: too many references" % name)
+
+
+def _unchanged(name, fmt, data):
+    """Where the value came from, when the task received it and it serialises to the
+    same bytes: the task may have changed it (docs/running.md) but did not."""
+    seen = _STATE.get("loaded", {}).get(name)
+    if seen and seen[1] == fmt and seen[2] == hashlib.sha256(data).digest():
+        return seen[0]
+    return None
 
 
 def finish(namespace):
@@ -382,10 +411,63 @@ def finish(namespace):
                 % (name, _type_name(value), task, _consumers(name), type(e).__name__, e)
             )
         key = "%s/values/%s/%s" % (_run_prefix(run_id()), task, name)
-        s.put(key + "." + fmt, data)
+        origin = _unchanged(name, fmt, data)
+        if origin:
+            s.put(key + ".ref", json.dumps({"task": origin[0], "run": origin[1]}).encode())
+            fmt = "ref"
+        else:
+            s.put(key + "." + fmt, data)
         s.put(key + ".format", fmt.encode())
     _write_metrics(namespace)
     _sync_up()
+
+
+# ---------------------------------------------------------------- global random state
+def _random_key(task, run):
+    return "%s/state/%s/random.json" % (_run_prefix(run), task)
+
+
+def restore_random_state(producer):
+    """Python's `random` and NumPy's global generator as task `producer` left them, so
+    this task draws the numbers the notebook's one kernel drew next. NumPy's state is
+    kept as plain numbers: a task without NumPy hands it on unchanged."""
+    run = _input_runs().get(producer, run_id())
+    data = store().get(_random_key(producer, run))
+    if data is None:
+        _fail(
+            "the random state of task %r is missing: task %r should have saved it in run %s (data store %s); run %r first"
+            % (producer, producer, run, _store_url(), producer)
+        )
+    state = json.loads(data.decode())
+    import random
+
+    version, internal, gauss = state["random"]
+    random.setstate((version, tuple(internal), gauss))
+    legacy = state.get("numpy")
+    if legacy is None:
+        return
+    try:
+        import numpy as np
+    except ImportError:
+        _STATE["numpy_random"] = legacy
+        return
+    kind, keys, pos, has_gauss, cached = legacy
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def save_random_state():
+    """The global generators' states for the next task (restore_random_state)."""
+    import random
+
+    version, internal, gauss = random.getstate()
+    state = {"random": [version, list(internal), gauss]}
+    np = sys.modules.get("numpy")
+    if np is not None:
+        kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+        state["numpy"] = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    elif "numpy_random" in _STATE:
+        state["numpy"] = _STATE["numpy_random"]
+    store().put(_random_key(_STATE["task"], run_id()), json.dumps(state, separators=(",", ":")).encode())
 
 
 def _write_metrics(namespace):

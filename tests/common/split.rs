@@ -73,10 +73,20 @@ pub fn run_notebook(
     params: &[(&str, &str)],
 ) -> (serde_json::Map<String, Value>, Value) {
     let (dir, nb) = copy_fixture(name);
-    let out = dir.path().join("nbrun.json");
+    run_notebook_at(dir.path(), &nb, params)
+}
+
+/// [`run_notebook`] of the notebook `nb`, its output JSON in `dir`.
+pub fn run_notebook_at(
+    dir: &Path,
+    nb: &Path,
+    params: &[(&str, &str)],
+) -> (serde_json::Map<String, Value>, Value) {
+    let name = nb.display();
+    let out = dir.join("nbrun.json");
     let mut cmd = Command::new(python());
     cmd.arg(common::root().join("tests/run/nbrun.py"))
-        .arg(&nb)
+        .arg(nb)
         .arg(&out);
     for (k, v) in params {
         cmd.arg(format!("{k}={v}"));

@@ -408,6 +408,15 @@ def probe(args) -> dict:
             if is_kpo:
                 detail["kubernetes_conn_id"] = getattr(op, "kubernetes_conn_id", None)
             entry["task_details"][tid] = detail
+            if getattr(op, "template_spec", None) is not None:
+                # SparkKubernetesOperator: its SparkApplication, rendered (no pod to build offline).
+                try:
+                    context = _context(dag, op, args)
+                    op.render_template_fields(context=context, jinja_env=dag.get_template_env())
+                    detail["spark"] = _jsonable(op.template_spec)
+                except Exception as exc:
+                    entry["render_errors"][tid] = _short_error(exc)
+                continue
             if not is_kpo:
                 continue
             key = f"{dag_id}.{tid}" if multi else tid

@@ -115,8 +115,30 @@ start_registry() { # name port [auth]
 start_registry anon "$REG_PORT"
 start_registry auth "$REG_AUTH_PORT" auth
 
+# 4. The base image in both registries, for the oci engine (which reads the base from
+#    its registry). The authenticated push uses a throwaway client config.
+push_base() { # registry name [config-dir]
+  local ref="$1/$BASE_IMAGE" repo="${BASE_IMAGE%:*}" tag="${BASE_IMAGE##*:}"
+  # Pushed already: the same image id, and the registry still serves the tag.
+  if [ "$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE")" = "$(cat "$CACHE/registry/base-$2-pushed" 2>/dev/null)" ] \
+     && curl -fsS -o /dev/null ${REG_CURL_AUTH:-} -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$1/v2/$repo/manifests/$tag" 2>/dev/null; then
+    return 0
+  fi
+  docker tag "$BASE_IMAGE" "$ref"
+  docker ${3:+--config "$3"} push "$ref" >"$LOGS/push-base-$2.log" 2>&1 || die "docker push $ref failed (see $LOGS/push-base-$2.log)"
+  docker image inspect --format '{{.Id}}' "$BASE_IMAGE" >"$CACHE/registry/base-$2-pushed"
+}
+push_base "127.0.0.1:$REG_PORT" anon
+AUTH_CFG=$(mktemp -d)
+printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}' "$REG_AUTH_PORT" "$(printf '%s:%s' "$REG_USER" "$REG_PASSWORD" | base64 -w0)" >"$AUTH_CFG/config.json"
+REG_CURL_AUTH="-u $REG_USER:$REG_PASSWORD" push_base "127.0.0.1:$REG_AUTH_PORT" auth "$AUTH_CFG"
+rm -rf "$AUTH_CFG"
+
 [ -n "${DOCKER_HOST:-}" ] && echo "export DOCKER_HOST='$DOCKER_HOST'"
 echo "export NB2PIPE_TEST_BASE_IMAGE='$BASE_IMAGE'"
+echo "export NB2PIPE_TEST_BASE_IMAGE_OCI='127.0.0.1:$REG_PORT/$BASE_IMAGE'"
+echo "export NB2PIPE_TEST_BASE_IMAGE_OCI_AUTH='127.0.0.1:$REG_AUTH_PORT/$BASE_IMAGE'"
 echo "export NB2PIPE_TEST_REGISTRY='127.0.0.1:$REG_PORT'"
 echo "export NB2PIPE_TEST_REGISTRY_AUTH='127.0.0.1:$REG_AUTH_PORT'"
 echo "export NB2PIPE_TEST_REGISTRY_USER='$REG_USER'"

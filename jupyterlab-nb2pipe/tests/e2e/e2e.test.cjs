@@ -204,6 +204,8 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       const diag = panel.locator(`.nb2pipe-diagnostic[data-code="NB020"][data-cell="${lastCell}"]`);
       await diag.waitFor();
       assert.match(await diag.innerText(), /cpus:2/);
+      // Named as the notebook shows it: counted from 1 with the markdown cells, and its first line.
+      assert.match(await diag.locator('.nb2pipe-where').innerText(), new RegExp(`^cell ${lastCell + 1} .*\`.+\`, tag cpus:2$`));
       const target = notebook().locator('.jp-Cell').nth(lastCell);
       const scroller = notebook().locator('.jp-WindowedPanel-outer');
       const inView = async () => {
@@ -235,7 +237,7 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
         await x.click().catch(() => {});
       }
       const tags = panel.locator('.nb2pipe-cell-tags');
-      assert.match(await tags.locator('.nb2pipe-cell-label').innerText(), new RegExp(`cell ${lastCell}$`));
+      assert.match(await tags.locator('.nb2pipe-cell-label').innerText(), new RegExp(`cell ${lastCell + 1}$`));
       await tags.locator('.nb2pipe-chip[data-tag="cpus:2"] button').click();
       await tags.locator('input[name="cpu"]').fill('2');
       await tags.locator('input[name="memory"]').fill('8Gi');
@@ -252,7 +254,7 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       const split = notebook().locator('.jp-Cell').nth(5 + 10);
       await split.scrollIntoViewIfNeeded();
       await split.locator('.jp-InputPrompt').click();
-      await page.waitForFunction(() => document.querySelector('#nb2pipe-panel .nb2pipe-cell-label')?.textContent === 'cell 15');
+      await page.waitForFunction(() => document.querySelector('#nb2pipe-panel .nb2pipe-cell-label')?.textContent === 'cell 16');
       await tags.locator('input[name="task"]').fill('split');
       await tags.locator('button[data-nb2pipe="start-task"]').click();
       await panel.locator('button[data-nb2pipe="refresh"]').click();

@@ -41,18 +41,6 @@ pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<O
             }
         }
         loaded.extend(f.loaded_extensions.iter().map(|(_, e)| e.as_str()));
-        if let Some(e) = &f.syntax_error {
-            diags.push(
-                Diagnostic::new(
-                    Code::CellSyntaxError,
-                    path,
-                    format!("the cell is not valid Python 3: {}", e.message),
-                )
-                .at_cell(cell.index, cell.first_line())
-                .at_line(e.line, Some(e.column))
-                .with_help("the cell is left out of its task's code; fix it or tag it `skip`"),
-            );
-        }
         for (line, name) in &f.unknown_magics {
             diags.push(
                 Diagnostic::new(Code::UnknownMagic, path, format!("unknown magic `{name}`: the task will stop with an error if it reaches this line"))
@@ -62,6 +50,38 @@ pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<O
         }
     }
     facts
+}
+
+/// A cell that does not parse cannot become task code: an error when a task (or a
+/// prelude) would run it; a `skip` cell is the way to leave it out.
+pub(super) fn report_syntax_errors(
+    nb: &Notebook,
+    facts: &[Option<CellFacts>],
+    drafts: &[TaskDraft],
+    roles: &std::collections::BTreeMap<usize, crate::plan::tags::Role>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (cell, f) in nb.cells.iter().zip(facts) {
+        let Some(e) = f.as_ref().and_then(|f| f.syntax_error.as_ref()) else {
+            continue;
+        };
+        let task = drafts.iter().find(|d| d.cells.contains(&cell.index));
+        let what = match (task, roles.get(&cell.index)) {
+            (Some(d), _) => format!("task `{}` would run without it", d.name),
+            (None, Some(_)) => "the tasks that use this cell would run without it".to_string(),
+            (None, None) => continue,
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::CellSyntaxError,
+                &nb.path,
+                format!("the cell is not valid Python 3: {}; {what}", e.message),
+            )
+            .at_cell(cell.index, cell.first_line())
+            .at_line(e.line, Some(e.column))
+            .with_help("fix the cell, or tag it `skip` to leave it out of the pipeline"),
+        );
+    }
 }
 
 /// `from M import *` binds M's names: read from M when it is a local module, unknown
@@ -116,37 +136,56 @@ fn bind_star_imports(nb: &Notebook, facts: &mut [Option<CellFacts>]) {
     }
 }
 
+/// The statements a task runs before its cells, as (cell, statement), in notebook order:
+/// its prelude and the settings it replays from earlier tasks' cells.
+pub(super) fn before_cells(
+    prelude: &[PreludeStmt],
+    included: &[usize],
+    replays: &[(usize, usize)],
+) -> Vec<(usize, usize)> {
+    let mut all: BTreeSet<(usize, usize)> = included
+        .iter()
+        .map(|&i| (prelude[i].cell, prelude[i].idx))
+        .collect();
+    all.extend(replays.iter().copied());
+    all.into_iter().collect()
+}
+
+/// One top-level statement of a cell, as a chunk that runs before the task's cells.
+fn stmt_chunk(f: &CellFacts, cell: usize, idx: usize) -> Chunk {
+    let st = &f.stmts[idx];
+    Chunk {
+        cell,
+        first_line: st.line,
+        python: f.python[st.start..st.end].to_string(),
+        escapes: f
+            .escapes
+            .iter()
+            .filter(|e| e.start >= st.start && e.end <= st.end)
+            .map(|e| crate::analysis::Escape {
+                start: e.start - st.start,
+                end: e.end - st.start,
+                ..e.clone()
+            })
+            .collect(),
+        magic: None,
+        wrapper: None,
+        raw_body: String::new(),
+        prelude: true,
+        syntax_error: false,
+    }
+}
+
 pub(super) fn task_chunks(
     d: &TaskDraft,
     facts: &[Option<CellFacts>],
-    prelude: &[PreludeStmt],
-    included: &[usize],
+    before: &[(usize, usize)],
 ) -> Vec<Chunk> {
     let mut out = Vec::new();
-    for &i in included {
-        let s = &prelude[i];
-        let Some(f) = &facts[s.cell] else { continue };
-        let st = &f.stmts[s.idx];
-        out.push(Chunk {
-            cell: s.cell,
-            first_line: st.line,
-            python: f.python[st.start..st.end].to_string(),
-            escapes: f
-                .escapes
-                .iter()
-                .filter(|e| e.start >= st.start && e.end <= st.end)
-                .map(|e| crate::analysis::Escape {
-                    start: e.start - st.start,
-                    end: e.end - st.start,
-                    ..e.clone()
-                })
-                .collect(),
-            magic: None,
-            wrapper: None,
-            raw_body: String::new(),
-            prelude: true,
-            syntax_error: false,
-        });
+    for &(cell, idx) in before {
+        if let Some(f) = &facts[cell] {
+            out.push(stmt_chunk(f, cell, idx));
+        }
     }
     for &c in &d.cells {
         let Some(f) = &facts[c] else { continue };
@@ -169,14 +208,12 @@ pub(super) fn task_chunks(
 pub(super) fn task_imports(
     d: &TaskDraft,
     facts: &[Option<CellFacts>],
-    prelude: &[PreludeStmt],
-    included: &[usize],
+    before: &[(usize, usize)],
 ) -> Vec<analysis::Import> {
     let mut out = Vec::new();
-    for &i in included {
-        let s = &prelude[i];
-        let Some(f) = &facts[s.cell] else { continue };
-        let st = &f.stmts[s.idx];
+    for &(cell, idx) in before {
+        let Some(f) = &facts[cell] else { continue };
+        let st = &f.stmts[idx];
         let end_line = st.line + f.python[st.start..st.end].matches('\n').count();
         out.extend(
             f.imports
@@ -204,23 +241,26 @@ pub(super) fn resolve_requirements(
         .drafts
         .iter()
         .enumerate()
-        .map(|(t, d)| crate::deps::TaskInput {
-            name: d.name.clone(),
-            cells: d.cells.clone(),
-            prelude_cells: cx.preludes[t]
-                .iter()
-                .map(|&i| cx.prelude[i].cell)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            imports: task_imports(d, cx.facts, cx.prelude, &cx.preludes[t]),
-            receives_from: cx.flow.inputs[t]
-                .values()
-                .copied()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            exchanges_values: !cx.flow.inputs[t].is_empty() || sends_values(cx.edges, t),
+        .map(|(t, d)| {
+            let before = before_cells(cx.prelude, &cx.preludes[t], &cx.globals.replays[t]);
+            crate::deps::TaskInput {
+                name: d.name.clone(),
+                cells: d.cells.clone(),
+                prelude_cells: cx.preludes[t]
+                    .iter()
+                    .map(|&i| cx.prelude[i].cell)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                imports: task_imports(d, cx.facts, &before),
+                receives_from: cx.flow.inputs[t]
+                    .values()
+                    .copied()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                exchanges_values: !cx.flow.inputs[t].is_empty() || sends_values(cx.edges, t),
+            }
         })
         .collect();
     let resolved = crate::deps::resolve(cx.nb, cx.facts, python, python_env, &deps_inputs);

@@ -47,25 +47,37 @@ fn add_after_edges(
         .map(|(i, d)| (d.name.as_str(), i))
         .collect();
     for (to, d) in drafts.iter().enumerate() {
-        for (up, cell) in &d.after {
+        for a in &d.after {
+            let (up, cell) = (&a.name, &a.cell);
             match index_of.get(up.as_str()) {
-                Some(&from) if from == to => diags.push(diag_at(
-                    nb,
-                    Code::DependencyCycle,
-                    *cell,
-                    format!("task `{up}` cannot run after itself"),
-                )),
-                Some(&from) => edges.entry((from, to)).or_default().1 = true,
-                None => {
-                    let known: Vec<&str> = drafts.iter().map(|d| d.name.as_str()).collect();
+                Some(&from) if from == to => {
+                    let help = if a.continues {
+                        format!("the cell has no task name of its own (`block:` without a name, or no task tag), so it continues task `{up}` of the cells before it, and `{}` makes `{up}` wait for itself; to start a new task after `{up}`, name it: `block:NAME`", a.written)
+                    } else {
+                        format!("the cell's own task tag names `{up}`; remove `{}` or give the cell another task", a.written)
+                    };
                     diags.push(
                         diag_at(
                             nb,
-                            Code::UnknownUpstream,
+                            Code::DependencyCycle,
                             *cell,
-                            format!("`after:{up}` names a task that does not exist"),
+                            format!("task `{up}` cannot run after itself (`{}`)", a.written),
                         )
-                        .with_help(format!("tasks: {}", known.join(", "))),
+                        .with_help(help),
+                    )
+                }
+                Some(&from) => edges.entry((from, to)).or_default().1 = true,
+                None => {
+                    let known: Vec<&str> = drafts.iter().map(|d| d.name.as_str()).collect();
+                    let msg = if a.written.ends_with(&format!(":{up}")) && !a.written.contains(',')
+                    {
+                        format!("`{}` names a task that does not exist", a.written)
+                    } else {
+                        format!("`{}` names `{up}`, a task that does not exist", a.written)
+                    };
+                    diags.push(
+                        diag_at(nb, Code::UnknownUpstream, *cell, msg)
+                            .with_help(format!("tasks: {}", known.join(", "))),
                     );
                 }
             }

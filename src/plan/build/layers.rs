@@ -288,12 +288,12 @@ fn data_store(d: &DataLayer, pipeline: &str, bad: &mut dyn FnMut(String)) -> Dat
                     }
                 },
                 mount_path,
+                explicit: other.is_some(),
             }
         }
     }
 }
 
-/// Cron (5 fields) or a preset.
 /// `YYYY-MM-DD` in ASCII digits (a regex compiled per run cost more than the plan).
 fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
@@ -304,30 +304,9 @@ fn is_date(s: &str) -> bool {
         })
 }
 
+/// A schedule nb2pipe can write for some engine (see [`crate::plan::schedule`]).
 pub fn check_schedule(s: &str) -> Result<(), String> {
-    const PRESETS: &[&str] = &[
-        "@once",
-        "@hourly",
-        "@daily",
-        "@weekly",
-        "@monthly",
-        "@quarterly",
-        "@yearly",
-        "@annually",
-        "@midnight",
-    ];
-    if PRESETS.contains(&s) {
-        return Ok(());
-    }
-    let field = regex::Regex::new(r"^[0-9A-Za-z*/,?LW#-]+$").unwrap();
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    if fields.len() == 5 && fields.iter().all(|f| field.is_match(f)) && !s.contains(['\n', '\r']) {
-        Ok(())
-    } else {
-        Err(format!(
-            "schedule `{s}` is not a cron expression (5 fields) or a preset like @daily"
-        ))
-    }
+    crate::plan::schedule::Schedule::parse(s).map(|_| ())
 }
 
 /// A task's settings from its resolved layer; invalid values are diagnosed at the
@@ -390,7 +369,89 @@ pub(super) fn task_settings(
         cache: l.cache.unwrap_or(true),
         image_pull_policy,
         security: security(l, &mut bad),
+        spark: spark(l, &mut bad),
     }
+}
+
+/// A Spark task's settings; `None` for a task that is not one (its `spark` settings, if
+/// any came from `defaults`, are not used).
+fn spark(l: &TaskLayer, bad: &mut dyn FnMut(String)) -> Option<crate::plan::Spark> {
+    let s = &l.spark;
+    if s.enabled != Some(true) && s.mode.is_none() {
+        return None;
+    }
+    let mut local = None;
+    match s.mode.as_deref() {
+        None | Some("cluster") => {}
+        Some(m) => match check_spark_mode(m) {
+            Ok(()) if m == "local" => local = Some("local[*]".to_string()),
+            Ok(()) => local = Some(m.to_string()),
+            Err(e) => bad(format!("spark.mode: {e}")),
+        },
+    }
+    let version = s
+        .version
+        .clone()
+        .unwrap_or_else(|| crate::plan::DEFAULT_SPARK_VERSION.into());
+    if let Err(e) = check_spark_version(&version) {
+        bad(format!("spark.version: {e}"));
+    }
+    if let Some(img) = &s.image {
+        if let Err(e) = check_image(img) {
+            bad(format!("spark.image: {e}"));
+        }
+    }
+    let mut size = |v: &Option<String>, what: &str| -> Option<String> {
+        let v = v.as_ref()?;
+        match check_jvm_size(v) {
+            Ok(()) => Some(v.clone()),
+            Err(e) => {
+                bad(format!("spark.{what}: {e}"));
+                None
+            }
+        }
+    };
+    let driver_memory = size(&s.driver_memory, "driver_memory");
+    let driver_overhead = size(&s.driver_memory_overhead, "driver_memory_overhead");
+    let executor_memory = size(&s.executor_memory, "executor_memory");
+    let executor_overhead = size(&s.executor_memory_overhead, "executor_memory_overhead");
+    let mut count = |v: Option<u32>, what: &str, dflt: u32| match v {
+        Some(0) => {
+            bad(format!("spark.{what}: must be 1 or more"));
+            dflt
+        }
+        Some(n) if n > i32::MAX as u32 => {
+            bad(format!("spark.{what}: {n} is too large"));
+            dflt
+        }
+        Some(n) => n,
+        None => dflt,
+    };
+    let driver_cores = count(s.driver_cores, "driver_cores", 1);
+    let executor_cores = count(s.executor_cores, "executor_cores", 1);
+    let executor_instances = count(s.executor_instances, "executor_instances", 2);
+    for (k, v) in &s.conf {
+        if let Err(e) = check_spark_conf(k, v) {
+            bad(format!("spark.conf: {e}"));
+        }
+    }
+    Some(crate::plan::Spark {
+        local,
+        version,
+        image: s.image.clone(),
+        driver: crate::plan::SparkPod {
+            cores: driver_cores,
+            memory: driver_memory.unwrap_or_else(|| "1g".into()),
+            memory_overhead: driver_overhead,
+        },
+        executor: crate::plan::SparkPod {
+            cores: executor_cores,
+            memory: executor_memory.unwrap_or_else(|| "1g".into()),
+            memory_overhead: executor_overhead,
+        },
+        executor_instances,
+        conf: s.conf.clone(),
+    })
 }
 
 /// Requests from cpu/memory/ephemeral-storage/gpu; limits default to the requests.

@@ -1,6 +1,7 @@
 //! Notebook + facts + settings → [`Plan`]. Every decision is made in this module, one
 //! file per kind of decision: which cells form which task (tasks.rs), parameters and
 //! preludes (prelude.rs), data flow (flow.rs), edges and their checks (edges.rs),
+//! process-wide state carried between tasks (globals.rs),
 //! settings precedence and checks (layers.rs), task code and requirements (code.rs),
 //! images (images.rs). This file only runs them in order.
 
@@ -8,6 +9,7 @@ mod cluster;
 mod code;
 mod edges;
 mod flow;
+mod globals;
 mod images;
 mod layers;
 mod prelude;
@@ -26,6 +28,7 @@ pub use layers::check_schedule;
 
 use edges::Edges;
 use flow::Flow;
+use globals::Globals;
 use prelude::PreludeStmt;
 use tasks::TaskDraft;
 
@@ -59,6 +62,7 @@ struct Drafted<'a> {
     preludes: &'a [Vec<usize>],
     flow: &'a Flow,
     edges: &'a Edges,
+    globals: &'a Globals,
 }
 
 pub fn build(input: BuildInput<'_>) -> Built {
@@ -67,14 +71,34 @@ pub fn build(input: BuildInput<'_>) -> Built {
     let merged = layers::merged_pipeline_layer(&input, &mut diags);
     let facts = code::analyse_cells(nb, &mut diags);
     let (drafts, roles) = tasks::draft_tasks(nb, &merged, &facts, &mut diags);
+    code::report_syntax_errors(nb, &facts, &drafts, &roles, &mut diags);
 
-    let (mut parameters, prelude) = prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
+    let (mut parameters, mut prelude) =
+        prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
+    prelude.extend(flow::task_import_stmts(&facts, &drafts));
     let param_names: BTreeSet<String> = parameters.iter().map(|p| p.name.clone()).collect();
-    let (flow, preludes) =
-        flow::flow_with_preludes(nb, &facts, &drafts, &roles, &param_names, &prelude);
+    let used_imports_only: Vec<bool> = drafts
+        .iter()
+        .map(|d| {
+            layers::resolve_task_layer(&merged, &d.name, d).imports
+                == Some(super::settings::ImportsMode::Used)
+        })
+        .collect();
+    let (flow, preludes) = flow::flow_with_preludes(
+        nb,
+        &facts,
+        &drafts,
+        &roles,
+        &param_names,
+        &prelude,
+        &used_imports_only,
+    );
     flow::report_undefined(nb, &flow, &mut diags);
+    flow::report_scattered_tasks(nb, &facts, &drafts, &mut diags);
 
-    let edges = edges::task_edges(nb, &drafts, &flow, &mut diags);
+    let globals = globals::global_state(nb, &facts, &drafts, &roles, &mut diags);
+    let mut edges = edges::task_edges(nb, &drafts, &flow, &mut diags);
+    globals::add_random_edges(&globals, &mut edges);
     edges::report_cycle(nb, &drafts, &edges, &mut diags);
     edges::report_unserialisable(nb, &facts, &drafts, &edges, &mut diags);
     tasks::report_k8s_name_clashes(nb, &drafts, &mut diags);
@@ -99,6 +123,7 @@ pub fn build(input: BuildInput<'_>) -> Built {
         preludes: &preludes,
         flow: &flow,
         edges: &edges,
+        globals: &globals,
     };
     // Requirements of every task first: a consumer's depend on its producers'.
     let mut task_deps =
@@ -158,10 +183,13 @@ fn plan_task(
     let ts = layers::task_settings(&layer, &cx.nb.path, d.first_cell, first_line, diags);
     let inputs = flow::task_inputs(cx.flow, cx.drafts, t);
     let outputs = edges::task_outputs(cx.edges, t);
-    let code = code::task_chunks(d, cx.facts, cx.prelude, &cx.preludes[t]);
-    let imports = code::task_imports(d, cx.facts, cx.prelude, &cx.preludes[t]);
+    let changes = flow::task_changes(cx.flow, &outputs, t);
+    let before = code::before_cells(cx.prelude, &cx.preludes[t], &cx.globals.replays[t]);
+    let code = code::task_chunks(d, cx.facts, &before);
+    let imports = code::task_imports(d, cx.facts, &before);
     let requirements = deps.requirements;
-    let prelude_refs = prelude::prelude_refs(cx.facts, cx.prelude, &cx.preludes[t]);
+    let prelude_refs = prelude::prelude_refs(cx.facts, &before);
+    let random_state = globals::random_carry(cx.globals, cx.drafts, t, &code);
     let image = images::task_image(layer.image.as_ref());
     Task {
         name: d.name.clone(),
@@ -169,6 +197,7 @@ fn plan_task(
         cells: d.cells.clone(),
         inputs,
         outputs,
+        changes,
         parameters: cx.flow.params[t].iter().cloned().collect(),
         prelude: prelude_refs,
         imports: imports
@@ -183,6 +212,7 @@ fn plan_task(
         files: Vec::new(),
         copies: Vec::new(),
         metrics: d.metrics,
+        random_state,
         settings: ts,
         image,
         code,

@@ -17,6 +17,9 @@ pub(super) struct PreludeStmt {
     pub(super) binds: BTreeSet<String>,
     pub(super) reads: BTreeSet<String>,
     pub(super) is_import: bool,
+    /// An import of a task's cell: replayed only in the later tasks that use what it binds
+    /// (flow.rs), never by [`select_prelude`].
+    pub(super) task_import: bool,
 }
 
 /// `name = <literal>` in a `parameters` cell is a parameter (the latest one of a name
@@ -89,6 +92,7 @@ pub(super) fn parameters_and_prelude(
                     binds: stmt.binds.clone(),
                     reads: stmt.reads.clone(),
                     is_import: stmt.is_import,
+                    task_import: false,
                 });
             }
         }
@@ -101,20 +105,22 @@ pub(super) fn parameters_and_prelude(
 /// of a role cell before the task's last cell runs, used or not, as in the one kernel:
 /// imports register pandas accessors, styles and warning filters, and libraries look
 /// for each other (`load_iris(as_frame=True)` needs pandas imported nowhere in the task).
+/// With `used_imports_only` (`imports:used`) an import runs only when its names are read.
 pub(super) fn select_prelude(
     prelude: &[PreludeStmt],
     needed: &BTreeSet<String>,
     before_cell: usize,
+    used_imports_only: bool,
 ) -> (Vec<usize>, BTreeSet<String>) {
     let mut needed = needed.clone();
     let mut included: Vec<bool> = prelude
         .iter()
-        .map(|s| s.is_import && s.cell < before_cell)
+        .map(|s| !used_imports_only && s.is_import && !s.task_import && s.cell < before_cell)
         .collect();
     loop {
         let mut changed = false;
         for (i, s) in prelude.iter().enumerate() {
-            if !included[i] && s.binds.iter().any(|b| needed.contains(b)) {
+            if !included[i] && !s.task_import && s.binds.iter().any(|b| needed.contains(b)) {
                 included[i] = true;
                 needed.extend(s.reads.iter().cloned());
                 changed = true;
@@ -137,7 +143,11 @@ pub(super) fn select_prelude(
             included[i] = true;
         }
     }
-    let all_bound: BTreeSet<&String> = prelude.iter().flat_map(|s| s.binds.iter()).collect();
+    let all_bound: BTreeSet<&String> = prelude
+        .iter()
+        .filter(|s| !s.task_import)
+        .flat_map(|s| s.binds.iter())
+        .collect();
     let outside: BTreeSet<String> = prelude
         .iter()
         .enumerate()
@@ -152,20 +162,13 @@ pub(super) fn select_prelude(
     )
 }
 
-/// Where each included prelude statement is, for the plan.
-pub(super) fn prelude_refs(
-    facts: &[Option<CellFacts>],
-    prelude: &[PreludeStmt],
-    included: &[usize],
-) -> Vec<StmtRef> {
-    included
+/// Where each statement the task runs before its cells is, for the plan.
+pub(super) fn prelude_refs(facts: &[Option<CellFacts>], before: &[(usize, usize)]) -> Vec<StmtRef> {
+    before
         .iter()
-        .map(|&i| StmtRef {
-            cell: prelude[i].cell,
-            line: facts[prelude[i].cell]
-                .as_ref()
-                .map(|f| f.stmts[prelude[i].idx].line)
-                .unwrap_or(1),
+        .map(|&(cell, idx)| StmtRef {
+            cell,
+            line: facts[cell].as_ref().map(|f| f.stmts[idx].line).unwrap_or(1),
         })
         .collect()
 }

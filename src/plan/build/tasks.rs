@@ -16,12 +16,23 @@ use crate::plan::values::{check_task_name, k8s_name, sanitise_name};
 pub(super) struct TaskDraft {
     pub(super) name: String,
     pub(super) cells: Vec<usize>,
-    /// Upstream task names with the cell that named them.
-    pub(super) after: Vec<(String, usize)>,
+    /// Upstream task names with the cell and tag that named them.
+    pub(super) after: Vec<AfterTag>,
     pub(super) cell_layer: TaskLayer,
     pub(super) meta_layer: TaskLayer,
     pub(super) metrics: bool,
     pub(super) first_cell: usize,
+}
+
+/// One upstream named by `after:` / `prev:` (or `nb2pipe.after`).
+#[derive(Debug, Clone)]
+pub(super) struct AfterTag {
+    pub(super) name: String,
+    pub(super) cell: usize,
+    /// The tag as the user wrote it (`prev:load`).
+    pub(super) written: String,
+    /// The cell names no task of its own: it continues the task before it.
+    pub(super) continues: bool,
 }
 
 /// What one cell's tags and metadata say.
@@ -29,7 +40,8 @@ pub(super) struct TaskDraft {
 struct CellMarks {
     role: Option<Role>,
     task: Option<String>,
-    after: Vec<String>,
+    /// (upstream, the tag as written).
+    after: Vec<(String, String)>,
     layer: TaskLayer,
     meta_layer: TaskLayer,
     metrics: bool,
@@ -59,6 +71,7 @@ pub(super) fn draft_tasks(
         let mut marks = read_tags(nb, cell, &merged.allow_tags, diags);
         read_metadata(nb, cell, &mut marks, diags);
         if let Some(r) = marks.role {
+            ignore_kale_prev(nb, cell, r, &mut marks, diags);
             report_orphan_settings(nb, cell, r, &marks, diags);
             if r != Role::Skip {
                 roles.insert(cell.index, r);
@@ -68,6 +81,19 @@ pub(super) fn draft_tasks(
         if joins_nothing(facts[cell.index].as_ref(), &marks) {
             continue;
         }
+        // Untagged imports above every task set up the kernel, as an `imports` cell does:
+        // a task of their own would only pass modules around.
+        if current.is_none()
+            && marks.task.is_none()
+            && !marks.has_setting
+            && marks.after.is_empty()
+            && !marks.metrics
+            && imports_only(facts[cell.index].as_ref())
+        {
+            roles.insert(cell.index, Role::Imports);
+            continue;
+        }
+        let continues = marks.task.is_none() && current.is_some();
         let idx = match marks
             .task
             .take()
@@ -85,7 +111,12 @@ pub(super) fn draft_tasks(
         let d = &mut drafts[idx];
         d.cells.push(cell.index);
         d.after
-            .extend(marks.after.into_iter().map(|a| (a, cell.index)));
+            .extend(marks.after.into_iter().map(|(name, written)| AfterTag {
+                name,
+                cell: cell.index,
+                written,
+                continues,
+            }));
         d.cell_layer = marks.layer.over(&d.cell_layer);
         d.meta_layer = marks.meta_layer.over(&d.meta_layer);
         d.metrics |= marks.metrics;
@@ -110,19 +141,24 @@ fn read_tags(
             Ok(CellTag::Task(n)) => {
                 if let Some(prev) = &marks.task {
                     if prev != &n {
-                        diags.push(at(
-                            nb,
-                            cell,
-                            Code::DuplicateTask,
-                            format!("the cell starts two tasks, `{prev}` and `{n}`"),
-                        ));
+                        diags.push(
+                            at(
+                                nb,
+                                cell,
+                                Code::DuplicateTask,
+                                format!("the cell starts two tasks, `{prev}` and `{n}`"),
+                            )
+                            .at_tag(tag),
+                        );
                     }
                 }
                 marks.task = Some(n);
             }
             // `block:` alone continues the current task, as an untagged cell does.
             Ok(CellTag::Continue) => {}
-            Ok(CellTag::After(names)) => marks.after.extend(names),
+            Ok(CellTag::After(names)) => marks
+                .after
+                .extend(names.into_iter().map(|n| (n, tag.trim().to_string()))),
             Ok(CellTag::Role(r)) => marks.role = Some(r),
             Ok(CellTag::Metrics) => marks.metrics = true,
             Ok(CellTag::Setting(l)) => {
@@ -138,7 +174,7 @@ fn read_tags(
                 } else {
                     Code::InvalidTagValue
                 };
-                let mut d = at(nb, cell, code, msg);
+                let mut d = at(nb, cell, code, msg).at_tag(tag);
                 if let Some(h) = help {
                     d = d.with_help(h);
                 }
@@ -178,7 +214,15 @@ fn read_metadata(nb: &Notebook, cell: &Cell, marks: &mut CellMarks, diags: &mut 
     }
     if let Some(v) = rest.remove("after") {
         match serde_json::from_value::<Vec<String>>(v) {
-            Ok(list) => marks.after.extend(list),
+            Ok(list) => {
+                let written = format!(
+                    "\"after\": {}",
+                    serde_json::to_string(&list).unwrap_or_default()
+                );
+                marks
+                    .after
+                    .extend(list.into_iter().map(|n| (n, written.clone())));
+            }
             Err(_) => diags.push(at(
                 nb,
                 cell,
@@ -204,6 +248,39 @@ fn read_metadata(nb: &Notebook, cell: &Cell, marks: &mut CellMarks, diags: &mut 
             format!("invalid cell metadata `nb2pipe`: {e}"),
         )),
     }
+}
+
+/// Kale ignores `prev:` on a `skip` or `functions` cell (its examples have them): so do
+/// we, saying so.
+fn ignore_kale_prev(
+    nb: &Notebook,
+    cell: &Cell,
+    role: Role,
+    marks: &mut CellMarks,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if !matches!(role, Role::Skip | Role::Functions) {
+        return;
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (_, written) in &marks.after {
+        if written.starts_with("prev:") && !seen.contains(&written.as_str()) {
+            seen.push(written);
+            diags.push(
+                at(
+                    nb,
+                    cell,
+                    Code::IgnoredTag,
+                    format!(
+                        "`{written}` is ignored: a `{}` cell belongs to no task, so it runs after nothing",
+                        role_name(role)
+                    ),
+                )
+                .with_help("remove the tag (Kale ignores it too)"),
+            );
+        }
+    }
+    marks.after.retain(|(_, w)| !w.starts_with("prev:"));
 }
 
 /// A role cell belongs to no task, so task tags on it would silently do nothing.
@@ -236,6 +313,30 @@ fn joins_nothing(facts: Option<&CellFacts>, marks: &CellMarks) -> bool {
         && marks.task.is_none()
         && !marks.has_setting
         && marks.after.is_empty()
+}
+
+/// A cell of nothing but top-level imports, and line magics that do nothing in a task
+/// (`%matplotlib inline`, `%load_ext`).
+fn imports_only(facts: Option<&CellFacts>) -> bool {
+    let dropped = |e: &crate::analysis::Escape| {
+        !e.in_expr
+            && e.kind == crate::analysis::EscapeKind::Magic
+            && matches!(
+                crate::analysis::classify_line_magic(
+                    e.value.split_whitespace().next().unwrap_or("")
+                ),
+                crate::analysis::LineMagic::Drop
+            )
+    };
+    facts.is_some_and(|f| {
+        f.cell_magic.is_none()
+            && f.syntax_error.is_none()
+            && f.escapes.iter().all(dropped)
+            && f.stmts.iter().any(|s| s.is_import)
+            && f.stmts
+                .iter()
+                .all(|s| s.is_import || f.escapes.iter().any(|e| e.start == s.start && dropped(e)))
+    })
 }
 
 fn new_draft(name: String, first_cell: usize) -> TaskDraft {

@@ -1,0 +1,10 @@
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Err(e) = harness::analysis(data) {
+        panic!("invariant broken: {e}");
+    }
+});
