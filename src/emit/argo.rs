@@ -470,20 +470,8 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         templates,
     };
     workflow_spec.validate()?;
-    let mut annotations = BTreeMap::new();
-    if let Some(d) = &s.description {
-        annotations.insert(
-            "workflows.argoproj.io/description".to_string(),
-            c.user(None, "description", d),
-        );
-    }
     let name = k8s::pipeline_k8s(plan);
-    let mut metadata = ObjectMeta {
-        namespace: Some(s.namespace.clone()),
-        labels: Some(k8s::own_labels(plan, None)),
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        ..Default::default()
-    };
+    let mut metadata = k8s::pipeline_meta(c, "workflows.argoproj.io/description");
     let cron = c.schedule(k8s::Schedule::argo);
     c.scheduling_dropped(cron.is_some());
     let doc = match cron {

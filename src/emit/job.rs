@@ -440,20 +440,8 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
         template: template.clone(),
         ..Default::default()
     };
-    let mut annotations = BTreeMap::new();
-    if let Some(d) = &s.description {
-        annotations.insert(
-            "nb2pipe/description".to_string(),
-            c.user(None, "description", d),
-        );
-    }
     let name = k8s::pipeline_k8s(plan);
-    let mut metadata = ObjectMeta {
-        namespace: Some(s.namespace.clone()),
-        labels: Some(k8s::own_labels(plan, None)),
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        ..Default::default()
-    };
+    let mut metadata = k8s::pipeline_meta(c, "nb2pipe/description");
     let cron = s.schedule.as_deref().and_then(k8s::cron);
     c.scheduling_dropped(cron.is_some());
     match cron {

@@ -334,6 +334,22 @@ pub fn yaml_docs(docs: &[String]) -> String {
         + "\n"
 }
 
+/// A pipeline object's metadata (the caller sets `name` or `generateName`), its
+/// description annotated under `key`.
+pub fn pipeline_meta(c: &mut Ctx<'_>, key: &str) -> ObjectMeta {
+    let plan = c.plan;
+    let mut annotations = BTreeMap::new();
+    if let Some(d) = &plan.settings.description {
+        annotations.insert(key.to_string(), c.user(None, "description", d));
+    }
+    ObjectMeta {
+        namespace: Some(plan.settings.namespace.clone()),
+        labels: Some(own_labels(plan, None)),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        ..Default::default()
+    }
+}
+
 fn meta(plan: &Plan, name: &str, annotations: BTreeMap<String, String>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
