@@ -95,8 +95,6 @@ export function selectTaskCells(panel: NotebookPanel, plan: IPlan, task: string)
   if (!t || !t.cells.length) {
     return;
   }
-  nb.deselectAll();
-  nb.activeCellIndex = Math.min(...t.cells);
   for (const c of t.cells) {
     const w = nb.widgets[c];
     if (w) {

@@ -236,7 +236,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return 'no notebook';
         }
         const runs = `${options.out || 'build'}/nb2pipe-data`;
-        return inKernel(panel, `%load_ext nb2pipe\n%nb2pipe inputs ${shq(task)} --runs ${shq(runs)}`);
+        const pipeline = nb2pipePanel.plan ? ` --pipeline ${shq(nb2pipePanel.plan.pipeline)}` : '';
+        return inKernel(panel, `%load_ext nb2pipe\n%nb2pipe inputs ${shq(task)} --runs ${shq(runs)}${pipeline}`);
       }
     };
     const nb2pipePanel = new Nb2pipePanel(host);

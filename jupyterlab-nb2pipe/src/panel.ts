@@ -248,8 +248,11 @@ export class Nb2pipePanel extends Widget {
     };
     this.graphBox.replaceChildren(
       renderGraph(plan, name => {
-        goTask(name);
-        this.host.selectTask(panel, name);
+        const t = plan.tasks.find(x => x.name === name);
+        if (t && t.cells.length) {
+          // After the scroll, which makes the first cell the only selected one.
+          void this.host.goToCell(panel, t.cells[0]).then(() => this.host.selectTask(panel, name));
+        }
       })
     );
     const upstream = (name: string) => plan.edges.filter(e => e.to === name).map(e => e.from);

@@ -24,11 +24,15 @@ def plain_notebook(path, fail=False):
     nbformat.write(nb, str(path))
 
 
+# Not build/: test_server.py checks that failed converts leave no build/ in the root.
+OUT = "run-out"
+
+
 def follow(server, path, timeout=120):
     deadline = time.monotonic() + timeout
     seen = set()
     while time.monotonic() < deadline:
-        r = post(server, "runs", {"path": path})
+        r = post(server, "runs", {"path": path, "out": OUT})
         assert r.status_code == 200, r.text
         doc = r.json()
         active = doc["active"]
@@ -42,9 +46,9 @@ def follow(server, path, timeout=120):
 
 def test_run_reports_states_log_tails_and_the_last_run(server):
     plain_notebook(server["root"] / "plain.ipynb")
-    r = post(server, "runs", {"path": "plain.ipynb"})
+    r = post(server, "runs", {"path": "plain.ipynb", "out": OUT})
     assert r.json() == {"ok": True, "active": None, "last": None}
-    r = post(server, "run", {"path": "plain.ipynb"})
+    r = post(server, "run", {"path": "plain.ipynb", "out": OUT})
     assert r.status_code == 200, r.text
     doc, seen = follow(server, "plain.ipynb")
     assert doc["active"]["exit_code"] == 0, doc
@@ -59,7 +63,7 @@ def test_run_reports_states_log_tails_and_the_last_run(server):
 
 def test_a_failed_task_is_reported_with_its_cell(server):
     plain_notebook(server["root"] / "failing.ipynb", fail=True)
-    assert post(server, "run", {"path": "failing.ipynb"}).status_code == 200
+    assert post(server, "run", {"path": "failing.ipynb", "out": OUT}).status_code == 200
     doc, _ = follow(server, "failing.ipynb")
     assert doc["active"]["exit_code"] == 1
     total = next(t for t in doc["last"]["tasks"] if t["name"] == "total")
@@ -79,23 +83,35 @@ def test_the_extension_loads_the_inputs_in_a_real_kernel(server):
     """The panel's "Load inputs into kernel": `%nb2pipe inputs total` in the notebook's
     folder gives the kernel the values `total` received, equal to what `make` computes."""
     root = server["root"]
+    # Another pipeline in the folder with a task of the same name.
+    plain_notebook(root / "kern_other.ipynb")
+    assert post(server, "run", {"path": "kern_other.ipynb", "out": OUT}).status_code == 200
+    assert follow(server, "kern_other.ipynb")[0]["active"]["exit_code"] == 0
     plain_notebook(root / "kern.ipynb")
-    assert post(server, "run", {"path": "kern.ipynb"}).status_code == 200
+    assert post(server, "run", {"path": "kern.ipynb", "out": OUT}).status_code == 200
     doc, _ = follow(server, "kern.ipynb")
     assert doc["active"]["exit_code"] == 0, doc
     code = [
         "%load_ext nb2pipe",
-        "%nb2pipe inputs total",
+        # Pipelines of this folder other than kern have a task `total`: the name says which.
+        "%nb2pipe inputs total --runs run-out/nb2pipe-data",
+        "%nb2pipe inputs total --runs run-out/nb2pipe-data --pipeline kern",
         "import json\nprint('GOT', json.dumps([numbers, label]))",
-        "%nb2pipe outputs total",
-        "print('TOTAL', total)",
-        "%nb2pipe runs",
+        "del numbers, label",
+        "%nb2pipe outputs make --runs run-out/nb2pipe-data --pipeline kern",
+        "print('OUT', numbers, label)",
+        "%nb2pipe runs --runs run-out/nb2pipe-data --pipeline kern",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(root)}}
+    ).execute()
     out = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells]
+    assert out[1].startswith("UsageError: task 'total' is in pipelines ") and "kern, kern_other" in out[1], out[1]
+    assert out[1].endswith(": choose one with --pipeline\n"), out[1]
+    del out[1]
     assert out[1].startswith("inputs of task 'total', run %s (succeeded): label (str), numbers (list)" % doc["active"]["run_id"]), out
     assert out[2] == 'GOT [[3, 1, 2], "n\\u00e9"]\n'
-    assert out[4] == "TOTAL 6\n"
-    assert "total  succeeded" in out[5]
+    assert out[4].startswith("outputs of task 'make'") and out[5] == "OUT [3, 1, 2] n\u00e9\n", out
+    assert "total  succeeded" in out[6], out
