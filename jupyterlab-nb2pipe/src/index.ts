@@ -115,13 +115,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       setTimeout(() => cell.removeClass('nb2pipe-flash'), 1500);
     };
 
+    // Inspections overlap (a refresh, one after a tag edit): only the latest is shown.
+    let latest = 0;
     const inspect = async (panel: NotebookPanel, convert?: IResult, auto = false) => {
+      const mine = ++latest;
       const path = await saved(panel);
       const result = await call('inspect', { path, profile: options.profile });
+      const runs = (await call('runs', { path, out: options.out })) as IRuns;
+      if (mine !== latest) {
+        return result;
+      }
       nb2pipePanel.showResult(panel, result, convert, auto);
-      markCells(panel, result.plan ?? null, () => later(panel));
+      markCells(panel, result.plan ?? null, () => {
+        nb2pipePanel.renderCellTags();
+        later(panel);
+      });
       watchTags(panel);
-      nb2pipePanel.showRuns((await call('runs', { path, out: options.out })) as IRuns);
+      nb2pipePanel.showRuns(runs);
       return result;
     };
 
@@ -246,6 +256,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (restorer) {
       restorer.add(nb2pipePanel, 'nb2pipe-panel');
     }
+    // ... showing the notebook's pipeline again.
+    void app.restored.then(async () => {
+      const panel = tracker.currentWidget;
+      if (panel && nb2pipePanel.isVisible) {
+        await panel.context.ready;
+        await inspect(panel);
+      }
+    });
 
     const showPanel = () => {
       if (labShell) {

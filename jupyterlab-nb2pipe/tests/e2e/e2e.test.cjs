@@ -290,6 +290,17 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await tags.screenshot({ path: path.join(ARTEFACTS, '07-cell-tags-section.png') });
     });
 
+    await step('the exporter is in File → Save and Export Notebook As', async () => {
+      await notebook().locator('.jp-Cell').first().click();
+      await page.locator('.lm-MenuBar-itemLabel', { hasText: /^File$/ }).click();
+      await page.locator('.lm-Menu-itemLabel', { hasText: 'Save and Export Notebook As' }).hover();
+      const item = page.locator('.lm-Menu-itemLabel', { hasText: /nb2pipe/i });
+      await item.waitFor();
+      await shot('08-export-menu');
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Escape');
+    });
+
     await step('cells show their task; Run pipeline shows live states; inputs load into the kernel', async () => {
       for (const x of await page.locator('.jp-toast-dismiss').all()) {
         await x.click().catch(() => {});
@@ -351,18 +362,8 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       // The panel comes back with the notebook.
       await page.reload();
       await panel.waitFor({ state: 'visible', timeout: 60_000 });
+      await panel.locator('.nb2pipe-task[data-task="make"] .nb2pipe-task-state[data-state="succeeded"]').waitFor({ timeout: 60_000 });
       await shot('13-panel-restored');
-    });
-
-    await step('the exporter is in File → Save and Export Notebook As', async () => {
-      await notebook().locator('.jp-Cell').first().click();
-      await page.locator('.lm-MenuBar-itemLabel', { hasText: /^File$/ }).click();
-      await page.locator('.lm-Menu-itemLabel', { hasText: 'Save and Export Notebook As' }).hover();
-      const item = page.locator('.lm-Menu-itemLabel', { hasText: /nb2pipe/i });
-      await item.waitFor();
-      await shot('08-export-menu');
-      await page.keyboard.press('Escape');
-      await page.keyboard.press('Escape');
     });
   } finally {
     if (context) {
