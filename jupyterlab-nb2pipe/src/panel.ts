@@ -259,7 +259,8 @@ export class Nb2pipePanel extends Widget {
     this.tasksBox.replaceChildren(
       ...plan.tasks.map(t => {
         const rows: [string, string][] = [
-          ['cells', t.cells.join(', ')],
+          // Counted from 1, as the notebook and the diagnostics number cells.
+          ['cells', t.cells.map(c => c + 1).join(', ')],
           ['after', upstream(t.name).join(', ') || '—'],
           ['inputs', t.inputs.map(i => `${i.name} ← ${i.from}`).join(', ') || '—'],
           ['outputs', t.outputs.join(', ') || '—'],
@@ -270,7 +271,7 @@ export class Nb2pipePanel extends Widget {
           const i = line.indexOf(': ');
           rows.push([line.slice(0, i), line.slice(i + 2)]);
         }
-        const name = h('a', { class: 'nb2pipe-task-name nb2pipe-link', text: t.name, title: `Go to cell ${t.cells[0]}` });
+        const name = h('a', { class: 'nb2pipe-task-name nb2pipe-link', text: t.name, title: `Go to cell ${t.cells[0] + 1}` });
         name.addEventListener('click', () => goTask(t.name));
         const table = h('table', { class: 'nb2pipe-task-table' });
         for (const [k, v] of rows) {

@@ -320,6 +320,8 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       assert.equal(await marker(3).innerText(), 'skipped');
       assert.equal(await cells.nth(2).getAttribute('data-nb2pipe-task'), 'total');
       assert.match(await panel.locator('.nb2pipe-run-status').innerText(), /not run yet/);
+      // Cells are numbered as the notebook shows them, from 1.
+      assert.match(await panel.locator('.nb2pipe-task[data-task="total"]').innerText(), /cells\s+2, 3/);
       await shot('09-cells-marked-with-tasks');
       // The graph's edge names the values it carries.
       assert.match(await panel.locator('.nb2pipe-graph .nb2pipe-edge-label').first().textContent(), /label, numbers/);
