@@ -206,6 +206,14 @@ pub struct RunArgs {
     /// its value is given at run time.
     #[arg(long)]
     pub allow_secrets: bool,
+    /// `jsonl`: also one JSON object per task state change on stdout (docs/running.md).
+    #[arg(long, value_name = "FORMAT")]
+    pub progress: Option<Progress>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    Jsonl,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Default)]

@@ -189,3 +189,134 @@ fn a_local_star_import_binds_only_what_the_module_exports() {
     assert!(stderr.contains("`hidden` is read here"), "{stderr}");
     assert!(!stderr.contains("`helper` is read here"), "{stderr}");
 }
+
+/// Cells run in a real kernel (tests/run/kernel.py) in `folder`, with the extension's
+/// source (python/) importable: per cell, its printed text and its error.
+fn kernel(folder: &std::path::Path, cells: &[String]) -> Vec<serde_json::Value> {
+    let dir = common::tempdir();
+    let (input, out) = (dir.path().join("cells.json"), dir.path().join("out.json"));
+    std::fs::write(&input, serde_json::to_string(cells).unwrap()).unwrap();
+    let mut cmd = Command::new(common::python_env("EXEC"));
+    cmd.arg(common::root().join("tests/run/kernel.py"))
+        .arg(&input)
+        .arg(folder)
+        .arg(&out)
+        .env("PYTHONPATH", common::root().join("python"));
+    let done = common::split::run_bounded(cmd, "kernel.py");
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    common::read_json(&out).as_array().unwrap().clone()
+}
+
+fn source(nb: &serde_json::Value, tag: &str) -> String {
+    let cell = nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metadata"]["tags"].to_string().contains(tag))
+        .unwrap();
+    match &cell["source"] {
+        serde_json::Value::String(s) => s.clone(),
+        lines => lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect(),
+    }
+}
+
+/// `%nb2pipe inputs/outputs TASK` after a real `nb2pipe run`: the kernel gets the very
+/// values the task received and handed on, which the notebook's own cells, run in the
+/// kernel, compute again; after `--only`, inputs come from the run that made them.
+#[test]
+fn the_extension_loads_the_values_a_task_received_into_a_kernel() {
+    let split = common::split::nb2pipe_run("values", &[]);
+    assert_eq!(split.done.code, 0, "{}", split.done.stderr);
+    let nb = common::read_json(&common::fixture("exec/values.ipynb"));
+    let first_run = split.record["run_id"].as_str().unwrap().to_string();
+    let cells: Vec<String> = vec![
+        // What the notebook computes, kept under other names.
+        format!("{}\n{}\nexpected_df = df\ndel df", source(&nb, "imports"), source(&nb, "task:load")),
+        "%load_ext nb2pipe".into(),
+        "%nb2pipe runs".into(),
+        "%nb2pipe inputs prepare".into(),
+        "print('DF', type(df).__name__, df.equals(expected_df), df is expected_df)".into(),
+        format!("{}\nexpected = (labels, scaled)\ndel labels, scaled", source(&nb, "task:prepare")),
+        "%nb2pipe outputs prepare".into(),
+        "print('OUT', np.array_equal(labels, expected[0]), np.array_equal(scaled, expected[1]), scaled.dtype)".into(),
+        "%nb2pipe inputs nosuch".into(),
+        "%nb2pipe outputs prepare --run 1999".into(),
+        "%nb2pipe bogus".into(),
+    ];
+    let out = kernel(&split.folder, &cells);
+    for (i, o) in out.iter().enumerate().take(8) {
+        assert!(o["error"].is_null(), "cell {i} {:?}: {o}", cells[i]);
+    }
+    let runs = out[2]["text"].as_str().unwrap();
+    assert!(
+        runs.contains(&format!("values  run {first_run}  (latest)"))
+            && runs.contains("prepare  succeeded"),
+        "{runs}"
+    );
+    assert!(
+        out[3]["text"].as_str().unwrap().contains(&format!(
+            "inputs of task 'prepare', run {first_run} (succeeded): df (pandas.DataFrame)"
+        )),
+        "{}",
+        out[3]
+    );
+    assert_eq!(out[4]["text"], "DF DataFrame True False\n");
+    assert_eq!(out[7]["text"], "OUT True True float64\n");
+    // IPython prints a UsageError on stderr, without a traceback.
+    let err = |i: usize| out[i]["text"].as_str().unwrap().to_string();
+    assert_eq!(err(8), "UsageError: no run has a task 'nosuch'\n");
+    assert!(
+        err(9).starts_with("UsageError: no run '1999' of task 'prepare'; runs: "),
+        "{}",
+        err(9)
+    );
+    assert!(
+        err(10).starts_with("UsageError: usage:\n    %nb2pipe runs"),
+        "{}",
+        err(10)
+    );
+
+    // `--only train` reads prepare's values from the first run; so does the extension.
+    let nb_path = split.folder.join("values.ipynb");
+    let mut cmd = common::nb2pipe();
+    cmd.arg("run")
+        .arg(&nb_path)
+        .args(["--only", "train", "--python"])
+        .arg(common::split::python())
+        .arg("-o")
+        .arg(split.folder.join("build"));
+    let done = common::split::run_bounded(cmd, "nb2pipe run --only train");
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let out = kernel(
+        &split.folder,
+        &[
+            "%load_ext nb2pipe".into(),
+            "%nb2pipe inputs train".into(),
+            "got = scaled\ndel scaled".into(),
+            "%nb2pipe outputs prepare".into(),
+            "import numpy as np\nprint('SAME', np.array_equal(got, scaled))".into(),
+        ],
+    );
+    let text = out[1]["text"].as_str().unwrap();
+    assert!(out[1]["error"].is_null(), "{}", out[1]);
+    assert!(
+        !text.contains(&first_run)
+            && text.contains("labels (numpy.ndarray), scaled (numpy.ndarray)"),
+        "{text}"
+    );
+    // prepare is not in the --only run: its outputs are found in the first run.
+    assert!(
+        out[3]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("run {first_run}")),
+        "{}",
+        out[3]
+    );
+    assert_eq!(out[4]["text"], "SAME True\n", "{}", out[4]);
+}

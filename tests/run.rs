@@ -628,3 +628,64 @@ fn a_scattered_task_is_warned_about() {
     assert_eq!(result_line(&nb_text)["total"], 43.98);
     assert_eq!(result_line(&split.log("report"))["total"], 94.25);
 }
+
+/// `--progress jsonl`: the JSON lines a program follows (the JupyterLab panel) give the
+/// run id and every state change in order; run.json names each task's inputs and outputs.
+#[test]
+fn progress_jsonl_reports_each_state_change() {
+    let dir = common::tempdir();
+    let nb = dir.path().join("plain.ipynb");
+    let cell = |src: &str, tag: &str| {
+        serde_json::json!({"cell_type": "code", "execution_count": null,
+        "metadata": {"tags": [tag]}, "outputs": [], "source": src})
+    };
+    let doc = serde_json::json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        cell("xs = [1, 2]", "task:make"),
+        cell("total = sum(xs)\nprint(total)", "task:add"),
+    ]});
+    std::fs::write(&nb, doc.to_string()).unwrap();
+    let mut cmd = common::nb2pipe();
+    cmd.arg("run")
+        .arg(&nb)
+        .args(["--progress", "jsonl", "--python"])
+        .arg(python());
+    let done = run_bounded(cmd, "nb2pipe run --progress jsonl");
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let events: Vec<Value> = done
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(events[0]["event"], "begin");
+    assert_eq!(events[0]["tasks"], serde_json::json!(["make", "add"]));
+    let run_dir = PathBuf::from(events[0]["run_dir"].as_str().unwrap());
+    let changes: Vec<(String, String)> = events[1..events.len() - 1]
+        .iter()
+        .map(|e| {
+            assert_eq!(e["event"], "task");
+            (
+                e["task"].as_str().unwrap().into(),
+                e["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let s = |t: &str, st: &str| (t.to_string(), st.to_string());
+    assert_eq!(
+        changes,
+        [
+            s("make", "running"),
+            s("make", "succeeded"),
+            s("add", "running"),
+            s("add", "succeeded")
+        ]
+    );
+    assert!(events[2]["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(events.last().unwrap()["event"], "end");
+    let record = common::read_json(&run_dir.join("run.json"));
+    assert_eq!(record["run_id"], events[0]["run_id"]);
+    assert_eq!(record["tasks"][0]["outputs"], serde_json::json!(["xs"]));
+    assert_eq!(
+        record["tasks"][1]["inputs"],
+        serde_json::json!({"xs": "make"})
+    );
+}

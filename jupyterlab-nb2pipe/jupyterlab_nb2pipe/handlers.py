@@ -82,9 +82,42 @@ class InfoHandler(APIHandler):
         self.finish(json.dumps(info))
 
 
+class RunHandler(CommandHandler):
+    """POST /nb2pipe/run starts `nb2pipe run`; POST /nb2pipe/runs reports on runs."""
+
+    def _action(self) -> str:
+        return "write" if self.command == "run" else "read"
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        allowed = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, self._action(), self.auth_resource)
+        )
+        if not allowed:
+            raise tornado.web.HTTPError(403)
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return self._fail(400, "the request body is not valid JSON")
+        try:
+            allow_hidden = bool(getattr(self.contents_manager, "allow_hidden", True))
+            req = runner.validate_run(self._root(), body, allow_hidden)
+            doc = runner.start_run(req) if self.command == "run" else runner.runs(req)
+        except runner.RequestError as e:
+            return self._fail(e.status, e.message)
+        self.finish(json.dumps(doc))
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.finish(json.dumps({"command": self.command, "options": ["out"]}))
+
+
 def setup_handlers(web_app, timeout: float = runner.DEFAULT_TIMEOUT) -> None:
     base = url_path_join(web_app.settings["base_url"], "nb2pipe")
     handlers = [(url_path_join(base, "info"), InfoHandler)]
     for name in runner.COMMANDS:
         handlers.append((url_path_join(base, name), CommandHandler, {"command": name, "timeout": timeout}))
+    for name in ("run", "runs"):
+        handlers.append((url_path_join(base, name), RunHandler, {"command": name, "timeout": timeout}))
     web_app.add_handlers(".*$", handlers)

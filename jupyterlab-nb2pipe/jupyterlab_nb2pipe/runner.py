@@ -217,3 +217,140 @@ def run(name: str, req: Request, timeout: float = DEFAULT_TIMEOUT) -> Dict[str, 
     if "bundle" in doc:
         doc["bundle_path"] = _relative(req.root, doc["bundle"])
     return doc
+
+
+# ---------------------------------------------------------------- nb2pipe run, for the panel
+# `nb2pipe run --progress jsonl` in the background, one at a time per notebook; the
+# panel polls /nb2pipe/runs for the live states (read from the JSON lines) and, once
+# a run is over, for its run.json (read with the task runtime's own reader).
+LOG_TAIL = 20
+
+
+@dataclass
+class Job:
+    notebook: str
+    proc: subprocess.Popen
+    run_id: Optional[str] = None
+    run_dir: Optional[str] = None
+    tasks: List[str] = field(default_factory=list)
+    states: Dict[str, str] = field(default_factory=dict)
+    stderr: List[str] = field(default_factory=list)
+
+    def read(self) -> None:
+        """Follows the progress lines until the process ends (a thread of its own)."""
+        for raw in self.proc.stdout:
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(ev, dict):
+                continue
+            if ev.get("event") == "begin":
+                self.run_id, self.run_dir = ev.get("run_id"), ev.get("run_dir")
+                self.tasks = [str(t) for t in ev.get("tasks") or []]
+                self.states = {t: "waiting" for t in self.tasks}
+            elif ev.get("event") == "task" and isinstance(ev.get("task"), str):
+                self.states[ev["task"]] = str(ev.get("state"))
+        self.proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+
+JOBS: Dict[str, Job] = {}
+
+
+def _python() -> str:
+    """The Python that runs the tasks: NB2PIPE_PYTHON, else the server's own (the
+    environment its kernels run in, in a single-user image)."""
+    import sys
+
+    return os.environ.get("NB2PIPE_PYTHON") or sys.executable
+
+
+def validate_run(root: str, body: Any, allow_hidden: bool = True) -> Request:
+    if not isinstance(body, dict):
+        raise RequestError(400, "the request body must be a JSON object")
+    unknown = sorted(set(body) - {"path", "out"})
+    if unknown:
+        raise RequestError(400, f"unexpected field(s): {', '.join(unknown)}")
+    notebook = resolve_notebook(root, body.get("path"), allow_hidden)
+    req = Request(root=os.path.realpath(root), notebook=notebook, body=body)
+    req.out = resolve_out(root, notebook, body.get("out"))
+    return req
+
+
+def start_run(req: Request) -> Dict[str, Any]:
+    import threading
+
+    job = JOBS.get(req.notebook)
+    if job is not None and job.running:
+        raise RequestError(409, f"a run of {os.path.relpath(req.notebook, req.root)} is still going")
+    argv = [find_binary(), "run", req.notebook, "-o", req.out or "", "--python", _python(), "--progress", "jsonl"]
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - an argument list of validated values
+            argv, cwd=os.path.dirname(req.notebook), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, shell=False,
+        )
+    except OSError as e:
+        raise RequestError(500, f"cannot run nb2pipe: {e}") from None
+    job = Job(notebook=req.notebook, proc=proc)
+    JOBS[req.notebook] = job
+    threading.Thread(target=job.read, daemon=True).start()
+    # The diagnostics and the failure report: the panel shows the end of them.
+    threading.Thread(target=lambda: job.stderr.extend(proc.stderr), daemon=True).start()
+    return {"ok": True, "started": True}
+
+
+def _tail(path: Any, root: str) -> Optional[str]:
+    if not isinstance(path, str) or not _inside(root, path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    return "\n".join(lines[-LOG_TAIL:])
+
+
+def _records(req: Request) -> List[Dict[str, Any]]:
+    from nb2pipe import _runtime  # the nb2pipe wheel: the tasks' own reader of runs
+
+    base = os.path.basename(req.notebook)
+    out = []
+    for runs in ("nb2pipe-data", "nb2pipe-runs"):
+        d = os.path.join(req.out or "", runs)
+        out += [r for r in _runtime.list_runs(d) if os.path.basename(str(r.get("notebook", ""))) == base]
+    return out
+
+
+def runs(req: Request) -> Dict[str, Any]:
+    """The live run of the notebook (if any) and its latest finished run, each task
+    with its state and the end of its log."""
+    doc: Dict[str, Any] = {"ok": True, "active": None, "last": None}
+    job = JOBS.get(req.notebook)
+    if job is not None:
+        logs = os.path.join(job.run_dir or "", "logs")
+        doc["active"] = {
+            "running": job.running,
+            "exit_code": job.proc.returncode,
+            "run_id": job.run_id,
+            "tasks": [
+                {"name": t, "state": job.states.get(t, "waiting"), "log_tail": _tail(os.path.join(logs, t + ".log"), req.root)}
+                for t in job.tasks
+            ],
+            "stderr_tail": "".join(job.stderr[-LOG_TAIL:]),
+        }
+    recs = _records(req)
+    if recs:
+        rec = recs[0]
+        doc["last"] = {
+            "run_id": rec.get("run_id"),
+            "pipeline": rec.get("pipeline"),
+            "tasks": [
+                {"name": t.get("name"), "state": t.get("state"), "error": t.get("error"), "log_tail": _tail(t.get("log"), req.root)}
+                for t in rec.get("tasks", [])
+            ],
+        }
+    return doc

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (or reuse) the two wheels a Jupyter image needs:
-#   nb2pipe             the Rust binary (maturin, bindings = "bin"; repository root)
+#   nb2pipe             the Rust binary and the IPython extension (maturin, bindings = "bin"; repository root)
 #   jupyterlab_nb2pipe  the server extension, lab extension and nbconvert exporter
 #
 #   PYTHON=/path/to/venv/bin/python jupyterlab-nb2pipe/scripts/build-wheels.sh
@@ -80,7 +80,7 @@ build_extension() {
     )
 }
 
-nb_inputs() { inputs_hash "$ROOT" Cargo.toml Cargo.lock wheel/pyproject.toml README.md src templates; }
+nb_inputs() { inputs_hash "$ROOT" Cargo.toml Cargo.lock wheel/pyproject.toml README.md src templates python; }
 ext_inputs() {
     inputs_hash "$EXT" package.json package-lock.json tsconfig.json pyproject.toml install.json README.md \
         src style jupyterlab_nb2pipe jupyter-config

@@ -106,3 +106,17 @@ export async function call(
   }
   return doc as IResult;
 }
+
+/** A task in a run, as POST /nb2pipe/runs reports it. */
+export interface IRunTask {
+  name: string;
+  /** waiting, running, succeeded, failed, skipped, cached, ...: an open set. */
+  state: string;
+  log_tail?: string | null;
+  error?: { cell?: number; line?: number; message?: string } | null;
+}
+
+export interface IRuns extends IResult {
+  active?: { running: boolean; exit_code: number | null; run_id: string | null; tasks: IRunTask[]; stderr_tail: string } | null;
+  last?: { run_id: string; pipeline: string; tasks: IRunTask[] } | null;
+}

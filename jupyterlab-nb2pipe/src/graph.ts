@@ -103,6 +103,13 @@ export function renderGraph(plan: IPlan, onTask: (name: string) => void): SVGSVG
       : `${e.from} → ${e.to}`;
     line.appendChild(title);
     svg.appendChild(line);
+    if (e.values.length) {
+      // The values an edge carries, as the CLI's mermaid and dot output name them.
+      const names = e.values.join(', ');
+      const label = el('text', { class: 'nb2pipe-edge-label', x: (x1 + x2) / 2 + bend * 0.75 + 4, y: (y1 + y2) / 2 + 3 });
+      label.textContent = names.length > 24 ? names.slice(0, 23) + '…' : names;
+      svg.appendChild(label);
+    }
   }
   for (const t of plan.tasks) {
     const p = pos.get(t.name)!;

@@ -1,5 +1,6 @@
 import {
   ILabShell,
+  ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
@@ -9,7 +10,8 @@ import { INotebookModel, INotebookTracker, NotebookPanel } from '@jupyterlab/not
 import { IDisposable } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
-import { IConvertOptions, IResult, call } from './api';
+import { IConvertOptions, IResult, IRuns, call } from './api';
+import { markCells, selectTaskCells } from './cells';
 import { IPanelHost, Nb2pipePanel } from './panel';
 
 const TARGETS = ['airflow', 'argo', 'tekton', 'kfp', 'all'];
@@ -81,8 +83,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'nb2pipe: show a notebook’s pipeline and its problems, write the bundle',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ILabShell],
-  activate: (app: JupyterFrontEnd, tracker: INotebookTracker, labShell: ILabShell | null) => {
+  optional: [ILabShell, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    labShell: ILabShell | null,
+    restorer: ILayoutRestorer | null
+  ) => {
     let options: IConvertOptions = { target: 'airflow', profile: '', out: 'build' };
 
     // The binary reads the notebook from disk: save what the user sees first.
@@ -108,12 +115,91 @@ const plugin: JupyterFrontEndPlugin<void> = {
       setTimeout(() => cell.removeClass('nb2pipe-flash'), 1500);
     };
 
-    const inspect = async (panel: NotebookPanel, convert?: IResult) => {
+    // Inspections overlap (a refresh, one after a tag edit): only the latest is shown.
+    let latest = 0;
+    const inspect = async (panel: NotebookPanel, convert?: IResult, auto = false) => {
+      const mine = ++latest;
       const path = await saved(panel);
       const result = await call('inspect', { path, profile: options.profile });
-      nb2pipePanel.showResult(panel, result, convert);
+      const runs = (await call('runs', { path, out: options.out })) as IRuns;
+      if (mine !== latest) {
+        return result;
+      }
+      nb2pipePanel.showResult(panel, result, convert, auto);
+      markCells(panel, result.plan ?? null, () => {
+        nb2pipePanel.renderCellTags();
+        later(panel);
+      });
+      watchTags(panel);
+      nb2pipePanel.showRuns(runs);
       return result;
     };
+
+    // Tags changed (here, in the property inspector, by the markers): inspect again soon.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const later = (panel: NotebookPanel) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void inspect(panel, undefined, true), 700);
+    };
+    const watched = new WeakSet<object>();
+    const watchTags = (panel: NotebookPanel) => {
+      for (const w of panel.content.widgets) {
+        if (!watched.has(w.model)) {
+          watched.add(w.model);
+          w.model.metadataChanged.connect((_, change) => {
+            if (change.key === 'tags') {
+              later(panel);
+            }
+          });
+        }
+      }
+    };
+
+    // Polls the live run's states until it is over.
+    let polling = false;
+    const follow = async (panel: NotebookPanel) => {
+      if (polling) {
+        return;
+      }
+      polling = true;
+      try {
+        for (;;) {
+          const doc = (await call('runs', { path: panel.context.path, out: options.out })) as IRuns;
+          if (nb2pipePanel.shownPanel === panel) {
+            nb2pipePanel.showRuns(doc);
+          }
+          if (!doc.ok || !doc.active?.running) {
+            return;
+          }
+          await new Promise(r => setTimeout(r, 700));
+        }
+      } finally {
+        polling = false;
+      }
+    };
+
+    /** `line` run in the kernel as a cell would be, out of history; its text output. */
+    const inKernel = async (panel: NotebookPanel, code: string): Promise<string> => {
+      await panel.sessionContext.ready;
+      const kernel = panel.sessionContext.session?.kernel;
+      if (!kernel) {
+        return 'the notebook has no kernel: start one first';
+      }
+      let text = '';
+      const future = kernel.requestExecute({ code, store_history: false, silent: false });
+      future.onIOPub = msg => {
+        const c: any = msg.content;
+        if (msg.header.msg_type === 'stream') {
+          text += c.text;
+        } else if (msg.header.msg_type === 'error') {
+          text += `${c.ename}: ${c.evalue}\n`;
+        }
+      };
+      await future.done;
+      return text.trim();
+    };
+    // Text for a Python string literal in a magic's line (shlex reads it back).
+    const shq = (s: string) => `'${s.replace(/'/g, `'"'"'`)}'`;
 
     const host: IPanelHost = {
       current: () => tracker.currentWidget,
@@ -131,10 +217,53 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (panel) {
           await openDialog(panel);
         }
+      },
+      selectTask: (panel, task) => {
+        const plan = nb2pipePanel.plan;
+        if (plan) {
+          selectTaskCells(panel, plan, task);
+        }
+      },
+      runPipeline: async () => {
+        const panel = tracker.currentWidget;
+        if (!panel) {
+          return;
+        }
+        const path = await saved(panel);
+        if (nb2pipePanel.shownPanel !== panel) {
+          await inspect(panel);
+        }
+        const started = await call('run', { path, out: options.out });
+        if (!started.ok) {
+          nb2pipePanel.showRuns({ ok: false, error: started.error });
+          return;
+        }
+        await follow(panel);
+      },
+      loadInputs: async (task: string) => {
+        const panel = nb2pipePanel.shownPanel ?? tracker.currentWidget;
+        if (!panel) {
+          return 'no notebook';
+        }
+        const runs = `${options.out || 'build'}/nb2pipe-data`;
+        const pipeline = nb2pipePanel.plan ? ` --pipeline ${shq(nb2pipePanel.plan.pipeline)}` : '';
+        return inKernel(panel, `%load_ext nb2pipe\n%nb2pipe inputs ${shq(task)} --runs ${shq(runs)}${pipeline}`);
       }
     };
     const nb2pipePanel = new Nb2pipePanel(host);
     app.shell.add(nb2pipePanel, 'right', { rank: 900 });
+    // The panel comes back where it was when the page (and the notebook) is reopened.
+    if (restorer) {
+      restorer.add(nb2pipePanel, 'nb2pipe-panel');
+    }
+    // ... showing the notebook's pipeline again.
+    void app.restored.then(async () => {
+      const panel = tracker.currentWidget;
+      if (panel && nb2pipePanel.isVisible) {
+        await panel.context.ready;
+        await inspect(panel);
+      }
+    });
 
     const showPanel = () => {
       if (labShell) {

@@ -1,7 +1,7 @@
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
-import { IDiagnostic, IPlan, IResult, ITask } from './api';
+import { IDiagnostic, IPlan, IResult, IRunTask, IRuns, ITask } from './api';
 import { renderGraph } from './graph';
 import { addSecret, getTags, removeTag, setResources, startTask } from './tags';
 
@@ -11,6 +11,10 @@ export interface IPanelHost {
   goToCell(panel: NotebookPanel, index: number): Promise<void>;
   refresh(): Promise<void>;
   convert(): Promise<void>;
+  runPipeline(): Promise<void>;
+  selectTask(panel: NotebookPanel, task: string): void;
+  /** Runs `%nb2pipe inputs TASK` in the notebook's kernel; what it printed. */
+  loadInputs(task: string): Promise<string>;
 }
 
 function h<K extends keyof HTMLElementTagNameMap>(
@@ -50,6 +54,11 @@ function input(placeholder: string, name: string, hint = placeholder): HTMLInput
   i.name = name;
   i.setAttribute('aria-label', placeholder);
   return i;
+}
+
+/** A field with its name written above it: placeholders vanish once typed over. */
+function field(label: string, i: HTMLInputElement): HTMLLabelElement {
+  return h('label', { class: 'nb2pipe-field' }, h('span', { class: 'nb2pipe-field-label', text: label }), i);
 }
 
 /** A one-line summary of a task's settings: resources, secrets, env, retries, ... */
@@ -106,8 +115,11 @@ export class Nb2pipePanel extends Widget {
   private tasksBox = h('div', { class: 'nb2pipe-tasks' });
   private cellBox = h('div', { class: 'nb2pipe-cell-tags' });
   private message = h('div', { class: 'nb2pipe-message' });
-  private plan: IPlan | null = null;
+  plan: IPlan | null = null;
   private forPanel: NotebookPanel | null = null;
+  private runBox = h('div', { class: 'nb2pipe-run-status' });
+  private runTasks = new Map<string, IRunTask>();
+  private lastRuns: IRuns | null = null;
 
   constructor(private host: IPanelHost) {
     super();
@@ -120,11 +132,13 @@ export class Nb2pipePanel extends Widget {
       { class: 'nb2pipe-head' },
       h('span', { class: 'nb2pipe-title', text: 'nb2pipe pipeline' }),
       button('Refresh', 'refresh', () => void this.host.refresh()),
-      button('Convert…', 'convert', () => void this.host.convert())
+      button('Convert…', 'convert', () => void this.host.convert()),
+      button('Run pipeline', 'run', () => void this.host.runPipeline())
     );
     this.node.append(
       head,
       this.status,
+      this.runBox,
       h('h3', { text: 'Diagnostics' }),
       this.diagnosticsBox,
       h('h3', { text: 'Task graph' }),
@@ -139,6 +153,8 @@ export class Nb2pipePanel extends Widget {
 
   showEmpty(text: string): void {
     this.plan = null;
+    this.lastRuns = null;
+    this.runBox.textContent = '';
     this.status.textContent = text;
     this.diagnosticsBox.replaceChildren();
     this.graphBox.replaceChildren();
@@ -147,7 +163,7 @@ export class Nb2pipePanel extends Widget {
   }
 
   /** Shows an inspect result, and optionally the outcome of a convert. */
-  showResult(panel: NotebookPanel, inspect: IResult, convert?: IResult): void {
+  showResult(panel: NotebookPanel, inspect: IResult, convert?: IResult, keepCellTags = false): void {
     this.forPanel = panel;
     this.plan = inspect.plan ?? null;
     const diags: IDiagnostic[] = [...(inspect.diagnostics ?? [])];
@@ -172,7 +188,13 @@ export class Nb2pipePanel extends Widget {
     this.status.dataset.convert = convert ? (convert.ok ? 'ok' : 'failed') : '';
     this.renderDiagnostics(panel, diags);
     this.renderPlan(panel);
-    this.renderCellTags();
+    if (this.lastRuns) {
+      this.showRuns(this.lastRuns);
+    }
+    // A refresh on its own (tags edited) leaves the fields the user may be typing in.
+    if (!keepCellTags) {
+      this.renderCellTags();
+    }
   }
 
   private renderDiagnostics(panel: NotebookPanel, diags: IDiagnostic[]): void {
@@ -224,12 +246,21 @@ export class Nb2pipePanel extends Widget {
         void this.host.goToCell(panel, t.cells[0]);
       }
     };
-    this.graphBox.replaceChildren(renderGraph(plan, goTask));
+    this.graphBox.replaceChildren(
+      renderGraph(plan, name => {
+        const t = plan.tasks.find(x => x.name === name);
+        if (t && t.cells.length) {
+          // After the scroll, which makes the first cell the only selected one.
+          void this.host.goToCell(panel, t.cells[0]).then(() => this.host.selectTask(panel, name));
+        }
+      })
+    );
     const upstream = (name: string) => plan.edges.filter(e => e.to === name).map(e => e.from);
     this.tasksBox.replaceChildren(
       ...plan.tasks.map(t => {
         const rows: [string, string][] = [
-          ['cells', t.cells.join(', ')],
+          // Counted from 1, as the notebook and the diagnostics number cells.
+          ['cells', t.cells.map(c => c + 1).join(', ')],
           ['after', upstream(t.name).join(', ') || '—'],
           ['inputs', t.inputs.map(i => `${i.name} ← ${i.from}`).join(', ') || '—'],
           ['outputs', t.outputs.join(', ') || '—'],
@@ -240,15 +271,74 @@ export class Nb2pipePanel extends Widget {
           const i = line.indexOf(': ');
           rows.push([line.slice(0, i), line.slice(i + 2)]);
         }
-        const name = h('a', { class: 'nb2pipe-task-name nb2pipe-link', text: t.name, title: `Go to cell ${t.cells[0]}` });
+        const name = h('a', { class: 'nb2pipe-task-name nb2pipe-link', text: t.name, title: `Go to cell ${t.cells[0] + 1}` });
         name.addEventListener('click', () => goTask(t.name));
         const table = h('table', { class: 'nb2pipe-task-table' });
         for (const [k, v] of rows) {
           table.append(h('tr', {}, h('th', { text: k }), h('td', { text: v })));
         }
-        return h('div', { class: 'nb2pipe-task', data: { task: t.name } }, name, table);
+        const state = h('span', { class: 'nb2pipe-task-state', text: 'not run', data: { state: 'none' } });
+        const load = button('Load inputs into kernel', 'load-inputs', () => void this.loadInputs(t.name, out));
+        load.disabled = !t.inputs.length;
+        load.title = t.inputs.length ? `%nb2pipe inputs ${t.name}: the values the task received in its last run` : 'this task receives no values';
+        const out = h('pre', { class: 'nb2pipe-kernel-out' });
+        const tail = h('pre', { class: 'nb2pipe-log-tail' });
+        return h(
+          'div',
+          { class: 'nb2pipe-task', data: { task: t.name } },
+          h('div', { class: 'nb2pipe-task-head' }, name, state),
+          table,
+          h('div', { class: 'nb2pipe-row' }, load),
+          out,
+          tail
+        );
       })
     );
+  }
+
+  private async loadInputs(task: string, out: HTMLElement): Promise<void> {
+    out.textContent = `loading the inputs of ${task}…`;
+    out.textContent = await this.host.loadInputs(task);
+  }
+
+  /** States of the live run, else of the last one, with the end of each task's log. */
+  showRuns(doc: IRuns): void {
+    this.lastRuns = doc;
+    const run = doc.active ?? doc.last;
+    this.runTasks = new Map((run?.tasks ?? []).map(t => [t.name, t]));
+    let text = '';
+    if (!doc.ok) {
+      text = `runs: ${doc.error ?? 'unknown error'}`;
+    } else if (doc.active) {
+      const s = doc.active.running ? 'running' : doc.active.exit_code === 0 ? 'finished' : `finished with exit status ${doc.active.exit_code}`;
+      text = `run ${doc.active.run_id ?? '(starting)'}: ${s}`;
+      if (!doc.active.running && doc.active.exit_code !== 0 && !doc.active.tasks.length) {
+        text += `\n${doc.active.stderr_tail}`;
+      }
+    } else if (doc.last) {
+      text = `last run ${doc.last.run_id}`;
+    } else {
+      text = 'not run yet: Run pipeline runs it here (nb2pipe run)';
+    }
+    this.runBox.textContent = text;
+    this.runBox.dataset.running = doc.active?.running ? 'true' : 'false';
+    for (const node of Array.from(this.node.querySelectorAll('.nb2pipe-task')) as HTMLElement[]) {
+      const t = this.runTasks.get(node.dataset.task ?? '');
+      const state = node.querySelector('.nb2pipe-task-state') as HTMLElement | null;
+      if (state) {
+        // The state set is open (a newer nb2pipe may add some): show it as it comes.
+        state.textContent = t?.state ?? 'not run';
+        state.dataset.state = t?.state ?? 'none';
+      }
+      const tail = node.querySelector('.nb2pipe-log-tail') as HTMLElement | null;
+      if (tail) {
+        const err = t?.error?.message ? `failed in cell ${(t.error.cell ?? 0) + 1}, line ${t.error.line}: ${t.error.message}\n` : '';
+        tail.textContent = t?.log_tail || err ? `${err}${t?.log_tail ?? ''}` : '';
+      }
+    }
+    for (const g of Array.from(this.graphBox.querySelectorAll('.nb2pipe-node')) as SVGGElement[]) {
+      g.dataset.state = this.runTasks.get(g.dataset.task ?? '')?.state ?? 'none';
+    }
   }
 
   /** The active cell's tags, and forms to add task / resource / secret tags. */
@@ -284,18 +374,18 @@ export class Nb2pipePanel extends Widget {
     this.cellBox.replaceChildren(
       h('div', { class: 'nb2pipe-cell-label', text: `cell ${index + 1}` }),
       chips,
-      h('div', { class: 'nb2pipe-row' }, taskName, button('Start a task here', 'start-task', () => this.apply(() => startTask(model, taskName.value)))),
+      h('div', { class: 'nb2pipe-row' }, field('Task name', taskName), button('Start a task here', 'start-task', () => this.apply(() => startTask(model, taskName.value)))),
       h(
         'div',
         { class: 'nb2pipe-row' },
-        cpu,
-        memory,
-        gpu,
+        field('CPU', cpu),
+        field('Memory', memory),
+        field('GPUs', gpu),
         button('Set resources', 'set-resources', () =>
           this.apply(() => setResources(model, { cpu: cpu.value, memory: memory.value, gpu: gpu.value }))
         )
       ),
-      h('div', { class: 'nb2pipe-row' }, secret, key, env, button('Add secret', 'add-secret', () => this.apply(() => addSecret(model, secret.value, key.value, env.value)))),
+      h('div', { class: 'nb2pipe-row' }, field('Secret', secret), field('Key', key), field('Env var', env), button('Add secret', 'add-secret', () => this.apply(() => addSecret(model, secret.value, key.value, env.value)))),
       this.message
     );
   }

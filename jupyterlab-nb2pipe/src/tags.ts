@@ -97,3 +97,11 @@ export function removeTag(cell: ICellModel, tag: string): void {
     getTags(cell).filter(t => t !== tag)
   );
 }
+
+/** Makes `cell` part of the task above it: drops its task tag (and `skip`). */
+export function joinTaskAbove(cell: ICellModel): void {
+  setTags(
+    cell,
+    getTags(cell).filter(t => t !== 'skip' && !TASK_PREFIXES.some(p => t.startsWith(p)))
+  );
+}

@@ -199,7 +199,10 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         rehearsal: rehearsal.clone(),
         run_id,
     };
-    let mut display = Display::new();
+    let mut display = match args.progress {
+        Some(crate::cli::Progress::Jsonl) => Display::jsonl(),
+        None => Display::new(),
+    };
     let outcome = match exec::run(plan, &cfg, &mut display) {
         Ok(o) => o,
         Err(e) => {

@@ -12,6 +12,9 @@ use super::State;
 
 pub struct Display {
     live: Option<Live>,
+    /// `--progress jsonl`: one JSON object per event on stdout, for programs (the
+    /// JupyterLab panel) that show the run's states as they change.
+    jsonl: bool,
     width: usize,
     started: BTreeMap<String, Instant>,
     t0: Instant,
@@ -34,13 +37,34 @@ impl Display {
                 _multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 bars: BTreeMap::new(),
             }),
+            jsonl: false,
             width: 4,
             started: BTreeMap::new(),
             t0: Instant::now(),
         }
     }
 
+    /// JSON lines on stdout as well as the plain lines on stderr.
+    pub fn jsonl() -> Display {
+        Display {
+            jsonl: true,
+            ..Display::with_live(false)
+        }
+    }
+
+    fn emit(&self, event: serde_json::Value) {
+        use std::io::Write;
+        if self.jsonl {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{event}");
+            let _ = out.flush();
+        }
+    }
+
     pub fn begin(&mut self, run_id: &str, run_dir: &Path, tasks: Vec<&str>) {
+        self.emit(serde_json::json!({
+            "event": "begin", "run_id": run_id, "run_dir": run_dir, "tasks": tasks,
+        }));
         eprintln!(
             "run {run_id}: {}; logs in {}",
             crate::diagnostics::render::counted(tasks.len(), "task"),
@@ -65,6 +89,10 @@ impl Display {
         if state == State::Running {
             self.started.insert(task.to_string(), Instant::now());
         }
+        self.emit(serde_json::json!({
+            "event": "task", "task": task, "state": state,
+            "seconds": took.map(|d| d.as_secs_f64()),
+        }));
         let text = describe(state, took);
         match &mut self.live {
             Some(live) => {
@@ -102,6 +130,7 @@ impl Display {
     }
 
     pub fn end(&mut self) {
+        self.emit(serde_json::json!({"event": "end"}));
         if let Some(live) = &mut self.live {
             for (bar, _) in live.bars.values() {
                 bar.finish();

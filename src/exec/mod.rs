@@ -81,6 +81,13 @@ pub struct TaskRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_ms: Option<u64>,
     pub log: PathBuf,
+    /// Value → the task that produces it: what the task receives (read with
+    /// `value_runs`; the IPython extension loads them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+    /// The values the task hands on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
     /// The runtime's failure report: cell, line, message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<serde_json::Value>,
@@ -235,6 +242,12 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
             started_ms: None,
             ended_ms: None,
             log: logs.join(format!("{}.log", t.name)),
+            inputs: t
+                .inputs
+                .iter()
+                .map(|i| (i.name.clone(), i.from.clone()))
+                .collect(),
+            outputs: t.outputs.clone(),
             error: None,
             reason: None,
         })

@@ -33,6 +33,8 @@ fn failure_report_quotes_the_cell_line_and_log_tail() {
         started_ms: Some(0),
         ended_ms: Some(5),
         log: log.clone(),
+        inputs: Default::default(),
+        outputs: Vec::new(),
         error: Some(serde_json::json!({"cell": 1, "line": 2, "message": "KeyError: 'x'"})),
         reason: None,
     };

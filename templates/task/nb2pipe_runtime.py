@@ -949,3 +949,79 @@ def _excepthook(kind, value, tb):
         sys.stderr.write("nb2pipe: task %r failed: %s\n" % (_STATE.get("task"), error))
     sys.stderr.flush()
     _report(where, error)
+
+
+# ---------------------------------------------------------------- runs, read back (the IPython extension)
+# `%nb2pipe inputs|outputs|runs` (python/nb2pipe) reads the store through these, so a
+# value is found and decoded exactly as a task finds and decodes it.
+def list_runs(runs_dir, pipeline=None):
+    """Run records (run.json as dicts) under <runs_dir>/<pipeline>/<run>/, newest first;
+    each gets "_path" (its run.json) and "_latest" (the one `latest` names)."""
+    out = []
+    if not os.path.isdir(runs_dir):
+        return out
+    for p in sorted(os.listdir(runs_dir)):
+        if pipeline is not None and p != pipeline:
+            continue
+        base = os.path.join(runs_dir, p)
+        try:
+            with open(os.path.join(base, "latest")) as f:
+                latest = f.read().strip()
+        except OSError:
+            latest = None
+        if not os.path.isdir(base):
+            continue
+        for r in sorted(os.listdir(base)):
+            path = os.path.join(base, r, "run.json")
+            try:
+                with open(path) as f:
+                    rec = json.load(f)
+                stamp = os.stat(path).st_mtime_ns
+            except (OSError, ValueError):
+                continue
+            if not isinstance(rec, dict) or not isinstance(rec.get("tasks"), list):
+                continue
+            rec["_path"], rec["_latest"], rec["_stamp"] = path, r == latest, stamp
+            out.append(rec)
+    out.sort(key=lambda r: (r["_latest"], r["_stamp"], str(r.get("run_id"))), reverse=True)
+    return out
+
+
+def task_record(record, task):
+    for t in record.get("tasks", []):
+        if t.get("name") == task:
+            return t
+    return None
+
+
+def task_values(record, task, which, data=None):
+    """{name: value}: with which="inputs" the values `task` received in the run (each
+    read from the run its producer's values were in), with "outputs" those it handed on.
+    `data` overrides the store the record names (a copied folder, say). LookupError
+    says what is missing and why."""
+    t = task_record(record, task)
+    if t is None:
+        raise LookupError("run %s has no task %r; its tasks: %s" % (record.get("run_id"), task, ", ".join(x.get("name", "?") for x in record.get("tasks", []))))
+    runs = record.get("value_runs") or {}
+    if which == "inputs":
+        wanted = sorted((t.get("inputs") or {}).items())
+    elif which == "outputs":
+        wanted = [(name, task) for name in t.get("outputs") or []]
+    else:
+        raise ValueError("which must be 'inputs' or 'outputs', not %r" % which)
+    url = data or record.get("data")
+    _STATE.update(pipeline=record["pipeline"], store_url=url)
+    _STATE.pop("store", None)
+    s = store()
+    values = {}
+    for name, producer in wanted:
+        run = runs.get(producer, record.get("run_id"))
+        meta = s.get("%s/values/%s/%s.format" % (_run_prefix(run), producer, name))
+        if meta is None:
+            state = (task_record(record, producer) or {}).get("state", "not in this run")
+            raise LookupError(
+                "%r is not in the data store %s: task %r (%s) did not store it in run %s" % (name, url, producer, state, run)
+            )
+        fmt, raw, _ = _follow(s, name, fmt=meta.decode(), origin=(producer, run))
+        values[name] = _loads(fmt, raw)
+    return values

@@ -47,6 +47,23 @@ function writeBrokenChurn(dest) {
   return nb.cells.length - 1;
 }
 
+// Three tasks of plain Python (the test venv has no pandas), the last one skipped at first.
+function writePlain(dest) {
+  const cell = (source, tags) => ({ cell_type: 'code', execution_count: null, metadata: { tags }, outputs: [], source });
+  const nb = {
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: { kernelspec: { name: 'python3', display_name: 'Python 3', language: 'python' } },
+    cells: [
+      cell("numbers = [3, 1, 2]\nlabel = 'sum'\nprint('made', numbers)", ['task:make']),
+      cell('import time\ntime.sleep(2)\ntotal = sum(numbers)\nprint(label, total)', ['task:total']),
+      cell('print(total * 2)', []),
+      cell("print('scratch')", ['skip'])
+    ]
+  };
+  fs.writeFileSync(dest, JSON.stringify(nb, null, 1));
+}
+
 async function waitHttp(url, timeoutMs, proc) {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -82,6 +99,7 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
   fs.copyFileSync(path.join(REPO, 'fixtures/notebooks/churn.ipynb'), path.join(root, 'churn.ipynb'));
   fs.copyFileSync(path.join(REPO, 'fixtures/broken/NB020_unknown_tag.ipynb'), path.join(root, 'NB020_unknown_tag.ipynb'));
   const lastCell = writeBrokenChurn(path.join(root, 'churn_broken.ipynb'));
+  writePlain(path.join(root, 'plain.ipynb'));
 
   // JupyterLab asks whether to fetch its news feed; the answer is no (loopback only).
   const settings = path.join(tmp, 'settings', '@jupyterlab', 'apputils-extension');
@@ -281,6 +299,73 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await shot('08-export-menu');
       await page.keyboard.press('Escape');
       await page.keyboard.press('Escape');
+    });
+
+    await step('cells show their task; Run pipeline shows live states; inputs load into the kernel', async () => {
+      for (const x of await page.locator('.jp-toast-dismiss').all()) {
+        await x.click().catch(() => {});
+      }
+      await openNotebook('plain.ipynb');
+      const dialog = page.locator('.jp-Dialog');
+      await notebook().locator('.nb2pipe-toolbar-button button, button.nb2pipe-toolbar-button').first().click();
+      await dialog.locator('button.nb2pipe-inspect').click();
+      await panel.locator('.nb2pipe-task[data-task="total"]').waitFor();
+      // Every code cell says what it is in the pipeline.
+      const cells = notebook().locator('.jp-Cell');
+      const marker = i => cells.nth(i).locator('.nb2pipe-cell-marker');
+      await marker(0).waitFor();
+      assert.equal(await marker(0).innerText(), 'task make');
+      assert.equal(await marker(1).innerText(), 'task total');
+      assert.equal(await marker(2).innerText(), 'total');
+      assert.equal(await marker(3).innerText(), 'skipped');
+      assert.equal(await cells.nth(2).getAttribute('data-nb2pipe-task'), 'total');
+      assert.match(await panel.locator('.nb2pipe-run-status').innerText(), /not run yet/);
+      // Cells are numbered as the notebook shows them, from 1.
+      assert.match(await panel.locator('.nb2pipe-task[data-task="total"]').innerText(), /cells\s+2, 3/);
+      await shot('09-cells-marked-with-tasks');
+      // The graph's edge names the values it carries.
+      assert.match(await panel.locator('.nb2pipe-graph .nb2pipe-edge-label').first().textContent(), /label, numbers/);
+      await panel.locator('button[data-nb2pipe="run"]').click();
+      const state = name => panel.locator(`.nb2pipe-task[data-task="${name}"] .nb2pipe-task-state`);
+      await panel.locator('.nb2pipe-task[data-task="total"] .nb2pipe-task-state[data-state="running"]').waitFor({ timeout: 60_000 });
+      assert.equal(await state('make').getAttribute('data-state'), 'succeeded');
+      await shot('10-run-live-states');
+      await panel.locator('.nb2pipe-run-status[data-running="false"]').waitFor({ timeout: 60_000 });
+      assert.equal(await state('total').innerText(), 'succeeded');
+      assert.match(await panel.locator('.nb2pipe-task[data-task="total"] .nb2pipe-log-tail').innerText(), /sum 6/);
+      assert.equal(await panel.locator('.nb2pipe-graph .nb2pipe-node[data-task="total"]').getAttribute('data-state'), 'succeeded');
+      // Load inputs: %nb2pipe inputs in the notebook's own kernel.
+      await page.getByText(/\| Idle/).first().waitFor({ timeout: 60_000 }).catch(() => {});
+      await panel.locator('.nb2pipe-task[data-task="total"] button[data-nb2pipe="load-inputs"]').click();
+      const out = panel.locator('.nb2pipe-task[data-task="total"] .nb2pipe-kernel-out');
+      await page.waitForFunction(() =>
+        /inputs of task 'total'/.test(document.querySelector('#nb2pipe-panel .nb2pipe-task[data-task="total"] .nb2pipe-kernel-out')?.textContent || '')
+      , null, { timeout: 60_000 });
+      assert.match(await out.innerText(), /label \(str\), numbers \(list\)/);
+      await shot('11-inputs-loaded-into-kernel');
+      // A task clicked in the graph selects its cells.
+      await panel.locator('.nb2pipe-graph .nb2pipe-node[data-task="total"]').click();
+      await page.waitForFunction(() => {
+        const nb = [...document.querySelectorAll('.jp-NotebookPanel')].find(n => n.getBoundingClientRect().width > 0);
+        const c = nb?.querySelectorAll('.jp-Cell');
+        return c && c[1].classList.contains('jp-mod-selected') && c[2].classList.contains('jp-mod-selected') && !c[0].classList.contains('jp-mod-selected');
+      });
+      // A marker joins its cell to the task above; the markers follow the new tags.
+      await marker(1).click();
+      const menu = page.locator('.jp-Dialog');
+      await menu.locator('select').selectOption('Join the task above');
+      await menu.locator('.jp-mod-accept').click();
+      await page.waitForFunction(() => {
+        const nb = [...document.querySelectorAll('.jp-NotebookPanel')].find(n => n.getBoundingClientRect().width > 0);
+        return nb?.querySelectorAll('.jp-Cell')[2]?.dataset.nb2pipeTask === 'make';
+      }, null, { timeout: 30_000 });
+      assert.equal(await panel.locator('.nb2pipe-task[data-task="total"]').count(), 0);
+      await shot('12-joined-the-task-above');
+      // The panel comes back with the notebook.
+      await page.reload();
+      await panel.waitFor({ state: 'visible', timeout: 60_000 });
+      await panel.locator('.nb2pipe-task[data-task="make"] .nb2pipe-task-state[data-state="succeeded"]').waitFor({ timeout: 60_000 });
+      await shot('13-panel-restored');
     });
   } finally {
     if (context) {
