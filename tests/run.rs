@@ -628,3 +628,48 @@ fn a_scattered_task_is_warned_about() {
     assert_eq!(result_line(&nb_text)["total"], 43.98);
     assert_eq!(result_line(&split.log("report"))["total"], 94.25);
 }
+
+#[test]
+fn spark_dataframe_to_a_pandas_task_that_trains_a_model() {
+    // Real PySpark in local mode: the Spark task's DataFrame travels as Parquet files
+    // Spark wrote; the pandas task reads them with pyarrow, without a JVM.
+    let (result, split) = prove("spark", &[], &[]);
+    assert_eq!(
+        result,
+        serde_json::json!({"coef": 8.1034, "stores": ["a", "b", "c", "d", "e"], "units": 322})
+    );
+    assert_eq!(
+        store_formats(&split, "aggregate"),
+        ["totals.spark-parquet", "totals.spark-parquet.d"]
+    );
+    let dir = split
+        .run_dir
+        .join("values/aggregate/totals.spark-parquet.d");
+    let parts: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet") && !n.starts_with('.'))
+        .collect();
+    assert!(
+        !parts.is_empty(),
+        "Spark wrote no Parquet files in {}",
+        dir.display()
+    );
+    let tasks = split.plan["tasks"].as_array().unwrap();
+    let reqs = |t: &str| -> Vec<String> {
+        tasks.iter().find(|x| x["name"] == t).unwrap()["requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(reqs("aggregate").contains(&"pyspark".to_string()));
+    let train = reqs("train");
+    assert!(
+        train.contains(&"pyarrow".to_string()) && train.contains(&"pandas".to_string()),
+        "{train:?}"
+    );
+    assert!(!train.contains(&"pyspark".to_string()), "{train:?}");
+}

@@ -182,8 +182,30 @@ pub fn find_plan(out: &Path) -> Value {
 pub fn normalise(text: &str) -> String {
     text.lines()
         .filter(|l| !l.starts_with("CPU times: ") && !l.starts_with("Wall time: "))
+        .filter(|l| !spark_noise(l))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// What the JVM and PySpark print about themselves (timestamped log4j lines, startup
+/// notes, their warnings and stack traces), which is not what the cells printed.
+fn spark_noise(l: &str) -> bool {
+    let b = l.as_bytes();
+    let log4j = b.len() > 18
+        && b[2] == b'/'
+        && b[5] == b'/'
+        && b[8] == b' '
+        && b[11] == b':'
+        && b[..8].iter().all(|c| c.is_ascii_digit() || *c == b'/');
+    log4j
+        || l.starts_with("WARNING: Using incubator modules")
+        || l.starts_with("Using Spark's default log4j profile")
+        || l.starts_with("Setting default log level to")
+        || l.starts_with("To adjust logging level use sc.setLogLevel")
+        || l.contains("FutureWarning: PySpark does not yet fully support")
+        || l == "  require_minimum_pandas_version()"
+        || l.starts_with("\tat ")
+        || l.starts_with("java.io.IOException")
 }
 
 /// Every task that ran printed exactly what its cells printed in the notebook.
