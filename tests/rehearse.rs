@@ -505,7 +505,8 @@ fn spark_fixture_rehearsed_on_argo() {
     .unwrap();
     let args = rehearse_args("argo", "spark");
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let split = split_in(dir, &nb, &argv);
+    // Two image builds (pyspark is in the base, the pandas stack is not) and a JVM start.
+    let split = split_in_for(dir, &nb, &argv, std::time::Duration::from_secs(1200));
     assert_eq!(split.done.code, 0, "{}", split.done.stderr);
     assert!(
         split.done.stderr.contains("rehearsing the argo pods"),

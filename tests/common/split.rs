@@ -22,7 +22,12 @@ pub struct Done {
 
 /// Runs `cmd` with a bounded wait; output goes through files, so a chatty child never
 /// blocks on a full pipe.
-pub fn run_bounded(mut cmd: Command, what: &str) -> Done {
+pub fn run_bounded(cmd: Command, what: &str) -> Done {
+    run_bounded_for(cmd, what, TIMEOUT)
+}
+
+/// [`run_bounded`] within `limit`.
+pub fn run_bounded_for(mut cmd: Command, what: &str, limit: Duration) -> Done {
     let dir = common::tempdir();
     let (o, e) = (dir.path().join("out"), dir.path().join("err"));
     cmd.stdin(Stdio::null())
@@ -36,11 +41,11 @@ pub fn run_bounded(mut cmd: Command, what: &str) -> Done {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if t0.elapsed() > TIMEOUT {
+        if t0.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "{what}: still running after {TIMEOUT:?}; stderr:\n{}",
+                "{what}: still running after {limit:?}; stderr:\n{}",
                 std::fs::read_to_string(&e).unwrap_or_default()
             );
         }
@@ -132,6 +137,11 @@ pub fn nb2pipe_run(name: &str, extra: &[&str]) -> Split {
 }
 
 pub fn split_in(dir: tempfile::TempDir, nb: &Path, extra: &[&str]) -> Split {
+    split_in_for(dir, nb, extra, TIMEOUT)
+}
+
+/// [`split_in`] within `limit`.
+pub fn split_in_for(dir: tempfile::TempDir, nb: &Path, extra: &[&str], limit: Duration) -> Split {
     let out = dir.path().join("build");
     let py = python();
     let mut cmd = common::nb2pipe();
@@ -146,7 +156,7 @@ pub fn split_in(dir: tempfile::TempDir, nb: &Path, extra: &[&str]) -> Split {
     if std::env::var_os("PIP_CERT").is_none() {
         cmd.env("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt");
     }
-    let done = run_bounded(cmd, &format!("nb2pipe run {}", nb.display()));
+    let done = run_bounded_for(cmd, &format!("nb2pipe run {}", nb.display()), limit);
     let plan = find_plan(&out);
     let pipeline = plan["pipeline"].as_str().unwrap().to_string();
     let runs = if extra.iter().any(|a| a.starts_with("s3://")) {
