@@ -517,6 +517,6 @@ fn spark_fixture_rehearsed_on_argo() {
     assert!(log.contains("stores 5"), "{log}");
     assert_eq!(
         result_line(&split.log("train")),
-        serde_json::json!({"coef": 8.1034, "stores": ["a", "b", "c", "d", "e"], "units": 322})
+        serde_json::json!({"best": "e", "coef": 8.1034, "stores": ["a", "b", "c", "d", "e"], "units": 322})
     );
 }

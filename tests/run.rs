@@ -636,7 +636,7 @@ fn spark_dataframe_to_a_pandas_task_that_trains_a_model() {
     let (result, split) = prove("spark", &[], &[]);
     assert_eq!(
         result,
-        serde_json::json!({"coef": 8.1034, "stores": ["a", "b", "c", "d", "e"], "units": 322})
+        serde_json::json!({"best": "e", "coef": 8.1034, "stores": ["a", "b", "c", "d", "e"], "units": 322})
     );
     assert_eq!(
         store_formats(&split, "aggregate"),
@@ -672,4 +672,11 @@ fn spark_dataframe_to_a_pandas_task_that_trains_a_model() {
         "{train:?}"
     );
     assert!(!train.contains(&"pyspark".to_string()), "{train:?}");
+    // A Spark consumer reads the dataset with Spark: no pandas stack added.
+    let top = reqs("top");
+    assert!(
+        top.contains(&"pyspark".to_string()) && !top.contains(&"pyarrow".to_string()),
+        "{top:?}"
+    );
+    assert!(split.log("top").contains("best e"));
 }

@@ -190,6 +190,21 @@ pub fn find_plan(out: &Path) -> Value {
 
 /// Timing lines differ from run to run.
 pub fn normalise(text: &str) -> String {
+    // Spark's console progress bar redraws itself with `\r`: only what is left is output.
+    let text: String = text
+        .split('\n')
+        .filter_map(|l| {
+            if !l.contains('\r') {
+                return Some(l.to_string());
+            }
+            let kept: String = l
+                .split('\r')
+                .filter(|seg| !seg.starts_with("[Stage ") && !seg.trim().is_empty())
+                .collect();
+            (!kept.is_empty()).then_some(kept)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     text.lines()
         .filter(|l| !l.starts_with("CPU times: ") && !l.starts_with("Wall time: "))
         .filter(|l| !spark_noise(l))
