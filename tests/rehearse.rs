@@ -487,3 +487,36 @@ fn job_params_overridden_and_a_failure_ends_the_pod() {
         "{after}"
     );
 }
+
+/// The Spark fixture on Argo: the SparkApplication's driver runs in the Spark task's
+/// image (built on the Spark base image, `spark-image:`, with Java and pyspark) in local
+/// mode, and its Parquet dataset reaches the pandas task's pod on the data volume. The
+/// whole notebook's run is compared in tests/run.rs; here its RESULT is.
+#[test]
+fn spark_fixture_rehearsed_on_argo() {
+    let (dir, nb) = copy_fixture("spark");
+    std::fs::write(
+        dir.path().join("nb2pipe.toml"),
+        format!(
+            "[defaults.spark]\nimage = \"{}\"\n",
+            helpers::env("NB2PIPE_TEST_SPARK_IMAGE")
+        ),
+    )
+    .unwrap();
+    let args = rehearse_args("argo", "spark");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Two image builds (pyspark is in the base, the pandas stack is not) and a JVM start.
+    let split = split_in_for(dir, &nb, &argv, std::time::Duration::from_secs(1200));
+    assert_eq!(split.done.code, 0, "{}", split.done.stderr);
+    assert!(
+        split.done.stderr.contains("rehearsing the argo pods"),
+        "{}",
+        split.done.stderr
+    );
+    let log = split.log("aggregate");
+    assert!(log.contains("stores 5"), "{log}");
+    assert_eq!(
+        result_line(&split.log("train")),
+        serde_json::json!({"best": "e", "coef": 8.1034, "stores": ["a", "b", "c", "d", "e"], "units": 322})
+    );
+}

@@ -688,4 +688,55 @@ fn progress_jsonl_reports_each_state_change() {
         record["tasks"][1]["inputs"],
         serde_json::json!({"xs": "make"})
     );
+
+#[test]
+fn spark_dataframe_to_a_pandas_task_that_trains_a_model() {
+    // Real PySpark in local mode: the Spark task's DataFrame travels as Parquet files
+    // Spark wrote; the pandas task reads them with pyarrow, without a JVM.
+    let (result, split) = prove("spark", &[], &[]);
+    assert_eq!(
+        result,
+        serde_json::json!({"best": "e", "coef": 8.1034, "stores": ["a", "b", "c", "d", "e"], "units": 322})
+    );
+    assert_eq!(
+        store_formats(&split, "aggregate"),
+        ["totals.spark-parquet", "totals.spark-parquet.d"]
+    );
+    let dir = split
+        .run_dir
+        .join("values/aggregate/totals.spark-parquet.d");
+    let parts: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet") && !n.starts_with('.'))
+        .collect();
+    assert!(
+        !parts.is_empty(),
+        "Spark wrote no Parquet files in {}",
+        dir.display()
+    );
+    let tasks = split.plan["tasks"].as_array().unwrap();
+    let reqs = |t: &str| -> Vec<String> {
+        tasks.iter().find(|x| x["name"] == t).unwrap()["requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(reqs("aggregate").contains(&"pyspark".to_string()));
+    let train = reqs("train");
+    assert!(
+        train.contains(&"pyarrow".to_string()) && train.contains(&"pandas".to_string()),
+        "{train:?}"
+    );
+    assert!(!train.contains(&"pyspark".to_string()), "{train:?}");
+    // A Spark consumer reads the dataset with Spark: no pandas stack added.
+    let top = reqs("top");
+    assert!(
+        top.contains(&"pyspark".to_string()) && !top.contains(&"pyarrow".to_string()),
+        "{top:?}"
+    );
+    assert!(split.log("top").contains("best e"));
 }

@@ -2253,3 +2253,168 @@ fn spark_task_is_a_spark_application_on_argo() {
         "{stdout}"
     );
 }
+
+/// A Spark task's folder: pyspark pinned to its Spark version, a JVM in its image, its
+/// `spark-image:` as the base; a plain task that receives its DataFrame gets pandas and
+/// pyarrow (it reads the Parquet files Spark wrote) and no pyspark.
+#[test]
+fn spark_task_files_pin_pyspark_and_a_pandas_consumer_gets_pyarrow() {
+    let tmp = common::tempdir();
+    let nb = tmp.path().join("spark.ipynb");
+    std::fs::copy(common::fixture("exec/spark.ipynb"), &nb).unwrap();
+    std::fs::write(
+        tmp.path().join("nb2pipe.toml"),
+        "[defaults.spark]\nimage = \"example.org/spark-base:1\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = common::run(&[
+        "convert",
+        nb.to_str().unwrap(),
+        "-o",
+        tmp.path().join("out").to_str().unwrap(),
+        "--target",
+        "job",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let dir = tmp.path().join("out/spark/tasks");
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+    let agg = read("aggregate/requirements.txt");
+    assert!(agg.lines().any(|l| l == "pyspark==4.3.0"), "{agg}");
+    let train = read("train/requirements.txt");
+    let names: Vec<&str> = train
+        .lines()
+        .map(|l| l.split(['=', '<', '>']).next().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"pandas") && names.contains(&"pyarrow"),
+        "{train}"
+    );
+    assert!(!names.contains(&"pyspark"), "{train}");
+    assert!(read("aggregate/main.py").contains("    spark=True,\n"));
+    assert!(!read("train/main.py").contains("spark=True"));
+    let docker = read("aggregate/Dockerfile");
+    assert!(
+        docker.starts_with("# Image") && docker.contains("FROM example.org/spark-base:1 AS deps"),
+        "{docker}"
+    );
+    assert!(docker.contains("default-jre-headless"), "{docker}");
+    assert!(!read("train/Dockerfile").contains("default-jre-headless"));
+}
+
+/// `cpu`/`memory` on a cluster-mode Spark task do not size a SparkApplication: NB302.
+#[test]
+fn cpu_and_memory_of_a_cluster_spark_task_are_reported_unused() {
+    let tmp = common::tempdir();
+    let nb = json!({
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}, "language_info": {"name": "python", "version": "3.11.7"}},
+        "cells": [
+            {"cell_type": "code", "id": "c0", "metadata": {"tags": ["task:big", "spark", "cpu:2", "memory:4Gi"]}, "source": "n = 1", "outputs": [], "execution_count": null},
+            {"cell_type": "code", "id": "c1", "metadata": {"tags": ["task:small", "spark"]}, "source": "m = 2", "outputs": [], "execution_count": null}
+        ]
+    });
+    let p = tmp.path().join("sized.ipynb");
+    std::fs::write(&p, serde_json::to_string(&nb).unwrap()).unwrap();
+    let (code, _, stderr) = common::run(&[
+        "convert",
+        p.to_str().unwrap(),
+        "-o",
+        tmp.path().join("out").to_str().unwrap(),
+        "--target",
+        "argo",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("not used: a SparkApplication"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(
+        notes[0].contains("NB302") && notes[0].contains("cpu 2, memory 4Gi"),
+        "{stderr}"
+    );
+}
+
+/// A scheduled pipeline of one cluster-mode Spark task on the Job target: a
+/// ScheduledSparkApplication, valid against the operator's CRD (strict), no NB302 about
+/// local mode; a second task makes it a CronJob again (Spark in local mode, NB302).
+#[test]
+fn scheduled_spark_only_pipeline_is_a_scheduled_spark_application() {
+    let tmp = common::tempdir();
+    let cell = |id: &str, tags: &[&str], src: &str| json!({"cell_type": "code", "id": id, "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null});
+    let write = |name: &str, cells: Vec<Value>| {
+        let nb = json!({
+            "nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}, "language_info": {"name": "python", "version": "3.11.7"}},
+            "cells": cells
+        });
+        let p = tmp.path().join(format!("{name}.ipynb"));
+        std::fs::write(&p, serde_json::to_string(&nb).unwrap()).unwrap();
+        p
+    };
+    let spark_cell = cell(
+        "c0",
+        &["task:nightly", "spark", "spark-executor-instances:4", "retries:1"],
+        "from pyspark.sql import SparkSession\nspark = SparkSession.builder.getOrCreate()\nn = spark.range(10).count()",
+    );
+    let convert = |nb: &Path| {
+        let out = tmp.path().join("out");
+        let (code, _, stderr) = common::run(&[
+            "convert",
+            nb.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            "job",
+            "--schedule",
+            "0 3 * * *",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        (out, stderr)
+    };
+    let nb = write("nightly", vec![spark_cell.clone()]);
+    let (out, stderr) = convert(&nb);
+    assert!(!stderr.contains("local mode"), "{stderr}");
+    let file = out.join("nightly/job/nightly.yaml");
+    let doc: Value = serde_norway::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["kind"], "ScheduledSparkApplication");
+    assert_eq!(doc["spec"]["schedule"], "0 3 * * *");
+    assert_eq!(doc["spec"]["concurrencyPolicy"], "Forbid");
+    let t = &doc["spec"]["template"];
+    assert_eq!(t["type"], "Python");
+    assert_eq!(t["executor"]["instances"], 4);
+    assert_eq!(t["restartPolicy"]["onFailureRetries"], 1);
+    validate(
+        &py("VALIDATE"),
+        "validate_spark.py",
+        std::slice::from_ref(&file),
+    );
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "concurrencyPolicy: Forbid",
+        "concurrencyPolicy: Forbid\n  startingDeadline: 5",
+    );
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, text).unwrap();
+    let res = Command::new(py("VALIDATE"))
+        .arg(common::root().join("tests/validate/validate_spark.py"))
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        !res.status.success() && stdout.contains("'startingDeadline' was unexpected"),
+        "{stdout}"
+    );
+
+    let nb = write(
+        "nightly",
+        vec![spark_cell, cell("c1", &["task:report"], "print(n)")],
+    );
+    let (out, stderr) = convert(&nb);
+    let doc: Value = serde_norway::from_str(
+        &std::fs::read_to_string(out.join("nightly/job/nightly.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["kind"], "CronJob");
+    assert!(stderr.contains("local mode"), "{stderr}");
+}

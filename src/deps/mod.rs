@@ -149,6 +149,8 @@ pub struct TaskInput {
     pub receives_from: Vec<usize>,
     /// The task loads or saves passed values.
     pub exchanges_values: bool,
+    /// A Spark task's Spark version.
+    pub spark_version: Option<String>,
 }
 
 /// One task's result.
@@ -195,9 +197,41 @@ pub fn resolve(
     }
     // Tasks are in notebook order, so a producer's list is final before its consumers'.
     for (t, input) in tasks.iter().enumerate() {
+        if let Some(v) = &input.spark_version {
+            // The driver's pyspark must be the Spark it runs on, whatever the notebook had.
+            let r = maps[t].entry("pyspark".into()).or_insert_with(|| {
+                ctx.requirement(
+                    "pyspark",
+                    "",
+                    None,
+                    "a Spark task".into(),
+                    "a Spark task runs pyspark".into(),
+                )
+            });
+            r.line = format!("pyspark=={v}");
+            r.pin_source = "the task's Spark version (spark-version)".into();
+        }
         for &p in &input.receives_from {
             if p >= maps.len() || p == t {
                 continue;
+            }
+            if input.spark_version.is_none() && tasks[p].spark_version.is_some() {
+                // A Spark DataFrame arrives in a task without Spark as pandas (read with pyarrow).
+                for dist in ["pandas", "pyarrow"] {
+                    if !maps[t].contains_key(dist) {
+                        let r = ctx.requirement(
+                            dist,
+                            "",
+                            None,
+                            format!(
+                                "Spark DataFrames from task `{}` arrive as pandas DataFrames",
+                                ctx.task_name(p)
+                            ),
+                            format!("loads values from Spark task `{}`", ctx.task_name(p)),
+                        );
+                        maps[t].insert(dist.into(), r);
+                    }
+                }
             }
             let inherited: Vec<Requirement> = maps[p]
                 .values()

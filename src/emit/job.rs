@@ -419,6 +419,9 @@ impl Emitter for Job {
 fn document(c: &mut Ctx<'_>) -> Result<String> {
     let plan: &Plan = c.plan;
     let s = &plan.settings;
+    if let Some((t, spark, cron)) = super::spark::scheduled_application(plan) {
+        return scheduled_spark(c, t, spark, cron);
+    }
     let pod = pod(c);
     let backoff = plan
         .tasks
@@ -487,6 +490,59 @@ fn document(c: &mut Ctx<'_>) -> Result<String> {
             k8s::yaml(&doc)
         }
     }
+}
+
+/// A scheduled pipeline of one cluster-mode Spark task: a ScheduledSparkApplication,
+/// whose runs are SparkApplications with the task's driver and executors.
+fn scheduled_spark(
+    c: &mut Ctx<'_>,
+    t: &Task,
+    spark: &crate::plan::Spark,
+    cron: String,
+) -> Result<String> {
+    use super::spark;
+    let plan = c.plan;
+    let s = &plan.settings;
+    c.scheduling_dropped(true);
+    let pod = pod_for(c, t);
+    let full = k8s::pipeline_k8s(plan);
+    let name = c.fit(
+        None,
+        "ScheduledSparkApplication name",
+        &full,
+        spark::NAME_MAX_SCHEDULED,
+    );
+    let app = spark::application(c, t, spark, pod, name.clone());
+    let mut annotations = BTreeMap::new();
+    if let Some(d) = &s.description {
+        annotations.insert(
+            "nb2pipe/description".to_string(),
+            c.user(None, "description", d),
+        );
+    }
+    let doc = spark::ScheduledSparkApplication {
+        api_version: spark::API_VERSION,
+        kind: spark::SCHEDULED_KIND,
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(s.namespace.clone()),
+            labels: Some(k8s::own_labels(plan, None)),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            ..Default::default()
+        },
+        spec: spark::ScheduledSpec {
+            schedule: cron,
+            time_zone: TIME_ZONE.to_string(),
+            concurrency_policy: match s.max_active_runs {
+                Some(n) if n > 1 => "Allow",
+                _ => "Forbid",
+            },
+            successful_run_history_limit: SUCCESSFUL_HISTORY,
+            failed_run_history_limit: FAILED_HISTORY,
+            template: app.spec,
+        },
+    };
+    k8s::yaml(&doc)
 }
 
 #[cfg(test)]

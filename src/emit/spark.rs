@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::emit::k8s::{self, Ctx, Pod};
-use crate::plan::{Spark, SparkPod, Task};
+use crate::plan::{Plan, Spark, SparkPod, Task};
 
 pub const API_VERSION: &str = "sparkoperator.k8s.io/v1beta2";
 pub const KIND: &str = "SparkApplication";
@@ -138,6 +138,28 @@ pub fn application(
             "timeout: a SparkApplication has no deadline; the orchestrator's own is used where it has one",
         );
     }
+    let sized: Vec<String> = ts
+        .resources
+        .requests
+        .iter()
+        .filter(|(k, v)| !crate::plan::build::DEFAULT_REQUESTS.contains(&(k.as_str(), v.as_str())))
+        .map(|(k, v)| format!("{k} {v}"))
+        .chain(
+            ts.resources
+                .limits
+                .iter()
+                .map(|(k, v)| format!("limit {k} {v}")),
+        )
+        .collect();
+    if !sized.is_empty() {
+        ctx.cannot(
+            Some(&task.name),
+            format!(
+                "{} not used: a SparkApplication's driver and executor pods are sized by the Spark settings (spark-driver-cores, spark-driver-memory, spark-executor-cores, spark-executor-memory, ...)",
+                sized.join(", ")
+            ),
+        );
+    }
     for (k, v) in &spark.conf {
         ctx.user(Some(&task.name), &format!("spark conf `{k}`"), v);
     }
@@ -202,6 +224,41 @@ pub fn application(
     }
 }
 
+pub const SCHEDULED_KIND: &str = "ScheduledSparkApplication";
+/// The operator names each scheduled run `<name>-<unix nanoseconds>` (20 characters
+/// more), and derives `<run>-ui-svc` from that (a 63-character DNS label).
+pub const NAME_MAX_SCHEDULED: usize = 36;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledSparkApplication {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub spec: ScheduledSpec,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledSpec {
+    pub schedule: String,
+    pub time_zone: String,
+    pub concurrency_policy: &'static str,
+    pub successful_run_history_limit: i32,
+    pub failed_run_history_limit: i32,
+    pub template: SparkApplicationSpec,
+}
+
+/// The one task of a scheduled pipeline that is a single cluster-mode Spark task: the
+/// Job target makes it a ScheduledSparkApplication (the operator's own scheduler).
+pub fn scheduled_application(plan: &Plan) -> Option<(&Task, &Spark, String)> {
+    let cron = plan.settings.schedule.as_deref().and_then(k8s::cron)?;
+    match plan.tasks.as_slice() {
+        [t] => cluster(t).map(|s| (t, s, cron)),
+        _ => None,
+    }
+}
+
 /// A task that runs as a SparkApplication (cluster mode), with its Spark settings.
 pub fn cluster(task: &Task) -> Option<&Spark> {
     task.settings.spark.as_ref().filter(|s| s.local.is_none())
@@ -217,7 +274,9 @@ pub fn pod_submit_args(ctx: &mut Ctx<'_>, task: &Task) -> Option<String> {
     if spark.local.is_some() {
         return local_submit_args(spark);
     }
-    if OPERATOR_TARGETS.contains(&ctx.target) {
+    if OPERATOR_TARGETS.contains(&ctx.target)
+        || (ctx.target == "job" && scheduled_application(ctx.plan).is_some())
+    {
         return None;
     }
     ctx.cannot(
@@ -232,6 +291,16 @@ pub fn pod_submit_args(ctx: &mut Ctx<'_>, task: &Task) -> Option<String> {
         ..spark.clone()
     };
     local_submit_args(&local)
+}
+
+/// `nb2pipe run` and the cluster rehearsal run a Spark task's driver in local mode: its
+/// own master, or `local[*]` for a cluster-mode task (there are no executors to ask for).
+pub fn run_submit_args(task: &Task) -> Option<String> {
+    let spark = task.settings.spark.as_ref()?;
+    local_submit_args(&Spark {
+        local: Some(spark.local.clone().unwrap_or_else(|| "local[*]".into())),
+        ..spark.clone()
+    })
 }
 
 /// Read by PySpark when the task's code starts its own JVM (local mode).

@@ -32,6 +32,8 @@ struct MainInfo {
     consumers: String,
     line_map: String,
     staged: String,
+    /// A Spark task: it reads a Spark DataFrame it receives with Spark.
+    spark: bool,
     code: String,
 }
 
@@ -47,6 +49,8 @@ struct DockerInfo {
     content_hash: String,
     /// Built on the task's `image:` setting (which must have Python 3).
     from_setting: bool,
+    /// A Spark task: its image needs a JVM.
+    spark: bool,
     /// The folder has `modules/` (local modules) and `files/` (data files).
     modules: bool,
     files: bool,
@@ -110,6 +114,7 @@ fn dockerfile(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             )),
             content_hash: task.image.content_hash.clone().unwrap_or_default(),
             from_setting: task.image.base.is_some(),
+            spark: task.settings.spark.is_some(),
             modules: has_copies(task, crate::deps::files::MODULES_DIR),
             files: has_copies(task, crate::deps::files::FILES_DIR),
         },
@@ -210,6 +215,7 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
                 consumers: consumers.clone(),
                 line_map,
                 staged: staged.clone(),
+                spark: task.settings.spark.is_some(),
                 code,
             },
         )

@@ -331,6 +331,9 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
                     .env("NB2PIPE_INPUT_RUNS", &input_runs)
                     .env("NB2PIPE_PARAMS", &params)
                     .env("NB2PIPE_ERROR_FILE", &err_file);
+                if let Some(args) = crate::emit::spark::run_submit_args(task) {
+                    cmd.env(crate::emit::spark::SUBMIT_ARGS_ENV, args);
+                }
                 let child = cmd.spawn().with_context(|| {
                     format!("starting {} for task `{}`", cfg.python.display(), task.name)
                 })?;

@@ -42,7 +42,12 @@ pub fn attach(
         copies.sort();
         t.files = files;
         t.copies = copies;
-        let from = t.image.base.clone();
+        // A Spark task's `spark-image:` is its base unless `image:` names one.
+        let from = t
+            .image
+            .base
+            .clone()
+            .or_else(|| t.settings.spark.as_ref().and_then(|sp| sp.image.clone()));
         t.image = task_image(settings, pipeline, python, t, from);
     }
 }

@@ -138,8 +138,15 @@ pub fn prepare(
         let pod = engines::substitute_in(target, Some(plan), t, &pod, &run)?;
         let spec = pod.spec.as_ref().context("a pod has a spec")?;
         let c = spec.containers.first().context("a pod has a container")?;
-        let env = resolve_env_in(c, &pod.metadata, values, &keys)
+        let mut env = resolve_env_in(c, &pod.metadata, values, &keys)
             .with_context(|| format!("task `{}`", t.name))?;
+        // A SparkApplication's driver is rehearsed in its image, in local mode.
+        let submit = crate::emit::spark::SUBMIT_ARGS_ENV;
+        if let Some(args) = crate::emit::spark::run_submit_args(t) {
+            if !env.iter().any(|(k, _)| k == submit) {
+                env.push((submit.to_string(), args));
+            }
+        }
         let vars: BTreeMap<String, String> = env.iter().cloned().collect();
         let expand = |v: &Option<Vec<String>>| {
             v.as_ref()

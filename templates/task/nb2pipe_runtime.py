@@ -32,7 +32,9 @@ Data files the notebook opens travel in the task's folder under files/ (those to
 the image are staged in <store>/<pipeline>/files/<path>) and are copied into the working
 directory when missing there. Local modules are in the task's folder under modules/.
 Formats, chosen at run time: pandas objects as Parquet when pyarrow is importable,
-numpy arrays as .npy, everything else pickled (cloudpickle when importable). A value the
+numpy arrays as .npy, Spark DataFrames as a Parquet dataset (<name>.spark-parquet.d/, the
+files Spark wrote, listed in <name>.spark-parquet), everything else pickled (cloudpickle
+when importable). A value the
 task received and hands on serialising to the same bytes is stored as <name>.ref, JSON
 {"task", "run"}: where the value is.
 """
@@ -201,10 +203,12 @@ def _input_runs():
 
 
 # ---------------------------------------------------------------- formats
-def _dumps(value):
+def _dumps(value, name=None):
     """(format, bytes) for a value."""
     mod = type(value).__module__ or ""
-    if mod.startswith("pandas"):
+    if name is not None and _is_spark_frame(value):
+        return "spark-parquet", _spark_parquet(value, name)
+    if mod.startswith("pandas") or type(value).__name__ == "SparkPandasFrame":
         got = _parquet(value)
         if got:
             return got
@@ -246,6 +250,8 @@ def _parquet(value):
 
 
 def _loads(fmt, data):
+    if fmt == "spark-parquet":
+        return _spark_load(json.loads(data.decode()))
     if fmt in ("parquet", "parquet-series"):
         import pandas as pd
 
@@ -260,10 +266,102 @@ def _loads(fmt, data):
     return pickle.loads(data)
 
 
+# ---------------------------------------------------------------- Spark DataFrames
+def _is_spark_frame(value):
+    # pyspark.sql.dataframe, .classic.dataframe (4.x) and .connect.dataframe.
+    t = type(value)
+    return t.__name__ == "DataFrame" and (t.__module__ or "").startswith("pyspark.sql.")
+
+
+def _spark_local(value):
+    try:
+        return value.sparkSession.sparkContext.master.startswith("local")
+    except Exception:  # Spark Connect has no SparkContext: its server writes the files
+        return False
+
+
+def _spark_parquet(value, name):
+    """The manifest of a Spark DataFrame written as Parquet by Spark itself. A directory
+    store (a PVC that the driver and the executors mount) gets the files directly; an S3
+    store gets them through the store's own put from a local directory in local mode,
+    and from Spark's s3a:// writer in cluster mode (the image needs hadoop-aws then)."""
+    s = store()
+    key = "%s/values/%s/%s.spark-parquet.d" % (_run_prefix(run_id()), _STATE["task"], name)
+    if isinstance(s, _LocalStore):
+        path = s._path(key)
+        _makedirs(os.path.dirname(path))
+        value.write.mode("overwrite").parquet("file://" + path)
+        files = os.listdir(path)
+    elif _spark_local(value):
+        import shutil
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="nb2pipe-spark-")
+        try:
+            path = os.path.join(tmp, "v")
+            value.write.parquet("file://" + path)
+            files = [f for f in os.listdir(path) if f.endswith(".parquet")]
+            for f in files:
+                with open(os.path.join(path, f), "rb") as fh:
+                    s.put(key + "/" + f, fh.read())
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        value.write.mode("overwrite").parquet("s3a://%s/%s" % (s.bucket, s._key(key)))
+        files = s.list(key)
+    doc = {"dir": key, "files": sorted(f for f in files if f.endswith(".parquet"))}
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def _spark_load(doc):
+    """A Spark task reads the dataset with Spark; any other task gets a pandas DataFrame
+    (with pyarrow, no JVM) that also answers toPandas(), as code written against the
+    notebook's Spark DataFrame calls it."""
+    s = store()
+    if _STATE.get("spark"):
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.builder.getOrCreate()
+        if isinstance(s, _LocalStore):
+            return spark.read.parquet("file://" + s._path(doc["dir"]))
+        if not spark.sparkContext.master.startswith("local"):
+            return spark.read.parquet("s3a://%s/%s" % (s.bucket, s._key(doc["dir"])))
+        import tempfile
+
+        # Kept for the life of the task: Spark reads lazily.
+        path = tempfile.mkdtemp(prefix="nb2pipe-spark-")
+        for f in doc["files"]:
+            _write_new(os.path.join(path, f), s.get(doc["dir"] + "/" + f))
+        return spark.read.parquet("file://" + path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(io.BytesIO(s.get(doc["dir"] + "/" + f))) for f in doc["files"]]
+    table = pa.concat_tables(tables) if tables else pa.table({})
+    return _spark_pandas_class()(table.to_pandas())
+
+
+def _spark_pandas_class():
+    cls = globals().get("SparkPandasFrame")
+    if cls is None:
+        import pandas as pd
+
+        class SparkPandasFrame(pd.DataFrame):
+            """A Spark DataFrame as a task without Spark receives it."""
+
+            def toPandas(self):
+                return pd.DataFrame(self)
+
+        SparkPandasFrame.__qualname__ = "SparkPandasFrame"
+        globals()["SparkPandasFrame"] = cls = SparkPandasFrame
+    return cls
+
+
 # ---------------------------------------------------------------- task life cycle
-def start(pipeline, task, notebook, inputs, outputs, consumers, line_map, staged=()):
+def start(pipeline, task, notebook, inputs, outputs, consumers, line_map, staged=(), spark=False):
     _STATE.update(
-        pipeline=pipeline, task=task, notebook=notebook, inputs=inputs, outputs=outputs, consumers=consumers, line_map=line_map
+        pipeline=pipeline, task=task, notebook=notebook, inputs=inputs, outputs=outputs, consumers=consumers, line_map=line_map,
+        spark=spark,
     )
     sys.excepthook = _excepthook
     # Before any chdir: tracebacks name main.py as it was started.
@@ -403,7 +501,7 @@ def finish(namespace):
             _fail("task %r should produce %r for %s, but it was not bound when the task ended" % (task, name, _consumers(name)))
         value = namespace[name]
         try:
-            fmt, data = _dumps(value)
+            fmt, data = _dumps(value, name)
         except Exception as e:
             _fail(
                 "cannot pass %r (a %s) from task %r to %s: %s: %s. Values handed between tasks must be serialisable; "

@@ -22,7 +22,12 @@ pub struct Done {
 
 /// Runs `cmd` with a bounded wait; output goes through files, so a chatty child never
 /// blocks on a full pipe.
-pub fn run_bounded(mut cmd: Command, what: &str) -> Done {
+pub fn run_bounded(cmd: Command, what: &str) -> Done {
+    run_bounded_for(cmd, what, TIMEOUT)
+}
+
+/// [`run_bounded`] within `limit`.
+pub fn run_bounded_for(mut cmd: Command, what: &str, limit: Duration) -> Done {
     let dir = common::tempdir();
     let (o, e) = (dir.path().join("out"), dir.path().join("err"));
     cmd.stdin(Stdio::null())
@@ -36,11 +41,11 @@ pub fn run_bounded(mut cmd: Command, what: &str) -> Done {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if t0.elapsed() > TIMEOUT {
+        if t0.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "{what}: still running after {TIMEOUT:?}; stderr:\n{}",
+                "{what}: still running after {limit:?}; stderr:\n{}",
                 std::fs::read_to_string(&e).unwrap_or_default()
             );
         }
@@ -132,6 +137,11 @@ pub fn nb2pipe_run(name: &str, extra: &[&str]) -> Split {
 }
 
 pub fn split_in(dir: tempfile::TempDir, nb: &Path, extra: &[&str]) -> Split {
+    split_in_for(dir, nb, extra, TIMEOUT)
+}
+
+/// [`split_in`] within `limit`.
+pub fn split_in_for(dir: tempfile::TempDir, nb: &Path, extra: &[&str], limit: Duration) -> Split {
     let out = dir.path().join("build");
     let py = python();
     let mut cmd = common::nb2pipe();
@@ -146,7 +156,7 @@ pub fn split_in(dir: tempfile::TempDir, nb: &Path, extra: &[&str]) -> Split {
     if std::env::var_os("PIP_CERT").is_none() {
         cmd.env("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt");
     }
-    let done = run_bounded(cmd, &format!("nb2pipe run {}", nb.display()));
+    let done = run_bounded_for(cmd, &format!("nb2pipe run {}", nb.display()), limit);
     let plan = find_plan(&out);
     let pipeline = plan["pipeline"].as_str().unwrap().to_string();
     let runs = if extra.iter().any(|a| a.starts_with("s3://")) {
@@ -180,10 +190,47 @@ pub fn find_plan(out: &Path) -> Value {
 
 /// Timing lines differ from run to run.
 pub fn normalise(text: &str) -> String {
+    // Spark's console progress bar redraws itself with `\r`: only what is left is output.
+    let text: String = text
+        .split('\n')
+        .filter_map(|l| {
+            if !l.contains('\r') {
+                return Some(l.to_string());
+            }
+            let kept: String = l
+                .split('\r')
+                .filter(|seg| !seg.starts_with("[Stage ") && !seg.trim().is_empty())
+                .collect();
+            (!kept.is_empty()).then_some(kept)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     text.lines()
         .filter(|l| !l.starts_with("CPU times: ") && !l.starts_with("Wall time: "))
+        .filter(|l| !spark_noise(l))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// What the JVM and PySpark print about themselves (timestamped log4j lines, startup
+/// notes, their warnings and stack traces), which is not what the cells printed.
+fn spark_noise(l: &str) -> bool {
+    let b = l.as_bytes();
+    let log4j = b.len() > 18
+        && b[2] == b'/'
+        && b[5] == b'/'
+        && b[8] == b' '
+        && b[11] == b':'
+        && b[..8].iter().all(|c| c.is_ascii_digit() || *c == b'/');
+    log4j
+        || l.starts_with("WARNING: Using incubator modules")
+        || l.starts_with("Using Spark's default log4j profile")
+        || l.starts_with("Setting default log level to")
+        || l.starts_with("To adjust logging level use sc.setLogLevel")
+        || l.contains("FutureWarning: PySpark does not yet fully support")
+        || l == "  require_minimum_pandas_version()"
+        || l.starts_with("\tat ")
+        || l.starts_with("java.io.IOException")
 }
 
 /// Every task that ran printed exactly what its cells printed in the notebook.

@@ -77,6 +77,35 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   docker import "$TARBALL" "$BASE_IMAGE" >/dev/null || die "docker import failed"
 fi
 
+# 2b. The Spark base image: the same recipe with Debian's JRE, and the exec venv's
+#     pyspark (requirements/exec.txt) installed into its system Python, so a Spark task's
+#     image needs neither a registry nor a 450 MB download per build.
+SPARK_IMAGE="${NB2PIPE_TEST_SPARK_IMAGE:-nb2pipe-test/spark:3.11}"
+SPARK_PINS=$(grep -E '^(pyspark|py4j)==' "$(dirname "${BASH_SOURCE[0]}")/requirements/exec.txt" | sort | tr '\n' ' ')
+SPARK_PKGS=python3,python3-venv,python3-pip,default-jre-headless
+SPARK_KEY=$(printf 'minbase|%s|bookworm|%s|%s|%s' "$SPARK_PKGS" "$(mirror)" "$(dpkg --print-architecture)" "$SPARK_PINS" | sha256sum | cut -c1-16)
+if [ "$(docker image inspect --format '{{index .Config.Labels "io.nb2pipe.test-key"}}' "$SPARK_IMAGE" 2>/dev/null)" != "$SPARK_KEY" ]; then
+  TARBALL="$CACHE/base/bookworm-spark-$SPARK_KEY.tar"
+  if [ ! -s "$TARBALL" ]; then
+    ROOT=$(mktemp -d "$CACHE/base/rootfs.XXXXXX")
+    log "debootstrap bookworm with a JRE (about 90 s; log: $LOGS/debootstrap-spark.log)"
+    debootstrap --variant=minbase --include="$SPARK_PKGS" bookworm "$ROOT" "$(mirror)" \
+      >"$LOGS/debootstrap-spark.log" 2>&1 || { rm -rf "$ROOT"; die "debootstrap failed (see $LOGS/debootstrap-spark.log)"; }
+    UV="$CACHE/tools/uv-0.13.9/bin/uv"
+    # shellcheck disable=SC2086
+    if [ -x "$UV" ]; then
+      "$UV" pip install -q --no-deps --python-version 3.11 --target "$ROOT/usr/local/lib/python3.11/dist-packages" $SPARK_PINS
+    else
+      python3 -m pip install -q --no-deps --target "$ROOT/usr/local/lib/python3.11/dist-packages" $SPARK_PINS
+    fi >"$LOGS/spark-pip.log" 2>&1 || { rm -rf "$ROOT"; die "installing $SPARK_PINS failed (see $LOGS/spark-pip.log)"; }
+    rm -rf "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/*
+    tar -C "$ROOT" -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
+    rm -rf "$ROOT"
+  fi
+  log "importing $TARBALL as $SPARK_IMAGE"
+  docker import --change "LABEL io.nb2pipe.test-key=$SPARK_KEY" "$TARBALL" "$SPARK_IMAGE" >/dev/null || die "docker import failed"
+fi
+
 # 3. Two registries on loopback.
 HTPASSWD="$CACHE/registry/htpasswd"
 [ -s "$HTPASSWD" ] || htpasswd -Bbn "$REG_USER" "$REG_PASSWORD" >"$HTPASSWD"
@@ -137,6 +166,7 @@ rm -rf "$AUTH_CFG"
 
 [ -n "${DOCKER_HOST:-}" ] && echo "export DOCKER_HOST='$DOCKER_HOST'"
 echo "export NB2PIPE_TEST_BASE_IMAGE='$BASE_IMAGE'"
+echo "export NB2PIPE_TEST_SPARK_IMAGE='$SPARK_IMAGE'"
 echo "export NB2PIPE_TEST_BASE_IMAGE_OCI='127.0.0.1:$REG_PORT/$BASE_IMAGE'"
 echo "export NB2PIPE_TEST_BASE_IMAGE_OCI_AUTH='127.0.0.1:$REG_AUTH_PORT/$BASE_IMAGE'"
 echo "export NB2PIPE_TEST_REGISTRY='127.0.0.1:$REG_PORT'"

@@ -170,6 +170,12 @@ PY
 smoke_exec() {
     local venv="$1" scratch rc=0
     scratch="$(mktemp -d)"
+    # PySpark needs a JVM (Debian's; installed here when missing).
+    if ! command -v java >/dev/null 2>&1; then
+        log "exec: installing Debian's openjdk-17-jre-headless for PySpark"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless) >&2 || rc=1
+    fi
+    java -version >/dev/null 2>&1 || { log "exec: no working java for PySpark"; rc=1; }
     # `jupyter kernelspec list` from the venv must show its own python3 kernel (the
     # kernel.json shipped in ipykernel's wheel under <venv>/share/jupyter says "python",
     # which jupyter_client maps to the python running nbclient: nothing absolute in it).
@@ -184,7 +190,7 @@ smoke_exec() {
     if [[ $rc -eq 0 ]]; then
         MPLCONFIGDIR="$scratch/mpl" "$venv/bin/python" - <<'PY' || rc=$?
 import sys
-import nbclient, nbformat, pandas, sklearn, matplotlib, pyarrow, cloudpickle, moto, boto3
+import nbclient, nbformat, pandas, sklearn, matplotlib, pyarrow, cloudpickle, moto, boto3, pyspark
 from moto.server import ThreadedMotoServer
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; print(sys.prefix)")])
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -375,7 +375,7 @@ pub(super) fn task_settings(
 
 /// A Spark task's settings; `None` for a task that is not one (its `spark` settings, if
 /// any came from `defaults`, are not used).
-fn spark(l: &TaskLayer, bad: &mut dyn FnMut(String)) -> Option<crate::plan::Spark> {
+pub(super) fn spark(l: &TaskLayer, bad: &mut dyn FnMut(String)) -> Option<crate::plan::Spark> {
     let s = &l.spark;
     if s.enabled != Some(true) && s.mode.is_none() {
         return None;
@@ -504,7 +504,7 @@ fn resources(l: &TaskLayer, bad: &mut dyn FnMut(String)) -> Resources {
 }
 
 /// Requests of a task that asks for none (`defaults.cpu` / `defaults.memory` change them).
-pub(super) const DEFAULT_REQUESTS: [(&str, &str); 2] = [("cpu", "100m"), ("memory", "256Mi")];
+pub const DEFAULT_REQUESTS: [(&str, &str); 2] = [("cpu", "100m"), ("memory", "256Mi")];
 
 /// The pod's user, group and fsGroup (non-root, as Pod Security "restricted" demands).
 fn security(l: &TaskLayer, bad: &mut dyn FnMut(String)) -> crate::plan::Security {

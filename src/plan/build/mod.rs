@@ -25,6 +25,7 @@ use crate::diagnostics::{Code, Diagnostic};
 use crate::notebook::Notebook;
 
 pub use layers::check_schedule;
+pub use layers::DEFAULT_REQUESTS;
 
 use edges::Edges;
 use flow::Flow;
