@@ -174,6 +174,15 @@ async fn build_oci(
             s.manifests,
             dir.display()
         );
+        if s.shared_found + s.shared_recorded > 0 {
+            eprintln!(
+                "dependency layers: {} from the registry's cache (pip did not run), {} recorded there",
+                s.shared_found, s.shared_recorded
+            );
+        }
+        for n in &built.notes {
+            eprintln!("note: {n}");
+        }
     }
     Ok(0)
 }

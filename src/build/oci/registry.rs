@@ -281,6 +281,16 @@ impl Registry {
             .map_err(|e| anyhow!("pushing the manifest of {}: {e}", r.whole()))
     }
 
+    /// The manifest stored under `r`, as the registry sent it.
+    pub async fn manifest_raw(&self, r: &Reference, accept: &[&str]) -> Result<Vec<u8>> {
+        let (body, _) = self
+            .client
+            .pull_manifest_raw(r, &RegistryAuth::Anonymous, accept)
+            .await
+            .map_err(|e| anyhow!("pulling the manifest of {}: {e}", r.whole()))?;
+        Ok(body.to_vec())
+    }
+
     /// The digest `r` has in the registry, if it is there.
     pub async fn manifest_digest(&self, r: &Reference) -> Option<String> {
         self.client
