@@ -235,8 +235,8 @@ fn a_clean_disk_cache_takes_the_dependency_layers_from_the_registry() {
         "{again}"
     );
     assert_same_digests(&s.images(), &s2.images(), &again);
-    // The images are in the registry already: only their manifests are put again.
-    assert_eq!(push_stats(&again), [0, 0, 25, 5], "{again}");
+    // The registry serves these digests under these tags already: nothing moves.
+    assert_eq!(push_stats(&again), [0, 0, 0, 0], "{again}");
 
     // Under another path of the same namespace: the layers are mounted, not uploaded.
     let s3 = Small::new();

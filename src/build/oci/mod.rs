@@ -514,10 +514,30 @@ pub async fn build_plan(
 
     // Push: HEAD each blob, mount what another repository of the registry has, upload the rest.
     let mut holders: BTreeMap<String, Reference> = in_registry.clone();
-    for (t, img) in &images {
+    // An image the registry already serves under its tag with the digest made here (built
+    // elsewhere, or images.json lost) needs nothing pushed: one HEAD per image, together.
+    let served: Vec<bool> = if push {
+        futures_util::future::join_all(images.iter().map(|(t, img)| async {
+            let r = registry::parse_ref(&t.image.reference).ok()?;
+            reg.login(&r).await;
+            Some(reg.manifest_digest(&r).await? == img.digest)
+        }))
+        .await
+        .into_iter()
+        .map(|s| s == Some(true))
+        .collect()
+    } else {
+        vec![false; images.len()]
+    };
+    for ((t, img), served) in images.iter().zip(served) {
         let bar = progress.task(&t.name);
         let (_, b, _) = &bases[img.base];
-        if push {
+        if served {
+            for a in &img.added {
+                let r = registry::parse_ref(&t.image.reference)?;
+                holders.entry(a.digest.clone()).or_insert(r);
+            }
+        } else if push {
             bar.start(&format!("pushing {}", t.image.reference));
             let target = registry::parse_ref(&t.image.reference)?;
             let lookup = reg.login(&target).await;
@@ -532,11 +552,11 @@ pub async fn build_plan(
                 blobs.push((a.digest.clone(), holders.get(&a.digest).cloned()));
             }
             blobs.push((layers::sha256(&img.config), None));
-            for (digest, from) in blobs {
-                let has = reg
-                    .has_blob(&target, &digest)
-                    .await
-                    .map_err(|e| push_error(&t.image.reference, &target, &lookup, e))?;
+            let present =
+                futures_util::future::join_all(blobs.iter().map(|(d, _)| reg.has_blob(&target, d)))
+                    .await;
+            for ((digest, from), has) in blobs.into_iter().zip(present) {
+                let has = has.map_err(|e| push_error(&t.image.reference, &target, &lookup, e))?;
                 if has {
                     out.stats.present += 1;
                 } else if let Some(f) = from
