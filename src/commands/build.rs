@@ -162,8 +162,11 @@ async fn build_oci(
     }
     if args.push {
         let s = &built.stats;
-        built.images.write(dir)?;
-        write_bundle(plan, &built.images, templates, targets, dir)?;
+        // The bundle was written with the recorded digests: unchanged, it stays as it is.
+        if built.images != recorded {
+            built.images.write(dir)?;
+            write_bundle(plan, &built.images, templates, targets, dir)?;
+        }
         eprintln!(
             "pushed {} images: {} blobs uploaded ({} bytes), {} mounted, {} already there, {} manifests; {} refers to them by digest",
             built.images.images.len(),
@@ -174,6 +177,15 @@ async fn build_oci(
             s.manifests,
             dir.display()
         );
+        if s.shared_found + s.shared_recorded > 0 {
+            eprintln!(
+                "dependency layers: {} from the registry's cache (pip did not run), {} recorded there",
+                s.shared_found, s.shared_recorded
+            );
+        }
+        for n in &built.notes {
+            eprintln!("note: {n}");
+        }
     }
     Ok(0)
 }

@@ -2,8 +2,9 @@
 //! Dockerfile, as ko and jib make theirs. The base image's manifest and config come from
 //! its registry ([`registry`]); nb2pipe writes the layers ([`layers`], [`files`]): the task
 //! user, the requirements installed for the image's platform by pip on this machine
-//! ([`pip`], cached on disk by the hash of the requirements and platform, so tasks with
-//! the same requirements share one blob), and the task's code; then the config and
+//! ([`pip`], cached on disk and in the registry ([`shared`]) by the hash of the
+//! requirements and platform, so tasks with the same requirements share one blob), and
+//! the task's code; then the config and
 //! manifest ([`image`]). Pushing uploads only what the registry lacks: a blob it has is
 //! skipped (HEAD), one in another repository of the same registry is mounted. Every byte
 //! is fixed by the inputs, so the digest is the same on any machine.
@@ -14,6 +15,7 @@ pub mod image;
 pub mod layers;
 pub mod pip;
 pub mod registry;
+pub mod shared;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +57,10 @@ pub struct PushStats {
     pub mounted: usize,
     pub present: usize,
     pub manifests: usize,
+    /// Dependency layers found in the registry's cache repository (pip did not run).
+    pub shared_found: usize,
+    /// Dependency layers recorded there by this push.
+    pub shared_recorded: usize,
 }
 
 pub struct OciBuild {
@@ -62,14 +68,16 @@ pub struct OciBuild {
     /// Task → its image's digest, for every task that was built or found up to date.
     pub images: Images,
     pub stats: PushStats,
+    /// What could not be recorded in the registry's cache (the images are pushed).
+    pub notes: Vec<String>,
 }
 
 /// A dependency layer's record in the cache (its blob is `blobs/<hex>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct CachedLayer {
-    digest: String,
-    diff_id: String,
-    size: u64,
+pub struct CachedLayer {
+    pub digest: String,
+    pub diff_id: String,
+    pub size: u64,
 }
 
 /// One task's image, ready to push.
@@ -167,6 +175,17 @@ fn deps_key(
     format!("{:x}", h.finalize())
 }
 
+/// The dependency layer of `key` in the disk cache, with its blob.
+fn disk_layer(key: &str, cache: &Path) -> Option<CachedLayer> {
+    let rec = cache.join("deps").join(format!("{key}.json"));
+    let c: CachedLayer = serde_json::from_slice(&std::fs::read(rec).ok()?).ok()?;
+    cache
+        .join("blobs")
+        .join(hex(&c.digest))
+        .is_file()
+        .then_some(c)
+}
+
 /// The dependency layer of `key`, from the cache or made with pip.
 #[allow(clippy::too_many_arguments)]
 fn deps_layer(
@@ -180,13 +199,8 @@ fn deps_layer(
 ) -> Result<CachedLayer, String> {
     let rec = cache.join("deps").join(format!("{key}.json"));
     if !opts.no_cache {
-        if let Some(c) = std::fs::read(&rec)
-            .ok()
-            .and_then(|t| serde_json::from_slice::<CachedLayer>(&t).ok())
-        {
-            if cache.join("blobs").join(hex(&c.digest)).is_file() {
-                return Ok(c);
-            }
+        if let Some(c) = disk_layer(key, cache) {
+            return Ok(c);
         }
     }
     let io = |e: std::io::Error| format!("building task {task}: {e}");
@@ -249,6 +263,7 @@ pub async fn build_plan(
             ..Default::default()
         },
         stats: PushStats::default(),
+        notes: Vec::new(),
     };
 
     // Up to date: the registry serves the recorded digest under the same tag.
@@ -354,7 +369,37 @@ pub async fn build_plan(
     }
     let mut deps: BTreeMap<String, Result<CachedLayer, String>> = BTreeMap::new();
     let started = Instant::now();
-    for chunk in jobs.chunks(opts.jobs.max(1)) {
+    // A layer the disk cache lacks may be in the registry's cache: then it is mounted
+    // from there and pip does not run.
+    let cache_ref = |j: &DepJob| {
+        registry::parse_ref(&j.task.image.reference)
+            .ok()
+            .map(|t| shared::reference(&t, &j.key))
+    };
+    let mut in_registry: BTreeMap<String, Reference> = BTreeMap::new();
+    if push && !opts.no_cache {
+        let misses: Vec<(&DepJob, Reference)> = jobs
+            .iter()
+            .filter(|j| disk_layer(&j.key, &cache).is_none())
+            .filter_map(|j| Some((j, cache_ref(j)?)))
+            .collect();
+        let found = futures_util::future::join_all(
+            misses.iter().map(|(j, r)| shared::lookup(&reg, r, &j.key)),
+        )
+        .await;
+        for ((j, r), f) in misses.into_iter().zip(found) {
+            if let Some(l) = f {
+                progress
+                    .task(&j.task.name)
+                    .start(&format!("dependency layer from {}", r.whole()));
+                out.stats.shared_found += 1;
+                in_registry.insert(l.digest.clone(), r);
+                deps.insert(j.key.clone(), Ok(l));
+            }
+        }
+    }
+    let to_install: Vec<&DepJob> = jobs.iter().filter(|j| !deps.contains_key(&j.key)).collect();
+    for chunk in to_install.chunks(opts.jobs.max(1)) {
         let done: Vec<(String, Result<CachedLayer, String>)> = std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
@@ -468,11 +513,31 @@ pub async fn build_plan(
     let build_secs = started.elapsed().as_secs_f64();
 
     // Push: HEAD each blob, mount what another repository of the registry has, upload the rest.
-    let mut holders: BTreeMap<String, Reference> = BTreeMap::new();
-    for (t, img) in &images {
+    let mut holders: BTreeMap<String, Reference> = in_registry.clone();
+    // An image the registry already serves under its tag with the digest made here (built
+    // elsewhere, or images.json lost) needs nothing pushed: one HEAD per image, together.
+    let served: Vec<bool> = if push {
+        futures_util::future::join_all(images.iter().map(|(t, img)| async {
+            let r = registry::parse_ref(&t.image.reference).ok()?;
+            reg.login(&r).await;
+            Some(reg.manifest_digest(&r).await? == img.digest)
+        }))
+        .await
+        .into_iter()
+        .map(|s| s == Some(true))
+        .collect()
+    } else {
+        vec![false; images.len()]
+    };
+    for ((t, img), served) in images.iter().zip(served) {
         let bar = progress.task(&t.name);
         let (_, b, _) = &bases[img.base];
-        if push {
+        if served {
+            for a in &img.added {
+                let r = registry::parse_ref(&t.image.reference)?;
+                holders.entry(a.digest.clone()).or_insert(r);
+            }
+        } else if push {
             bar.start(&format!("pushing {}", t.image.reference));
             let target = registry::parse_ref(&t.image.reference)?;
             let lookup = reg.login(&target).await;
@@ -487,11 +552,11 @@ pub async fn build_plan(
                 blobs.push((a.digest.clone(), holders.get(&a.digest).cloned()));
             }
             blobs.push((layers::sha256(&img.config), None));
-            for (digest, from) in blobs {
-                let has = reg
-                    .has_blob(&target, &digest)
-                    .await
-                    .map_err(|e| push_error(&t.image.reference, &target, &lookup, e))?;
+            let present =
+                futures_util::future::join_all(blobs.iter().map(|(d, _)| reg.has_blob(&target, d)))
+                    .await;
+            for ((digest, from), has) in blobs.into_iter().zip(present) {
+                let has = has.map_err(|e| push_error(&t.image.reference, &target, &lookup, e))?;
                 if has {
                     out.stats.present += 1;
                 } else if let Some(f) = from
@@ -537,9 +602,64 @@ pub async fn build_plan(
             },
         );
     }
+    // Record the layers pip made (or the disk cache had) in the registry's cache.
+    if push {
+        for j in &jobs {
+            let (Some(Ok(layer)), Some(r)) = (deps.get(&j.key), cache_ref(j)) else {
+                continue;
+            };
+            if in_registry.contains_key(&layer.digest) {
+                continue;
+            }
+            let e = shared::entry(layer, &j.key, &platform);
+            match publish(&reg, &r, layer, &e, holders.get(&layer.digest), &cache).await {
+                Ok(true) => out.stats.shared_recorded += 1,
+                Ok(false) => {}
+                Err(e) => out.notes.push(format!(
+                    "the dependency layer of task {} was not recorded in {}: {e:#}",
+                    j.task.name,
+                    r.whole()
+                )),
+            }
+        }
+    }
     out.reports
         .sort_by_key(|r| plan.tasks.iter().position(|t| t.name == r.task));
     Ok(out)
+}
+
+/// Puts the cache entry `e` under `r` unless it is there; `true` when it was put.
+async fn publish(
+    reg: &Registry,
+    r: &Reference,
+    layer: &CachedLayer,
+    e: &shared::Entry,
+    holder: Option<&Reference>,
+    cache: &Path,
+) -> Result<bool> {
+    reg.login(r).await;
+    if reg.manifest_digest(r).await.as_deref() == Some(e.digest.as_str()) {
+        return Ok(false);
+    }
+    if !reg.has_blob(r, &layer.digest).await? {
+        let mounted = match holder {
+            Some(h) => reg.mount(r, h, &layer.digest).await,
+            None => false,
+        };
+        if !mounted {
+            let cached = cache.join("blobs").join(hex(&layer.digest));
+            let bytes = std::fs::read(&cached)
+                .with_context(|| format!("reading the cached layer {}", cached.display()))?;
+            reg.upload(r, bytes, &layer.digest).await?;
+        }
+    }
+    let config = layers::sha256(&e.config);
+    if !reg.has_blob(r, &config).await? {
+        reg.upload(r, e.config.clone(), &config).await?;
+    }
+    reg.put_manifest(r, e.manifest.clone(), registry::OCI_MANIFEST)
+        .await?;
+    Ok(true)
 }
 
 /// A refused request is about credentials; anything else (an unreachable registry) is not.

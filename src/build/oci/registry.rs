@@ -98,9 +98,103 @@ fn is_loopback(host: &str) -> bool {
     h == "localhost" || h.starts_with("127.") || h == "[::1]"
 }
 
+/// `s` as a reference. Docker's grammar is checked here for the common forms (ASCII
+/// tags, sha256 digests) because oci-spec's parser compiles a Unicode regex on first use,
+/// which costs more than the rest of a no-change build; anything else goes to oci-spec.
 pub fn parse_ref(s: &str) -> Result<Reference> {
+    if let Some(r) = parse_common(s) {
+        return Ok(r);
+    }
     s.parse::<Reference>()
         .map_err(|e| anyhow!("{s} is not an image reference: {e}"))
+}
+
+fn parse_common(s: &str) -> Option<Reference> {
+    let (rest, digest) = match s.split_once('@') {
+        Some((r, d)) => {
+            let hex = d.strip_prefix("sha256:")?;
+            (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+            (r, Some(d))
+        }
+        None => (s, None),
+    };
+    let (name, tag) = match rest.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (rest, None),
+    };
+    if let Some(t) = tag {
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let b = t.as_bytes();
+        (!b.is_empty() && b.len() <= 128 && ok(b[0]))
+            .then_some(())
+            .filter(|_| b.iter().all(|&c| ok(c) || c == b'.' || c == b'-'))?;
+    }
+    let (first, path) = name.split_once('/').unwrap_or(("", name));
+    let (registry, repository) = if first.contains(['.', ':']) || first == "localhost" {
+        domain_ok(first).then_some(())?;
+        let r = if first == "index.docker.io" {
+            "docker.io"
+        } else {
+            first
+        };
+        (r.to_string(), path.to_string())
+    } else {
+        ("docker.io".to_string(), name.to_string())
+    };
+    repository.split('/').all(component_ok).then_some(())?;
+    let repository = if registry == "docker.io" && !repository.contains('/') {
+        format!("library/{repository}")
+    } else {
+        repository
+    };
+    (repository.len() <= 255).then_some(())?;
+    let (reg, repo) = (registry, repository);
+    Some(match (tag, digest) {
+        (Some(t), Some(d)) => Reference::with_tag_and_digest(reg, repo, t.into(), d.into()),
+        (None, Some(d)) => Reference::with_digest(reg, repo, d.into()),
+        (t, None) => Reference::with_tag(reg, repo, t.unwrap_or("latest").into()),
+    })
+}
+
+/// `host[:port]`, host labels of ASCII letters, digits and inner dashes.
+fn domain_ok(d: &str) -> bool {
+    let (host, port) = match d.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (d, None),
+    };
+    let label = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    host.split('.').all(label)
+        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A path component: lowercase letters and digits joined by `.`, `_`, `__` or dashes.
+fn component_ok(c: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let b = c.as_bytes();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
+            return false;
+        }
+    }
+    true
 }
 
 impl Registry {
@@ -281,6 +375,16 @@ impl Registry {
             .map_err(|e| anyhow!("pushing the manifest of {}: {e}", r.whole()))
     }
 
+    /// The manifest stored under `r`, as the registry sent it.
+    pub async fn manifest_raw(&self, r: &Reference, accept: &[&str]) -> Result<Vec<u8>> {
+        let (body, _) = self
+            .client
+            .pull_manifest_raw(r, &RegistryAuth::Anonymous, accept)
+            .await
+            .map_err(|e| anyhow!("pulling the manifest of {}: {e}", r.whole()))?;
+        Ok(body.to_vec())
+    }
+
     /// The digest `r` has in the registry, if it is there.
     pub async fn manifest_digest(&self, r: &Reference) -> Option<String> {
         self.client
@@ -312,5 +416,50 @@ mod tests {
         assert!(Platform::parse(Some("amd64")).is_err());
         assert!(is_loopback("127.0.0.1:5123") && is_loopback("localhost:5000"));
         assert!(!is_loopback("ghcr.io"));
+    }
+
+    #[test]
+    fn references_parse_as_oci_spec_parses_them() {
+        let d = format!("sha256:{}", "ab12".repeat(16));
+        let cases = [
+            "busybox".to_string(),
+            "busybox:1.36".into(),
+            "library/busybox".into(),
+            "user/repo:v1.0-rc_1".into(),
+            "docker.io/user/repo".into(),
+            "index.docker.io/repo:t".into(),
+            "127.0.0.1:5123/nb2pipe-test/python:3.11".into(),
+            "localhost/a/b/c:latest".into(),
+            "localhost:5000/x__y/z-----w:9".into(),
+            "ghcr.io/o/r.x_y:t".into(),
+            format!("ghcr.io/o/r@{d}"),
+            format!("ghcr.io/o/r:t@{d}"),
+            "test.com:5000".into(),
+            "test.com:tag".into(),
+        ];
+        for c in &cases {
+            let want: Reference = c.parse().unwrap();
+            let got = parse_common(c).unwrap_or_else(|| panic!("{c}"));
+            assert_eq!(
+                (got.registry(), got.repository(), got.tag(), got.digest()),
+                (
+                    want.registry(),
+                    want.repository(),
+                    want.tag(),
+                    want.digest()
+                ),
+                "{c}"
+            );
+            assert_eq!(got.whole(), want.whole(), "{c}");
+        }
+        for bad in ["", "a//b", "a/-b", "a/b:", "a/b:-t", "a@sha256:12"] {
+            assert!(parse_common(bad).is_none(), "{bad}");
+            assert!(parse_ref(bad).is_err(), "{bad}");
+        }
+        // Forms left to oci-spec, which accepts them.
+        for odd in ["UPPER/x", "h_x.io/a"] {
+            assert!(parse_common(odd).is_none(), "{odd}");
+            assert!(parse_ref(odd).is_ok(), "{odd}");
+        }
     }
 }
