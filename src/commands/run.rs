@@ -44,7 +44,7 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         );
         return Ok(EXIT_USAGE);
     }
-    if let Some(only) = &args.only {
+    for only in args.only.iter().chain(&args.rerun) {
         if plan.task(only).is_none() {
             eprintln!(
                 "error: no task named `{only}`; tasks: {}",
@@ -167,8 +167,14 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             r.run.run_id
         );
         run_id = Some(r.run.run_id.clone());
+        let modes = exec::cache_modes(plan_now, args.no_cache, &args.rerun);
+        let mut pods = r.tasks;
+        for (p, mode) in pods.iter_mut().zip(modes) {
+            p.env
+                .push((crate::pod::CACHE_MODE_ENV.to_string(), mode.to_string()));
+        }
         rehearsal = Some(std::sync::Arc::new(exec::RehearsalRun {
-            pods: r.tasks,
+            pods,
             volumes,
             one_pod: target.one_pod(),
         }));
@@ -198,6 +204,8 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         docker: args.docker,
         rehearsal: rehearsal.clone(),
         run_id,
+        no_cache: args.no_cache,
+        rerun: args.rerun.clone(),
     };
     let mut display = Display::new();
     let outcome = match exec::run(plan, &cfg, &mut display) {
@@ -220,15 +228,21 @@ pub fn execute(args: &RunArgs) -> CmdResult {
     for t in rec.tasks.iter().filter(|t| t.state == exec::State::Failed) {
         eprint!("\n{}", exec::failure_report(t, &cfg.cells, 20));
     }
-    let ok = rec
+    let ok = rec.tasks.iter().filter(|t| t.state.ok()).count();
+    let cached = rec
         .tasks
         .iter()
-        .filter(|t| t.state == exec::State::Succeeded)
+        .filter(|t| t.state == exec::State::Cached)
         .count();
     eprintln!(
-        "\nrun {}: {ok} of {} task(s) succeeded; record {}",
+        "\nrun {}: {ok} of {} task(s) succeeded{}; record {}",
         rec.run_id,
         rec.tasks.len(),
+        if cached > 0 {
+            format!(" ({cached} from the cache)")
+        } else {
+            String::new()
+        },
         outcome.run_dir.join("run.json").display()
     );
     Ok(if rec.succeeded() { EXIT_OK } else { EXIT_INPUT })

@@ -32,6 +32,8 @@ struct MainInfo {
     consumers: String,
     line_map: String,
     staged: String,
+    /// The task whose random states it restores (its digest is part of the cache key).
+    random_from: String,
     code: String,
 }
 
@@ -210,6 +212,12 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
                 consumers: consumers.clone(),
                 line_map,
                 staged: staged.clone(),
+                random_from: task
+                    .random_state
+                    .as_ref()
+                    .and_then(|r| r.from.as_deref())
+                    .map(py_str)
+                    .unwrap_or_default(),
                 code,
             },
         )
