@@ -259,3 +259,276 @@ fn resolve(aliases: &BTreeMap<&str, &str>, name: &str) -> String {
         None => name.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{ingredients, key_of};
+    use crate::plan::{build, BuildInput, Plan, Requirement, Task};
+
+    /// A plan of `cells` (`("md", text)` is a markdown cell) for a notebook in `dir`.
+    fn plan_in(dir: &Path, cells: &[(&str, &str)]) -> Plan {
+        let cells: Vec<serde_json::Value> = cells
+            .iter()
+            .map(|(tags, src)| {
+                if *tags == "md" {
+                    serde_json::json!({"cell_type": "markdown", "metadata": {}, "source": src})
+                } else {
+                    let tags: Vec<&str> = tags.split(' ').filter(|t| !t.is_empty()).collect();
+                    serde_json::json!({"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": null})
+                }
+            })
+            .collect();
+        let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": "python3", "language": "python"}, "language_info": {"name": "python", "version": "3.11"}}, "cells": cells});
+        let nb = crate::notebook::parse_str(&dir.join("t.ipynb"), &nb.to_string()).unwrap();
+        build(BuildInput {
+            notebook: &nb,
+            project: None,
+            cli: Default::default(),
+            profile: None,
+            python_env: None,
+        })
+        .plan
+    }
+
+    fn keys(plan: &Plan) -> Vec<Option<String>> {
+        plan.tasks.iter().map(|t| t.cache.key.clone()).collect()
+    }
+
+    const LOAD: &str = "text = open('data.csv').read()\nimport helpers\nn = helpers.count(text)";
+    const TRAIN: &str = "model = n * 2";
+
+    fn project(dir: &Path, data: &str, helper: &str) {
+        std::fs::write(dir.join("data.csv"), data).unwrap();
+        std::fs::write(dir.join("helpers.py"), helper).unwrap();
+    }
+
+    #[test]
+    fn the_notebook_s_ingredients_change_only_their_task_s_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        project(d, "a,b\n1,2\n", "def count(t):\n    return len(t)\n");
+        let cells = |train: &str| {
+            vec![
+                ("md", "# Title"),
+                ("task:load", LOAD),
+                ("task:train", train),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+        };
+        let plan_of = |c: &[(String, String)]| {
+            let c: Vec<(&str, &str)> = c.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            plan_in(d, &c)
+        };
+        let base = keys(&plan_of(&cells(TRAIN)));
+        assert!(base.iter().all(Option::is_some), "{base:?}");
+        assert_ne!(base[0], base[1]);
+        assert_eq!(base, keys(&plan_of(&cells(TRAIN))), "deterministic");
+
+        // Editing the last task's code changes its key alone.
+        let edited = keys(&plan_of(&cells("model = n * 3")));
+        assert_eq!(edited[0], base[0]);
+        assert_ne!(edited[1], base[1]);
+
+        // A no-op edit: a markdown cell changed, another added (cells move down).
+        let mut moved = cells(TRAIN);
+        moved[0].1 = "# Title, reworded".into();
+        moved.insert(1, ("md".into(), "Some notes".into()));
+        assert_eq!(keys(&plan_of(&moved)), base);
+
+        // The data file it reads by a literal path, and the project module it imports.
+        project(d, "a,b\n1,3\n", "def count(t):\n    return len(t)\n");
+        let data = keys(&plan_of(&cells(TRAIN)));
+        assert_ne!(data[0], base[0]);
+        assert_eq!(data[1], base[1]);
+        project(d, "a,b\n1,2\n", "def count(t):\n    return len(t) + 1\n");
+        let module = keys(&plan_of(&cells(TRAIN)));
+        assert_ne!(module[0], base[0]);
+        assert_ne!(module[0], data[0]);
+        assert_eq!(module[1], base[1]);
+    }
+
+    fn key(t: &Task) -> String {
+        key_of(&ingredients(t, "3.11", "python:3.11-slim"))
+    }
+
+    #[test]
+    fn each_ingredient_changes_the_key_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        project(dir.path(), "x\n", "def count(t):\n    return 1\n");
+        let plan = plan_in(dir.path(), &[("task:load", LOAD), ("task:train", TRAIN)]);
+        let t = plan.task("train").unwrap().clone();
+        let k = key(&t);
+        assert_eq!(Some(&k), t.cache.key.as_ref());
+        let changes: Vec<(&str, Box<dyn Fn(&mut Task)>)> = vec![
+            ("code", Box::new(|t| t.code[0].python.push_str("\nz = 1"))),
+            (
+                "requirements",
+                Box::new(|t| {
+                    t.requirements.push(Requirement {
+                        line: "numpy==2.0.0".into(),
+                        name: "numpy".into(),
+                        source: String::new(),
+                        name_source: String::new(),
+                        pin_source: String::new(),
+                    })
+                }),
+            ),
+            (
+                "image setting",
+                Box::new(|t| t.image.base = Some("ghcr.io/x/y:1".into())),
+            ),
+            (
+                "env",
+                Box::new(|t| {
+                    t.settings.env.insert("MODE".into(), "fast".into());
+                }),
+            ),
+            ("inputs", Box::new(|t| t.inputs[0].from = "other".into())),
+            ("outputs", Box::new(|t| t.outputs.push("extra".into()))),
+            (
+                "parameters",
+                Box::new(|t| t.parameters.push("alpha".into())),
+            ),
+            ("metrics", Box::new(|t| t.metrics = !t.metrics)),
+            (
+                "data file",
+                Box::new(|t| {
+                    t.files.push(crate::plan::DataFile {
+                        path: "more.csv".into(),
+                        size: 1,
+                        sha256: "00".repeat(32),
+                        staged: false,
+                    })
+                }),
+            ),
+        ];
+        for (what, change) in &changes {
+            let mut c = t.clone();
+            change(&mut c);
+            assert_ne!(key(&c), k, "{what} should change the key");
+        }
+        assert_ne!(
+            key_of(&ingredients(&t, "3.12", "python:3.11-slim")),
+            k,
+            "python"
+        );
+        assert_ne!(
+            key_of(&ingredients(&t, "3.11", "python:3.12-slim")),
+            k,
+            "base image"
+        );
+        let same: Vec<(&str, Box<dyn Fn(&mut Task)>)> = vec![
+            ("cell index", Box::new(|t| t.code[0].cell += 3)),
+            ("line in the cell", Box::new(|t| t.code[0].first_line += 2)),
+            ("cells", Box::new(|t| t.cells = vec![7])),
+            ("retries", Box::new(|t| t.settings.retries = 5)),
+            (
+                "timeout",
+                Box::new(|t| t.settings.timeout_seconds = Some(60)),
+            ),
+            (
+                "resources",
+                Box::new(|t| {
+                    t.settings
+                        .resources
+                        .requests
+                        .insert("cpu".into(), "2".into());
+                }),
+            ),
+            (
+                "labels",
+                Box::new(|t| {
+                    t.settings.labels.insert("team".into(), "a".into());
+                }),
+            ),
+            (
+                "image tag",
+                Box::new(|t| t.image.reference = "elsewhere/x:abc".into()),
+            ),
+            ("pool", Box::new(|t| t.settings.pool = Some("p".into()))),
+        ];
+        for (what, change) in &same {
+            let mut c = t.clone();
+            change(&mut c);
+            assert_eq!(key(&c), k, "{what} should not change the key");
+        }
+    }
+
+    fn reason(cells: &[(&str, &str)], task: &str) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_in(dir.path(), cells);
+        let t = plan.task(task).unwrap();
+        assert_eq!(t.cache.enabled, t.cache.reason.is_none());
+        assert_eq!(t.cache.enabled, t.cache.key.is_some());
+        t.cache.reason.clone()
+    }
+
+    #[test]
+    fn visibly_nondeterministic_code_is_not_cached() {
+        let imports = "import time, uuid, random\nimport numpy as np\nimport pandas as pd\nfrom datetime import datetime\nimport datetime as dt\nimport urllib.request\nimport requests";
+        let off = |code: &str| reason(&[("imports", imports), ("task:a", code)], "a");
+        for (code, why) in [
+            ("t = datetime.now()", "reads the clock: `datetime.now()`"),
+            ("t = dt.date.today()", "reads the clock"),
+            ("t = time.time()", "reads the clock: `time.time()`"),
+            ("t = time.perf_counter()", "reads the clock"),
+            ("u = str(uuid.uuid4())", "draws random bytes"),
+            ("x = np.random.rand(3)", "draws unseeded random numbers"),
+            ("x = random.choice([1, 2])", "draws unseeded random numbers"),
+            (
+                "rng = np.random.default_rng()\nx = rng.normal()",
+                "unseeded",
+            ),
+            ("r = requests.get('http://x')", "reads the network"),
+            (
+                "r = urllib.request.urlopen('http://x')",
+                "reads the network",
+            ),
+            (
+                "df = pd.read_csv('https://example.com/a.csv')",
+                "reads the network",
+            ),
+            (
+                "def f():\n    return time.time()\nt = f()",
+                "reads the clock",
+            ),
+        ] {
+            let r = off(code).unwrap_or_else(|| panic!("`{code}` should not be cached"));
+            assert!(r.contains(why), "`{code}`: {r}");
+            assert!(r.contains("cell 2, line"), "{r}");
+        }
+        for code in [
+            "time.sleep(0.1)\nx = 1",
+            "rng = np.random.default_rng(0)\nx = rng.normal()",
+            "x = np.random.RandomState(1).rand(2)",
+            "t = datetime(2024, 1, 1)",
+            "df = pd.read_csv('data.csv')",
+        ] {
+            assert_eq!(off(code), None, "`{code}` is deterministic");
+        }
+        // A seed before the draw (in an earlier cell) makes it repeatable.
+        let seeded = [
+            ("imports", imports),
+            ("task:a", "np.random.seed(0)\nx = 1"),
+            ("task:b", "y = np.random.rand(3)"),
+        ];
+        assert_eq!(reason(&seeded, "b"), None);
+        let unseeded = [
+            ("imports", imports),
+            ("task:b", "y = np.random.rand(3)"),
+            ("task:a", "np.random.seed(0)\nz = 1"),
+        ];
+        assert!(reason(&unseeded, "b").is_some());
+    }
+
+    #[test]
+    fn cache_false_turns_it_off() {
+        let r = reason(&[("task:a cache:false", "x = 1")], "a");
+        assert_eq!(r.as_deref(), Some("cache:false"));
+        assert_eq!(reason(&[("task:a", "x = 1")], "a"), None);
+    }
+}
