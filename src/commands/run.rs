@@ -205,7 +205,8 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         rehearsal: rehearsal.clone(),
         run_id,
         no_cache: args.no_cache,
-        rerun: args.rerun.clone(),
+        // `--only T` asks for T to run: it is not served from the cache.
+        rerun: args.rerun.iter().chain(&args.only).cloned().collect(),
     };
     let mut display = Display::new();
     let outcome = match exec::run(plan, &cfg, &mut display) {

@@ -638,11 +638,13 @@ def prune(older_than=None, max_bytes=None, now=None):
         if not rel.endswith(".json") or "/" in rel:
             continue
         try:
-            e = json.loads(s.get(".nb2pipe/cache/" + rel).decode())
+            raw = s.get(".nb2pipe/cache/" + rel)
+            e = json.loads(raw.decode())
             recs = list(e["outputs"].values()) + list(e.get("files", {}).values())
             if e.get("random"):
                 recs.append(e["random"])
             objs = {r["sha256"]: int(r["size"]) for r in recs}
+            objs["entry:" + rel] = len(raw)  # the entry's own size counts
             created = float(e.get("created", 0))
         except Exception:
             objs, created = None, 0.0  # damaged: never reused, so removed
