@@ -26,8 +26,8 @@ Environment (see docs/running.md):
                       store (every pod gets it); unset: stay in the current directory
                       (`nb2pipe run` without --docker runs tasks in the notebook's folder)
 
-Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format> plus a
-<name>.format marker written last; the global random states a task hands on (the
+Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format>, its sha256 in
+<name>.sha256, and a <name>.format marker written last; the global random states a task hands on (the
 notebook seeds them) in <store>/<pipeline>/<run id>/state/<task>/random.json; files written by %%writefile also go to
 <store>/<pipeline>/<run id>/files/<path> so tasks in other pods get them, unless the
 tasks share the working directory <store>/<pipeline>/<run id>/work/ (NB2PIPE_WORKDIR=store).
@@ -415,11 +415,24 @@ def load_inputs():
                 "input %r of task %r is missing: task %r should have produced it in run %s (data store %s); run %r first"
                 % (name, _STATE["task"], producer, run, _store_url(), producer)
             )
-        fmt, data, origin = _follow(s, name, fmt=meta.decode(), origin=(producer, run))
-        _STATE.setdefault("loaded", {})[name] = (origin, fmt, hashlib.sha256(data or b"").digest())
-        got.append((name, producer, run, fmt, data))
-    _cache_check()
-    for name, producer, run, fmt, data in got:
+        fmt, _, origin = _follow(s, name, fmt=meta.decode(), origin=(producer, run), read=False)
+        side = s.get("%s/values/%s/%s.sha256" % (_run_prefix(origin[1]), origin[0], name))
+        got.append((name, producer, run, fmt, origin, side))
+    loaded = _STATE.setdefault("loaded", {})
+    # The digests beside the values decide a cache hit before any value is read.
+    if all(g[5] for g in got):
+        for name, _, _, fmt, origin, side in got:
+            loaded[name] = (origin, fmt, bytes.fromhex(side.decode().strip()))
+        _cache_check()
+    before = dict(loaded)
+    datas = {}
+    for name, _, _, fmt, origin, _ in got:
+        datas[name] = s.get("%s/values/%s/%s.%s" % (_run_prefix(origin[1]), origin[0], name, fmt))
+        loaded[name] = (origin, fmt, hashlib.sha256(datas[name] or b"").digest())
+    if loaded != before:
+        _cache_check()
+    for name, producer, run, fmt, _, _ in got:
+        data = datas[name]
         try:
             values[name] = _loads(fmt, data)
         except Exception as e:
@@ -427,12 +440,13 @@ def load_inputs():
     return values
 
 
-def _follow(s, name, fmt, origin):
+def _follow(s, name, fmt, origin, read=True):
     """(format, bytes, (task, run)) of a value: a task that handed on a value it received
-    unchanged stored a reference to where the value is."""
+    unchanged stored a reference to where the value is. `read=False`: bytes are None."""
     for _ in range(64):
         if fmt != "ref":
-            return fmt, s.get("%s/values/%s/%s.%s" % (_run_prefix(origin[1]), origin[0], name, fmt)), origin
+            data = s.get("%s/values/%s/%s.%s" % (_run_prefix(origin[1]), origin[0], name, fmt)) if read else None
+            return fmt, data, origin
         key = "%s/values/%s/%s" % (_run_prefix(origin[1]), origin[0], name)
         ref = json.loads(s.get(key + ".ref").decode())
         origin = (ref["task"], ref["run"])
@@ -481,6 +495,8 @@ def finish(namespace):
             s.link(_object_key(entry["outputs"][name]["sha256"]), path + "." + fmt)
         else:
             s.put(path + "." + fmt, data)
+        if fmt != "ref":
+            s.put(path + ".sha256", hashlib.sha256(data).hexdigest().encode())
         s.put(path + ".format", fmt.encode())
     entry["metrics"] = _write_metrics(namespace)
     if ckey:
@@ -612,6 +628,7 @@ def _serve(key):
     for name, rec in sorted(outputs.items()):
         path = "%s/values/%s/%s" % (_run_prefix(run_id()), task, name)
         s.link(_object_key(rec["sha256"]), path + "." + rec["format"])
+        s.put(path + ".sha256", rec["sha256"].encode())
         s.put(path + ".format", rec["format"].encode())
     if entry.get("random"):
         s.put(_random_key(task, run_id()), blobs[entry["random"]["sha256"]])
