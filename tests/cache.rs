@@ -4,9 +4,12 @@
 
 mod common;
 
+#[path = "docker/helpers.rs"]
+mod helpers;
+
 use std::path::{Path, PathBuf};
 
-use common::split::{python, run_bounded, Done};
+use common::split::{python, run_bounded, s3_env, start_moto, Done};
 use serde_json::Value;
 
 /// A notebook of tasks `a` → `b` → `c` (stdlib only, fast) in a fresh folder.
@@ -461,4 +464,137 @@ fn prune_removes_entries_by_age_and_size() {
     // The older runs' values are still readable (links, not the objects themselves).
     let r = run(&nb, &out, &data, &["--only", "c"]);
     assert_eq!(r.states(), states(&[("c", "succeeded")]));
+}
+
+/// The cluster rehearsal shares the cache with local runs: its pods find the entries
+/// local runs recorded (seeded into the fresh claim), and what they record comes back.
+#[test]
+fn a_rehearsal_reuses_and_records_the_same_cache() {
+    let tmp = common::tempdir();
+    let (d, out, data) = (
+        tmp.path(),
+        tmp.path().join("build"),
+        tmp.path().join("data"),
+    );
+    let nb = notebook(d, A, C);
+    // The base image is part of the key: the local runs name the rehearsal's.
+    let base = helpers::base_image();
+    let local = ["--base-image", base.as_str()];
+    assert_eq!(run(&nb, &out, &data, &local).done.code, 0);
+    let registry = helpers::fresh_registry("NB2PIPE_TEST_REGISTRY", "cache");
+    let docker = [
+        "--docker",
+        "--target",
+        "airflow",
+        "--base-image",
+        &base,
+        "--registry",
+        &registry,
+    ];
+    let r = run(&nb, &out, &data, &docker);
+    assert_eq!(r.done.code, 0, "{}", r.done.stderr);
+    assert!(
+        r.done.stderr.contains("rehearsing the airflow pods"),
+        "{}",
+        r.done.stderr
+    );
+    assert_eq!(
+        r.states(),
+        states(&[("a", "cached"), ("b", "cached"), ("c", "cached")])
+    );
+
+    // The last task edited: the pod runs it alone; a local run then reuses its entry.
+    let nb = notebook(d, A, "print('RESULT', sum(y) * 100)");
+    let r = run(&nb, &out, &data, &docker);
+    assert_eq!(r.done.code, 0, "{}", r.done.stderr);
+    assert_eq!(
+        r.states(),
+        states(&[("a", "cached"), ("b", "cached"), ("c", "succeeded")])
+    );
+    assert_eq!(result(&r), "RESULT 600");
+    let local = run(&nb, &out, &data, &local);
+    assert_eq!(
+        local.states(),
+        states(&[("a", "cached"), ("b", "cached"), ("c", "cached")])
+    );
+
+    // --rerun through the rehearsal.
+    let mut rerun = docker.to_vec();
+    rerun.extend(["--rerun", "b"]);
+    let r = run(&nb, &out, &data, &rerun);
+    assert_eq!(
+        r.states(),
+        states(&[("a", "cached"), ("b", "succeeded"), ("c", "succeeded")])
+    );
+    assert!(r.log("b").contains("b made"), "{}", r.log("b"));
+
+    let plan = common::read_json(&out.join("chain/plan.json"));
+    for t in plan["tasks"].as_array().unwrap() {
+        helpers::docker(&["rmi", "-f", t["image"]["reference"].as_str().unwrap()]);
+    }
+}
+
+/// The same on S3: entries and objects in the bucket, a damaged object never reused.
+#[test]
+fn an_s3_store_caches_the_same_way() {
+    let tmp = common::tempdir();
+    let moto = start_moto(&tmp.path().join("moto.log"));
+    let boto = |code: &str| {
+        let mut cmd = std::process::Command::new(python());
+        cmd.arg("-c").arg(format!("import boto3, os\nc = boto3.client('s3', endpoint_url=os.environ['NB2PIPE_S3_ENDPOINT'])\n{code}"));
+        s3_env(&mut cmd, &moto.url);
+        let d = run_bounded(cmd, "boto3");
+        assert_eq!(d.code, 0, "boto3 failed:\n{}", d.stderr);
+        d.stdout
+    };
+    boto("c.create_bucket(Bucket='pipes')");
+    let nb = notebook(tmp.path(), A, C);
+    let out = tmp.path().join("build");
+    let s3_run = |extra: &[&str]| {
+        let mut cmd = common::nb2pipe();
+        cmd.arg("run")
+            .arg(&nb)
+            .arg("--python")
+            .arg(python())
+            .arg("-o")
+            .arg(&out)
+            .args(["--data", "s3://pipes/team"])
+            .args(extra);
+        s3_env(&mut cmd, &moto.url);
+        let done = run_bounded(cmd, "nb2pipe run --data s3://");
+        let runs = out.join("nb2pipe-runs/chain");
+        let latest = std::fs::read_to_string(runs.join("latest")).unwrap();
+        let dir = runs.join(latest.trim());
+        let record = common::read_json(&dir.join("run.json"));
+        Run { done, record, dir }
+    };
+    let first = s3_run(&[]);
+    assert_eq!(first.done.code, 0, "{}", first.done.stderr);
+    let keys = boto("for o in c.list_objects_v2(Bucket='pipes')['Contents']: print(o['Key'])");
+    assert_eq!(
+        keys.lines()
+            .filter(|k| k.starts_with("team/.nb2pipe/cache/"))
+            .count(),
+        3,
+        "{keys}"
+    );
+    let second = s3_run(&[]);
+    assert_eq!(
+        second.states(),
+        states(&[("a", "cached"), ("b", "cached"), ("c", "cached")])
+    );
+    // b's value, linked into the second run, is whole.
+    let run_id = second.record["run_id"].as_str().unwrap().to_string();
+    let copied = boto(&format!("import hashlib\nprint(hashlib.sha256(c.get_object(Bucket='pipes', Key='team/chain/{run_id}/values/b/y.pkl')['Body'].read()).hexdigest())"));
+    let side = boto(&format!("print(c.get_object(Bucket='pipes', Key='team/chain/{run_id}/values/b/y.sha256')['Body'].read().decode())"));
+    assert_eq!(copied.trim(), side.trim());
+    // A truncated object in the bucket: b runs again, its consumer is still reused.
+    boto(&format!("k = 'team/.nb2pipe/objects/sha256/{}'\nb = c.get_object(Bucket='pipes', Key=k)['Body'].read()\nc.put_object(Bucket='pipes', Key=k, Body=b[:3])", side.trim()));
+    let third = s3_run(&[]);
+    assert_eq!(third.done.code, 0, "{}", third.done.stderr);
+    assert_eq!(
+        third.states(),
+        states(&[("a", "cached"), ("b", "succeeded"), ("c", "cached")])
+    );
+    drop(moto);
 }

@@ -161,6 +161,14 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             crate::plan::DataStore::S3 { .. } => None,
         };
         let volumes = crate::rehearse::docker::create_volumes(&r, &key, data_claim, scratch)?;
+        // What earlier runs cached, as a cluster's claim would keep it.
+        if !data.starts_with("s3://") && !args.no_cache {
+            if let Err(e) = crate::rehearse::docker::seed_cache(&volumes, Path::new(&data)) {
+                crate::rehearse::docker::remove_volumes(&volumes);
+                eprintln!("error: {e:#}");
+                return Ok(EXIT_INPUT);
+            }
+        }
         eprintln!(
             "rehearsing the {} pods: run id {}",
             target.name(),

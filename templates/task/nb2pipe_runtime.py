@@ -495,7 +495,7 @@ def finish(namespace):
             s.link(_object_key(entry["outputs"][name]["sha256"]), path + "." + fmt)
         else:
             s.put(path + "." + fmt, data)
-        if fmt != "ref":
+        if fmt != "ref" and isinstance(data, bytes):
             s.put(path + ".sha256", hashlib.sha256(data).hexdigest().encode())
         s.put(path + ".format", fmt.encode())
     entry["metrics"] = _write_metrics(namespace)
