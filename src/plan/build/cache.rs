@@ -351,6 +351,9 @@ mod tests {
         assert_eq!(module[1], base[1]);
     }
 
+    /// A named edit of a task.
+    type Change = (&'static str, Box<dyn Fn(&mut Task)>);
+
     fn key(t: &Task) -> String {
         key_of(&ingredients(t, "3.11", "python:3.11-slim"))
     }
@@ -363,7 +366,7 @@ mod tests {
         let t = plan.task("train").unwrap().clone();
         let k = key(&t);
         assert_eq!(Some(&k), t.cache.key.as_ref());
-        let changes: Vec<(&str, Box<dyn Fn(&mut Task)>)> = vec![
+        let changes: Vec<Change> = vec![
             ("code", Box::new(|t| t.code[0].python.push_str("\nz = 1"))),
             (
                 "requirements",
@@ -421,7 +424,7 @@ mod tests {
             k,
             "base image"
         );
-        let same: Vec<(&str, Box<dyn Fn(&mut Task)>)> = vec![
+        let same: Vec<Change> = vec![
             ("cell index", Box::new(|t| t.code[0].cell += 3)),
             ("line in the cell", Box::new(|t| t.code[0].first_line += 2)),
             ("cells", Box::new(|t| t.cells = vec![7])),
