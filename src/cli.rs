@@ -32,6 +32,36 @@ pub enum Command {
     Deps(DepsArgs),
     /// Convert, then build one image per task through the Docker Engine API (and push).
     Build(BuildArgs),
+    /// Manage the task cache of a data store (retention).
+    Cache(CacheArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Remove cache entries older than a duration, or the oldest beyond a size.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// The data store: a directory or s3://bucket/prefix (as `nb2pipe run --data`).
+    #[arg(long)]
+    pub data: String,
+    /// Remove entries created longer ago than this (`7d`, `12h`, `90m`).
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+    /// Then remove the oldest entries until what the rest keep fits (`500M`, `5G`).
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// The Python that runs the pruning (boto3 for an S3 store).
+    #[arg(long, default_value = "python3")]
+    pub python: std::path::PathBuf,
 }
 
 /// Settings given on the command line: the highest precedence.
@@ -179,6 +209,13 @@ pub struct RunArgs {
     /// Run only this task, against its upstream tasks' values from the latest run.
     #[arg(long)]
     pub only: Option<String>,
+    /// Run every task: none is served from the cache, and none is recorded in it.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run this task and every task downstream of it even when the cache has their
+    /// outputs (the cache is refreshed with what they produce). Repeatable.
+    #[arg(long, value_name = "TASK")]
+    pub rerun: Vec<String>,
     /// Output folder; the bundle goes to <out>/<pipeline>/ (default: build/ next to the notebook).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,

@@ -28,6 +28,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Run(a) => commands::run::execute(&a),
         Command::Deps(a) => commands::deps::execute(&a),
         Command::Build(a) => commands::build::execute(&a),
+        Command::Cache(a) => commands::cache::execute(&a),
     };
     match result {
         Ok(code) => code,

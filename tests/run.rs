@@ -433,12 +433,16 @@ fn s3_store_against_a_local_server() {
         [
             "load/images.format",
             "load/images.npy",
+            "load/images.sha256",
             "load/target.format",
             "load/target.parquet-series",
+            "load/target.sha256",
             "train/flat.format",
             "train/flat.parquet",
+            "train/flat.sha256",
             "train/tree.format",
-            "train/tree.pkl"
+            "train/tree.pkl",
+            "train/tree.sha256"
         ],
         "all keys: {keys}"
     );

@@ -24,9 +24,6 @@ const LIMITS: &[(&str, &str, &str)] = &[
     ("pool", "argo", "not expressible (Airflow pools); NB302 warning, a synchronization semaphore can be added by hand"),
     ("pool", "tekton", "not expressible; NB302 warning"),
     ("pool", "kfp", "not expressible; NB302 warning"),
-    ("cache", "argo", "no result cache without memoization (needs a ConfigMap and key): every run runs every task"),
-    ("cache", "tekton", "no result cache: every run runs every task"),
-    ("cache", "kfp", "off for every task: KFP's cache keys on image, args and parameters, not on the data in the store"),
     ("securityContext (pod)", "kfp", "KFP's platform spec has no pod securityContext (fsGroup): NB302 warning when the data store is a claim"),
     ("securityContext (container)", "kfp", "runAsUser, runAsGroup, runAsNonRoot only (KFP's backend adds the rest of the restricted profile)"),
     ("retry delay", "tekton", "Tekton retries at once; NB302 warning when a delay is set"),
@@ -37,7 +34,6 @@ const LIMITS: &[(&str, &str, &str)] = &[
     ("resources: ephemeral-storage", "kfp", "no such field in KFP's resource spec; NB302 warning"),
     ("secret: all keys (envFrom)", "kfp", "no envFrom in KFP: mounted as files at /etc/nb2pipe/secrets/NAME; NB302 warning"),
     ("config maps (envFrom)", "kfp", "no envFrom in KFP: mounted as files at /etc/nb2pipe/config/NAME; NB302 warning"),
-    ("cache", "job", "no result cache: every run runs every task"),
     ("data store: claim", "job", "the pod's own emptyDir, unless data.url names the claim"),
     ("metrics", "job", "not collected: a Job has no task outputs; NB302 warning"),
     ("pool", "job", "not expressible; NB302 warning"),
@@ -239,7 +235,10 @@ fn expected_task(plan: &Value, t: &Value) -> Obs {
     if s["pool"].is_string() {
         o.insert("pool".into(), s["pool"].clone());
     }
-    o.insert("cache".into(), s["cache"].clone());
+    // The runtime's cache: the pod carries the task's static key (docs/running.md).
+    if t["cache"]["enabled"] == json!(true) {
+        o.insert("cache".into(), t["cache"]["key"].clone());
+    }
     if t["metrics"] == json!(true) {
         o.insert("metrics".into(), json!(true));
     }
@@ -447,6 +446,9 @@ fn user_env(o: &mut Obs, env: &BTreeMap<String, String>, t: &Value) {
         .collect();
     if !params.is_empty() {
         o.insert("parameters (per task)".into(), json!(params));
+    }
+    if let Some(k) = env.get("NB2PIPE_CACHE_KEY") {
+        o.insert("cache".into(), json!(k));
     }
 }
 
@@ -1254,7 +1256,13 @@ fn observe_kfp(plan: &Value, file: &Path) -> Observed {
         if let Some(x) = cfg["activeDeadlineSeconds"].as_str() {
             obs.insert("timeout".into(), json!(x.parse::<u64>().unwrap()));
         }
-        obs.insert("cache".into(), dt["cachingOptions"]["enableCache"].clone());
+        // KFP's own cache keys on image, args and parameters, not on the data in the
+        // store: off, so only the runtime's key decides.
+        assert_eq!(
+            dt["cachingOptions"]["enableCache"],
+            json!(false),
+            "KFP's cache must be off: {dt}"
+        );
         if let Some(sc) = cfg.get("securityContext") {
             obs.insert("securityContext (container)".into(), sc.clone());
         }

@@ -12,6 +12,7 @@ mod globals;
 mod literals;
 mod magics;
 mod names;
+mod nondet;
 mod secrets;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ pub use magics::{
     classify_line_magic, install_commands, parse_pip_args, strip_magic_options, CellMagic,
     InstallCommand, LineMagic, ShellWord,
 };
+pub use nondet::EffectCall;
 pub use secrets::{find_secrets, SecretFinding};
 
 /// An import found in a cell.
@@ -145,6 +147,10 @@ pub struct CellFacts {
     /// Folders added with `sys.path.append/insert("literal")`.
     pub sys_paths: Vec<String>,
     pub syntax_error: Option<SyntaxProblem>,
+    /// Calls that may read the clock, a generator or the network (nondet.rs), and the
+    /// import aliases the cell makes, for the plan to resolve them.
+    pub effect_calls: Vec<EffectCall>,
+    pub aliases: Vec<(String, String)>,
 }
 
 /// Analyses one code cell's source. Never fails: problems are facts.
@@ -224,6 +230,8 @@ fn analyse_python(facts: &mut CellFacts) {
         .syntax()
         .as_module()
         .expect("Ipython mode parses a module");
+    (facts.effect_calls, facts.aliases) =
+        nondet::effect_calls(&module.body, &lines, facts.line_offset);
     let mut bound_so_far: BTreeSet<String> = facts.binds.clone();
     let mut deferred: BTreeSet<String> = BTreeSet::new();
     let mut aliases = names::Aliases::new();

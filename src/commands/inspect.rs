@@ -14,7 +14,11 @@ pub fn execute(args: &InspectArgs) -> CmdResult {
     print_diagnostics(&loaded.diagnostics, fmt);
     let code = exit_code(&loaded.diagnostics);
     match (&loaded.plan, args.format) {
-        (Some(plan), InspectFormat::Table) => print!("{}", table(plan)),
+        (Some(plan), InspectFormat::Table) => {
+            print!("{}", table(plan));
+            let out = super::convert::output_root(&args.notebook, None, loaded.output.as_deref());
+            print!("{}", last_run(plan, &out.join("nb2pipe-data")));
+        }
         (Some(plan), InspectFormat::Mermaid) => print!("{}", mermaid(plan)),
         (Some(plan), InspectFormat::Dot) => print!("{}", dot(plan)),
         (plan, InspectFormat::Json) => {
@@ -175,6 +179,19 @@ pub fn table(plan: &Plan) -> String {
     if plan.tasks.iter().any(|t| !t.changes.is_empty()) {
         out.push_str("  (changed): the task received the value and may change it in place, so later tasks receive it from this task\n");
     }
+    out.push_str("\ncache\n");
+    for t in &plan.tasks {
+        match (&t.cache.key, &t.cache.reason) {
+            (Some(k), _) if t.cache.enabled => {
+                out.push_str(&format!("  {}  key {}\n", t.name, &k[..k.len().min(16)]))
+            }
+            (_, r) => out.push_str(&format!(
+                "  {}  not cached: {}\n",
+                t.name,
+                r.as_deref().unwrap_or("off")
+            )),
+        }
+    }
     out.push_str("\nedges\n");
     if plan.edges.is_empty() {
         out.push_str("  (none: every task is independent)\n");
@@ -201,6 +218,32 @@ pub fn table(plan: &Plan) -> String {
                 " (also after)"
             } else {
                 ""
+            }
+        ));
+    }
+    out
+}
+
+/// Whether the latest `nb2pipe run` (in the default data folder) ran each task with
+/// the key it has now: the runtime can then reuse its outputs, when what it receives is
+/// unchanged too.
+fn last_run(plan: &Plan, runs: &std::path::Path) -> String {
+    let Ok(rec) = crate::exec::latest(runs, &plan.pipeline) else {
+        return String::new();
+    };
+    let mut out = format!("\nlast run {}\n", rec.run_id);
+    for t in plan.tasks.iter().filter(|t| t.cache.enabled) {
+        let Some(r) = rec.tasks.iter().find(|r| r.name == t.name) else {
+            continue;
+        };
+        let same = r.cache_key.is_some() && r.cache_key == t.cache.key && r.state.ok();
+        out.push_str(&format!(
+            "  {}  {}\n",
+            t.name,
+            if same {
+                "can be reused (same key; it runs again only if what it receives changed)"
+            } else {
+                "runs again (its key changed, or it did not succeed)"
             }
         ));
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand; each `execute` returns the exit code.
 
 pub mod build;
+pub mod cache;
 pub mod check;
 pub mod convert;
 pub mod deps;

@@ -44,7 +44,7 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         );
         return Ok(EXIT_USAGE);
     }
-    if let Some(only) = &args.only {
+    for only in args.only.iter().chain(&args.rerun) {
         if plan.task(only).is_none() {
             eprintln!(
                 "error: no task named `{only}`; tasks: {}",
@@ -161,14 +161,28 @@ pub fn execute(args: &RunArgs) -> CmdResult {
             crate::plan::DataStore::S3 { .. } => None,
         };
         let volumes = crate::rehearse::docker::create_volumes(&r, &key, data_claim, scratch)?;
+        // What earlier runs cached, as a cluster's claim would keep it.
+        if !data.starts_with("s3://") && !args.no_cache {
+            if let Err(e) = crate::rehearse::docker::seed_cache(&volumes, Path::new(&data)) {
+                crate::rehearse::docker::remove_volumes(&volumes);
+                eprintln!("error: {e:#}");
+                return Ok(EXIT_INPUT);
+            }
+        }
         eprintln!(
             "rehearsing the {} pods: run id {}",
             target.name(),
             r.run.run_id
         );
         run_id = Some(r.run.run_id.clone());
+        let modes = exec::cache_modes(plan_now, args.no_cache, &args.rerun);
+        let mut pods = r.tasks;
+        for (p, mode) in pods.iter_mut().zip(modes) {
+            p.env
+                .push((crate::pod::CACHE_MODE_ENV.to_string(), mode.to_string()));
+        }
         rehearsal = Some(std::sync::Arc::new(exec::RehearsalRun {
-            pods: r.tasks,
+            pods,
             volumes,
             one_pod: target.one_pod(),
         }));
@@ -198,6 +212,9 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         docker: args.docker,
         rehearsal: rehearsal.clone(),
         run_id,
+        no_cache: args.no_cache,
+        // `--only T` asks for T to run: it is not served from the cache.
+        rerun: args.rerun.iter().chain(&args.only).cloned().collect(),
     };
     let mut display = match args.progress {
         Some(crate::cli::Progress::Jsonl) => Display::jsonl(),
@@ -223,15 +240,21 @@ pub fn execute(args: &RunArgs) -> CmdResult {
     for t in rec.tasks.iter().filter(|t| t.state == exec::State::Failed) {
         eprint!("\n{}", exec::failure_report(t, &cfg.cells, 20));
     }
-    let ok = rec
+    let ok = rec.tasks.iter().filter(|t| t.state.ok()).count();
+    let cached = rec
         .tasks
         .iter()
-        .filter(|t| t.state == exec::State::Succeeded)
+        .filter(|t| t.state == exec::State::Cached)
         .count();
     eprintln!(
-        "\nrun {}: {ok} of {} task(s) succeeded; record {}",
+        "\nrun {}: {ok} of {} task(s) succeeded{}; record {}",
         rec.run_id,
         rec.tasks.len(),
+        if cached > 0 {
+            format!(" ({cached} from the cache)")
+        } else {
+            String::new()
+        },
         outcome.run_dir.join("run.json").display()
     );
     Ok(if rec.succeeded() { EXIT_OK } else { EXIT_INPUT })

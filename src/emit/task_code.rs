@@ -34,6 +34,8 @@ struct MainInfo {
     staged: String,
     /// A Spark task: it reads a Spark DataFrame it receives with Spark.
     spark: bool,
+    /// The task whose random states it restores (its digest is part of the cache key).
+    random_from: String,
     code: String,
 }
 
@@ -216,6 +218,12 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
                 line_map,
                 staged: staged.clone(),
                 spark: task.settings.spark.is_some(),
+                random_from: task
+                    .random_state
+                    .as_ref()
+                    .and_then(|r| r.from.as_deref())
+                    .map(py_str)
+                    .unwrap_or_default(),
                 code,
             },
         )

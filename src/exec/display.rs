@@ -155,5 +155,6 @@ fn describe(state: State, took: Option<Duration>) -> String {
         State::Succeeded => format!("succeeded{took}"),
         State::Failed => format!("FAILED{took}"),
         State::Skipped => "skipped (an upstream task failed)".into(),
+        State::Cached => format!("cached{took}"),
     }
 }

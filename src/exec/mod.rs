@@ -46,6 +46,43 @@ pub struct RunConfig {
     pub rehearsal: Option<std::sync::Arc<RehearsalRun>>,
     /// The run id to use (the engine's, in a rehearsal); a new one when `None`.
     pub run_id: Option<String>,
+    /// `--no-cache`: no task reads or writes the cache.
+    pub no_cache: bool,
+    /// `--rerun`: these tasks and everything downstream run (and refresh the cache).
+    pub rerun: Vec<String>,
+}
+
+/// NB2PIPE_CACHE for each task of `plan`: `off` for all with `no_cache`, `write` for the
+/// `rerun` tasks and their downstream, else `on`.
+pub fn cache_modes(plan: &Plan, no_cache: bool, rerun: &[String]) -> Vec<&'static str> {
+    let mut forced: Vec<bool> = plan.tasks.iter().map(|t| rerun.contains(&t.name)).collect();
+    // Plan order is a topological order: one pass reaches every downstream task.
+    for (i, t) in plan.tasks.iter().enumerate() {
+        if plan.upstream(&t.name).iter().any(|u| {
+            plan.tasks
+                .iter()
+                .position(|x| x.name == *u)
+                .is_some_and(|u| forced[u])
+        }) {
+            forced[i] = true;
+        }
+    }
+    forced
+        .into_iter()
+        .map(|f| match (no_cache, f) {
+            (true, _) => "off",
+            (false, true) => "write",
+            (false, false) => "on",
+        })
+        .collect()
+}
+
+/// The line the runtime writes when it served a task from the cache.
+fn served_from_cache(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.starts_with("nb2pipe: task ") && l.contains(" served from the cache "))
+    })
 }
 
 /// What the task threads of a rehearsal share.
@@ -66,6 +103,16 @@ pub enum State {
     Failed,
     /// Not run: an upstream task failed.
     Skipped,
+    /// Succeeded without running its code: its outputs for its cache key were in the
+    /// store (docs/running.md, "Caching").
+    Cached,
+}
+
+impl State {
+    /// Succeeded, by running or from the cache.
+    pub fn ok(self) -> bool {
+        matches!(self, State::Succeeded | State::Cached)
+    }
 }
 
 /// One task's record in run.json.
@@ -93,6 +140,9 @@ pub struct TaskRecord {
     pub error: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The task's static cache key in this run (`None`: not cached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
 }
 
 /// run.json.
@@ -112,7 +162,7 @@ pub struct RunRecord {
 
 impl RunRecord {
     pub fn succeeded(&self) -> bool {
-        self.tasks.iter().all(|t| t.state == State::Succeeded)
+        self.tasks.iter().all(|t| t.state.ok())
     }
 }
 
@@ -230,6 +280,7 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
         ),
     };
     let input_runs = serde_json::to_string(&value_runs)?;
+    let modes = cache_modes(plan, cfg.no_cache, &cfg.rerun);
     let params = serde_json::to_string(&cfg.params)?;
 
     let mut records: Vec<TaskRecord> = plan
@@ -250,6 +301,7 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
             outputs: t.outputs.clone(),
             error: None,
             reason: None,
+            cache_key: t.cache.key.clone().filter(|_| t.cache.enabled),
         })
         .collect();
     let upstream: Vec<Vec<usize>> = plan
@@ -302,9 +354,7 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
                 continue;
             }
             if running.len() >= cfg.jobs.max(1)
-                || !upstream[i]
-                    .iter()
-                    .all(|&u| records[u].state == State::Succeeded)
+                || !upstream[i].iter().all(|&u| records[u].state.ok())
             {
                 continue;
             }
@@ -330,7 +380,11 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
                     .env("NB2PIPE_DATA", &cfg.data)
                     .env("NB2PIPE_INPUT_RUNS", &input_runs)
                     .env("NB2PIPE_PARAMS", &params)
-                    .env("NB2PIPE_ERROR_FILE", &err_file);
+                    .env("NB2PIPE_ERROR_FILE", &err_file)
+                    .env(crate::pod::CACHE_MODE_ENV, modes[i]);
+                if let Some(key) = task.cache.key.as_ref().filter(|_| task.cache.enabled) {
+                    cmd.env(crate::pod::CACHE_KEY_ENV, key);
+                }
                 if let Some(args) = crate::emit::spark::run_submit_args(task) {
                     cmd.env(crate::emit::spark::SUBMIT_ARGS_ENV, args);
                 }
@@ -373,7 +427,9 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
                 let rec = &mut records[i];
                 rec.ended_ms = Some(t0.elapsed().as_millis() as u64);
                 rec.exit_code = code;
-                rec.state = if code == Some(0) {
+                rec.state = if code == Some(0) && served_from_cache(&rec.log) {
+                    State::Cached
+                } else if code == Some(0) {
                     State::Succeeded
                 } else {
                     State::Failed

@@ -37,6 +37,7 @@ fn failure_report_quotes_the_cell_line_and_log_tail() {
         outputs: Vec::new(),
         error: Some(serde_json::json!({"cell": 1, "line": 2, "message": "KeyError: 'x'"})),
         reason: None,
+        cache_key: None,
     };
     let cells = vec!["# first".to_string(), "a = 1\nb = d['x']\n".to_string()];
     let text = failure_report(&rec, &cells, 5);
@@ -52,5 +53,36 @@ fn failure_report_quotes_the_cell_line_and_log_tail() {
     assert!(
         text.contains("line 30") && text.contains("line 26") && !text.contains("line 25\n"),
         "{text}"
+    );
+}
+
+#[test]
+fn rerun_forces_the_task_and_its_downstream_and_no_cache_turns_it_off() {
+    let nb = crate::notebook::load(std::path::Path::new("fixtures/exec/values.ipynb")).unwrap();
+    let plan = crate::plan::build(crate::plan::BuildInput {
+        notebook: &nb,
+        project: None,
+        cli: Default::default(),
+        profile: None,
+        python_env: None,
+    })
+    .plan;
+    let names: Vec<&str> = plan.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["load", "prepare", "train", "report"]);
+    assert_eq!(
+        super::cache_modes(&plan, false, &[]),
+        ["on", "on", "on", "on"]
+    );
+    assert_eq!(
+        super::cache_modes(&plan, false, &["prepare".into()]),
+        ["on", "write", "write", "write"]
+    );
+    assert_eq!(
+        super::cache_modes(&plan, false, &["report".into()]),
+        ["on", "on", "on", "write"]
+    );
+    assert_eq!(
+        super::cache_modes(&plan, true, &["prepare".into()]),
+        ["off", "off", "off", "off"]
     );
 }

@@ -163,6 +163,9 @@ pub struct Task {
     pub random_state: Option<RandomCarry>,
     pub settings: TaskSettings,
     pub image: Image,
+    /// Whether the task's results may be reused, and its static cache key.
+    #[serde(default)]
+    pub cache: TaskCache,
     /// The task's code, split into chunks (not in plan.json; see emit::task_code).
     #[serde(skip)]
     pub code: Vec<Chunk>,
@@ -170,6 +173,30 @@ pub struct Task {
     /// files small enough for the image (not in plan.json; see [`files`]).
     #[serde(skip)]
     pub copies: Vec<FileCopy>,
+}
+
+/// A task's cache decision (docs/running.md, "Caching"). The runtime finishes `key`
+/// with the parameter values the task reads and the digests of the values it receives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct TaskCache {
+    pub enabled: bool,
+    /// Why the task is never served from the cache (`cache:false`, the clock...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// sha256 hex of the ingredients (`None` when not enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingredients: Vec<CacheIngredient>,
+}
+
+/// One ingredient of a static cache key: what it is and its digest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CacheIngredient {
+    /// `runtime`, `code`, `requirements`, `environment`, `env`, `module`, `file`.
+    pub kind: String,
+    pub name: String,
+    pub sha256: String,
 }
 
 /// Where a task's global random states come from and go to (docs/running.md).

@@ -79,6 +79,11 @@ pub fn affinity(ctx: &mut Ctx<'_>, task: &Task) -> Option<Affinity> {
     }
 }
 
+/// The task's static cache key, for the runtime (docs/running.md, "Caching").
+pub const CACHE_KEY_ENV: &str = "NB2PIPE_CACHE_KEY";
+/// `on`, `write` or `off`: whether the runtime reads and writes the cache.
+pub const CACHE_MODE_ENV: &str = "NB2PIPE_CACHE";
+
 /// Builds `task`'s container and pod settings.
 pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
     let plan = ctx.plan;
@@ -89,6 +94,10 @@ pub fn pod(ctx: &mut Ctx<'_>, task: &Task, spec: &EnvSpec<'_>) -> Pod {
         plain_env("NB2PIPE_TASK", task.name.clone()),
         plain_env("NB2PIPE_RUN_ID", spec.run_id.to_string()),
     ];
+    // The runtime finishes the key and skips the task when the store has its outputs.
+    if let Some(key) = task.cache.key.as_ref().filter(|_| task.cache.enabled) {
+        env.push(plain_env(CACHE_KEY_ENV, key.clone()));
+    }
     let data = ctx.user(None, "data store", data_env(plan));
     env.push(plain_env("NB2PIPE_DATA", k8s_env_escape(&data)));
     // Tasks of a run share one working directory on the store (a pod's own is /app).

@@ -612,3 +612,58 @@ pub fn export(vols: &RunVolumes, dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The cache of the local data folder (`<dir>/.nb2pipe`) into the run's data volume
+/// before any pod starts, so a rehearsal reuses what earlier runs recorded (and
+/// [`export`] brings back what this one adds). The pods' fsGroup walk then owns it.
+pub fn seed_cache(vols: &RunVolumes, dir: &Path) -> Result<()> {
+    let cache = dir.join(".nb2pipe");
+    let Some(vol) = vols
+        .data_claim
+        .as_ref()
+        .and_then(|c| vols.claims.get(c))
+        .or_else(|| vols.pod_volumes.get(crate::emit::k8s::DATA_VOLUME))
+    else {
+        return Ok(());
+    };
+    if !cache.is_dir() {
+        return Ok(());
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".nb2pipe", &cache)
+        .with_context(|| format!("reading {}", cache.display()))?;
+    let bytes = tar.into_inner()?;
+    rt()?.block_on(async {
+        let engine = Engine::connect().await?;
+        let body = ContainerCreateBody {
+            image: Some(vols.helper_image.clone()),
+            user: Some("0:0".into()),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![volume_mount(vol, "/nb2pipe-seed", false)]),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = engine
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .context("creating the seed container")?
+            .id;
+        let done = engine
+            .docker
+            .upload_to_container(
+                &id,
+                Some(bollard::query_parameters::UploadToContainerOptions {
+                    path: "/nb2pipe-seed".into(),
+                    ..Default::default()
+                }),
+                bollard::body_full(bytes.into()),
+            )
+            .await;
+        engine.remove_container(&id).await;
+        done.context("copying the cache into the data volume")
+    })
+}

@@ -19,12 +19,15 @@ Environment (see docs/running.md):
   NB2PIPE_KFP_OUTPUT_FILE  also write them as KFP's executor output (the metadata of
                       the task's `metrics` artifact, which KFP shows)
   NB2PIPE_ERROR_FILE  where to write a JSON report when the task fails (nb2pipe run)
+  NB2PIPE_CACHE_KEY   the task's static cache key (nb2pipe computes it; unset: never cached)
+  NB2PIPE_CACHE       `on` (default): reuse and record results; `write`: run, then record;
+                      `off`: neither
   NB2PIPE_WORKDIR     `store`: run in the run's shared working directory on the data
                       store (every pod gets it); unset: stay in the current directory
                       (`nb2pipe run` without --docker runs tasks in the notebook's folder)
 
-Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format> plus a
-<name>.format marker written last; the global random states a task hands on (the
+Store layout: <store>/<pipeline>/<run id>/values/<task>/<name>.<format>, its sha256 in
+<name>.sha256, and a <name>.format marker written last; the global random states a task hands on (the
 notebook seeds them) in <store>/<pipeline>/<run id>/state/<task>/random.json; files written by %%writefile also go to
 <store>/<pipeline>/<run id>/files/<path> so tasks in other pods get them, unless the
 tasks share the working directory <store>/<pipeline>/<run id>/work/ (NB2PIPE_WORKDIR=store).
@@ -37,6 +40,11 @@ files Spark wrote, listed in <name>.spark-parquet), everything else pickled (clo
 when importable). A value the
 task received and hands on serialising to the same bytes is stored as <name>.ref, JSON
 {"task", "run"}: where the value is.
+
+Cache (docs/running.md, "Caching"): values of cached tasks are stored content-addressed
+in <store>/.nb2pipe/objects/sha256/<hex> (and linked into the run); the entry
+<store>/.nb2pipe/cache/<key>.json, written last, lists a task's outputs with their
+digests. It is reused only when every object it names is there with its size and digest.
 """
 import hashlib
 import io
@@ -102,10 +110,37 @@ class _LocalStore:
     def put(self, key, data):
         path = self._path(key)
         _makedirs(os.path.dirname(path))
-        tmp = path + ".tmp-%d" % os.getpid()
+        # Containers of two runs can share a pid (1): the name must not clash.
+        tmp = path + ".tmp-%d-%s" % (os.getpid(), os.urandom(4).hex())
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
+
+    def has(self, key, size):
+        try:
+            return os.path.getsize(self._path(key)) == size
+        except OSError:
+            return False
+
+    def link(self, src, dst):
+        """dst names the same bytes as src: a hard link where the file system has them."""
+        path = self._path(dst)
+        _makedirs(os.path.dirname(path))
+        tmp = path + ".tmp-%d-%s" % (os.getpid(), os.urandom(4).hex())
+        try:
+            os.link(self._path(src), tmp)
+        except OSError:
+            with open(self._path(src), "rb") as f:
+                data = f.read()
+            with open(tmp, "wb") as f:
+                f.write(data)
+        os.replace(tmp, path)
+
+    def delete(self, key):
+        try:
+            os.remove(self._path(key))
+        except OSError:
+            pass
 
     def get(self, key):
         try:
@@ -154,6 +189,21 @@ class _S3Store:
             if code in ("404", "NoSuchKey"):
                 return None
             raise
+
+    def has(self, key, size):
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"] == size
+        except Exception:
+            return False
+
+    def link(self, src, dst):
+        self.client.copy_object(Bucket=self.bucket, Key=self._key(dst), CopySource={"Bucket": self.bucket, "Key": self._key(src)})
+
+    def delete(self, key):
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception:
+            pass
 
     def list(self, prefix):
         base = self._key(prefix).rstrip("/") + "/"
@@ -358,10 +408,10 @@ def _spark_pandas_class():
 
 
 # ---------------------------------------------------------------- task life cycle
-def start(pipeline, task, notebook, inputs, outputs, consumers, line_map, staged=(), spark=False):
+def start(pipeline, task, notebook, inputs, outputs, consumers, line_map, staged=(), spark=False, random_from=None):
     _STATE.update(
         pipeline=pipeline, task=task, notebook=notebook, inputs=inputs, outputs=outputs, consumers=consumers, line_map=line_map,
-        spark=spark,
+        spark=spark, random_from=random_from,
     )
     sys.excepthook = _excepthook
     # Before any chdir: tracebacks name main.py as it was started.
@@ -404,6 +454,7 @@ def parameters(defaults):
         env = os.environ.get("NB2PIPE_PARAM_" + k)
         if env is not None:
             values[k] = _decode(k, env, defaults[k])
+    _STATE["param_values"] = values
     return values
 
 
@@ -446,9 +497,12 @@ def _coerce(name, value, default):
 
 
 def load_inputs():
+    """The values the task receives; first, when the cache holds this task's outputs
+    for its key, those are linked into the run and the task ends here."""
     values = {}
     s = store()
     runs = _input_runs()
+    got = []
     for name, producer in sorted(_STATE["inputs"].items()):
         run = runs.get(producer, run_id())
         key = "%s/values/%s/%s" % (_run_prefix(run), producer, name)
@@ -458,8 +512,24 @@ def load_inputs():
                 "input %r of task %r is missing: task %r should have produced it in run %s (data store %s); run %r first"
                 % (name, _STATE["task"], producer, run, _store_url(), producer)
             )
-        fmt, data, origin = _follow(s, name, fmt=meta.decode(), origin=(producer, run))
-        _STATE.setdefault("loaded", {})[name] = (origin, fmt, hashlib.sha256(data or b"").digest())
+        fmt, _, origin = _follow(s, name, fmt=meta.decode(), origin=(producer, run), read=False)
+        side = s.get("%s/values/%s/%s.sha256" % (_run_prefix(origin[1]), origin[0], name))
+        got.append((name, producer, run, fmt, origin, side))
+    loaded = _STATE.setdefault("loaded", {})
+    # The digests beside the values decide a cache hit before any value is read.
+    if all(g[5] for g in got):
+        for name, _, _, fmt, origin, side in got:
+            loaded[name] = (origin, fmt, bytes.fromhex(side.decode().strip()))
+        _cache_check()
+    before = dict(loaded)
+    datas = {}
+    for name, _, _, fmt, origin, _ in got:
+        datas[name] = s.get("%s/values/%s/%s.%s" % (_run_prefix(origin[1]), origin[0], name, fmt))
+        loaded[name] = (origin, fmt, hashlib.sha256(datas[name] or b"").digest())
+    if loaded != before:
+        _cache_check()
+    for name, producer, run, fmt, _, _ in got:
+        data = datas[name]
         try:
             values[name] = _loads(fmt, data)
         except Exception as e:
@@ -467,12 +537,13 @@ def load_inputs():
     return values
 
 
-def _follow(s, name, fmt, origin):
+def _follow(s, name, fmt, origin, read=True):
     """(format, bytes, (task, run)) of a value: a task that handed on a value it received
-    unchanged stored a reference to where the value is."""
+    unchanged stored a reference to where the value is. `read=False`: bytes are None."""
     for _ in range(64):
         if fmt != "ref":
-            return fmt, s.get("%s/values/%s/%s.%s" % (_run_prefix(origin[1]), origin[0], name, fmt)), origin
+            data = s.get("%s/values/%s/%s.%s" % (_run_prefix(origin[1]), origin[0], name, fmt)) if read else None
+            return fmt, data, origin
         key = "%s/values/%s/%s" % (_run_prefix(origin[1]), origin[0], name)
         ref = json.loads(s.get(key + ".ref").decode())
         origin = (ref["task"], ref["run"])
@@ -496,6 +567,8 @@ def finish(namespace):
     sys.stdout.flush()
     s = store()
     task = _STATE["task"]
+    ckey = _STATE.get("cache_key") if _cache_mode() != "off" else None
+    entry = {"outputs": {}}
     for name in _STATE["outputs"]:
         if name not in namespace:
             _fail("task %r should produce %r for %s, but it was not bound when the task ended" % (task, name, _consumers(name)))
@@ -508,16 +581,207 @@ def finish(namespace):
                 "open files, generators and connections are not: create it in the task that uses it"
                 % (name, _type_name(value), task, _consumers(name), type(e).__name__, e)
             )
-        key = "%s/values/%s/%s" % (_run_prefix(run_id()), task, name)
+        path = "%s/values/%s/%s" % (_run_prefix(run_id()), task, name)
+        if ckey:
+            entry["outputs"][name] = _put_object(s, data, fmt)
         origin = _unchanged(name, fmt, data)
         if origin:
-            s.put(key + ".ref", json.dumps({"task": origin[0], "run": origin[1]}).encode())
+            s.put(path + ".ref", json.dumps({"task": origin[0], "run": origin[1]}).encode())
             fmt = "ref"
+        elif ckey:
+            s.link(_object_key(entry["outputs"][name]["sha256"]), path + "." + fmt)
         else:
-            s.put(key + "." + fmt, data)
-        s.put(key + ".format", fmt.encode())
-    _write_metrics(namespace)
+            s.put(path + "." + fmt, data)
+        if fmt != "ref" and isinstance(data, bytes):
+            s.put(path + ".sha256", hashlib.sha256(data).hexdigest().encode())
+        s.put(path + ".format", fmt.encode())
+    entry["metrics"] = _write_metrics(namespace)
+    if ckey:
+        _cache_record(s, ckey, entry)
     _sync_up()
+
+
+# ---------------------------------------------------------------- cache
+CACHE_FORMAT = 1
+
+
+def _cache_mode():
+    mode = os.environ.get("NB2PIPE_CACHE") or "on"
+    return mode if mode in ("on", "write", "off") else "on"
+
+
+def _object_key(hexdigest):
+    return ".nb2pipe/objects/sha256/" + hexdigest
+
+
+def _entry_key(key):
+    return ".nb2pipe/cache/%s.json" % key
+
+
+def _put_object(s, data, fmt=None):
+    """Stores `data` content-addressed (once); its record in a cache entry."""
+    digest = hashlib.sha256(data).hexdigest()
+    if not s.has(_object_key(digest), len(data)):
+        s.put(_object_key(digest), data)
+    rec = {"sha256": digest, "size": len(data)}
+    if fmt is not None:
+        rec["format"] = fmt
+    return rec
+
+
+def _field(h, b):
+    h.update(len(b).to_bytes(8, "little"))
+    h.update(b)
+
+
+def _cache_check():
+    """Finishes the key (static key, parameter values, digests of the values received and
+    of the random states restored) and, in mode `on`, serves the task from the cache."""
+    static = os.environ.get("NB2PIPE_CACHE_KEY")
+    mode = _cache_mode()
+    if not static or mode == "off" or not _STATE.get("pipeline"):
+        return
+    h = hashlib.sha256()
+    _field(h, b"nb2pipe-task-key")
+    _field(h, str(CACHE_FORMAT).encode())
+    _field(h, static.encode())
+    for k, v in sorted((_STATE.get("param_values") or {}).items()):
+        _field(h, b"param:" + k.encode())
+        _field(h, json.dumps(v, sort_keys=True, separators=(",", ":"), default=repr).encode())
+    for name, (_, _, digest) in sorted(_STATE.get("loaded", {}).items()):
+        _field(h, b"input:" + name.encode())
+        _field(h, digest)
+    producer = _STATE.get("random_from")
+    if producer:
+        run = _input_runs().get(producer, run_id())
+        _field(h, b"random")
+        _field(h, hashlib.sha256(store().get(_random_key(producer, run)) or b"").digest())
+    key = h.hexdigest()
+    _STATE["cache_key"] = key
+    if mode == "on" and _serve(key):
+        sys.stdout.flush()
+        sys.stderr.write("nb2pipe: task %r served from the cache (key %s): its code did not run\n" % (_STATE["task"], key[:16]))
+        sys.stderr.flush()
+        _sync_up()
+        raise SystemExit(0)
+
+
+def _cache_record(s, key, entry):
+    entry.update(format=CACHE_FORMAT, task=_STATE["task"], pipeline=_STATE["pipeline"], created=int(time.time()))
+    saved = _STATE.get("random_saved")
+    if saved is not None:
+        entry["random"] = _put_object(s, saved)
+    files = {}
+    for rel in sorted(_STATE.get("written", ())):
+        try:
+            with open(rel, "rb") as f:
+                files[rel] = _put_object(s, f.read())
+        except OSError:
+            pass
+    entry["files"] = files
+    # Written last, in one piece: a reader sees the whole entry or none.
+    s.put(_entry_key(key), json.dumps(entry, sort_keys=True).encode())
+
+
+def _verified(s, rec):
+    """The object's bytes when they have its size and digest; a damaged one is removed
+    so the task writes it again."""
+    okey = _object_key(rec["sha256"])
+    data = s.get(okey)
+    if data is not None and len(data) == rec["size"] and hashlib.sha256(data).hexdigest() == rec["sha256"]:
+        return data
+    if data is not None:
+        s.delete(okey)
+    return None
+
+
+def _serve(key):
+    """Links the entry's outputs into this run; False (nothing linked) when there is no
+    complete, intact entry for the key."""
+    s = store()
+    raw = s.get(_entry_key(key))
+    if raw is None:
+        return False
+    try:
+        entry = json.loads(raw.decode())
+        outputs = entry["outputs"]
+        if entry.get("format") != CACHE_FORMAT or sorted(outputs) != sorted(_STATE["outputs"]):
+            raise ValueError("it does not list this task's outputs")
+        if os.environ.get("NB2PIPE_METRICS_FILE") and entry.get("metrics") is None:
+            raise ValueError("it has no metrics")
+        recs = list(outputs.values()) + list(entry.get("files", {}).values())
+        if entry.get("random"):
+            recs.append(entry["random"])
+        blobs = {}
+        for rec in recs:
+            data = _verified(s, rec)
+            if data is None:
+                raise ValueError("object %s is missing or damaged" % rec["sha256"][:16])
+            blobs[rec["sha256"]] = data
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        sys.stderr.write("nb2pipe: cache entry %s not used: %s\n" % (key[:16], e))
+        return False
+    task = _STATE["task"]
+    for name, rec in sorted(outputs.items()):
+        path = "%s/values/%s/%s" % (_run_prefix(run_id()), task, name)
+        s.link(_object_key(rec["sha256"]), path + "." + rec["format"])
+        s.put(path + ".sha256", rec["sha256"].encode())
+        s.put(path + ".format", rec["format"].encode())
+    if entry.get("random"):
+        s.put(_random_key(task, run_id()), blobs[entry["random"]["sha256"]])
+    for rel, rec in sorted(entry.get("files", {}).items()):
+        if _inside(rel):
+            _write_new(rel, blobs[rec["sha256"]])
+            if not _shared_workdir():
+                s.put("%s/files/%s" % (_run_prefix(run_id()), rel), blobs[rec["sha256"]])
+    if entry.get("metrics") is not None:
+        _write_metrics_doc(entry["metrics"])
+    return True
+
+
+def prune(older_than=None, max_bytes=None, now=None):
+    """`nb2pipe cache prune`: removes cache entries created more than `older_than`
+    seconds ago, then the oldest ones until the objects the rest name fit in `max_bytes`,
+    then every object no entry names. A run's values stay readable: they are its own
+    links or copies. Returns (entries removed, objects removed, bytes freed, entries
+    kept, bytes kept)."""
+    s = store()
+    now = time.time() if now is None else now
+    entries = []
+    for rel in s.list(".nb2pipe/cache"):
+        if not rel.endswith(".json") or "/" in rel:
+            continue
+        try:
+            raw = s.get(".nb2pipe/cache/" + rel)
+            e = json.loads(raw.decode())
+            recs = list(e["outputs"].values()) + list(e.get("files", {}).values())
+            if e.get("random"):
+                recs.append(e["random"])
+            objs = {r["sha256"]: int(r["size"]) for r in recs}
+            objs["entry:" + rel] = len(raw)  # the entry's own size counts
+            created = float(e.get("created", 0))
+        except Exception:
+            objs, created = None, 0.0  # damaged: never reused, so removed
+        entries.append((created, rel, objs))
+    kept, used, removed = set(), {}, 0
+    for created, rel, objs in sorted(entries, key=lambda x: (-x[0], x[1])):
+        extra = sum(n for d, n in (objs or {}).items() if d not in used)
+        fresh = older_than is None or now - created <= older_than
+        fits = max_bytes is None or sum(used.values()) + extra <= max_bytes
+        if objs is not None and fresh and fits:
+            used.update(objs)
+            kept.add(rel)
+        else:
+            s.delete(".nb2pipe/cache/" + rel)
+            removed += 1
+    gone, freed = 0, 0
+    for rel in s.list(".nb2pipe/objects/sha256"):
+        if rel not in used:
+            data = s.get(".nb2pipe/objects/sha256/" + rel)
+            freed += len(data or b"")
+            s.delete(".nb2pipe/objects/sha256/" + rel)
+            gone += 1
+    return removed, gone, freed, len(kept), sum(used.values())
 
 
 # ---------------------------------------------------------------- global random state
@@ -565,7 +829,9 @@ def save_random_state():
         state["numpy"] = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
     elif "numpy_random" in _STATE:
         state["numpy"] = _STATE["numpy_random"]
-    store().put(_random_key(_STATE["task"], run_id()), json.dumps(state, separators=(",", ":")).encode())
+    data = json.dumps(state, separators=(",", ":")).encode()
+    _STATE["random_saved"] = data
+    store().put(_random_key(_STATE["task"], run_id()), data)
 
 
 def _write_metrics(namespace):
@@ -586,6 +852,14 @@ def _write_metrics(namespace):
                 metrics[k] = v
         elif isinstance(v, numbers.Integral):
             metrics[k] = int(v)
+    _write_metrics_doc(metrics)
+    return metrics
+
+
+def _write_metrics_doc(metrics):
+    path = os.environ.get("NB2PIPE_METRICS_FILE")
+    if not path:
+        return
     docs = [(path, metrics)]
     kfp = os.environ.get("NB2PIPE_KFP_OUTPUT_FILE")
     if kfp:
@@ -1003,6 +1277,8 @@ def writefile(path, text, append=False):
         f.write(text)
     print(("Appending to %s" if append else "Writing %s") % path)
     rel = os.path.relpath(path)
+    if not rel.startswith("..") and not os.path.isabs(rel):
+        _STATE.setdefault("written", set()).add(rel.replace(os.sep, "/"))
     if _STATE.get("pipeline") and not _shared_workdir() and not rel.startswith("..") and not os.path.isabs(rel):
         with open(path, "rb") as f:
             store().put("%s/files/%s" % (_run_prefix(run_id()), rel.replace(os.sep, "/")), f.read())

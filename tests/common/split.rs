@@ -306,7 +306,7 @@ pub fn store_formats(split: &Split, task: &str) -> Vec<String> {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".format"))
+        .filter(|n| !n.ends_with(".format") && !n.ends_with(".sha256"))
         .collect();
     v.sort();
     v

@@ -2,7 +2,7 @@
 platform spec into PlatformSpec and each executor's config into kfp-kubernetes'
 KubernetesExecutorConfig (ParseDict rejects unknown fields), then the file loaded as
 a component with kfp.components.load_component_from_file; component, executor and
-task names of at most 63 characters."""
+task names of at most 63 characters; KFP's cache off for every task."""
 import sys
 
 from google.protobuf import json_format
@@ -22,7 +22,13 @@ def main(paths):
             r.add(path, "expected the pipeline spec and an optional platform spec, found %d documents" % len(docs))
             continue
         try:
-            json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec())
+            spec = json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec())
+            # KFP's own cache keys on image, args and parameters, not on the values in
+            # the store: it must be off, so only the runtime's key decides.
+            for name, task in spec.root.dag.tasks.items():
+                if task.caching_options.enable_cache:
+                    r.add(path, "task %s has KFP's cache on" % name)
+                    bad = True
             if len(docs) == 2:
                 json_format.ParseDict(docs[1], pipeline_spec_pb2.PlatformSpec())
                 execs = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]

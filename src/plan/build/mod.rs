@@ -5,6 +5,7 @@
 //! settings precedence and checks (layers.rs), task code and requirements (code.rs),
 //! images (images.rs). This file only runs them in order.
 
+pub mod cache;
 mod cluster;
 mod code;
 mod edges;
@@ -156,17 +157,19 @@ pub fn build(input: BuildInput<'_>) -> Built {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let mut plan = Plan {
+        format: PLAN_FORMAT,
+        pipeline,
+        notebook,
+        python,
+        settings,
+        parameters,
+        tasks,
+        edges,
+    };
+    cache::decide(&mut plan, nb, &facts);
     Built {
-        plan: Plan {
-            format: PLAN_FORMAT,
-            pipeline,
-            notebook,
-            python,
-            settings,
-            parameters,
-            tasks,
-            edges,
-        },
+        plan,
         diagnostics: diags,
     }
 }
@@ -216,6 +219,7 @@ fn plan_task(
         random_state,
         settings: ts,
         image,
+        cache: TaskCache::default(),
         code,
     }
 }
