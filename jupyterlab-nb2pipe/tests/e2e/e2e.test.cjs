@@ -153,6 +153,11 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await page.screenshot({ path: file });
       console.log(`screenshot: ${file}`);
     };
+    // A convert's outcome goes to the panel's status line, not a toast over the panel.
+    const noToast = async () => {
+      await sleep(1500);
+      assert.equal(await page.locator('.Toastify__toast').count(), 0, 'a notification toast is shown');
+    };
     // Hidden dock tabs are scaled to nothing, not display:none: pick the visible one.
     const notebook = () => page.locator('.jp-NotebookPanel:visible');
     const openNotebook = async name => {
@@ -197,11 +202,36 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       const plan = JSON.parse(fs.readFileSync(path.join(root, 'pipelines', 'churn', 'plan.json'), 'utf8'));
       assert.deepEqual(plan.tasks.map(x => x.name), ['load', 'clean', 'train', 'evaluate']);
       assert.match(await panel.locator('.nb2pipe-status').innerText(), /pipelines\/churn/);
+      await noToast();
     });
 
     await step('the panel shows the task graph, inputs, outputs, requirements, settings', async () => {
       assert.equal(await panel.locator('.nb2pipe-graph .nb2pipe-node').count(), 4);
       assert.ok((await panel.locator('.nb2pipe-graph .nb2pipe-edge').count()) >= 3);
+      // As drawn: no edge passes over a box other than its ends, no label sits on a box.
+      const overBoxes = await panel.locator('.nb2pipe-graph').evaluate(svg => {
+        const boxes = [...svg.querySelectorAll('.nb2pipe-node')].map(g => [g.dataset.task, g.querySelector('rect').getBBox()]);
+        const inside = (p, b) => p.x > b.x && p.x < b.x + b.width && p.y > b.y && p.y < b.y + b.height;
+        const bad = [];
+        for (const e of svg.querySelectorAll('.nb2pipe-edge')) {
+          const [from, to] = e.querySelector('title').textContent.split(':')[0].split(' → ');
+          for (let l = 0; l <= e.getTotalLength(); l += 2) {
+            const p = e.getPointAtLength(l);
+            for (const [name, b] of boxes) {
+              if (name !== from && name !== to && inside(p, b)) bad.push(`${from}→${to} over ${name}`);
+            }
+          }
+        }
+        for (const t of svg.querySelectorAll('.nb2pipe-edge-label')) {
+          const r = t.getBBox();
+          for (const [name, b] of boxes) {
+            if (r.x < b.x + b.width && b.x < r.x + r.width && r.y < b.y + b.height && b.y < r.y + r.height) bad.push(`label ${t.textContent} on ${name}`);
+          }
+        }
+        return [...new Set(bad)];
+      });
+      assert.deepEqual(overBoxes, []);
+      await panel.locator('.nb2pipe-graph').screenshot({ path: path.join(ARTEFACTS, '03b-graph.png') });
       const train = panel.locator('.nb2pipe-task[data-task="train"]');
       const text = await train.innerText();
       assert.match(text, /X ← clean/);
@@ -218,6 +248,7 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       const dialog = await convertTo('airflow', 'build');
       await dialog.locator('button.nb2pipe-convert').click();
       await panel.locator('.nb2pipe-status[data-convert="failed"]').waitFor();
+      await noToast();
       assert.ok(!fs.existsSync(path.join(root, 'build', 'churn_broken')), 'a failed convert must write nothing');
       const diag = panel.locator(`.nb2pipe-diagnostic[data-code="NB020"][data-cell="${lastCell}"]`);
       await diag.waitFor();
@@ -250,10 +281,6 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
     });
 
     await step('tags written from the panel fix the notebook', async () => {
-      // Our own toasts sit over the bottom of the panel: dismiss them.
-      for (const x of await page.locator('.jp-toast-dismiss').all()) {
-        await x.click().catch(() => {});
-      }
       const tags = panel.locator('.nb2pipe-cell-tags');
       assert.match(await tags.locator('.nb2pipe-cell-label').innerText(), new RegExp(`cell ${lastCell + 1}$`));
       await tags.locator('.nb2pipe-chip[data-tag="cpus:2"] button').click();
@@ -302,9 +329,6 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
     });
 
     await step('cells show their task; Run pipeline shows live states; inputs load into the kernel', async () => {
-      for (const x of await page.locator('.jp-toast-dismiss').all()) {
-        await x.click().catch(() => {});
-      }
       await openNotebook('plain.ipynb');
       const dialog = page.locator('.jp-Dialog');
       await notebook().locator('.nb2pipe-toolbar-button button, button.nb2pipe-toolbar-button').first().click();
