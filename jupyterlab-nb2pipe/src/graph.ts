@@ -2,6 +2,8 @@ import { IEdge, IPlan } from './api';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const BOX_W = 120;
+const MIN_BOX_W = 56;
+const NAME_CHAR_W = 6.6;
 const BOX_H = 28;
 /** Width of the slot a long edge takes in a row it passes through. */
 const DUMMY_W = 12;
@@ -77,6 +79,16 @@ export function layers(plan: IPlan): Map<string, number> {
   };
   names.forEach(visit);
   return depth;
+}
+
+/** The name a box shows: long ones cut short. */
+export function shownName(name: string): string {
+  return name.length > 16 ? name.slice(0, 15) + '…' : name;
+}
+
+/** As wide as the name needs (11px font), so that the graph fits a narrow panel. */
+function boxWidth(name: string): number {
+  return Math.max(MIN_BOX_W, Math.min(BOX_W, Math.ceil(shownName(name).length * NAME_CHAR_W) + 20));
 }
 
 /** A box of a row: a task, or the point where a long edge crosses the row. */
@@ -298,7 +310,7 @@ export function layout(plan: IPlan): ILayout {
   const byTask = new Map<string, number>();
   for (const t of plan.tasks) {
     byTask.set(t.name, items.length);
-    items.push({ id: items.length, task: t.name, layer: depth.get(t.name) ?? 0, width: BOX_W, up: [], down: [], x: 0 });
+    items.push({ id: items.length, task: t.name, layer: depth.get(t.name) ?? 0, width: boxWidth(t.name), up: [], down: [], x: 0 });
   }
   // Each edge's chain of items, top to bottom; an edge against the layers (a cycle) is laid
   // out reversed.
@@ -362,7 +374,7 @@ export function layout(plan: IPlan): ILayout {
   }
   const nodes: IBox[] = plan.tasks.map(t => {
     const it = items[byTask.get(t.name)!];
-    return { name: t.name, x: it.x - BOX_W / 2, y: rowY(it.layer), width: BOX_W, height: BOX_H, layer: it.layer };
+    return { name: t.name, x: it.x - it.width / 2, y: rowY(it.layer), width: it.width, height: BOX_H, layer: it.layer };
   });
   const placed: ILabel[] = [];
   const overlaps = (a: ILabel, b: ILabel) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
@@ -499,7 +511,7 @@ export function renderGraph(plan: IPlan, onTask: (name: string) => void): SVGSVG
     const node = el('g', { class: 'nb2pipe-node', 'data-task': t.name, tabindex: 0 });
     node.appendChild(el('rect', { x: b.x, y: b.y, width: b.width, height: b.height, rx: 5 }));
     const text = el('text', { x: b.x + b.width / 2, y: b.y + b.height / 2 + 4, 'text-anchor': 'middle' });
-    text.textContent = t.name.length > 16 ? t.name.slice(0, 15) + '…' : t.name;
+    text.textContent = shownName(t.name);
     node.appendChild(text);
     const title = el('title', {});
     title.textContent = `${t.name} (cells ${t.cells.map(c => c + 1).join(', ')})`;

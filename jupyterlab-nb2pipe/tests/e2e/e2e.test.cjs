@@ -64,6 +64,24 @@ function writePlain(dest) {
   fs.writeFileSync(dest, JSON.stringify(nb, null, 1));
 }
 
+// Five tasks: a diamond, and a report that also reads what load made (an edge past two rows).
+function writeFive(dest) {
+  const cell = (source, tags) => ({ cell_type: 'code', execution_count: null, metadata: { tags }, outputs: [], source });
+  const nb = {
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: { kernelspec: { name: 'python3', display_name: 'Python 3', language: 'python' } },
+    cells: [
+      cell('raw = [1, 2, 3]', ['task:load']),
+      cell('cleaned = [x for x in raw if x > 1]', ['task:clean']),
+      cell("feature_table = [x * 2 for x in raw]\nfeature_names = ['double']", ['task:features']),
+      cell('model = sum(cleaned) + sum(feature_table)\nscore = len(feature_names)', ['task:train']),
+      cell('print(len(raw), model, score)', ['task:report'])
+    ]
+  };
+  fs.writeFileSync(dest, JSON.stringify(nb, null, 1));
+}
+
 async function waitHttp(url, timeoutMs, proc) {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -100,6 +118,7 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
   fs.copyFileSync(path.join(REPO, 'fixtures/broken/NB020_unknown_tag.ipynb'), path.join(root, 'NB020_unknown_tag.ipynb'));
   const lastCell = writeBrokenChurn(path.join(root, 'churn_broken.ipynb'));
   writePlain(path.join(root, 'plain.ipynb'));
+  writeFive(path.join(root, 'five.ipynb'));
 
   // JupyterLab asks whether to fetch its news feed; the answer is no (loopback only).
   const settings = path.join(tmp, 'settings', '@jupyterlab', 'apputils-extension');
@@ -153,6 +172,29 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await page.screenshot({ path: file });
       console.log(`screenshot: ${file}`);
     };
+    // As drawn: no edge passes over a box other than its ends, no label sits on a box.
+    const overBoxes = () =>
+      panel.locator('.nb2pipe-graph').evaluate(svg => {
+        const boxes = [...svg.querySelectorAll('.nb2pipe-node')].map(g => [g.dataset.task, g.querySelector('rect').getBBox()]);
+        const inside = (p, b) => p.x > b.x && p.x < b.x + b.width && p.y > b.y && p.y < b.y + b.height;
+        const bad = [];
+        for (const e of svg.querySelectorAll('.nb2pipe-edge')) {
+          const [from, to] = e.querySelector('title').textContent.split(':')[0].split(' → ');
+          for (let l = 0; l <= e.getTotalLength(); l += 2) {
+            const p = e.getPointAtLength(l);
+            for (const [name, b] of boxes) {
+              if (name !== from && name !== to && inside(p, b)) bad.push(`${from}→${to} over ${name}`);
+            }
+          }
+        }
+        for (const t of svg.querySelectorAll('.nb2pipe-edge-label')) {
+          const r = t.getBBox();
+          for (const [name, b] of boxes) {
+            if (r.x < b.x + b.width && b.x < r.x + r.width && r.y < b.y + b.height && b.y < r.y + r.height) bad.push(`label ${t.textContent} on ${name}`);
+          }
+        }
+        return [...new Set(bad)];
+      });
     // A convert's outcome goes to the panel's status line, not a toast over the panel.
     const noToast = async () => {
       await sleep(1500);
@@ -208,29 +250,7 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
     await step('the panel shows the task graph, inputs, outputs, requirements, settings', async () => {
       assert.equal(await panel.locator('.nb2pipe-graph .nb2pipe-node').count(), 4);
       assert.ok((await panel.locator('.nb2pipe-graph .nb2pipe-edge').count()) >= 3);
-      // As drawn: no edge passes over a box other than its ends, no label sits on a box.
-      const overBoxes = await panel.locator('.nb2pipe-graph').evaluate(svg => {
-        const boxes = [...svg.querySelectorAll('.nb2pipe-node')].map(g => [g.dataset.task, g.querySelector('rect').getBBox()]);
-        const inside = (p, b) => p.x > b.x && p.x < b.x + b.width && p.y > b.y && p.y < b.y + b.height;
-        const bad = [];
-        for (const e of svg.querySelectorAll('.nb2pipe-edge')) {
-          const [from, to] = e.querySelector('title').textContent.split(':')[0].split(' → ');
-          for (let l = 0; l <= e.getTotalLength(); l += 2) {
-            const p = e.getPointAtLength(l);
-            for (const [name, b] of boxes) {
-              if (name !== from && name !== to && inside(p, b)) bad.push(`${from}→${to} over ${name}`);
-            }
-          }
-        }
-        for (const t of svg.querySelectorAll('.nb2pipe-edge-label')) {
-          const r = t.getBBox();
-          for (const [name, b] of boxes) {
-            if (r.x < b.x + b.width && b.x < r.x + r.width && r.y < b.y + b.height && b.y < r.y + r.height) bad.push(`label ${t.textContent} on ${name}`);
-          }
-        }
-        return [...new Set(bad)];
-      });
-      assert.deepEqual(overBoxes, []);
+      assert.deepEqual(await overBoxes(), []);
       await panel.locator('.nb2pipe-graph').screenshot({ path: path.join(ARTEFACTS, '03b-graph.png') });
       const train = panel.locator('.nb2pipe-task[data-task="train"]');
       const text = await train.innerText();
@@ -241,6 +261,16 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       assert.match(text, /retries\s+2/);
       assert.match(await panel.locator('.nb2pipe-diagnostics').innerText(), /No problems found/);
       await shot('03-panel-after-convert');
+    });
+
+    await step('five tasks: no edge or label over a box as drawn', async () => {
+      await openNotebook('five.ipynb');
+      await notebook().locator('.nb2pipe-toolbar-button button, button.nb2pipe-toolbar-button').first().click();
+      await page.locator('.jp-Dialog button.nb2pipe-inspect').click();
+      await panel.locator('.nb2pipe-graph .nb2pipe-node[data-task="report"]').waitFor();
+      assert.equal(await panel.locator('.nb2pipe-graph .nb2pipe-edge').count(), 6);
+      assert.deepEqual(await overBoxes(), []);
+      await panel.locator('.nb2pipe-graph').screenshot({ path: path.join(ARTEFACTS, '03c-graph-five-tasks.png') });
     });
 
     await step('a diagnostic leads to its cell', async () => {
