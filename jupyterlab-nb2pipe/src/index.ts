@@ -277,9 +277,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const result = await call('convert', { path, target: options.target, profile: options.profile, out: options.out });
       await inspect(panel, result);
       showPanel();
-      if (result.ok) {
-        Notification.success(`nb2pipe: bundle written to ${result.bundle_path ?? result.bundle}`, { autoClose: 5000 });
-      } else {
+      nb2pipePanel.revealStatus();
+      // The panel's status line says how it went; a toast would cover the panel's bottom.
+      // Only a failure the user cannot see (the panel did not open) gets one.
+      if (!result.ok && !nb2pipePanel.isVisible) {
         const n = result.diagnostics?.length ?? 0;
         Notification.error(result.error ? `nb2pipe: ${result.error}` : `nb2pipe: ${n} problem(s), see the nb2pipe panel`, {
           autoClose: 8000

@@ -186,6 +186,7 @@ export class Nb2pipePanel extends Widget {
     }
     this.status.replaceChildren(...parts.map(p => h('div', { text: p })));
     this.status.dataset.convert = convert ? (convert.ok ? 'ok' : 'failed') : '';
+    this.status.setAttribute('role', 'status');
     this.renderDiagnostics(panel, diags);
     this.renderPlan(panel);
     if (this.lastRuns) {
@@ -395,6 +396,11 @@ export class Nb2pipePanel extends Widget {
     this.renderCellTags();
     this.message.textContent = error ?? 'Tag written; Refresh to see the new plan.';
     this.message.classList.toggle('nb2pipe-error-text', !!error);
+  }
+
+  /** The outcome of a convert is told in the status line (no toast): bring it into view. */
+  revealStatus(): void {
+    this.status.scrollIntoView({ block: 'nearest' });
   }
 
   get shownPanel(): NotebookPanel | null {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Jupyter tier: builds the nb2pipe and jupyterlab_nb2pipe wheels, installs them into a
 # test venv, and runs
+#   node     unit tests of the panel's graph layout (npm test)
 #   pytest   the server extension through a real jupyter server, the nbconvert exporter,
 #            and a real JupyterHub (configurable-http-proxy from npm, DummyAuthenticator,
 #            SimpleLocalProcessSpawner) calling the extension through the hub
@@ -95,6 +96,10 @@ chromium --version >&2 || die "chromium does not start"
 mkdir -p "$ARTEFACTS"
 export PATH="$VENV/bin:$PATH"
 unset NB2PIPE_BIN
+
+step "unit: the graph layout (node --test)"
+# node_modules is there once a wheel was built here; a cached wheel needs it installed.
+(cd "$EXT" && { [ -d node_modules/typescript ] || npm_config_cache="$CACHE/npm" npm ci --no-audit --no-fund --prefer-offline >&2; } && npm test >&2)
 
 step "pytest: server extension, nbconvert exporter, JupyterHub"
 NB2PIPE_CHP="$CHP" "$VENV/bin/python" -m pytest -p no:cacheprovider -q "$HERE" \

@@ -64,6 +64,24 @@ function writePlain(dest) {
   fs.writeFileSync(dest, JSON.stringify(nb, null, 1));
 }
 
+// Five tasks: a diamond, and a report that also reads what load made (an edge past two rows).
+function writeFive(dest) {
+  const cell = (source, tags) => ({ cell_type: 'code', execution_count: null, metadata: { tags }, outputs: [], source });
+  const nb = {
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: { kernelspec: { name: 'python3', display_name: 'Python 3', language: 'python' } },
+    cells: [
+      cell('raw = [1, 2, 3]', ['task:load']),
+      cell('cleaned = [x for x in raw if x > 1]', ['task:clean']),
+      cell("feature_table = [x * 2 for x in raw]\nfeature_names = ['double']", ['task:features']),
+      cell('model = sum(cleaned) + sum(feature_table)\nscore = len(feature_names)', ['task:train']),
+      cell('print(len(raw), model, score)', ['task:report'])
+    ]
+  };
+  fs.writeFileSync(dest, JSON.stringify(nb, null, 1));
+}
+
 async function waitHttp(url, timeoutMs, proc) {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -100,6 +118,7 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
   fs.copyFileSync(path.join(REPO, 'fixtures/broken/NB020_unknown_tag.ipynb'), path.join(root, 'NB020_unknown_tag.ipynb'));
   const lastCell = writeBrokenChurn(path.join(root, 'churn_broken.ipynb'));
   writePlain(path.join(root, 'plain.ipynb'));
+  writeFive(path.join(root, 'five.ipynb'));
 
   // JupyterLab asks whether to fetch its news feed; the answer is no (loopback only).
   const settings = path.join(tmp, 'settings', '@jupyterlab', 'apputils-extension');
@@ -153,6 +172,34 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await page.screenshot({ path: file });
       console.log(`screenshot: ${file}`);
     };
+    // As drawn: no edge passes over a box other than its ends, no label sits on a box.
+    const overBoxes = () =>
+      panel.locator('.nb2pipe-graph').evaluate(svg => {
+        const boxes = [...svg.querySelectorAll('.nb2pipe-node')].map(g => [g.dataset.task, g.querySelector('rect').getBBox()]);
+        const inside = (p, b) => p.x > b.x && p.x < b.x + b.width && p.y > b.y && p.y < b.y + b.height;
+        const bad = [];
+        for (const e of svg.querySelectorAll('.nb2pipe-edge')) {
+          const [from, to] = e.querySelector('title').textContent.split(':')[0].split(' → ');
+          for (let l = 0; l <= e.getTotalLength(); l += 2) {
+            const p = e.getPointAtLength(l);
+            for (const [name, b] of boxes) {
+              if (name !== from && name !== to && inside(p, b)) bad.push(`${from}→${to} over ${name}`);
+            }
+          }
+        }
+        for (const t of svg.querySelectorAll('.nb2pipe-edge-label')) {
+          const r = t.getBBox();
+          for (const [name, b] of boxes) {
+            if (r.x < b.x + b.width && b.x < r.x + r.width && r.y < b.y + b.height && b.y < r.y + r.height) bad.push(`label ${t.textContent} on ${name}`);
+          }
+        }
+        return [...new Set(bad)];
+      });
+    // A convert's outcome goes to the panel's status line, not a toast over the panel.
+    const noToast = async () => {
+      await sleep(1500);
+      assert.equal(await page.locator('.Toastify__toast').count(), 0, 'a notification toast is shown');
+    };
     // Hidden dock tabs are scaled to nothing, not display:none: pick the visible one.
     const notebook = () => page.locator('.jp-NotebookPanel:visible');
     const openNotebook = async name => {
@@ -197,11 +244,14 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       const plan = JSON.parse(fs.readFileSync(path.join(root, 'pipelines', 'churn', 'plan.json'), 'utf8'));
       assert.deepEqual(plan.tasks.map(x => x.name), ['load', 'clean', 'train', 'evaluate']);
       assert.match(await panel.locator('.nb2pipe-status').innerText(), /pipelines\/churn/);
+      await noToast();
     });
 
     await step('the panel shows the task graph, inputs, outputs, requirements, settings', async () => {
       assert.equal(await panel.locator('.nb2pipe-graph .nb2pipe-node').count(), 4);
       assert.ok((await panel.locator('.nb2pipe-graph .nb2pipe-edge').count()) >= 3);
+      assert.deepEqual(await overBoxes(), []);
+      await panel.locator('.nb2pipe-graph').screenshot({ path: path.join(ARTEFACTS, '03b-graph.png') });
       const train = panel.locator('.nb2pipe-task[data-task="train"]');
       const text = await train.innerText();
       assert.match(text, /X ← clean/);
@@ -213,11 +263,22 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
       await shot('03-panel-after-convert');
     });
 
+    await step('five tasks: no edge or label over a box as drawn', async () => {
+      await openNotebook('five.ipynb');
+      await notebook().locator('.nb2pipe-toolbar-button button, button.nb2pipe-toolbar-button').first().click();
+      await page.locator('.jp-Dialog button.nb2pipe-inspect').click();
+      await panel.locator('.nb2pipe-graph .nb2pipe-node[data-task="report"]').waitFor();
+      assert.equal(await panel.locator('.nb2pipe-graph .nb2pipe-edge').count(), 6);
+      assert.deepEqual(await overBoxes(), []);
+      await panel.locator('.nb2pipe-graph').screenshot({ path: path.join(ARTEFACTS, '03c-graph-five-tasks.png') });
+    });
+
     await step('a diagnostic leads to its cell', async () => {
       await openNotebook('churn_broken.ipynb');
       const dialog = await convertTo('airflow', 'build');
       await dialog.locator('button.nb2pipe-convert').click();
       await panel.locator('.nb2pipe-status[data-convert="failed"]').waitFor();
+      await noToast();
       assert.ok(!fs.existsSync(path.join(root, 'build', 'churn_broken')), 'a failed convert must write nothing');
       const diag = panel.locator(`.nb2pipe-diagnostic[data-code="NB020"][data-cell="${lastCell}"]`);
       await diag.waitFor();
@@ -250,10 +311,6 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
     });
 
     await step('tags written from the panel fix the notebook', async () => {
-      // Our own toasts sit over the bottom of the panel: dismiss them.
-      for (const x of await page.locator('.jp-toast-dismiss').all()) {
-        await x.click().catch(() => {});
-      }
       const tags = panel.locator('.nb2pipe-cell-tags');
       assert.match(await tags.locator('.nb2pipe-cell-label').innerText(), new RegExp(`cell ${lastCell + 1}$`));
       await tags.locator('.nb2pipe-chip[data-tag="cpus:2"] button').click();
@@ -302,9 +359,6 @@ test('button → convert to Airflow → panel → diagnostic → its cell → ta
     });
 
     await step('cells show their task; Run pipeline shows live states; inputs load into the kernel', async () => {
-      for (const x of await page.locator('.jp-toast-dismiss').all()) {
-        await x.click().catch(() => {});
-      }
       await openNotebook('plain.ipynb');
       const dialog = page.locator('.jp-Dialog');
       await notebook().locator('.nb2pipe-toolbar-button button, button.nb2pipe-toolbar-button').first().click();
