@@ -692,6 +692,7 @@ fn progress_jsonl_reports_each_state_change() {
         record["tasks"][1]["inputs"],
         serde_json::json!({"xs": "make"})
     );
+}
 
 #[test]
 fn spark_dataframe_to_a_pandas_task_that_trains_a_model() {
