@@ -29,7 +29,7 @@ pub(super) struct Flow {
     pub(super) params: Vec<BTreeSet<String>>,
     pub(super) prelude_names: Vec<BTreeSet<String>>,
     /// (cell, line, name) read before anything binds it.
-    pub(super) undefined: Vec<(usize, Option<(usize, usize)>, String)>,
+    pub(super) undefined: Vec<(usize, Option<LineColumn>, String)>,
     /// (writer, importer): a task imports a module an earlier task writes (`%%writefile`).
     pub(super) file_edges: BTreeSet<(usize, usize)>,
     /// Per task: values it received (from a task, a parameter or a prelude) and may change
@@ -314,8 +314,11 @@ fn note_module_files(
     }
 }
 
-/// Line and column (1-based, bytes) of the first mention of `name`.
-fn first_line_mentioning(src: &str, name: &str) -> Option<(usize, usize)> {
+/// Line and column in a cell (1-based; the column counts bytes).
+type LineColumn = (usize, usize);
+
+/// Where `name` is first mentioned.
+fn first_line_mentioning(src: &str, name: &str) -> Option<LineColumn> {
     let re = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name))).ok()?;
     src.lines()
         .enumerate()
