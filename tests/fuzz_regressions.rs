@@ -158,3 +158,13 @@ fn parser_crashes_are_syntax_problems() {
         assert!(facts.syntax_error.is_some(), "{}", p.display());
     }
 }
+
+/// pep508_rs panics on a distribution name ending in `-` (found by the convert fuzzer in
+/// `%pip install numpy-=1.26.4`): nb2pipe refuses such a name as a requirement.
+#[test]
+fn a_name_ending_in_a_dash_is_not_a_requirement() {
+    for bad in ["numpy-=1.26.4", "numpy_>=1", "numpy.==2"] {
+        assert!(nb2pipe::deps::parse_requirement(bad).is_none(), "{bad}");
+    }
+    assert!(nb2pipe::deps::parse_requirement("numpy==1.26.4").is_some());
+}
