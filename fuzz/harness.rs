@@ -30,6 +30,18 @@ pub fn run(name: &str, data: &[u8]) -> Result<(), String> {
     }
 }
 
+/// Wraps the panic hook (the fuzzer's aborts) so that it ignores the panics of ruff's
+/// parser that nb2pipe catches and reports as a cell it cannot read; every other panic
+/// is still a finding.
+pub fn ignore_caught_parser_panics() {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !nb2pipe::analysis::in_parser() {
+            hook(info)
+        }
+    }));
+}
+
 fn path() -> &'static Path {
     Path::new(NOTEBOOK)
 }

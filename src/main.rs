@@ -7,6 +7,14 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // ruff's parser panics on a few inputs; nb2pipe catches that and reports the cell,
+    // so the panic's own message would only be noise.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !nb2pipe::analysis::in_parser() {
+            hook(info)
+        }
+    }));
     let code = nb2pipe::run::run(std::env::args_os());
     std::process::exit(code);
 }

@@ -1096,6 +1096,33 @@ fn diagnostics_quote_the_line_they_point_at_and_name_the_cell_as_the_notebook_sh
     assert!(!err.contains("ghp_abcdef"), "secret leaked: {err}");
 }
 
+/// NB101 and NB011 point their caret at the name and the magic, not at the line start.
+#[test]
+fn undefined_names_and_unknown_magics_have_a_column() {
+    let tmp = common::tempdir();
+    let nb = serde_json::json!({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [
+            {"cell_type": "code", "execution_count": null, "outputs": [],
+             "metadata": {"tags": ["task:load"]},
+             "source": "a = 1\nprint(a, missing)\nb = %hocus 3\n"},
+        ]
+    });
+    let p = tmp.path().join("cols.ipynb");
+    std::fs::write(&p, nb.to_string()).unwrap();
+    let (_, _, err) = common::run(&["check", "--no-bundle", p.to_str().unwrap()]);
+    assert!(
+        err.contains("[NB101]")
+            && err.contains("line 2, column 10\n   |\n 2 | print(a, missing)\n   |          ^"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[NB011]")
+            && err.contains("line 3, column 5\n   |\n 3 | b = %hocus 3\n   |     ^"),
+        "{err}"
+    );
+}
+
 #[test]
 fn json_diagnostics_carry_the_cell_as_the_notebook_shows_it() {
     let tmp = common::tempdir();

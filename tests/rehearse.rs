@@ -109,7 +109,7 @@ fn failing_fixture_rehearsed_names_cell_and_line() {
         assert_eq!(split.done.code, 1, "{target}: {}", split.done.stderr);
         let err = &split.done.stderr;
         assert!(
-            err.contains("in notebook cell 2 (`total = int(table['a'].sum())`), line 3: KeyError: 'no_such_column'"),
+            err.contains("in notebook cell 3 (`total = int(table['a'].sum())`), line 3: KeyError: 'no_such_column'"),
             "{target}: {err}"
         );
         assert_eq!(split.task("broken")["state"], "failed");

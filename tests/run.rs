@@ -174,7 +174,7 @@ fn failing_task_names_cell_and_line_like_the_notebook() {
         err.contains("task `broken` failed (exit status 1)"),
         "{err}"
     );
-    assert!(err.contains("in notebook cell 2 (`total = int(table['a'].sum())`), line 3: KeyError: 'no_such_column'"), "{err}");
+    assert!(err.contains("in notebook cell 3 (`total = int(table['a'].sum())`), line 3: KeyError: 'no_such_column'"), "{err}");
     assert!(
         err.contains("   3 | missing = table['no_such_column']"),
         "{err}"
@@ -193,7 +193,7 @@ fn failing_task_names_cell_and_line_like_the_notebook() {
         "{log}"
     );
     assert!(
-        log.contains("nb2pipe: task 'broken' failed in notebook failing.ipynb, cell 2, line 3"),
+        log.contains("nb2pipe: task 'broken' failed in notebook failing.ipynb, cell 3 (`total = int(table['a'].sum())`), line 3: KeyError"),
         "{log}"
     );
 }
@@ -367,9 +367,9 @@ fn unknown_magic_is_a_clear_error_at_run_time() {
     );
     assert_eq!(split.done.code, 1);
     let err = &split.done.stderr;
-    assert!(err.contains("the magic %no_such_magic_here (notebook cell 0, line 2) has no equivalent outside IPython"), "{err}");
+    assert!(err.contains("the magic %no_such_magic_here (cell 1 (`x = 1`), line 2) has no equivalent outside IPython"), "{err}");
     assert!(
-        err.contains("in notebook cell 0 (`x = 1`), line 2"),
+        err.contains("in notebook cell 1 (`x = 1`), line 2"),
         "{err}"
     );
 }

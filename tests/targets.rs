@@ -502,7 +502,7 @@ fn data_obs(
         arr(&c["envFrom"])
             .iter()
             .filter_map(|e| e.pointer("/secretRef/name").and_then(Value::as_str))
-            .last()
+            .next_back()
             .map(str::to_string)
     });
     (

@@ -3,7 +3,7 @@
 #[path = "../harness.rs"]
 mod harness;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+libfuzzer_sys::fuzz_target!(init: harness::ignore_caught_parser_panics(), |data: &[u8]| {
     if let Err(e) = harness::notebook(data) {
         panic!("invariant broken: {e}");
     }

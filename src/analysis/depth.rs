@@ -5,11 +5,15 @@
 //! recurses once per level. A cell nested past these limits is reported as not valid
 //! Python, as CPython reports it, and its tree is never walked.
 
+use std::cell::{Cell, RefCell};
+
 use ruff_python_ast::token::TokenKind;
+use ruff_python_ast::visitor::transformer::{self, Transformer};
 use ruff_python_ast::visitor::{self, Visitor};
+use ruff_python_ast::{self as ast, AtomicNodeIndex};
 use ruff_python_ast::{Expr, InterpolatedStringElement, Pattern, Stmt};
 use ruff_python_parser::{parse_unchecked, Mode, ParseOptions, Parsed};
-use ruff_text_size::Ranged;
+use ruff_text_size::{Ranged, TextRange};
 
 /// Brackets (`(`, `[`, `{`) open at once. CPython's tokenizer refuses more ("too many
 /// nested parentheses"), so such a cell could not run in a task either.
@@ -27,24 +31,146 @@ pub struct TooDeep {
     pub message: String,
 }
 
+thread_local! {
+    static IN_PARSER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while this thread runs ruff's parser inside [`parse_python`], whose panics are
+/// caught and reported: a panic hook can keep quiet about them.
+pub fn in_parser() -> bool {
+    IN_PARSER.with(Cell::get)
+}
+
 /// Parses a cell's Python; a too deep cell is an error and its tree is never walked.
 pub fn parse_python(src: &str) -> Result<Parsed<ruff_python_ast::Mod>, TooDeep> {
     // ruff_python_parser 0.0.10 hits an `unreachable!` on some IPython escapes in
     // expression position (found by fuzzing): such a cell is reported as not parseable.
+    IN_PARSER.with(|g| g.set(true));
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         parse_unchecked(src, ParseOptions::from(Mode::Ipython))
-    }))
-    .map_err(|_| TooDeep {
+    }));
+    IN_PARSER.with(|g| g.set(false));
+    let parsed = parsed.map_err(|_| TooDeep {
         offset: 0,
         message: "the Python parser cannot read this cell's IPython escapes".into(),
     })?;
     match check(&parsed) {
         Ok(()) => Ok(parsed),
         Err(e) => {
-            // Dropping the tree recurses as deep as it is nested; the memory is bounded
-            // by the cell's size and the process is short-lived, so it is leaked instead.
-            std::mem::forget(parsed);
+            drop_flat(parsed.into_syntax());
             Err(e)
+        }
+    }
+}
+
+/// Levels a tree keeps when [`drop_flat`] takes it apart; its own walk recurses this deep.
+const DROP_LEVELS: usize = 64;
+
+/// Drops a tree of any depth with bounded recursion: the default drop recurses once per
+/// level and overflows the stack on a deep cell (leaking it instead grows a long-lived
+/// process, such as a kernel with the extension, without bound). Subtrees below
+/// [`DROP_LEVELS`] are cut off onto a heap worklist and taken apart the same way.
+fn drop_flat(tree: ruff_python_ast::Mod) {
+    let cutter = Cutter {
+        depth: Cell::new(0),
+        cut: RefCell::new(Vec::new()),
+    };
+    let mut tree = tree;
+    match &mut tree {
+        ruff_python_ast::Mod::Module(m) => cutter.visit_body(&mut m.body),
+        ruff_python_ast::Mod::Expression(e) => cutter.visit_expr(&mut e.body),
+    }
+    drop(tree);
+    loop {
+        let Some(mut node) = cutter.cut.borrow_mut().pop() else {
+            break;
+        };
+        let _ = match &mut node {
+            Cut::Stmt(s) => cutter.walk(|| transformer::walk_stmt(&cutter, s)),
+            Cut::Expr(e) => cutter.walk(|| transformer::walk_expr(&cutter, e)),
+            Cut::Pattern(p) => cutter.walk(|| transformer::walk_pattern(&cutter, p)),
+            Cut::Element(e) => {
+                cutter.walk(|| transformer::walk_interpolated_string_element(&cutter, e))
+            }
+        };
+        drop(node);
+    }
+}
+
+/// A subtree cut off by [`drop_flat`].
+enum Cut {
+    Stmt(Stmt),
+    Expr(Expr),
+    Pattern(Pattern),
+    Element(InterpolatedStringElement),
+}
+
+struct Cutter {
+    depth: Cell<usize>,
+    cut: RefCell<Vec<Cut>>,
+}
+
+impl Cutter {
+    /// Runs one level of the walk; false (and nothing run) at the cut-off depth.
+    fn walk(&self, f: impl FnOnce()) -> bool {
+        let d = self.depth.get();
+        if d >= DROP_LEVELS {
+            return false;
+        }
+        self.depth.set(d + 1);
+        f();
+        self.depth.set(d);
+        true
+    }
+}
+
+fn no_range() -> (AtomicNodeIndex, TextRange) {
+    (AtomicNodeIndex::NONE, TextRange::default())
+}
+
+impl Transformer for Cutter {
+    fn visit_stmt(&self, stmt: &mut Stmt) {
+        if !self.walk(|| transformer::walk_stmt(self, stmt)) {
+            let (node_index, range) = no_range();
+            let s = std::mem::replace(stmt, Stmt::Pass(ast::StmtPass { node_index, range }));
+            self.cut.borrow_mut().push(Cut::Stmt(s));
+        }
+    }
+
+    fn visit_expr(&self, expr: &mut Expr) {
+        if !self.walk(|| transformer::walk_expr(self, expr)) {
+            let (node_index, range) = no_range();
+            let placeholder = Expr::NoneLiteral(ast::ExprNoneLiteral { node_index, range });
+            let e = std::mem::replace(expr, placeholder);
+            self.cut.borrow_mut().push(Cut::Expr(e));
+        }
+    }
+
+    fn visit_pattern(&self, pattern: &mut Pattern) {
+        if !self.walk(|| transformer::walk_pattern(self, pattern)) {
+            let (node_index, range) = no_range();
+            let placeholder = Pattern::MatchAs(ast::PatternMatchAs {
+                node_index,
+                range,
+                pattern: None,
+                name: None,
+            });
+            let p = std::mem::replace(pattern, placeholder);
+            self.cut.borrow_mut().push(Cut::Pattern(p));
+        }
+    }
+
+    fn visit_interpolated_string_element(&self, e: &mut InterpolatedStringElement) {
+        if !self.walk(|| transformer::walk_interpolated_string_element(self, e)) {
+            let (node_index, range) = no_range();
+            let placeholder =
+                InterpolatedStringElement::Literal(ast::InterpolatedStringLiteralElement {
+                    node_index,
+                    range,
+                    value: "".into(),
+                });
+            let e = std::mem::replace(e, placeholder);
+            self.cut.borrow_mut().push(Cut::Element(e));
         }
     }
 }
@@ -181,5 +307,37 @@ mod tests {
             .unwrap()
             .offset;
         assert!(offset > 6, "{offset}");
+    }
+
+    #[test]
+    fn deep_trees_are_dropped_on_a_small_stack() {
+        // Every node kind that nests: the plain drop of these trees overflows 2 MiB.
+        let cells = [
+            format!("x = {}1", "-".repeat(100_000)),
+            format!("x = {}1", "lambda: not ".repeat(30_000)),
+            format!("x = 1{}", " + 1".repeat(50_000)),
+            format!("x = {}1{}", "f'{".repeat(5_000), "}'".repeat(5_000)),
+            // Statements, and below them a pattern nested 150 levels.
+            (0..300)
+                .map(|i| format!("{}if x:\n", " ".repeat(i)))
+                .collect::<String>()
+                + &format!(
+                    "{}match x:\n{}case {}1{}:\n{}pass\n",
+                    " ".repeat(300),
+                    " ".repeat(301),
+                    "[".repeat(150),
+                    "]".repeat(150),
+                    " ".repeat(302)
+                ),
+        ];
+        let t = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                for c in &cells {
+                    assert!(parse_python(c).is_err(), "{}", &c[..20]);
+                }
+            })
+            .unwrap();
+        t.join().unwrap();
     }
 }

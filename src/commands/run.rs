@@ -135,7 +135,7 @@ pub fn execute(args: &RunArgs) -> CmdResult {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let cells = crate::notebook::load(&args.notebook)
-        .map(|nb| nb.cells.into_iter().map(|c| c.source).collect())
+        .map(|nb| nb.cells)
         .unwrap_or_default();
     let mut rehearsal = None;
     let mut run_id = None;

@@ -67,13 +67,18 @@ pub(super) fn requirement(s: &str) -> Result<Spec, String> {
             })
             .ok_or_else(|| "a URL or path that does not name its distribution (#egg=)".into());
     }
-    let r: pep508_rs::Requirement = s
-        .parse()
-        .map_err(|e: pep508_rs::Pep508Error| e.message.to_string())?;
     // The name as written: PEP 508 names are ASCII letters, digits, `-`, `_` and `.`.
     let end = s
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         .unwrap_or(s.len());
+    // pep508_rs 0.9.2 panics on a name ending in `-`, `_` or `.` (`numpy-=1.0`, found by
+    // fuzzing) instead of refusing it.
+    if s[..end].ends_with(['-', '_', '.']) {
+        return Err("a distribution name ends with a letter or digit".into());
+    }
+    let r: pep508_rs::Requirement = s
+        .parse()
+        .map_err(|e: pep508_rs::Pep508Error| e.message.to_string())?;
     let extras = if r.extras.is_empty() {
         String::new()
     } else {

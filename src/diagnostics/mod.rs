@@ -73,7 +73,8 @@ pub struct Diagnostic {
     pub code: Code,
     pub severity: Severity,
     pub message: String,
-    pub location: Location,
+    /// Boxed: a diagnostic is the error of many `Result`s, which stay small so.
+    pub location: Box<Location>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
 }
@@ -90,10 +91,10 @@ impl Diagnostic {
             code,
             severity: code.severity(),
             message: message.into(),
-            location: Location {
+            location: Box::new(Location {
                 notebook: notebook.to_path_buf(),
                 ..Location::default()
-            },
+            }),
             help: None,
         }
     }

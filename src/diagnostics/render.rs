@@ -19,18 +19,12 @@ pub fn human(diags: &[Diagnostic]) -> String {
         if let Some(cell) = loc.cell {
             // As the notebook shows it: cells counted from 1, markdown included, and
             // the `In [n]` prompt of a cell that has run.
-            at.push_str(&format!(", cell {}", shown.cell_number.unwrap_or(cell + 1)));
-            let first = loc
-                .cell_first_line
-                .as_deref()
-                .filter(|f| !f.is_empty())
-                .map(|f| format!("`{}`", printable(&shorten(f, 48))));
-            match (shown.execution_count, first) {
-                (Some(n), Some(f)) => at.push_str(&format!(" (In [{n}]: {f})")),
-                (Some(n), None) => at.push_str(&format!(" (In [{n}])")),
-                (None, Some(f)) => at.push_str(&format!(" ({f})")),
-                (None, None) => {}
-            }
+            let number = shown.cell_number.unwrap_or(cell + 1);
+            let first = loc.cell_first_line.as_deref().unwrap_or("");
+            at.push_str(&format!(
+                ", {}",
+                cell_name(number, shown.execution_count, first)
+            ));
         }
         if let Some(line) = loc.line {
             at.push_str(&format!(", line {line}"));
@@ -50,6 +44,20 @@ pub fn human(diags: &[Diagnostic]) -> String {
         }
     }
     out
+}
+
+/// A cell as diagnostics and run reports name it: `cell N (In [n]: `first line`)`, N
+/// counted from 1 with markdown cells, the prompt only for a cell that has run.
+pub fn cell_name(number: usize, execution_count: Option<u64>, first_line: &str) -> String {
+    let first = Some(first_line.trim())
+        .filter(|f| !f.is_empty())
+        .map(|f| format!("`{}`", printable(&shorten(f, 48))));
+    match (execution_count, first) {
+        (Some(n), Some(f)) => format!("cell {number} (In [{n}]: {f})"),
+        (Some(n), None) => format!("cell {number} (In [{n}])"),
+        (None, Some(f)) => format!("cell {number} ({f})"),
+        (None, None) => format!("cell {number}"),
+    }
 }
 
 /// The quoted line with a caret under the column, as rustc and ruff show it; for a tag

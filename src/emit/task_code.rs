@@ -231,8 +231,12 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
     // The line map's entries have a fixed width per chunk count, so rendering it with
     // zeros first cannot move the code's first line.
     let (_, probe_map) = task_body(task, 1);
+    let names = cell_names(task);
     let probe = render(
-        map_literal(&probe_map.iter().map(|_| (0, 0, 0, 0)).collect::<Vec<_>>()),
+        map_literal(
+            &probe_map.iter().map(|m| (0, 0, m.2, 0)).collect::<Vec<_>>(),
+            &names,
+        ),
         CODE_MARK.to_string(),
     )?;
     let Some(first_line) = probe.lines().position(|l| l.trim() == CODE_MARK) else {
@@ -241,17 +245,50 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
         );
     };
     let (code, map) = task_body(task, first_line + 1);
-    render(map_literal(&map), code)
+    render(map_literal(&map, &names), code)
 }
 
-fn map_literal(map: &[(usize, usize, usize, usize)]) -> String {
+/// Each entry also names its cell for the runtime's messages.
+fn map_literal(
+    map: &[(usize, usize, usize, usize)],
+    names: &std::collections::BTreeMap<usize, String>,
+) -> String {
     format!(
         "[{}]",
         map.iter()
-            .map(|(a, b, c, d)| format!("({a}, {b}, {c}, {d})"))
+            .map(|(a, b, c, d)| {
+                let name = names.get(c).map(String::as_str).unwrap_or_default();
+                format!("({a}, {b}, {c}, {d}, {})", py_str(name))
+            })
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+/// How the runtime names each cell of the task, as diagnostics do (`cell N (`first
+/// line`)`), the first line from the cell's earliest chunk. Without the `In [n]` prompt:
+/// it changes whenever the notebook is run again, and the task's code should not.
+fn cell_names(task: &Task) -> std::collections::BTreeMap<usize, String> {
+    let mut first: std::collections::BTreeMap<usize, &Chunk> = Default::default();
+    for c in &task.code {
+        let e = first.entry(c.cell).or_insert(c);
+        if c.first_line < e.first_line {
+            *e = c;
+        }
+    }
+    first
+        .into_iter()
+        .map(|(cell, c)| {
+            let line = [&c.python, &c.raw_body]
+                .iter()
+                .find_map(|t| t.lines().map(str::trim).find(|l| !l.is_empty()))
+                .unwrap_or("");
+            (
+                cell,
+                crate::diagnostics::render::cell_name(cell + 1, None, line),
+            )
+        })
+        .collect()
 }
 
 /// The task's code, and the line map: (first line in main.py, line count, cell, first
@@ -557,14 +594,17 @@ mod tests {
             .lines()
             .find(|l| l.trim_start().starts_with("line_map="))
             .unwrap();
-        let nums: Vec<usize> = map_line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().unwrap())
-            .collect();
-        assert!(!nums.is_empty() && nums.len() % 4 == 0, "{map_line}");
-        for e in nums.chunks(4) {
-            let (first, count, cell, cell_line) = (e[0], e[1], e[2], e[3]);
+        let entry = regex::Regex::new(r#"\((\d+), (\d+), (\d+), (\d+), "([^"]*)"\)"#).unwrap();
+        let entries: Vec<_> = entry.captures_iter(map_line).collect();
+        assert!(!entries.is_empty(), "{map_line}");
+        for e in entries {
+            let n = |i: usize| e[i].parse::<usize>().unwrap();
+            let (first, count, cell, cell_line) = (n(1), n(2), n(3), n(4));
+            // Named as diagnostics name cells: from 1, with the first line.
+            let first_line = cells[cell].lines().find(|l| !l.trim().is_empty()).unwrap();
+            if !first_line.starts_with('%') {
+                assert_eq!(&e[5], format!("cell {} (`{first_line}`)", cell + 1));
+            }
             for k in 0..count {
                 let got = main.lines().nth(first - 1 + k).unwrap();
                 let want = cells[cell].lines().nth(cell_line - 1 + k).unwrap();

@@ -38,7 +38,7 @@ pub struct RunConfig {
     /// Parameter overrides (NB2PIPE_PARAMS).
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Cell sources of the notebook, to quote the cell a task failed in.
-    pub cells: Vec<String>,
+    pub cells: Vec<crate::notebook::Cell>,
     /// Run each task from its pod on the Docker Engine (the cluster rehearsal)
     /// instead of as a local `python` process.
     pub docker: bool,
@@ -487,17 +487,18 @@ pub fn run(plan: &Plan, cfg: &RunConfig, display: &mut Display) -> Result<Outcom
 }
 
 /// A pod has no error file: the runtime's last words in its log say where it failed
-/// (`nb2pipe: task 'T' failed in notebook NB, cell C, line L: MESSAGE`).
+/// (`nb2pipe: task 'T' failed in notebook NB, cell N (`first line`), line L: MESSAGE`,
+/// N counted from 1).
 fn error_from_log(log: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(log).ok()?;
     let re = regex::Regex::new(
-        r"^nb2pipe: task '.*' failed in notebook .*, cell (\d+), line (\d+): (.*)$",
+        r"^nb2pipe: task '.*' failed in notebook .*, cell (\d+)(?: \(.*?\))?, line (\d+): (.*)$",
     )
     .expect("a valid pattern");
     text.lines().rev().find_map(|l| {
         let c = re.captures(l)?;
         Some(serde_json::json!({
-            "cell": c[1].parse::<u64>().ok()?,
+            "cell": c[1].parse::<u64>().ok()?.checked_sub(1)?,
             "line": c[2].parse::<u64>().ok()?,
             "message": &c[3],
         }))
@@ -506,7 +507,11 @@ fn error_from_log(log: &Path) -> Option<serde_json::Value> {
 
 /// What to tell the user about a failed task: where it failed (cell, line, the line's
 /// text) and the end of its log.
-pub fn failure_report(rec: &TaskRecord, cells: &[String], tail_lines: usize) -> String {
+pub fn failure_report(
+    rec: &TaskRecord,
+    cells: &[crate::notebook::Cell],
+    tail_lines: usize,
+) -> String {
     let mut out = String::new();
     let status = match (&rec.reason, rec.exit_code) {
         (Some(r), _) => r.clone(),
@@ -521,12 +526,14 @@ pub fn failure_report(rec: &TaskRecord, cells: &[String], tail_lines: usize) -> 
             err.get("line").and_then(|l| l.as_u64()),
         ) {
             (Some(cell), Some(line)) => {
-                let source = cells.get(cell as usize).map(String::as_str).unwrap_or("");
-                let first = source.lines().next().unwrap_or("").trim();
-                out.push_str(&format!(
-                    "  in notebook cell {cell} (`{}`), line {line}: {msg}\n",
-                    shorten(first, 60)
-                ));
+                let c = cells.get(cell as usize);
+                let name = crate::diagnostics::render::cell_name(
+                    cell as usize + 1,
+                    c.and_then(|c| c.execution_count),
+                    c.map(|c| c.first_line()).unwrap_or(""),
+                );
+                out.push_str(&format!("  in notebook {name}, line {line}: {msg}\n"));
+                let source = c.map(|c| c.source.as_str()).unwrap_or("");
                 if let Some(text) = source.lines().nth((line as usize).saturating_sub(1)) {
                     out.push_str(&format!("  {line:>4} | {text}\n"));
                 }
@@ -548,14 +555,6 @@ pub fn failure_report(rec: &TaskRecord, cells: &[String], tail_lines: usize) -> 
         out.push('\n');
     }
     out
-}
-
-fn shorten(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n).collect::<String>() + "..."
-    }
 }
 
 #[cfg(test)]

@@ -39,14 +39,20 @@ fn failure_report_quotes_the_cell_line_and_log_tail() {
         reason: None,
         cache_key: None,
     };
-    let cells = vec!["# first".to_string(), "a = 1\nb = d['x']\n".to_string()];
+    let nb = serde_json::json!({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# first"},
+        {"cell_type": "code", "metadata": {}, "source": "a = 1\nb = d['x']\n", "outputs": [], "execution_count": 4},
+    ]});
+    let cells = crate::notebook::parse_str(std::path::Path::new("n.ipynb"), &nb.to_string())
+        .unwrap()
+        .cells;
     let text = failure_report(&rec, &cells, 5);
     assert!(
         text.contains("task `train` failed (exit status 1)"),
         "{text}"
     );
     assert!(
-        text.contains("in notebook cell 1 (`a = 1`), line 2: KeyError: 'x'"),
+        text.contains("in notebook cell 2 (In [4]: `a = 1`), line 2: KeyError: 'x'"),
         "{text}"
     );
     assert!(text.contains("   2 | b = d['x']"), "{text}");
@@ -85,4 +91,19 @@ fn rerun_forces_the_task_and_its_downstream_and_no_cache_turns_it_off() {
         super::cache_modes(&plan, true, &["prepare".into()]),
         ["off", "off", "off", "off"]
     );
+}
+
+#[test]
+fn a_pods_last_words_give_the_cell_it_failed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    std::fs::write(
+        &log,
+        "Traceback ...\nnb2pipe: task 'broken' failed in notebook f.ipynb, cell 3 (`x = f(1), line 2`), line 4: KeyError: 'k'\n",
+    )
+    .unwrap();
+    let e = error_from_log(&log).unwrap();
+    assert_eq!(e["cell"], 2, "{e}");
+    assert_eq!(e["line"], 4, "{e}");
+    assert_eq!(e["message"], "KeyError: 'k'", "{e}");
 }

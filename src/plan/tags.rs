@@ -204,12 +204,21 @@ pub fn parse_tag(tag: &str, allow: &[String]) -> Result<CellTag, (bool, String, 
             }
         }
         "cache" => match value {
-            "true" | "on" | "yes" => Ok(layer.cache = Some(true)),
-            "false" | "off" | "no" => Ok(layer.cache = Some(false)),
+            "true" | "on" | "yes" => {
+                layer.cache = Some(true);
+                Ok(())
+            }
+            "false" | "off" | "no" => {
+                layer.cache = Some(false);
+                Ok(())
+            }
             _ => Err("write `cache:false` or `cache:true`".into()),
         },
         "image-pull-policy" => match value {
-            "Always" | "IfNotPresent" | "Never" => Ok(layer.image_pull_policy = Some(value.into())),
+            "Always" | "IfNotPresent" | "Never" => {
+                layer.image_pull_policy = Some(value.into());
+                Ok(())
+            }
             _ => Err("one of Always, IfNotPresent, Never".into()),
         },
         "spark" => check_spark_mode(value).map(|()| {

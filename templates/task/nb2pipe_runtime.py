@@ -1156,7 +1156,7 @@ def magic(line, g, l, cell, lineno):
         args = shlex.split(rest)
         args = [a for a in args if not a.startswith("-")]
         if not args:
-            raise TaskError("%%run needs a file (cell %s, line %s)" % (cell, lineno))
+            raise TaskError("%%run needs a file (%s, line %s)" % (_cell_name(cell), lineno))
         saved = sys.argv
         sys.argv = args
         try:
@@ -1172,8 +1172,8 @@ def magic(line, g, l, cell, lineno):
     if name in _DROPPED:
         return None
     raise TaskError(
-        "the magic %%%s (notebook cell %s, line %s) has no equivalent outside IPython; "
-        "replace it with plain Python or tag the cell `skip`" % (name, cell, lineno)
+        "the magic %%%s (%s, line %s) has no equivalent outside IPython; "
+        "replace it with plain Python or tag the cell `skip`" % (name, _cell_name(cell), lineno)
     )
 
 
@@ -1201,8 +1201,8 @@ def _strip_options(s):
 
 def unknown_cell_magic(name, cell):
     raise TaskError(
-        "the cell magic %%%%%s (notebook cell %s) has no equivalent outside IPython; "
-        "replace it with plain Python or tag the cell `skip`" % (name, cell)
+        "the cell magic %%%%%s (%s) has no equivalent outside IPython; "
+        "replace it with plain Python or tag the cell `skip`" % (name, _cell_name(cell))
     )
 
 
@@ -1296,10 +1296,18 @@ def script(interpreter, body):
 
 # ---------------------------------------------------------------- errors
 def _cell_of(lineno):
-    for first, count, cell, cell_line in _STATE.get("line_map", []):
+    for first, count, cell, cell_line, *_ in _STATE.get("line_map", []):
         if first <= lineno < first + count:
             return cell, cell_line + (lineno - first)
     return None
+
+
+def _cell_name(cell):
+    """The cell as diagnostics name it: cell N (`first line`), N counted from 1."""
+    for entry in _STATE.get("line_map", []):
+        if entry[2] == cell and len(entry) > 4 and entry[4]:
+            return entry[4]
+    return "cell %d" % (cell + 1)
 
 
 def _excepthook(kind, value, tb):
@@ -1317,7 +1325,7 @@ def _excepthook(kind, value, tb):
     error = "%s: %s" % (kind.__name__, value)
     if where:
         sys.stderr.write(
-            "nb2pipe: task %r failed in notebook %s, cell %d, line %d: %s\n" % (_STATE.get("task"), _STATE.get("notebook"), where[0], where[1], error)
+            "nb2pipe: task %r failed in notebook %s, %s, line %d: %s\n" % (_STATE.get("task"), _STATE.get("notebook"), _cell_name(where[0]), where[1], error)
         )
     else:
         sys.stderr.write("nb2pipe: task %r failed: %s\n" % (_STATE.get("task"), error))

@@ -63,13 +63,10 @@ fn can_overlap(tasks: &[Task], edges: &[Edge]) -> bool {
         }
     }
     for k in 0..n {
-        for i in 0..n {
-            if reach[i][k] {
-                for j in 0..n {
-                    if reach[k][j] {
-                        reach[i][j] = true;
-                    }
-                }
+        let via = reach[k].clone();
+        for row in reach.iter_mut().filter(|r| r[k]) {
+            for (r, v) in row.iter_mut().zip(&via) {
+                *r |= *v;
             }
         }
     }

@@ -35,7 +35,7 @@ pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<O
                 diags.push(
                     Diagnostic::new(Code::UnknownMagic, path, format!("`{name}` is a magic of the IPython extension `{ext}`, which no earlier line loads: IPython stops here; the task drops the line"))
                         .at_cell(cell.index, cell.first_line())
-                        .at_line(*line, None)
+                        .at_line(*line, column_of(&cell.source, *line, name))
                         .with_help(format!("add `%load_ext {ext}` before it")),
                 );
             }
@@ -45,11 +45,17 @@ pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<O
             diags.push(
                 Diagnostic::new(Code::UnknownMagic, path, format!("unknown magic `{name}`: the task will stop with an error if it reaches this line"))
                     .at_cell(cell.index, cell.first_line())
-                    .at_line(*line, None),
+                    .at_line(*line, column_of(&cell.source, *line, name)),
             );
         }
     }
     facts
+}
+
+/// The column (1-based, bytes) of `token` on line `line` of a cell's source.
+fn column_of(src: &str, line: usize, token: &str) -> Option<usize> {
+    let text = src.lines().nth(line.checked_sub(1)?)?;
+    text.find(token).map(|i| i + 1)
 }
 
 /// A cell that does not parse cannot become task code: an error when a task (or a

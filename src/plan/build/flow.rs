@@ -29,7 +29,7 @@ pub(super) struct Flow {
     pub(super) params: Vec<BTreeSet<String>>,
     pub(super) prelude_names: Vec<BTreeSet<String>>,
     /// (cell, line, name) read before anything binds it.
-    pub(super) undefined: Vec<(usize, Option<usize>, String)>,
+    pub(super) undefined: Vec<(usize, Option<LineColumn>, String)>,
     /// (writer, importer): a task imports a module an earlier task writes (`%%writefile`).
     pub(super) file_edges: BTreeSet<(usize, usize)>,
     /// Per task: values it received (from a task, a parameter or a prelude) and may change
@@ -314,9 +314,15 @@ fn note_module_files(
     }
 }
 
-fn first_line_mentioning(src: &str, name: &str) -> Option<usize> {
+/// Line and column in a cell (1-based; the column counts bytes).
+type LineColumn = (usize, usize);
+
+/// Where `name` is first mentioned.
+fn first_line_mentioning(src: &str, name: &str) -> Option<LineColumn> {
     let re = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name))).ok()?;
-    src.lines().position(|l| re.is_match(l)).map(|i| i + 1)
+    src.lines()
+        .enumerate()
+        .find_map(|(i, l)| re.find(l).map(|m| (i + 1, m.start() + 1)))
 }
 
 pub(super) fn report_undefined(nb: &Notebook, flow: &Flow, diags: &mut Vec<Diagnostic>) {
@@ -327,8 +333,8 @@ pub(super) fn report_undefined(nb: &Notebook, flow: &Flow, diags: &mut Vec<Diagn
             *cell,
             format!("`{name}` is read here but no earlier cell binds it"),
         );
-        if let Some(l) = line {
-            d = d.at_line(*l, None);
+        if let Some((l, column)) = line {
+            d = d.at_line(*l, Some(*column));
         }
         diags.push(d);
     }
