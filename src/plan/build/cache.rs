@@ -88,15 +88,7 @@ pub fn ingredients(t: &Task, python: &str, base_image: &str) -> Vec<CacheIngredi
         sha256,
     };
     let mut out = Vec::new();
-    // The runtime and main.py's template: what runs around the task's code.
-    let mut rt: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes()];
-    for (name, text) in crate::emit::templates::BUILTIN {
-        if *name == "task/nb2pipe_runtime.py" || *name == "task/main.py.j2" {
-            rt.push(name.as_bytes());
-            rt.push(text.as_bytes());
-        }
-    }
-    out.push(ing("runtime", "nb2pipe", digest_of(&rt)));
+    out.push(ing("runtime", "nb2pipe", runtime_digest().to_string()));
     out.push(ing("code", &t.name, code_digest(t)));
     let reqs: Vec<&[u8]> = t.requirements.iter().map(|r| r.line.as_bytes()).collect();
     out.push(ing("requirements", "requirements.txt", digest_of(&reqs)));
@@ -128,6 +120,22 @@ pub fn ingredients(t: &Task, python: &str, base_image: &str) -> Vec<CacheIngredi
         out.push(ing("file", &f.path, f.sha256.clone()));
     }
     out
+}
+
+/// The runtime and main.py's template, what runs around the task's code: the same for
+/// every task, and hashing its 40 kB per task was most of a large notebook's plan.
+fn runtime_digest() -> &'static str {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| {
+        let mut rt: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes()];
+        for (name, text) in crate::emit::templates::BUILTIN {
+            if *name == "task/nb2pipe_runtime.py" || *name == "task/main.py.j2" {
+                rt.push(name.as_bytes());
+                rt.push(text.as_bytes());
+            }
+        }
+        digest_of(&rt)
+    })
 }
 
 /// main.py apart from where its code came from: the chunks' code and magics, what the
