@@ -201,7 +201,7 @@ fn kernel(folder: &std::path::Path, cells: &[String]) -> Vec<serde_json::Value> 
         .arg(&input)
         .arg(folder)
         .arg(&out)
-        .env("PYTHONPATH", common::root().join("python"));
+        .env("PYTHONPATH", common::root().join("wheel/python"));
     let done = common::split::run_bounded(cmd, "kernel.py");
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
     common::read_json(&out).as_array().unwrap().clone()

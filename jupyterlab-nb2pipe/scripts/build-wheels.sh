@@ -80,7 +80,7 @@ build_extension() {
     )
 }
 
-nb_inputs() { inputs_hash "$ROOT" Cargo.toml Cargo.lock wheel/pyproject.toml README.md src templates python; }
+nb_inputs() { inputs_hash "$ROOT" Cargo.toml Cargo.lock wheel/pyproject.toml wheel/python README.md src templates; }
 ext_inputs() {
     inputs_hash "$EXT" package.json package-lock.json tsconfig.json pyproject.toml install.json README.md \
         src style jupyterlab_nb2pipe jupyter-config

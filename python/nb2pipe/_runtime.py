@@ -1,1 +1,0 @@
-../../templates/task/nb2pipe_runtime.py

@@ -1,0 +1,1 @@
+../../../templates/task/nb2pipe_runtime.py
