@@ -42,6 +42,25 @@ pub fn ignore_caught_parser_panics() {
     }));
 }
 
+/// Keeps the input about to run in the file `$NB2PIPE_FUZZ_CURRENT` (when set). Without
+/// a sanitizer libFuzzer cannot save an input that overflows the stack (its handler has
+/// no stack left to run on); run.sh keeps this file when the process dies of a signal.
+pub fn note_input(data: &[u8]) {
+    use std::io::{Seek, Write};
+    use std::sync::{Mutex, OnceLock};
+    static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        let path = std::env::var_os("NB2PIPE_FUZZ_CURRENT")?;
+        std::fs::File::create(path).ok().map(Mutex::new)
+    });
+    if let Some(f) = file {
+        let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = f.set_len(0);
+        let _ = f.rewind();
+        let _ = f.write_all(data);
+    }
+}
+
 fn path() -> &'static Path {
     Path::new(NOTEBOOK)
 }

@@ -42,7 +42,7 @@ for t in "${targets[@]}"; do
     while [ "$used" -lt $((minutes * 60)) ] && [ "$runs" -lt 20 ] &&
         { [ "$wall" -eq 0 ] || [ $(($(date +%s) - started)) -lt "$wall" ]; }; do
         runs=$((runs + 1))
-        nice -n 19 "$bin" "corpus/$t" "seeds/$t" -artifact_prefix="artifacts/$t/" \
+        NB2PIPE_FUZZ_CURRENT="logs/$t.current" nice -n 19 "$bin" "corpus/$t" "seeds/$t" -artifact_prefix="artifacts/$t/" \
             -max_len=65536 -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
             >>"logs/$t.log" 2>&1 &
         pid=$!
@@ -56,8 +56,15 @@ for t in "${targets[@]}"; do
             fi
             sleep 5
         done
-        wait "$pid" || true
+        rc=0
+        wait "$pid" || rc=$?
         used=$((used + last))
+        # Killed by a signal libFuzzer could not handle (a stack overflow): keep the
+        # input that was running.
+        if [ "$rc" -gt 128 ] && [ "$rc" -ne 130 ] && [ -s "logs/$t.current" ]; then
+            cp "logs/$t.current" "artifacts/$t/signal-$((rc - 128))-$(sha1sum <"logs/$t.current" | cut -c1-40)"
+            echo "$t: died of signal $((rc - 128)); input kept in artifacts/$t/" >>"logs/$t.log"
+        fi
     done
     crashes=$(find "artifacts/$t" -type f | wc -l)
     echo "$t: ${used}s CPU, $(($(date +%s) - started))s wall, $runs run(s), corpus $(find "corpus/$t" -type f | wc -l) inputs, $crashes artifact(s)"

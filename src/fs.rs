@@ -33,20 +33,27 @@ pub fn create_dirs(dir: &Path) -> Result<()> {
 /// Write-then-rename is what makes the write atomic; no fsync: the output can always be
 /// generated again.
 pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
+    create_dirs(parent_of(path))?;
+    write_in_existing_dir(path, content)
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    create_dirs(dir)?;
-    if std::fs::read(path).is_ok_and(|old| old == content) {
+        .unwrap_or(Path::new("."))
+}
+
+/// [`write_atomic`] once the folder exists.
+fn write_in_existing_dir(path: &Path, content: &[u8]) -> Result<()> {
+    if let Some(mode) = unchanged(path, content) {
         // Unchanged: keep the file's mtime, so tools see no change; fix its mode only.
-        let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
         if mode != FILE_MODE {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(FILE_MODE))
                 .with_context(|| format!("setting the mode of {}", path.display()))?;
         }
         return Ok(());
     }
+    let dir = parent_of(path);
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(content)?;
@@ -56,6 +63,32 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// The mode of the regular file at `path` when it holds exactly `content` (one open,
+/// one fstat, and a read only when the sizes match, in pieces: no buffer the size of the
+/// file is allocated).
+fn unchanged(path: &Path, content: &[u8]) -> Option<u32> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.len() != content.len() as u64 {
+        return None;
+    }
+    let mut buf = [0u8; 16 << 10];
+    let mut rest = content;
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        if n > rest.len() || buf[..n] != rest[..n] {
+            return None;
+        }
+        rest = &rest[n..];
+    }
+    rest.is_empty()
+        .then_some(meta.permissions().mode() & 0o7777)
 }
 
 /// Copies `from` to `path` atomically (0644), unless `path` already has its content.
@@ -68,29 +101,82 @@ pub fn copy_atomic(from: &Path, path: &Path) -> Result<()> {
 /// has (a removed task's folder, a target no longer chosen is kept) are removed from
 /// `tasks/`.
 pub fn write_bundle(dir: &Path, bundle: &Bundle) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for (rel, content) in &bundle.files {
-        let p = dir.join(rel);
-        write_atomic(&p, content.as_bytes())?;
-        written.push(p);
+    let files: Vec<(PathBuf, &str)> = bundle
+        .files
+        .iter()
+        .map(|(rel, content)| (dir.join(rel), content.as_str()))
+        .collect();
+    let copies: Vec<(PathBuf, &Path)> = bundle
+        .copies
+        .iter()
+        .map(|(rel, from)| (dir.join(rel), from.as_path()))
+        .collect();
+    let folders: std::collections::BTreeSet<&Path> = files
+        .iter()
+        .map(|(p, _)| parent_of(p))
+        .chain(copies.iter().map(|(p, _)| parent_of(p)))
+        .collect();
+    for d in folders {
+        create_dirs(d)?;
     }
-    for (rel, from) in &bundle.copies {
-        let p = dir.join(rel);
-        copy_atomic(from, &p)?;
-        written.push(p);
+    // Hundreds of small files: the system calls of two writers overlap.
+    let jobs = files.len() + copies.len();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || -> Result<()> {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= jobs {
+                return Ok(());
+            }
+            if let Some((p, content)) = files.get(i) {
+                write_in_existing_dir(p, content.as_bytes())?;
+            } else {
+                let (p, from) = &copies[i - files.len()];
+                let bytes =
+                    std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+                write_in_existing_dir(p, &bytes)?;
+            }
+        }
+    };
+    if workers > 1 && jobs > 32 {
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+            let mut result = work();
+            for h in helpers {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a writer panicked")));
+                result = result.and(r);
+            }
+            result
+        })?;
+    } else {
+        work()?;
     }
+    let mut written: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
+    written.extend(copies.into_iter().map(|(p, _)| p));
+    // The task folders the bundle has (`tasks/<name>/...`).
+    let kept: std::collections::HashSet<&str> = bundle
+        .files
+        .keys()
+        .chain(bundle.copies.keys())
+        .filter_map(|k| k.strip_prefix("tasks/")?.split_once('/').map(|(t, _)| t))
+        .collect();
     let tasks = dir.join("tasks");
     if let Ok(entries) = std::fs::read_dir(&tasks) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let prefix = format!("tasks/{name}/");
-            let kept = bundle.files.keys().chain(bundle.copies.keys());
-            if e.path().is_dir() && !kept.into_iter().any(|k| k.starts_with(&prefix)) {
+            if !e.path().is_dir() {
+                continue;
+            }
+            if !kept.contains(name.as_str()) {
                 std::fs::remove_dir_all(e.path())
                     .with_context(|| format!("removing stale {}", e.path().display()))?;
-            } else if e.path().is_dir() {
+            } else {
                 // A module or data file the task no longer has would still be COPY'd
                 // into its image.
+                let prefix = format!("tasks/{name}/");
                 for sub in [
                     crate::deps::files::MODULES_DIR,
                     crate::deps::files::FILES_DIR,
@@ -130,34 +216,50 @@ pub fn leftovers(dir: &Path, sub: &str, bundle: &Bundle) -> Vec<String> {
     out
 }
 
-/// Reads a bundle folder back (for `check`): every file under `dir`, relative paths.
-pub fn read_tree(dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
-    let mut out = std::collections::BTreeMap::new();
-    fn walk(
-        base: &Path,
-        d: &Path,
-        out: &mut std::collections::BTreeMap<String, String>,
-    ) -> Result<()> {
-        for e in std::fs::read_dir(d)? {
-            let e = e?;
+/// The paths of the files under `dir`, relative to it (`/`-separated); empty when it
+/// does not exist. Symlinked folders are not followed, and the walk stops at a depth no
+/// bundle reaches.
+pub fn list_tree(dir: &Path) -> std::collections::BTreeSet<String> {
+    fn walk(base: &Path, d: &Path, depth: usize, out: &mut std::collections::BTreeSet<String>) {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out)?;
-            } else if let Ok(text) = std::fs::read_to_string(&p) {
-                let rel = p
-                    .strip_prefix(base)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.insert(rel, text);
+            match e.file_type() {
+                Ok(t) if t.is_dir() => {
+                    if depth < 64 {
+                        walk(base, &p, depth + 1, out);
+                    }
+                }
+                Ok(_) => {
+                    let rel = p.strip_prefix(base).unwrap_or(&p);
+                    out.insert(rel.to_string_lossy().replace('\\', "/"));
+                }
+                Err(_) => {}
             }
         }
-        Ok(())
     }
-    if dir.is_dir() {
-        walk(dir, dir, &mut out)?;
-    }
-    Ok(out)
+    let mut out = std::collections::BTreeSet::new();
+    walk(dir, dir, 0, &mut out);
+    out
+}
+
+/// Reads a bundle folder back: every text file under `dir` ([`list_tree`]), by relative
+/// path.
+pub fn read_tree(dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    Ok(list_tree(dir)
+        .into_iter()
+        .filter_map(|rel| {
+            let text = std::fs::read_to_string(dir.join(&rel)).ok()?;
+            Some((rel, text))
+        })
+        .collect())
+}
+
+/// Whether the file at `path` holds exactly `content`.
+pub fn holds(path: &Path, content: &[u8]) -> bool {
+    unchanged(path, content).is_some()
 }
 
 /// The record a bundle keeps of itself: the targets it holds and every file nb2pipe

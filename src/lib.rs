@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod deps;
 pub mod diagnostics;
+pub mod digest;
 pub mod emit;
 pub mod exec;
 pub mod fs;

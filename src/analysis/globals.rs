@@ -9,7 +9,7 @@ use ruff_python_ast::{Expr, Stmt};
 use super::names::dotted;
 
 /// One top-level statement of a cell, in the cell's order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TopLevel {
     /// `import a.b as x` / `from a import b as c`: (local name, dotted path) per name.
     Import(Vec<(String, String)>),
@@ -18,24 +18,12 @@ pub enum TopLevel {
     /// `a.b.c = ...`, `a.b[...] = ...`, `del a.b[...]`: the dotted name stored into (for
     /// a subscript, the subscripted name).
     Store(String),
+    #[default]
     Other,
 }
 
-/// The forms of `python`'s top-level statements; empty when it does not parse.
-pub fn top_level_forms(python: &str) -> Vec<TopLevel> {
-    let Ok(parsed) = super::parse_python(python) else {
-        return Vec::new();
-    };
-    if !parsed.errors().is_empty() {
-        return Vec::new();
-    }
-    let Some(module) = parsed.syntax().as_module() else {
-        return Vec::new();
-    };
-    module.body.iter().map(form).collect()
-}
-
-fn form(stmt: &Stmt) -> TopLevel {
+/// The form of one top-level statement.
+pub(super) fn form(stmt: &Stmt) -> TopLevel {
     match stmt {
         Stmt::Import(i) => TopLevel::Import(
             i.names
@@ -99,8 +87,13 @@ fn stored(target: &Expr) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The forms the cell analysis records; none when the cell does not parse.
     fn forms(src: &str) -> Vec<TopLevel> {
-        top_level_forms(src)
+        super::super::analyse_cell(src)
+            .stmts
+            .into_iter()
+            .map(|s| s.form)
+            .collect()
     }
 
     #[test]

@@ -17,6 +17,30 @@ pub enum NotParameter {
     Control(String, char),
 }
 
+/// String literals passed as call arguments anywhere in `stmt`, in visiting order
+/// (`pd.read_csv("data.csv")`, `open(file="cfg.json")`).
+pub(super) fn call_literals(stmt: &Stmt) -> Vec<String> {
+    use ruff_python_ast::visitor::{self, Visitor};
+    struct Lits(Vec<String>);
+    impl<'a> Visitor<'a> for Lits {
+        fn visit_expr(&mut self, expr: &'a Expr) {
+            if let Expr::Call(call) = expr {
+                let args = call.arguments.args.iter();
+                let kwargs = call.arguments.keywords.iter().map(|k| &k.value);
+                for a in args.chain(kwargs) {
+                    if let Expr::StringLiteral(s) = a {
+                        self.0.push(s.value.to_str().to_string());
+                    }
+                }
+            }
+            visitor::walk_expr(self, expr);
+        }
+    }
+    let mut lits = Lits(Vec::new());
+    lits.visit_stmt(stmt);
+    lits.0
+}
+
 /// For each top-level statement: the name and value when it assigns a literal to a name.
 pub fn literal_assignments(python: &str) -> Vec<Result<(String, serde_json::Value), NotParameter>> {
     let Ok(parsed) = super::parse_python(python) else {

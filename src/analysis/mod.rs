@@ -23,7 +23,7 @@ use ruff_text_size::Ranged;
 
 pub use builtins::is_builtin;
 pub use depth::{in_parser, parse_python, MAX_BRACKETS, MAX_DEPTH};
-pub use globals::{top_level_forms, TopLevel};
+pub use globals::TopLevel;
 pub use literals::{literal_assignments, type_name, NotParameter, MAX_LITERAL_DEPTH};
 pub use magics::{
     classify_line_magic, install_commands, parse_pip_args, strip_magic_options, CellMagic,
@@ -101,6 +101,11 @@ pub struct StmtFacts {
     pub is_import: bool,
     /// `from M import *`: M, whose names the plan adds to `binds` when it can read M.
     pub star_import: Option<String>,
+    /// What the statement may do to process-wide state (globals.rs).
+    pub form: TopLevel,
+    /// String literals passed as call arguments, in order: the data files a task may
+    /// open (deps/files.rs).
+    pub call_literals: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +275,8 @@ fn analyse_python(facts: &mut CellFacts) {
             mutates: r.mutates,
             effects: r.deferred_mutates,
             star_import: r.star_import,
+            form: globals::form(stmt),
+            call_literals: literals::call_literals(stmt),
         });
     }
     // A function body's globals are read when it is called, by then the cell has run.

@@ -119,13 +119,10 @@ fn check_one(
         diags.extend(super::secret_diagnostics(nb, notebook));
     }
     super::mask_first_lines(&mut diags);
-    if let (Some(plan), false, false) = (
-        &loaded.plan,
-        diagnostics::has_errors(&diags),
-        args.no_bundle,
-    ) {
+    if let (Some(mut plan), false, false) =
+        (loaded.plan, diagnostics::has_errors(&diags), args.no_bundle)
+    {
         let root = output_root(nb, args.out.as_deref(), loaded.output.as_deref());
-        let mut plan = plan.clone();
         super::apply_recorded_images(&mut plan, &root);
         let plan = &plan;
         let dir = root.join(&plan.pipeline);
@@ -216,7 +213,7 @@ fn check_one(
 /// (path, what) for each difference between the bundle on disk and the expected one.
 fn compare(dir: &Path, bundle: &emit::Bundle, targets: &[String]) -> Vec<(String, &'static str)> {
     let expected = &bundle.files;
-    let on_disk = crate::fs::read_tree(dir).unwrap_or_default();
+    let on_disk = crate::fs::list_tree(dir);
     let managed = |p: &str| {
         p == "plan.json"
             || p.starts_with("tasks/")
@@ -226,10 +223,10 @@ fn compare(dir: &Path, bundle: &emit::Bundle, targets: &[String]) -> Vec<(String
     };
     let mut diff = Vec::new();
     for (path, text) in expected {
-        match on_disk.get(path) {
-            None => diff.push((path.clone(), "missing")),
-            Some(t) if t != text => diff.push((path.clone(), "changed")),
-            Some(_) => {}
+        if !on_disk.contains(path) {
+            diff.push((path.clone(), "missing"));
+        } else if !crate::fs::holds(&dir.join(path), text.as_bytes()) {
+            diff.push((path.clone(), "changed"));
         }
     }
     // The project files a task folder copies: compared as bytes (they may be binary).
@@ -240,7 +237,7 @@ fn compare(dir: &Path, bundle: &emit::Bundle, targets: &[String]) -> Vec<(String
             (Ok(_), _) => diff.push((path.clone(), "changed")),
         }
     }
-    for path in on_disk.keys() {
+    for path in &on_disk {
         if managed(path) && !bundle.has(path) && is_generated(path) {
             diff.push((path.clone(), "left over"));
         }

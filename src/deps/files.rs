@@ -5,8 +5,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ruff_python_ast::visitor::{self, Visitor};
-use ruff_python_ast::Expr;
 use sha2::{Digest, Sha256};
 
 use crate::plan::{Chunk, DataFile, FileCopy};
@@ -20,36 +18,10 @@ pub const MODULES_DIR: &str = "modules";
 pub const FILES_DIR: &str = "files";
 
 /// String literals passed as call arguments in the task's Python code, in order.
-fn call_literals(code: &[Chunk]) -> Vec<String> {
-    struct Lits(Vec<String>);
-    impl<'a> Visitor<'a> for Lits {
-        fn visit_expr(&mut self, expr: &'a Expr) {
-            if let Expr::Call(call) = expr {
-                let args = call.arguments.args.iter();
-                let kwargs = call.arguments.keywords.iter().map(|k| &k.value);
-                for a in args.chain(kwargs) {
-                    if let Expr::StringLiteral(s) = a {
-                        self.0.push(s.value.to_str().to_string());
-                    }
-                }
-            }
-            visitor::walk_expr(self, expr);
-        }
-    }
-    let mut lits = Lits(Vec::new());
-    for c in code {
-        let python = c.magic.as_ref().is_none_or(|m| m.body_is_python());
-        if c.syntax_error || !python {
-            continue;
-        }
-        let Ok(parsed) = crate::analysis::parse_python(&c.python) else {
-            continue;
-        };
-        if let Some(module) = parsed.syntax().as_module() {
-            lits.visit_body(&module.body);
-        }
-    }
-    lits.0
+fn call_literals(code: &[Chunk]) -> impl Iterator<Item = &str> {
+    code.iter()
+        .filter(|c| !c.syntax_error && c.magic.as_ref().is_none_or(|m| m.body_is_python()))
+        .flat_map(|c| c.call_literals.iter().map(String::as_str))
 }
 
 /// `s` as a clean relative path inside the notebook's folder (`./a/../b.csv` → `b.csv`),
@@ -100,17 +72,17 @@ fn sha256_of(path: &Path) -> Option<String> {
         }
         h.update(&buf[..n]);
     }
-    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Some(crate::digest::hex(&h.finalize()))
 }
 
 /// The data files of a task: every string literal argument of a call in its code that
 /// names an existing file under `nb_dir`. Small ones are copied into the task folder.
 pub fn data_files(nb_dir: &Path, code: &[Chunk]) -> (Vec<DataFile>, Vec<FileCopy>) {
-    let root = std::fs::canonicalize(nb_dir).unwrap_or_else(|_| nb_dir.to_path_buf());
+    let mut root: Option<PathBuf> = None;
     let mut files: Vec<DataFile> = Vec::new();
     let mut copies = Vec::new();
     for lit in call_literals(code) {
-        let Some(rel) = clean_relative(&lit) else {
+        let Some(rel) = clean_relative(lit) else {
             continue;
         };
         if files.iter().any(|f| f.path == rel) || looks_secret(&rel) {
@@ -118,7 +90,10 @@ pub fn data_files(nb_dir: &Path, code: &[Chunk]) -> (Vec<DataFile>, Vec<FileCopy
         }
         let path = nb_dir.join(&rel);
         // A symlink out of the project does not travel.
-        let inside = std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(&root));
+        let root = root.get_or_insert_with(|| {
+            std::fs::canonicalize(nb_dir).unwrap_or_else(|_| nb_dir.to_path_buf())
+        });
+        let inside = std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(&*root));
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
@@ -207,10 +182,16 @@ mod tests {
     use super::*;
 
     fn chunk(python: &str) -> Chunk {
+        let facts = crate::analysis::analyse_cell(python);
         Chunk {
             cell: 1,
             first_line: 1,
             python: python.into(),
+            call_literals: facts
+                .stmts
+                .into_iter()
+                .flat_map(|s| s.call_literals)
+                .collect(),
             ..Default::default()
         }
     }

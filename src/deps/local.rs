@@ -3,8 +3,9 @@
 //! They are copied into the image, and their own imports count for the tasks that
 //! import them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::analysis::{self, Import};
 
@@ -29,6 +30,9 @@ pub(super) struct Locals {
     /// Search folders: the notebook's, `sys.path` literals, then the ancestors.
     search: Vec<(PathBuf, bool)>,
     written: BTreeMap<String, (String, String)>,
+    /// Where each top-level name was found (or not): every task of a notebook imports
+    /// much the same modules, and each look costs a few `stat`s per search folder.
+    origins: Mutex<HashMap<String, Option<Origin>>>,
 }
 
 /// A resolved local module.
@@ -93,6 +97,7 @@ impl Locals {
             nb_dir: nb_dir.to_path_buf(),
             search,
             written: w,
+            origins: Mutex::default(),
         }
     }
 
@@ -152,6 +157,16 @@ impl Locals {
     }
 
     fn origin(&self, top: &str) -> Option<Origin> {
+        let mut seen = self.origins.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = seen.get(top) {
+            return o.clone();
+        }
+        let o = self.look_up(top);
+        seen.insert(top.to_string(), o.clone());
+        o
+    }
+
+    fn look_up(&self, top: &str) -> Option<Origin> {
         for (dir, loose) in &self.search {
             let file = dir.join(format!("{top}.py"));
             let pkg = dir.join(top);

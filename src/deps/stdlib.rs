@@ -1,7 +1,7 @@
 //! The standard library of each Python version from 3.8 to 3.14, and the modules that
 //! left it (data files in `stdlib/` and `removed.txt`; sources in docs/dependencies.md).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 const VERSIONS: [(u32, &str); 7] = [
@@ -56,27 +56,35 @@ pub struct Removed {
 
 /// `Some` when `top` was in the standard library before 3.`minor` and is not in it now.
 pub fn removed(top: &str, minor: u32) -> Option<Removed> {
-    for line in REMOVED.lines() {
-        let mut w = line.split_whitespace();
-        let (Some(m), Some(v), Some(b)) = (w.next(), w.next(), w.next()) else {
-            continue;
-        };
-        if m.starts_with('#') || m != top {
-            continue;
-        }
-        let since: u32 = v
-            .split('.')
-            .nth(1)
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(99);
-        if minor >= since {
-            return Some(Removed {
+    static TABLE: OnceLock<HashMap<&'static str, (u32, Removed)>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = HashMap::new();
+        for line in REMOVED.lines() {
+            let mut w = line.split_whitespace();
+            let (Some(m), Some(v), Some(b)) = (w.next(), w.next(), w.next()) else {
+                continue;
+            };
+            if m.starts_with('#') {
+                continue;
+            }
+            let since: u32 = v
+                .split('.')
+                .nth(1)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(99);
+            let r = Removed {
                 removed_in: v,
                 backport: (b != "-").then_some(b),
-            });
+            };
+            // The first line of a module wins, as a scan of the file would find it.
+            t.entry(m).or_insert((since, r));
         }
-    }
-    None
+        t
+    });
+    table
+        .get(top)
+        .filter(|(since, _)| minor >= *since)
+        .map(|(_, r)| *r)
 }
 
 const PYTHON2: &str = include_str!("python2.txt");
@@ -84,10 +92,17 @@ const PYTHON2: &str = include_str!("python2.txt");
 /// The Python 3 replacement of `top` when it is a Python 2 standard-library module that
 /// Python 3 renamed or removed (`urllib2` → `urllib.request/urllib.error`).
 pub(super) fn python2(top: &str) -> Option<&'static str> {
-    PYTHON2.lines().find_map(|l| {
-        let (m, py3) = l.split_once(' ')?;
-        (!m.starts_with('#') && m == top).then_some(py3)
-    })
+    static TABLE: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = HashMap::new();
+        for l in PYTHON2.lines() {
+            if let Some((m, py3)) = l.split_once(' ').filter(|(m, _)| !m.starts_with('#')) {
+                t.entry(m).or_insert(py3);
+            }
+        }
+        t
+    });
+    table.get(top).copied()
 }
 
 /// A generated protocol-buffers module (`*_pb2`, `*_pb2_grpc`): code made by `protoc`

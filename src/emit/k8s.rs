@@ -222,7 +222,7 @@ pub fn fit(name: &str, limit: usize) -> String {
     }
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(name.as_bytes());
-    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::digest::hex(&digest[..4]);
     let keep = limit.saturating_sub(hex.len() + 1);
     let head: String = name.chars().take(keep).collect();
     format!("{}-{hex}", head.trim_end_matches(['-', '.', '_']))

@@ -78,10 +78,54 @@ pub struct EmitOptions {
     pub skeletons: bool,
 }
 
-pub trait Emitter {
+pub trait Emitter: Sync {
     /// The target's name on the command line (`--target NAME`) and its folder.
     fn name(&self) -> &'static str;
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()>;
+}
+
+/// plan.json.
+struct PlanJson;
+
+impl Emitter for PlanJson {
+    fn name(&self) -> &'static str {
+        "plan"
+    }
+    fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
+        out.add("plan.json", ctx.plan.to_json());
+        Ok(())
+    }
+}
+
+/// `f(0..n)` on up to `max` threads (no more than the machine has), the results in
+/// index order.
+fn parallel<T: Send>(n: usize, max: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let workers = std::thread::available_parallelism().map_or(1, |w| w.get().min(n).min(max));
+    if workers <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= n {
+                return done;
+            }
+            done.push((i, f(i)));
+        }
+    };
+    let mut all: Vec<(usize, T)> = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in helpers {
+            // A panic in a helper is a panic here, as it would be without threads.
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Every pipeline target, in `--target all` order.
@@ -113,33 +157,54 @@ pub fn bundle_with(
     chosen: &[String],
     options: &EmitOptions,
 ) -> Result<Bundle> {
-    let mut out = Bundle::default();
-    out.add("plan.json", plan.to_json());
     let ctx = EmitContext {
         plan,
         templates,
         options,
     };
-    task_code::TaskFiles.emit(&ctx, &mut out)?;
-    let mut any = false;
+    let chosen: Vec<Box<dyn Emitter>> = targets()
+        .into_iter()
+        .filter(|t| chosen.iter().any(|c| c == t.name() || c == "all"))
+        .collect();
     // Only the Job target can pass values without the claim (on its pod's emptyDir).
-    let mut claim = false;
-    for t in targets() {
-        if chosen.iter().any(|c| c == t.name() || c == "all") {
-            any = true;
-            claim |= t.name() != "job" || !job::uses_empty_dir(plan);
-            t.emit(&ctx, &mut out).map_err(|e| {
-                e.context(format!(
-                    "the `{}` emitter failed (an nb2pipe bug)",
-                    t.name()
-                ))
-            })?;
-        }
-    }
+    let claim = chosen
+        .iter()
+        .any(|t| t.name() != "job" || !job::uses_empty_dir(plan));
+    // Each part goes into a bundle of its own, on as many threads as the machine has;
+    // the parts are merged in this order, so the result does not depend on timing.
+    let n = plan.tasks.len();
+    let mut parts: Vec<(&'static str, Box<dyn Emitter>)> = vec![
+        ("plan", Box::new(PlanJson)),
+        ("tasks", Box::new(task_code::TaskFiles { tasks: 0..n / 2 })),
+        ("tasks", Box::new(task_code::TaskFiles { tasks: n / 2..n })),
+    ];
+    let any = !chosen.is_empty();
+    parts.extend(chosen.into_iter().map(|t| (t.name(), t)));
     if any {
-        k8s::Objects { claim }
-            .emit(&ctx, &mut out)
-            .map_err(|e| e.context("the `k8s` emitter failed (an nb2pipe bug)"))?;
+        parts.push(("k8s", Box::new(k8s::Objects { claim })));
+    }
+    // Threads pay off from a few dozen files on.
+    let workers = if n >= 8 { 4 } else { 1 };
+    let bundles: Vec<Result<Bundle>> = parallel(parts.len(), workers, |i| {
+        let (name, part) = &parts[i];
+        let mut b = Bundle::default();
+        let emitted = part.emit(&ctx, &mut b);
+        // The task files come from templates a user may replace: their errors are the
+        // user's; a target's are nb2pipe's.
+        if matches!(*name, "plan" | "tasks") {
+            emitted?;
+        } else {
+            emitted
+                .map_err(|e| e.context(format!("the `{name}` emitter failed (an nb2pipe bug)")))?;
+        }
+        Ok(b)
+    });
+    let mut out = Bundle::default();
+    for b in bundles {
+        let mut b = b?;
+        out.files.append(&mut b.files);
+        out.copies.append(&mut b.copies);
+        out.notes.append(&mut b.notes);
     }
     out.notes.sort();
     out.notes.dedup();

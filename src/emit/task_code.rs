@@ -17,7 +17,10 @@ use crate::analysis::{
 };
 use crate::plan::{Chunk, Plan, Task};
 
-pub struct TaskFiles;
+pub struct TaskFiles {
+    /// The plan's tasks this one writes (emission is split between threads).
+    pub tasks: std::ops::Range<usize>,
+}
 
 /// LOAD-BEARING: templates/task/main.py.j2 reads these fields by name.
 #[derive(Serialize)]
@@ -69,7 +72,8 @@ impl Emitter for TaskFiles {
 
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
         let runtime = ctx.templates.source("task/nb2pipe_runtime.py")?;
-        for task in &ctx.plan.tasks {
+        let tasks = ctx.plan.tasks.get(self.tasks.clone()).unwrap_or_default();
+        for task in tasks {
             let dir = format!("tasks/{}", task.name);
             out.add(format!("{dir}/main.py"), main_py(ctx, task)?);
             let reqs: String = task

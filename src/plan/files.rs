@@ -154,5 +154,5 @@ fn content_hash(base: &str, from_setting: bool, python: &str, t: &Task) -> Strin
         h.update([f.staged as u8]);
     }
     let digest = h.finalize();
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&digest[..6])
 }

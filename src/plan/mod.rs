@@ -405,6 +405,9 @@ pub struct Chunk {
     pub prelude: bool,
     /// Not valid Python: left out with a comment.
     pub syntax_error: bool,
+    /// String literals passed as call arguments in `python` (the analysis's
+    /// [`crate::analysis::StmtFacts::call_literals`]), for the data files it opens.
+    pub call_literals: Vec<String>,
 }
 
 impl Plan {

@@ -2,21 +2,23 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+// regex-lite: these short ASCII grammars are checked a few times a run, where the full
+// engine's compile (15% of a 10-cell convert) costs more than every match.
+use regex_lite::Regex;
 
-static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",
-    )
-    .unwrap()
-});
+/// The Kubernetes quantity grammar, checked by [`is_quantity`] (this pattern is its
+/// test oracle).
+#[cfg(test)]
+const QUANTITY: &str =
+    r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$";
 static DNS_LABEL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$").unwrap());
 static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap()
 });
-static TASK_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$").unwrap());
+/// Task names, checked by [`is_task_name`] (this pattern is its test oracle).
+#[cfg(test)]
+const TASK_NAME: &str = r"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$";
 static ENV_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
 static LABEL_NAME: LazyLock<Regex> =
@@ -30,10 +32,65 @@ static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
 });
 static POOL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.-]{1,256}$").unwrap());
 
+// The two grammars checked for every task are matched by hand: a regex-lite match costs
+// more than the rest of a tag's parsing.
+
+/// A number (`2`, `1.`, `1.5`, `.5`), then nothing, an exponent (`e3`, `E-2`) or a
+/// suffix (`m`, `k`, `M` … `E`, `Ki` … `Ei`).
+fn is_quantity(v: &str) -> bool {
+    let b = v.as_bytes();
+    let digits = |from: usize| {
+        b.iter()
+            .skip(from)
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let whole = digits(0);
+    let end = if whole > 0 {
+        if b.get(whole) == Some(&b'.') {
+            whole + 1 + digits(whole + 1)
+        } else {
+            whole
+        }
+    } else if b.first() == Some(&b'.') && digits(1) > 0 {
+        1 + digits(1)
+    } else {
+        return false;
+    };
+    match &b[end..] {
+        b"" | b"m" | b"k" | b"M" | b"G" | b"T" | b"P" | b"E" | b"Ki" | b"Mi" | b"Gi" | b"Ti"
+        | b"Pi" | b"Ei" => true,
+        [b'e' | b'E', exp @ ..] => {
+            let exp = exp
+                .strip_prefix(b"+")
+                .or(exp.strip_prefix(b"-"))
+                .unwrap_or(exp);
+            !exp.is_empty() && exp.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    }
+}
+
+/// A lowercase letter, then at most 62 of `a-z0-9_-`, the last a letter or digit.
+fn is_task_name(v: &str) -> bool {
+    let b = v.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-';
+    match b {
+        [first, ..] if !first.is_ascii_lowercase() => false,
+        [_] => true,
+        [_, mid @ .., last] => {
+            b.len() <= 63
+                && mid.iter().all(inner)
+                && (last.is_ascii_lowercase() || last.is_ascii_digit())
+        }
+        [] => false,
+    }
+}
+
 /// A Kubernetes resource quantity (`500m`, `2`, `4Gi`, `1.5G`), at most 2^63-1: the
 /// API server caps a larger one silently (it stores quantities in an int64).
 pub fn check_quantity(v: &str) -> Result<(), String> {
-    if QUANTITY.is_match(v) {
+    if is_quantity(v) {
         return match quantity_value(v) {
             Some(x) if x < 2f64.powi(63) => Ok(()),
             _ => Err(format!(
@@ -58,7 +115,7 @@ pub fn check_quantity(v: &str) -> Result<(), String> {
     ))
 }
 
-/// The value of a quantity that matched [`QUANTITY`], approximately.
+/// The value of a quantity [`is_quantity`] accepts, approximately.
 fn quantity_value(v: &str) -> Option<f64> {
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -92,7 +149,7 @@ pub fn check_count(v: &str) -> Result<u32, String> {
 
 /// Task names: lowercase letters, digits, `-`, `_`; a letter first; 63 characters at most.
 pub fn check_task_name(v: &str) -> Result<(), String> {
-    if TASK_NAME.is_match(v) {
+    if is_task_name(v) {
         Ok(())
     } else {
         Err(format!(
@@ -379,6 +436,52 @@ pub fn check_spark_conf(k: &str, v: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        // The hand-written matchers accept exactly what their patterns do, over strings
+        // built from the characters the grammars care about.
+        #[test]
+        fn quantity_matcher_is_its_pattern(v in "[0-9.eE+mkMGTPiKx-]{0,7}") {
+            static RE: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(QUANTITY).unwrap());
+            proptest::prop_assert_eq!(is_quantity(&v), RE.is_match(&v), "{}", v);
+        }
+
+        #[test]
+        fn task_name_matcher_is_its_pattern(v in "[a-c0-1_A-]{0,5}|[a-z0-9_-]{60,66}") {
+            static RE: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(TASK_NAME).unwrap());
+            proptest::prop_assert_eq!(is_task_name(&v), RE.is_match(&v), "{}", v);
+        }
+    }
+
+    #[test]
+    fn matchers_on_the_edges_of_their_grammars() {
+        for (v, want) in [
+            ("1.", true),
+            (".5", true),
+            (".", false),
+            ("1e", false),
+            ("1E", true),
+            ("1e+3", true),
+            ("1e+", false),
+            ("1Ki", true),
+            ("1K", false),
+            ("", false),
+            ("-1", false),
+        ] {
+            assert_eq!(is_quantity(v), want, "{v}");
+        }
+        let long = "a".repeat(63);
+        for (v, want) in [
+            ("a", true),
+            ("a-", false),
+            ("a_b", true),
+            ("1a", false),
+            (long.as_str(), true),
+        ] {
+            assert_eq!(is_task_name(v), want, "{v}");
+        }
+        assert!(!is_task_name(&"a".repeat(64)));
+    }
 
     #[test]
     fn quantities() {

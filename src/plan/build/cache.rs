@@ -67,9 +67,7 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update(bytes);
 }
 
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::digest::hex;
 
 fn digest_of(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();

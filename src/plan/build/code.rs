@@ -179,6 +179,7 @@ fn stmt_chunk(f: &CellFacts, cell: usize, idx: usize) -> Chunk {
         raw_body: String::new(),
         prelude: true,
         syntax_error: false,
+        call_literals: st.call_literals.clone(),
     }
 }
 
@@ -206,6 +207,11 @@ pub(super) fn task_chunks(
             raw_body,
             prelude: false,
             syntax_error: f.syntax_error.is_some(),
+            call_literals: f
+                .stmts
+                .iter()
+                .flat_map(|s| s.call_literals.iter().cloned())
+                .collect(),
         });
     }
     out

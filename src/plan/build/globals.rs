@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::diag_at;
 use super::edges::Edges;
 use super::tasks::TaskDraft;
-use crate::analysis::{self, CellFacts, TopLevel};
+use crate::analysis::{CellFacts, TopLevel};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::notebook::Notebook;
 use crate::plan::tags::Role;
@@ -185,8 +185,8 @@ pub(super) fn global_state(
         if f.syntax_error.is_some() || f.stmts.is_empty() {
             continue;
         }
-        for (idx, form) in analysis::top_level_forms(&f.python).iter().enumerate() {
-            let Some(st) = f.stmts.get(idx) else { break };
+        for (idx, st) in f.stmts.iter().enumerate() {
+            let form = &st.form;
             if let TopLevel::Import(names) = form {
                 for (local, path) in names {
                     aliases.insert(local.clone(), (path.clone(), (c, idx)));
