@@ -26,7 +26,7 @@ impl BuildContext {
             .iter()
             .filter_map(|(k, v)| {
                 k.strip_prefix(&prefix)
-                    .map(|rel| (rel.to_string(), v.clone().into_bytes()))
+                    .map(|rel| (rel.to_string(), v.as_bytes().to_vec()))
             })
             .collect();
         for (k, from) in &bundle.copies {

@@ -13,6 +13,7 @@ pub mod tekton;
 pub mod templates;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -22,7 +23,8 @@ pub use templates::Templates;
 /// Files of an output bundle: path relative to the bundle folder → content.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Bundle {
-    pub files: BTreeMap<String, String>,
+    /// Shared: every task folder holds the same runtime file.
+    pub files: BTreeMap<String, Arc<String>>,
     /// Files copied as they are from the project: path in the bundle → where to read
     /// it (a task's local modules and data files, which may be binary or large).
     pub copies: BTreeMap<String, std::path::PathBuf>,
@@ -54,7 +56,12 @@ impl Bundle {
         if !c.ends_with('\n') {
             c.push('\n');
         }
-        self.files.insert(path.into(), c);
+        self.files.insert(path.into(), Arc::new(c));
+    }
+
+    /// Adds a file whose text other files of the bundle share (it ends with a newline).
+    pub fn add_shared(&mut self, path: impl Into<String>, content: &Arc<String>) {
+        self.files.insert(path.into(), Arc::clone(content));
     }
 
     /// Whether `path` (relative to the bundle folder) is one of the bundle's files.

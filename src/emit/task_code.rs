@@ -71,7 +71,11 @@ impl Emitter for TaskFiles {
     }
 
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
-        let runtime = ctx.templates.source("task/nb2pipe_runtime.py")?;
+        let mut runtime = ctx.templates.source("task/nb2pipe_runtime.py")?;
+        if !runtime.ends_with('\n') {
+            runtime.push('\n');
+        }
+        let runtime = std::sync::Arc::new(runtime);
         let tasks = ctx.plan.tasks.get(self.tasks.clone()).unwrap_or_default();
         for task in tasks {
             let dir = format!("tasks/{}", task.name);
@@ -89,7 +93,7 @@ impl Emitter for TaskFiles {
                     reqs
                 },
             );
-            out.add(format!("{dir}/nb2pipe_runtime.py"), runtime.clone());
+            out.add_shared(format!("{dir}/nb2pipe_runtime.py"), &runtime);
             for c in &task.copies {
                 out.copies.insert(format!("{dir}/{}", c.to), c.from.clone());
             }
