@@ -168,3 +168,15 @@ fn a_name_ending_in_a_dash_is_not_a_requirement() {
     }
     assert!(nb2pipe::deps::parse_requirement("numpy==1.26.4").is_some());
 }
+
+/// pep508_rs also panics on an extra ending in `.` (found by the convert fuzzer in
+/// `!pip install scikit-learn[alldeps.]==1.5`): any panic of its parser is caught, and
+/// the line is not a requirement.
+#[test]
+fn an_extra_the_pep508_parser_panics_on_is_not_a_requirement() {
+    for bad in ["scikit-learn[alldeps.]==1.5", "x[a-]", "x[a_]>=1"] {
+        assert!(nb2pipe::deps::parse_requirement(bad).is_none(), "{bad}");
+    }
+    let ok = nb2pipe::deps::parse_requirement("scikit-learn[alldeps]==1.5").unwrap();
+    assert_eq!(ok.line(), "scikit-learn[alldeps]==1.5");
+}

@@ -35,25 +35,33 @@ thread_local! {
     static IN_PARSER: Cell<bool> = const { Cell::new(false) };
 }
 
-/// True while this thread runs ruff's parser inside [`parse_python`], whose panics are
-/// caught and reported: a panic hook can keep quiet about them.
+/// True while this thread runs a third-party parser under [`caught`] (ruff's in
+/// [`parse_python`], pep508_rs for requirement lines), whose panics are caught and
+/// reported: a panic hook can keep quiet about them.
 pub fn in_parser() -> bool {
     IN_PARSER.with(Cell::get)
+}
+
+/// `f()`, or `None` when it panics: for parsers of user input that panic on inputs they
+/// should refuse (found by fuzzing).
+pub fn caught<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let outer = IN_PARSER.with(|g| g.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_PARSER.with(|g| g.set(outer));
+    r.ok()
 }
 
 /// Parses a cell's Python; a too deep cell is an error and its tree is never walked.
 pub fn parse_python(src: &str) -> Result<Parsed<ruff_python_ast::Mod>, TooDeep> {
     // ruff_python_parser 0.0.10 hits an `unreachable!` on some IPython escapes in
     // expression position (found by fuzzing): such a cell is reported as not parseable.
-    IN_PARSER.with(|g| g.set(true));
-    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        parse_unchecked(src, ParseOptions::from(Mode::Ipython))
-    }));
-    IN_PARSER.with(|g| g.set(false));
-    let parsed = parsed.map_err(|_| TooDeep {
-        offset: 0,
-        message: "the Python parser cannot read this cell's IPython escapes".into(),
-    })?;
+    let parsed =
+        caught(|| parse_unchecked(src, ParseOptions::from(Mode::Ipython))).ok_or_else(|| {
+            TooDeep {
+                offset: 0,
+                message: "the Python parser cannot read this cell's IPython escapes".into(),
+            }
+        })?;
     match check(&parsed) {
         Ok(()) => Ok(parsed),
         Err(e) => {

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use ruff_text_size::Ranged;
 
 pub use builtins::is_builtin;
-pub use depth::{in_parser, parse_python, MAX_BRACKETS, MAX_DEPTH};
+pub use depth::{caught, in_parser, parse_python, MAX_BRACKETS, MAX_DEPTH};
 pub use globals::TopLevel;
 pub use literals::{literal_assignments, type_name, NotParameter, MAX_LITERAL_DEPTH};
 pub use magics::{

@@ -74,10 +74,12 @@ pub(super) fn requirement(s: &str) -> Result<Spec, String> {
     // pep508_rs 0.9.2 panics on a name ending in `-`, `_` or `.` (`numpy-=1.0`, found by
     // fuzzing) instead of refusing it.
     if s[..end].ends_with(['-', '_', '.']) {
-        return Err("a distribution name ends with a letter or digit".into());
+        return Err("a distribution name must end with a letter or digit".into());
     }
-    let r: pep508_rs::Requirement = s
-        .parse()
+    // It also panics on an extra ending so (`x[all.]`, found by fuzzing): any panic of
+    // its parser is a line it cannot read.
+    let r: pep508_rs::Requirement = crate::analysis::caught(|| s.parse())
+        .ok_or_else(|| "the PEP 508 parser cannot read this requirement".to_string())?
         .map_err(|e: pep508_rs::Pep508Error| e.message.to_string())?;
     let extras = if r.extras.is_empty() {
         String::new()
