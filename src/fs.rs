@@ -257,6 +257,11 @@ pub fn read_tree(dir: &Path) -> Result<std::collections::BTreeMap<String, String
         .collect())
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    crate::digest::hex(&Sha256::digest(bytes))
+}
+
 /// Whether the file at `path` holds exactly `content`.
 pub fn holds(path: &Path, content: &[u8]) -> bool {
     unchanged(path, content).is_some()
@@ -275,11 +280,40 @@ pub struct Record {
     pub skeletons: bool,
     #[serde(default)]
     pub files: Vec<String>,
+    /// The bundle's [`crate::emit::input_digest`]: `check` finds a bundle whose input is
+    /// unchanged up to date without generating it again, once the files' hashes match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// sha256 of each generated text file (the project files a task copies are compared
+    /// with their sources instead).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 impl Record {
     pub fn of(bundle: &Bundle, targets: &[String], skeletons: bool) -> Record {
+        // A text shared by several files (the runtime in every task folder) is hashed once.
+        let mut shared: Vec<(*const String, String)> = Vec::new();
+        let mut sha256 = std::collections::BTreeMap::new();
+        for (path, text) in &bundle.files {
+            let hash = match shared
+                .iter()
+                .find(|(p, _)| *p == std::sync::Arc::as_ptr(text))
+            {
+                Some((_, h)) => h.clone(),
+                None => {
+                    let h = sha256_hex(text.as_bytes());
+                    if std::sync::Arc::strong_count(text) > 1 {
+                        shared.push((std::sync::Arc::as_ptr(text), h.clone()));
+                    }
+                    h
+                }
+            };
+            sha256.insert(path.clone(), hash);
+        }
         Record {
+            input: Some(bundle.input.clone()).filter(|i| !i.is_empty()),
+            sha256,
             targets: targets.to_vec(),
             skeletons,
             files: bundle

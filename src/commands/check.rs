@@ -135,72 +135,84 @@ fn check_one(
         let skeletons = record.as_ref().is_some_and(|r| r.skeletons);
         let options = emit::EmitOptions { skeletons };
         report.bundle = Some(dir.clone());
-        match emit::bundle_with(plan, templates, &chosen, &options) {
-            Ok(bundle) => {
-                let mut diff = compare(&dir, &bundle, &chosen);
-                // The record is judged when every target it holds is compared.
-                if let (Some(r), None) = (&record, targets) {
-                    for f in &r.files {
-                        if !bundle.has(f)
-                            && dir.join(f).is_file()
-                            && !diff.iter().any(|(p, _)| p == f)
-                        {
-                            diff.push((f.clone(), "left over"));
+        let current = targets.is_none()
+            && record
+                .as_ref()
+                .is_some_and(|r| recorded_is_current(&dir, r, plan, templates, &chosen, &options));
+        let generated = if current {
+            None
+        } else {
+            Some(emit::bundle_with(plan, templates, &chosen, &options))
+        };
+        match generated {
+            None => {}
+            Some(generated) => match generated {
+                Ok(bundle) => {
+                    let mut diff = compare(&dir, &bundle, &chosen);
+                    // The record is judged when every target it holds is compared.
+                    if let (Some(r), None) = (&record, targets) {
+                        for f in &r.files {
+                            if !bundle.has(f)
+                                && dir.join(f).is_file()
+                                && !diff.iter().any(|(p, _)| p == f)
+                            {
+                                diff.push((f.clone(), "left over"));
+                            }
+                        }
+                        if *r != crate::fs::Record::of(&bundle, &chosen, skeletons) {
+                            diff.push((crate::fs::RECORD.into(), "changed"));
                         }
                     }
-                    if *r != crate::fs::Record::of(&bundle, &chosen, skeletons) {
-                        diff.push((crate::fs::RECORD.into(), "changed"));
-                    }
-                }
-                if !diff.is_empty() {
-                    if args.fix {
-                        // --fix with --target keeps the other targets the bundle holds.
-                        let keep: Vec<String> = emit::target_names()
-                            .into_iter()
-                            .filter(|t| {
-                                chosen.iter().chain(&recorded).any(|c| c == t || c == "all")
-                            })
-                            .map(str::to_string)
-                            .collect();
-                        let written = if keep == chosen {
-                            Ok(bundle)
+                    if !diff.is_empty() {
+                        if args.fix {
+                            // --fix with --target keeps the other targets the bundle holds.
+                            let keep: Vec<String> = emit::target_names()
+                                .into_iter()
+                                .filter(|t| {
+                                    chosen.iter().chain(&recorded).any(|c| c == t || c == "all")
+                                })
+                                .map(str::to_string)
+                                .collect();
+                            let written = if keep == chosen {
+                                Ok(bundle)
+                            } else {
+                                emit::bundle_with(plan, templates, &keep, &options)
+                            };
+                            match written.and_then(|b| {
+                                let record = crate::fs::Record::of(&b, &keep, skeletons);
+                                crate::fs::write_recorded(&dir, &b, &record)
+                            }) {
+                                Ok(_) => report.fixed = true,
+                                Err(e) => diags.push(Diagnostic::new(
+                                    Code::StaleBundle,
+                                    nb,
+                                    format!("cannot regenerate {}: {e:#}", dir.display()),
+                                )),
+                            }
                         } else {
-                            emit::bundle_with(plan, templates, &keep, &options)
-                        };
-                        match written.and_then(|b| {
-                            let record = crate::fs::Record::of(&b, &keep, skeletons);
-                            crate::fs::write_recorded(&dir, &b, &record)
-                        }) {
-                            Ok(_) => report.fixed = true,
-                            Err(e) => diags.push(Diagnostic::new(
-                                Code::StaleBundle,
-                                nb,
-                                format!("cannot regenerate {}: {e:#}", dir.display()),
-                            )),
-                        }
-                    } else {
-                        report.stale = true;
-                        let what = if dir.is_dir() {
-                            format!(
-                                "the bundle at {} is stale: {}",
-                                dir.display(),
-                                summarise(&diff)
-                            )
-                        } else {
-                            format!("no generated bundle at {} yet", dir.display())
-                        };
-                        diags.push(
+                            report.stale = true;
+                            let what = if dir.is_dir() {
+                                format!(
+                                    "the bundle at {} is stale: {}",
+                                    dir.display(),
+                                    summarise(&diff)
+                                )
+                            } else {
+                                format!("no generated bundle at {} yet", dir.display())
+                            };
+                            diags.push(
                             Diagnostic::new(Code::StaleBundle, nb, what)
                                 .with_help(format!("run `nb2pipe check --fix {}` or `nb2pipe convert {}` (both write the targets the bundle holds: {}) and commit the result", nb.display(), nb.display(), recorded.join(", "))),
                         );
+                        }
                     }
                 }
-            }
-            Err(e) => diags.push(Diagnostic::new(
-                Code::StaleBundle,
-                nb,
-                format!("cannot produce the bundle: {e:#}"),
-            )),
+                Err(e) => diags.push(Diagnostic::new(
+                    Code::StaleBundle,
+                    nb,
+                    format!("cannot produce the bundle: {e:#}"),
+                )),
+            },
         }
     }
     diagnostics::sort(&mut diags);
@@ -210,17 +222,106 @@ fn check_one(
     report
 }
 
+/// Whether the bundle at `dir` is the one `check` would generate, known without
+/// generating it: its record holds the input digest of this plan, templates, targets and
+/// options; every file it lists has the recorded sha256 (or, for a project file, its
+/// source's bytes); and nothing generated is on disk that it does not list. Any doubt
+/// is `false`: the bundle is then generated and compared file by file.
+fn recorded_is_current(
+    dir: &Path,
+    r: &crate::fs::Record,
+    plan: &crate::plan::Plan,
+    templates: &Templates,
+    chosen: &[String],
+    options: &emit::EmitOptions,
+) -> bool {
+    if r.targets != chosen
+        || r.skeletons != options.skeletons
+        || r.input.as_deref() != Some(emit::input_digest(plan, templates, chosen, options).as_str())
+    {
+        return false;
+    }
+    let copies: std::collections::BTreeMap<String, std::path::PathBuf> = plan
+        .tasks
+        .iter()
+        .flat_map(emit::task_code::copies_of)
+        .collect();
+    let listed: std::collections::BTreeSet<&str> = r.files.iter().map(String::as_str).collect();
+    let expected: std::collections::BTreeSet<&str> = r
+        .sha256
+        .keys()
+        .chain(copies.keys())
+        .map(String::as_str)
+        .collect();
+    if listed != expected {
+        return false;
+    }
+    let hashes_match = r.sha256.iter().all(|(p, h)| has_hash(&dir.join(p), h));
+    let copies_match = copies.iter().all(|(p, from)| {
+        matches!((std::fs::read(dir.join(p)), std::fs::read(from)), (Ok(a), Ok(b)) if a == b)
+    });
+    if !hashes_match || !copies_match {
+        return false;
+    }
+    // A generated file the record does not list, or a module or data file a task no
+    // longer has, would make the bundle stale.
+    crate::fs::list_tree(dir).iter().all(|p| {
+        let task_file = {
+            let mut parts = p.split('/');
+            parts.next() == Some("tasks")
+                && parts.nth(1).is_some_and(|sub| {
+                    sub == crate::deps::files::MODULES_DIR || sub == crate::deps::files::FILES_DIR
+                })
+        };
+        p == crate::fs::RECORD
+            || listed.contains(p.as_str())
+            || !(task_file || (managed(p, chosen) && is_generated(p)))
+    })
+}
+
+/// Whether the file at `path` has sha256 `hash`. Many files share one text (the runtime
+/// in every task folder of every notebook): the bytes of a small file that matched are
+/// kept, and a later file with the same hash is compared with them instead of hashed.
+fn has_hash(path: &Path, hash: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Mutex::default);
+    let known = seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(hash)
+        .cloned();
+    if let Some(bytes) = known {
+        return crate::fs::holds(path, &bytes);
+    }
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    use sha2::Digest;
+    if crate::digest::hex(&sha2::Sha256::digest(&bytes)) != hash {
+        return false;
+    }
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    if bytes.len() <= 1 << 20 && seen.len() < 256 {
+        seen.insert(hash.to_string(), Arc::new(bytes));
+    }
+    true
+}
+
+/// Whether `path` (in a bundle) is in a place nb2pipe manages for `targets`.
+fn managed(p: &str, targets: &[String]) -> bool {
+    p == "plan.json"
+        || p.starts_with("tasks/")
+        || targets
+            .iter()
+            .any(|t| t == "all" || p.starts_with(&format!("{t}/")))
+}
+
 /// (path, what) for each difference between the bundle on disk and the expected one.
 fn compare(dir: &Path, bundle: &emit::Bundle, targets: &[String]) -> Vec<(String, &'static str)> {
     let expected = &bundle.files;
     let on_disk = crate::fs::list_tree(dir);
-    let managed = |p: &str| {
-        p == "plan.json"
-            || p.starts_with("tasks/")
-            || targets
-                .iter()
-                .any(|t| t == "all" || p.starts_with(&format!("{t}/")))
-    };
     let mut diff = Vec::new();
     for (path, text) in expected {
         if !on_disk.contains(path) {
@@ -238,7 +339,7 @@ fn compare(dir: &Path, bundle: &emit::Bundle, targets: &[String]) -> Vec<(String
         }
     }
     for path in &on_disk {
-        if managed(path) && !bundle.has(path) && is_generated(path) {
+        if managed(path, targets) && !bundle.has(path) && is_generated(path) {
             diff.push((path.clone(), "left over"));
         }
     }
@@ -287,4 +388,78 @@ fn summarise(diff: &[(String, &'static str)]) -> String {
         if diff.len() == 1 { "s" } else { "" },
         shown.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A converted bundle is known current from its record; any edit, addition or
+    /// removal on disk, or other templates, sends `check` back to generating it.
+    #[test]
+    fn a_recorded_bundle_is_current_until_anything_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nb = tmp.path().join("p.ipynb");
+        let cells = serde_json::json!([
+            {"cell_type": "code", "source": "import json\nx = 1", "metadata": {"tags": ["task:first"]}, "outputs": [], "execution_count": null},
+            {"cell_type": "code", "source": "y = x + 1\nprint(y)", "metadata": {"tags": ["task:second"]}, "outputs": [], "execution_count": null}
+        ]);
+        let doc =
+            serde_json::json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5});
+        std::fs::write(&nb, doc.to_string()).unwrap();
+        let loaded = load(&nb, &Default::default());
+        let plan = loaded.plan.expect("a plan");
+        let templates = Templates::builtin();
+        let chosen = vec!["airflow".to_string()];
+        let options = emit::EmitOptions::default();
+        let bundle = emit::bundle_with(&plan, &templates, &chosen, &options).unwrap();
+        let dir = tmp.path().join("out");
+        let record = crate::fs::Record::of(&bundle, &chosen, false);
+        crate::fs::write_recorded(&dir, &bundle, &record).unwrap();
+        let read = || crate::fs::read_record(&dir).unwrap();
+        let current =
+            |t: &Templates| recorded_is_current(&dir, &read(), &plan, t, &chosen, &options);
+        assert!(current(&templates));
+
+        let main = dir.join("tasks/second/main.py");
+        let text = std::fs::read_to_string(&main).unwrap();
+        std::fs::write(&main, text.replace("print(y)", "print(y) ")).unwrap();
+        assert!(!current(&templates), "an edited file");
+        std::fs::write(&main, &text).unwrap();
+        assert!(current(&templates));
+
+        std::fs::write(dir.join("airflow/extra.py"), "x = 1\n").unwrap();
+        assert!(
+            !current(&templates),
+            "a generated file the record does not list"
+        );
+        std::fs::remove_file(dir.join("airflow/extra.py")).unwrap();
+        std::fs::write(dir.join("airflow/notes.md"), "mine\n").unwrap();
+        assert!(
+            current(&templates),
+            "a file of the user's own is not judged"
+        );
+
+        std::fs::create_dir_all(dir.join("tasks/first/files")).unwrap();
+        std::fs::write(dir.join("tasks/first/files/old.csv"), "a\n").unwrap();
+        assert!(!current(&templates), "a data file the task no longer has");
+        std::fs::remove_dir_all(dir.join("tasks/first/files")).unwrap();
+
+        std::fs::remove_file(dir.join("tasks/first/requirements.txt")).unwrap();
+        assert!(!current(&templates), "a missing file");
+        crate::fs::write_recorded(&dir, &bundle, &record).unwrap();
+        assert!(current(&templates));
+
+        let user = tmp.path().join("templates/task");
+        std::fs::create_dir_all(&user).unwrap();
+        std::fs::write(user.join("Dockerfile.j2"), "FROM scratch\n").unwrap();
+        let other = Templates::load(Some(&tmp.path().join("templates"))).unwrap();
+        assert!(!current(&other), "other templates");
+        let mut moved = plan.clone();
+        moved.settings.namespace = "elsewhere".into();
+        assert!(
+            !recorded_is_current(&dir, &read(), &moved, &templates, &chosen, &options),
+            "another plan"
+        );
+    }
 }

@@ -30,6 +30,8 @@ pub struct Bundle {
     pub copies: BTreeMap<String, std::path::PathBuf>,
     /// What a target could not express, or refused to write (see [`Note`]).
     pub notes: Vec<Note>,
+    /// [`input_digest`] of what the bundle was made from.
+    pub input: String,
 }
 
 /// A finding of an emitter about the user's settings (not an nb2pipe bug).
@@ -89,6 +91,34 @@ pub trait Emitter: Sync {
     /// The target's name on the command line (`--target NAME`) and its folder.
     fn name(&self) -> &'static str;
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()>;
+}
+
+/// A hash of everything a bundle is made from: emitters are pure functions of the plan,
+/// the templates, the chosen targets and the options, so an equal digest means an equal
+/// bundle (nb2pipe's version is part of it). The plan enters whole, through its `Debug`
+/// form, which holds every field and no hash-map order.
+pub fn input_digest(
+    plan: &Plan,
+    templates: &Templates,
+    chosen: &[String],
+    options: &EmitOptions,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let plan = format!("{plan:?}");
+    let chosen = chosen.join("\n");
+    let skeletons = [u8::from(options.skeletons)];
+    for part in [
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        templates.digest().as_bytes(),
+        chosen.as_bytes(),
+        &skeletons,
+        plan.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    crate::digest::hex(&h.finalize())
 }
 
 /// plan.json.
@@ -169,6 +199,7 @@ pub fn bundle_with(
         templates,
         options,
     };
+    let input = input_digest(plan, templates, chosen, options);
     let chosen: Vec<Box<dyn Emitter>> = targets()
         .into_iter()
         .filter(|t| chosen.iter().any(|c| c == t.name() || c == "all"))
@@ -206,7 +237,10 @@ pub fn bundle_with(
         }
         Ok(b)
     });
-    let mut out = Bundle::default();
+    let mut out = Bundle {
+        input,
+        ..Bundle::default()
+    };
     for b in bundles {
         let mut b = b?;
         out.files.append(&mut b.files);

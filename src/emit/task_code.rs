@@ -94,15 +94,20 @@ impl Emitter for TaskFiles {
                 },
             );
             out.add_shared(format!("{dir}/nb2pipe_runtime.py"), &runtime);
-            for c in &task.copies {
-                out.copies.insert(format!("{dir}/{}", c.to), c.from.clone());
-            }
+            out.copies.extend(copies_of(task));
             if !task.image.prebuilt {
                 out.add(format!("{dir}/Dockerfile"), dockerfile(ctx, task)?);
             }
         }
         Ok(())
     }
+}
+
+/// The project files `task`'s folder holds: path in the bundle → where it comes from.
+pub fn copies_of(task: &Task) -> impl Iterator<Item = (String, std::path::PathBuf)> + '_ {
+    task.copies
+        .iter()
+        .map(|c| (format!("tasks/{}/{}", task.name, c.to), c.from.clone()))
 }
 
 fn dockerfile(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {

@@ -2,6 +2,7 @@
 //! overridable by a file of the same relative path in a user folder (`--templates DIR`).
 //! YAML targets are typed structs, not templates.
 
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -33,6 +34,8 @@ pub struct Templates {
     /// Files copied as they are (not `.j2`): never parsed as templates.
     verbatim: Vec<(&'static str, String)>,
     user_dir: Option<PathBuf>,
+    /// sha256 over every template's name and text (after the user's replacements).
+    digest: String,
 }
 
 impl Templates {
@@ -62,12 +65,17 @@ impl Templates {
         env.add_filter("py", |v: minijinja::Value| super::pyrepr::py_value(&v));
         env.add_filter("pystr", |s: String| super::pyrepr::py_str(&s));
         let mut verbatim = Vec::new();
+        let mut digest = sha2::Sha256::new();
         for (name, text) in BUILTIN {
             let text: String = match user_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
                 Some(p) => std::fs::read_to_string(&p)
                     .with_context(|| format!("reading template {}", p.display()))?,
                 None => (*text).to_string(),
             };
+            for part in [name.as_bytes(), text.as_bytes()] {
+                digest.update((part.len() as u64).to_le_bytes());
+                digest.update(part);
+            }
             if !name.ends_with(".j2") {
                 verbatim.push((*name, text));
                 continue;
@@ -79,7 +87,13 @@ impl Templates {
             env,
             verbatim,
             user_dir: user_dir.map(Path::to_path_buf),
+            digest: crate::digest::hex(&digest.finalize()),
         })
+    }
+
+    /// What the templates are, as one hash (part of a bundle's input digest).
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     pub fn builtin() -> Templates {
