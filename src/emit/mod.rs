@@ -104,8 +104,15 @@ pub fn input_digest(
     options: &EmitOptions,
 ) -> String {
     use sha2::{Digest, Sha256};
+    /// The plan's `Debug` text goes straight into the hash, never into a string.
+    struct Hashing<'a>(&'a mut Sha256);
+    impl std::fmt::Write for Hashing<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.update(s.as_bytes());
+            Ok(())
+        }
+    }
     let mut h = Sha256::new();
-    let plan = format!("{plan:?}");
     let chosen = chosen.join("\n");
     let skeletons = [u8::from(options.skeletons)];
     for part in [
@@ -113,11 +120,12 @@ pub fn input_digest(
         templates.digest().as_bytes(),
         chosen.as_bytes(),
         &skeletons,
-        plan.as_bytes(),
     ] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
+    // Last, so it needs no length in front.
+    let _ = std::fmt::Write::write_fmt(&mut Hashing(&mut h), format_args!("{plan:?}"));
     crate::digest::hex(&h.finalize())
 }
 
