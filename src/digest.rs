@@ -11,6 +11,12 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// sha256 of `bytes`, as hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -119,41 +119,28 @@ pub fn write_bundle(dir: &Path, bundle: &Bundle) -> Result<Vec<PathBuf>> {
     for d in folders {
         create_dirs(d)?;
     }
-    // Hundreds of small files: the system calls of two writers overlap.
+    // Hundreds of small files: the system calls of two writers overlap. After a failure
+    // no further file is started.
     let jobs = files.len() + copies.len();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || -> Result<()> {
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if i >= jobs {
-                return Ok(());
-            }
-            if let Some((p, content)) = files.get(i) {
-                write_in_existing_dir(p, content.as_bytes())?;
-            } else {
-                let (p, from) = &copies[i - files.len()];
-                let bytes =
-                    std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-                write_in_existing_dir(p, &bytes)?;
-            }
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let results = crate::parallel::indexed(jobs, if jobs > 32 { 4 } else { 1 }, |i| {
+        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
         }
-    };
-    if workers > 1 && jobs > 32 {
-        std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
-            let mut result = work();
-            for h in helpers {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a writer panicked")));
-                result = result.and(r);
-            }
-            result
-        })?;
-    } else {
-        work()?;
-    }
+        let r = if let Some((p, content)) = files.get(i) {
+            write_in_existing_dir(p, content.as_bytes())
+        } else {
+            let (p, from) = &copies[i - files.len()];
+            std::fs::read(from)
+                .with_context(|| format!("reading {}", from.display()))
+                .and_then(|bytes| write_in_existing_dir(p, &bytes))
+        };
+        if r.is_err() {
+            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    });
+    results.into_iter().collect::<Result<()>>()?;
     let mut written: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
     written.extend(copies.into_iter().map(|(p, _)| p));
     // The task folders the bundle has (`tasks/<name>/...`).
@@ -257,11 +244,6 @@ pub fn read_tree(dir: &Path) -> Result<std::collections::BTreeMap<String, String
         .collect())
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    crate::digest::hex(&Sha256::digest(bytes))
-}
-
 /// Whether the file at `path` holds exactly `content`.
 pub fn holds(path: &Path, content: &[u8]) -> bool {
     unchanged(path, content).is_some()
@@ -302,7 +284,7 @@ impl Record {
             {
                 Some((_, h)) => h.clone(),
                 None => {
-                    let h = sha256_hex(text.as_bytes());
+                    let h = crate::digest::sha256_hex(text.as_bytes());
                     if std::sync::Arc::strong_count(text) > 1 {
                         shared.push((std::sync::Arc::as_ptr(text), h.clone()));
                     }

@@ -17,6 +17,7 @@ pub mod emit;
 pub mod exec;
 pub mod fs;
 pub mod notebook;
+pub mod parallel;
 pub mod plan;
 pub mod pod;
 pub mod rehearse;

@@ -298,8 +298,7 @@ fn has_hash(path: &Path, hash: &str) -> bool {
     let Ok(bytes) = std::fs::read(path) else {
         return false;
     };
-    use sha2::Digest;
-    if crate::digest::hex(&sha2::Sha256::digest(&bytes)) != hash {
+    if crate::digest::sha256_hex(&bytes) != hash {
         return false;
     }
     let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());

@@ -533,36 +533,52 @@ fn write_secret_files(
     Ok(())
 }
 
-/// Copies the data claim's content into `dir`.
-pub fn export(vols: &RunVolumes, dir: &Path) -> Result<()> {
-    // A Job's values are on its pod's emptyDir.
-    let Some(vol) = vols
-        .data_claim
+/// The Docker volume holding the run's data: the data claim's, or a Job pod's emptyDir.
+fn data_volume(vols: &RunVolumes) -> Option<&String> {
+    vols.data_claim
         .as_ref()
         .and_then(|c| vols.claims.get(c))
         .or_else(|| vols.pod_volumes.get(crate::emit::k8s::DATA_VOLUME))
-    else {
+}
+
+/// A stopped root container of the helper image with `vol` at `at`, offline, for copying
+/// files in or out of the volume.
+async fn helper_container(
+    engine: &Engine,
+    vols: &RunVolumes,
+    vol: &str,
+    at: &str,
+    read_only: bool,
+    what: &str,
+) -> Result<String> {
+    let body = ContainerCreateBody {
+        image: Some(vols.helper_image.clone()),
+        user: Some("0:0".into()),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![volume_mount(vol, at, read_only)]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(engine
+        .docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await
+        .with_context(|| format!("creating the {what} container"))?
+        .id)
+}
+
+/// Copies the data claim's content into `dir`.
+pub fn export(vols: &RunVolumes, dir: &Path) -> Result<()> {
+    // A Job's values are on its pod's emptyDir.
+    let Some(vol) = data_volume(vols) else {
         return Ok(());
     };
     let rt = rt()?;
     let tar = rt.block_on(async {
         let engine = Engine::connect().await?;
-        let body = ContainerCreateBody {
-            image: Some(vols.helper_image.clone()),
-            user: Some("0:0".into()),
-            host_config: Some(HostConfig {
-                mounts: Some(vec![volume_mount(vol, "/nb2pipe-export", true)]),
-                network_mode: Some("none".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let id = engine
-            .docker
-            .create_container(None::<CreateContainerOptions>, body)
-            .await
-            .context("creating the export container")?
-            .id;
+        let id = helper_container(&engine, vols, vol, "/nb2pipe-export", true, "export").await?;
         let mut stream = engine.docker.download_from_container(
             &id,
             Some(DownloadFromContainerOptions {
@@ -618,12 +634,7 @@ pub fn export(vols: &RunVolumes, dir: &Path) -> Result<()> {
 /// [`export`] brings back what this one adds). The pods' fsGroup walk then owns it.
 pub fn seed_cache(vols: &RunVolumes, dir: &Path) -> Result<()> {
     let cache = dir.join(".nb2pipe");
-    let Some(vol) = vols
-        .data_claim
-        .as_ref()
-        .and_then(|c| vols.claims.get(c))
-        .or_else(|| vols.pod_volumes.get(crate::emit::k8s::DATA_VOLUME))
-    else {
+    let Some(vol) = data_volume(vols) else {
         return Ok(());
     };
     if !cache.is_dir() {
@@ -636,22 +647,7 @@ pub fn seed_cache(vols: &RunVolumes, dir: &Path) -> Result<()> {
     let bytes = tar.into_inner()?;
     rt()?.block_on(async {
         let engine = Engine::connect().await?;
-        let body = ContainerCreateBody {
-            image: Some(vols.helper_image.clone()),
-            user: Some("0:0".into()),
-            host_config: Some(HostConfig {
-                mounts: Some(vec![volume_mount(vol, "/nb2pipe-seed", false)]),
-                network_mode: Some("none".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let id = engine
-            .docker
-            .create_container(None::<CreateContainerOptions>, body)
-            .await
-            .context("creating the seed container")?
-            .id;
+        let id = helper_container(&engine, vols, vol, "/nb2pipe-seed", false, "seed").await?;
         let done = engine
             .docker
             .upload_to_container(

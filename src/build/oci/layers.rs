@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 /// The task user of every image (templates/task/Dockerfile.j2).
 pub const TASK_UID: u64 = 10001;
@@ -44,7 +43,7 @@ pub struct Layer {
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
+    format!("sha256:{}", crate::digest::sha256_hex(bytes))
 }
 
 fn key(path: &str) -> String {

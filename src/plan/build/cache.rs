@@ -111,7 +111,7 @@ pub fn ingredients(t: &Task, python: &str, base_image: &str) -> Vec<CacheIngredi
         out.push(ing(
             "module",
             &c.to[module_prefix.len()..],
-            hex(&Sha256::digest(&bytes)),
+            crate::digest::sha256_hex(&bytes),
         ));
     }
     for f in &t.files {
