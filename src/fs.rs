@@ -65,9 +65,9 @@ fn write_in_existing_dir(path: &Path, content: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The mode of the regular file at `path` when it holds exactly `content` (one open,
-/// one fstat, and a read only when the sizes match, in pieces: no buffer the size of the
-/// file is allocated).
+/// The mode of the regular file at `path` when it holds exactly `content`: one open, one
+/// fstat, and reads only when the sizes match, in pieces (no buffer the size of the
+/// file), stopping once `content.len()` bytes compared equal.
 fn unchanged(path: &Path, content: &[u8]) -> Option<u32> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).ok()?;
@@ -75,20 +75,22 @@ fn unchanged(path: &Path, content: &[u8]) -> Option<u32> {
     if !meta.is_file() || meta.len() != content.len() as u64 {
         return None;
     }
-    let mut buf = [0u8; 16 << 10];
-    let mut rest = content;
-    loop {
-        let n = f.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        if n > rest.len() || buf[..n] != rest[..n] {
-            return None;
-        }
-        rest = &rest[n..];
+    thread_local! {
+        // Zeroed once per thread, not once per file.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 << 10]);
     }
-    rest.is_empty()
-        .then_some(meta.permissions().mode() & 0o7777)
+    BUF.with_borrow_mut(|buf| {
+        let mut rest = content;
+        while !rest.is_empty() {
+            let want = rest.len().min(buf.len());
+            let n = f.read(&mut buf[..want]).ok()?;
+            if n == 0 || buf[..n] != rest[..n] {
+                return None;
+            }
+            rest = &rest[n..];
+        }
+        Some(meta.permissions().mode() & 0o7777)
+    })
 }
 
 /// Copies `from` to `path` atomically (0644), unless `path` already has its content.
@@ -154,7 +156,7 @@ pub fn write_bundle(dir: &Path, bundle: &Bundle) -> Result<Vec<PathBuf>> {
     if let Ok(entries) = std::fs::read_dir(&tasks) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !e.path().is_dir() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             if !kept.contains(name.as_str()) {
@@ -274,25 +276,30 @@ pub struct Record {
 
 impl Record {
     pub fn of(bundle: &Bundle, targets: &[String], skeletons: bool) -> Record {
-        // A text shared by several files (the runtime in every task folder) is hashed once.
-        let mut shared: Vec<(*const String, String)> = Vec::new();
-        let mut sha256 = std::collections::BTreeMap::new();
-        for (path, text) in &bundle.files {
-            let hash = match shared
-                .iter()
-                .find(|(p, _)| *p == std::sync::Arc::as_ptr(text))
-            {
-                Some((_, h)) => h.clone(),
-                None => {
-                    let h = crate::digest::sha256_hex(text.as_bytes());
-                    if std::sync::Arc::strong_count(text) > 1 {
-                        shared.push((std::sync::Arc::as_ptr(text), h.clone()));
-                    }
-                    h
-                }
-            };
-            sha256.insert(path.clone(), hash);
-        }
+        // A text shared by several files (the runtime in every task folder) is hashed
+        // once; the distinct texts are hashed on a few threads.
+        let mut distinct: Vec<&std::sync::Arc<String>> = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        let slots: Vec<usize> = bundle
+            .files
+            .values()
+            .map(|text| {
+                *seen.entry(std::sync::Arc::as_ptr(text)).or_insert_with(|| {
+                    distinct.push(text);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let workers = if distinct.len() > 32 { 4 } else { 1 };
+        let hashes = crate::parallel::indexed(distinct.len(), workers, |i| {
+            crate::digest::sha256_hex(distinct[i].as_bytes())
+        });
+        let sha256 = bundle
+            .files
+            .keys()
+            .zip(slots)
+            .map(|(path, slot)| (path.clone(), hashes[slot].clone()))
+            .collect();
         Record {
             input: Some(bundle.input.clone()).filter(|i| !i.is_empty()),
             sha256,
@@ -332,9 +339,14 @@ fn inside(rel: &str) -> bool {
 
 /// [`write_bundle`], then the record; the files an earlier record lists that this
 /// bundle no longer has (a target no longer written, a removed task) are removed, and
-/// folders they leave empty. Returns the removed files, relative to `dir`.
-pub fn write_recorded(dir: &Path, bundle: &Bundle, record: &Record) -> Result<Vec<String>> {
-    let earlier = read_record(dir);
+/// folders they leave empty. `earlier` is the record the folder had ([`read_record`]).
+/// Returns the removed files, relative to `dir`.
+pub fn write_recorded(
+    dir: &Path,
+    bundle: &Bundle,
+    record: &Record,
+    earlier: Option<&Record>,
+) -> Result<Vec<String>> {
     write_bundle(dir, bundle)?;
     let mut removed = Vec::new();
     for rel in earlier.iter().flat_map(|r| &r.files) {

@@ -20,7 +20,16 @@ pub fn indexed<T: Send>(n: usize, max: usize, f: impl Fn(usize) -> T + Sync) -> 
         }
     };
     let mut all: Vec<(usize, T)> = std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+        // The main thread's stack size: work may walk user input as deep as it does there.
+        let helpers: Vec<_> = (1..workers)
+            .map(|_| {
+                std::thread::Builder::new()
+                    .stack_size(8 << 20)
+                    .spawn_scoped(s, work)
+            })
+            // A thread the system refuses leaves its share to the others.
+            .filter_map(Result::ok)
+            .collect();
         let mut all = work();
         for h in helpers {
             // A panic in a helper is a panic here, as it would be without threads.

@@ -44,12 +44,13 @@ impl Pattern {
 /// Whether `text` has a match of `(?i)needle` for one of `needles` (ASCII letters): a
 /// `ſ` (U+017F, folds to `s`) or `K` (U+212A, folds to `k`) counts as a possible match.
 fn contains_nocase(text: &str, needles: &[&str]) -> bool {
-    text.contains(['\u{17F}', '\u{212A}'])
-        || needles.iter().any(|n| {
-            text.as_bytes()
-                .windows(n.len())
-                .any(|w| w.eq_ignore_ascii_case(n.as_bytes()))
-        })
+    if text.contains(['\u{17F}', '\u{212A}']) {
+        return true;
+    }
+    let lower = text.to_ascii_lowercase();
+    needles
+        .iter()
+        .any(|n| lower.contains(n.to_ascii_lowercase().as_str()))
 }
 
 /// Cheap pre-filter: most cells mention no credential-like name (any match of

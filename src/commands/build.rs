@@ -36,7 +36,7 @@ pub fn execute(args: &BuildArgs) -> CmdResult {
         loaded.output.as_deref(),
     )
     .join(&plan.pipeline);
-    let targets = bundle_targets(&args.target, &dir)?;
+    let targets = bundle_targets(&args.target, &dir, crate::fs::read_record(&dir).as_ref())?;
     // Build contexts come from the bundle as planned (tags); the bundle written to disk
     // refers to images by digest where an earlier push recorded one for the same tag.
     let bundle = emit::bundle(&plan, &templates, &targets)?;
@@ -200,11 +200,12 @@ fn write_bundle(
     let mut plan = plan.clone();
     images::apply(&mut plan, recorded);
     // Skeletons are asked for by `convert --skeletons`; build keeps them if recorded.
-    let skeletons = crate::fs::read_record(dir).is_some_and(|r| r.skeletons);
+    let earlier = crate::fs::read_record(dir);
+    let skeletons = earlier.as_ref().is_some_and(|r| r.skeletons);
     let options = emit::EmitOptions { skeletons };
     let bundle = emit::bundle_with(&plan, templates, targets, &options)?;
     let record = crate::fs::Record::of(&bundle, targets, skeletons);
-    crate::fs::write_recorded(dir, &bundle, &record)
+    crate::fs::write_recorded(dir, &bundle, &record, earlier.as_ref())
         .with_context(|| format!("writing the bundle to {}", dir.display()))?;
     Ok(())
 }

@@ -127,7 +127,8 @@ fn check_one(
         let plan = &plan;
         let dir = root.join(&plan.pipeline);
         let record = crate::fs::read_record(&dir);
-        let recorded = bundle_targets(&[], &dir).unwrap_or_else(|_| vec!["airflow".into()]);
+        let recorded =
+            bundle_targets(&[], &dir, record.as_ref()).unwrap_or_else(|_| vec!["airflow".into()]);
         let chosen: Vec<String> = match targets {
             Some(t) => t.to_vec(),
             None => recorded.clone(),
@@ -179,8 +180,8 @@ fn check_one(
                                 emit::bundle_with(plan, templates, &keep, &options)
                             };
                             match written.and_then(|b| {
-                                let record = crate::fs::Record::of(&b, &keep, skeletons);
-                                crate::fs::write_recorded(&dir, &b, &record)
+                                let new = crate::fs::Record::of(&b, &keep, skeletons);
+                                crate::fs::write_recorded(&dir, &b, &new, record.as_ref())
                             }) {
                                 Ok(_) => report.fixed = true,
                                 Err(e) => diags.push(Diagnostic::new(
@@ -414,7 +415,7 @@ mod tests {
         let bundle = emit::bundle_with(&plan, &templates, &chosen, &options).unwrap();
         let dir = tmp.path().join("out");
         let record = crate::fs::Record::of(&bundle, &chosen, false);
-        crate::fs::write_recorded(&dir, &bundle, &record).unwrap();
+        crate::fs::write_recorded(&dir, &bundle, &record, None).unwrap();
         let read = || crate::fs::read_record(&dir).unwrap();
         let current =
             |t: &Templates| recorded_is_current(&dir, &read(), &plan, t, &chosen, &options);
@@ -446,7 +447,7 @@ mod tests {
 
         std::fs::remove_file(dir.join("tasks/first/requirements.txt")).unwrap();
         assert!(!current(&templates), "a missing file");
-        crate::fs::write_recorded(&dir, &bundle, &record).unwrap();
+        crate::fs::write_recorded(&dir, &bundle, &record, None).unwrap();
         assert!(current(&templates));
 
         let user = tmp.path().join("templates/task");

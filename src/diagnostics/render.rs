@@ -149,13 +149,15 @@ fn visible(line: &str, caret_byte: Option<usize>) -> (String, Option<usize>) {
 /// `s` with control characters escaped (`\0`, `\u{1b}`), so a value quoted from a
 /// notebook cannot garble or drive the terminal. Newlines and tabs stay.
 fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\n' | '\t' => c.to_string(),
-            c if c.is_control() => c.escape_debug().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One JSON array, stable field order.

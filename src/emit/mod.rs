@@ -95,16 +95,29 @@ pub trait Emitter: Sync {
 
 /// A hash of everything a bundle is made from: emitters are pure functions of the plan,
 /// the templates, the chosen targets and the options, so an equal digest means an equal
-/// bundle (nb2pipe's version is part of it). The plan enters whole, through its `Debug`
-/// form, which holds every field and no hash-map order.
+/// bundle (nb2pipe's version is part of it).
 pub fn input_digest(
     plan: &Plan,
     templates: &Templates,
     chosen: &[String],
     options: &EmitOptions,
 ) -> String {
+    digest_with_json(&plan.to_json(), plan, templates, chosen, options)
+}
+
+/// [`input_digest`] given the plan's plan.json text. The plan enters whole: plan.json
+/// holds every field but the few that are `#[serde(skip)]`, which are hashed here
+/// through their `Debug` form. The patterns below name every field of the types that
+/// have such fields, so a new field does not compile until it is placed.
+fn digest_with_json(
+    json: &str,
+    plan: &Plan,
+    templates: &Templates,
+    chosen: &[String],
+    options: &EmitOptions,
+) -> String {
     use sha2::{Digest, Sha256};
-    /// The plan's `Debug` text goes straight into the hash, never into a string.
+    /// `Debug` text goes straight into the hash, never into a string.
     struct Hashing<'a>(&'a mut Sha256);
     impl std::fmt::Write for Hashing<'_> {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
@@ -120,26 +133,50 @@ pub fn input_digest(
         templates.digest().as_bytes(),
         chosen.as_bytes(),
         &skeletons,
+        json.as_bytes(),
     ] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
-    // Last, so it needs no length in front.
-    let _ = std::fmt::Write::write_fmt(&mut Hashing(&mut h), format_args!("{plan:?}"));
+    for task in &plan.tasks {
+        // `_`: in plan.json.
+        let crate::plan::Task {
+            name: _,
+            k8s_name: _,
+            cells: _,
+            inputs: _,
+            outputs: _,
+            changes: _,
+            parameters: _,
+            prelude: _,
+            imports: _,
+            requirements: _,
+            optional_requirements: _,
+            local_modules: _,
+            files: _,
+            metrics: _,
+            random_state,
+            settings: _,
+            image: _,
+            cache: _,
+            code,
+            copies,
+        } = task;
+        let restore_at = random_state.as_ref().map(|r| {
+            let crate::plan::RandomCarry {
+                from: _,
+                to: _,
+                restore_at,
+            } = r;
+            restore_at
+        });
+        // Debug text quotes every string, so one task's part cannot run into the next.
+        let _ = std::fmt::Write::write_fmt(
+            &mut Hashing(&mut h),
+            format_args!("{:?}", (restore_at, code, copies)),
+        );
+    }
     crate::digest::hex(&h.finalize())
-}
-
-/// plan.json.
-struct PlanJson;
-
-impl Emitter for PlanJson {
-    fn name(&self) -> &'static str {
-        "plan"
-    }
-    fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
-        out.add("plan.json", ctx.plan.to_json());
-        Ok(())
-    }
 }
 
 /// Every pipeline target, in `--target all` order.
@@ -176,7 +213,7 @@ pub fn bundle_with(
         templates,
         options,
     };
-    let input = input_digest(plan, templates, chosen, options);
+    let digest_of = chosen;
     let chosen: Vec<Box<dyn Emitter>> = targets()
         .into_iter()
         .filter(|t| chosen.iter().any(|c| c == t.name() || c == "all"))
@@ -186,27 +223,39 @@ pub fn bundle_with(
         .iter()
         .any(|t| t.name() != "job" || !job::uses_empty_dir(plan));
     // Each part goes into a bundle of its own, on as many threads as the machine has;
-    // the parts are merged in this order, so the result does not depend on timing.
+    // the parts are merged by path, so the result does not depend on timing. The
+    // targets (the largest parts) start first, and the task folders come in quarters.
     let n = plan.tasks.len();
-    let mut parts: Vec<(&'static str, Box<dyn Emitter>)> = vec![
-        ("plan", Box::new(PlanJson)),
-        ("tasks", Box::new(task_code::TaskFiles { tasks: 0..n / 2 })),
-        ("tasks", Box::new(task_code::TaskFiles { tasks: n / 2..n })),
-    ];
     let any = !chosen.is_empty();
-    parts.extend(chosen.into_iter().map(|t| (t.name(), t)));
+    let mut parts: Vec<(&'static str, Box<dyn Emitter>)> =
+        chosen.into_iter().map(|t| (t.name(), t)).collect();
     if any {
         parts.push(("k8s", Box::new(k8s::Objects { claim })));
     }
-    // Threads pay off from a few dozen files on.
+    for q in 0..4 {
+        let tasks = n * q / 4..n * (q + 1) / 4;
+        if !tasks.is_empty() {
+            parts.push(("tasks", Box::new(task_code::TaskFiles { tasks })));
+        }
+    }
+    // Threads pay off from a few dozen files on. The last job writes plan.json and
+    // hashes it into the input digest.
     let workers = if n >= 8 { 4 } else { 1 };
-    let bundles: Vec<Result<Bundle>> = crate::parallel::indexed(parts.len(), workers, |i| {
-        let (name, part) = &parts[i];
+    let bundles: Vec<Result<Bundle>> = crate::parallel::indexed(parts.len() + 1, workers, |i| {
+        let Some((name, part)) = parts.get(i) else {
+            let json = plan.to_json();
+            let mut b = Bundle {
+                input: digest_with_json(&json, plan, templates, digest_of, options),
+                ..Bundle::default()
+            };
+            b.add("plan.json", json);
+            return Ok(b);
+        };
         let mut b = Bundle::default();
         let emitted = part.emit(&ctx, &mut b);
         // The task files come from templates a user may replace: their errors are the
         // user's; a target's are nb2pipe's.
-        if matches!(*name, "plan" | "tasks") {
+        if *name == "tasks" {
             emitted?;
         } else {
             emitted
@@ -214,15 +263,15 @@ pub fn bundle_with(
         }
         Ok(b)
     });
-    let mut out = Bundle {
-        input,
-        ..Bundle::default()
-    };
+    let mut out = Bundle::default();
     for b in bundles {
         let mut b = b?;
         out.files.append(&mut b.files);
         out.copies.append(&mut b.copies);
         out.notes.append(&mut b.notes);
+        if !b.input.is_empty() {
+            out.input = b.input;
+        }
     }
     out.notes.sort();
     out.notes.dedup();

@@ -6,6 +6,12 @@
 /// escaped, so the generated file is pure ASCII and one line per literal.
 pub fn py_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_py_str(&mut out, s);
+    out
+}
+
+fn push_py_str(out: &mut String, s: &str) {
+    use std::fmt::Write;
     out.push('"');
     for c in s.chars() {
         match c {
@@ -15,15 +21,18 @@ pub fn py_str(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
+                let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c if c.is_ascii() => out.push(c),
-            c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+            c if (c as u32) <= 0xffff => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
         }
     }
     out.push('"');
-    out
 }
 
 /// A Python literal for any template value (strings, numbers, bools, None, lists, dicts).
@@ -33,30 +42,53 @@ pub fn py_value(v: &minijinja::Value) -> String {
 }
 
 pub fn py_json(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    push_py_json(&mut out, v);
+    out
+}
+
+/// The plan's JSON values nest at most [`crate::plan::values::MAX_JSON_DEPTH`] levels.
+fn push_py_json(out: &mut String, v: &serde_json::Value) {
     use serde_json::Value;
     match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
+        Value::Null => out.push_str("None"),
+        Value::Bool(true) => out.push_str("True"),
+        Value::Bool(false) => out.push_str("False"),
         Value::Number(n) => {
-            if let Some(f) = n.as_f64().filter(|_| !n.is_i64() && !n.is_u64()) {
-                if f.is_finite() {
-                    let s = format!("{f:?}");
-                    return s;
+            use std::fmt::Write;
+            match n.as_f64().filter(|_| !n.is_i64() && !n.is_u64()) {
+                Some(f) if f.is_finite() => {
+                    let _ = write!(out, "{f:?}");
                 }
-                return "None".into();
+                Some(_) => out.push_str("None"),
+                None => {
+                    let _ = write!(out, "{n}");
+                }
             }
-            n.to_string()
         }
-        Value::String(s) => py_str(s),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
-        Value::Object(o) => format!(
-            "{{{}}}",
-            o.iter()
-                .map(|(k, v)| format!("{}: {}", py_str(k), py_json(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Value::String(s) => push_py_str(out, s),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_py_json(out, x);
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_py_str(out, k);
+                out.push_str(": ");
+                push_py_json(out, x);
+            }
+            out.push('}');
+        }
     }
 }
 

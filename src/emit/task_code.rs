@@ -62,8 +62,10 @@ struct DockerInfo {
 }
 
 /// Rendered in place of the code first, to find the line the code starts on (the line
-/// map is absolute, and a user's template may have a longer header).
+/// map is absolute, and a user's template may have a longer header); and in place of
+/// the line map, in the built-in template.
 const CODE_MARK: &str = "#<nb2pipe task code>#";
+const MAP_MARK: &str = "#<nb2pipe line map>#";
 
 impl Emitter for TaskFiles {
     fn name(&self) -> &'static str {
@@ -241,10 +243,34 @@ fn main_py(ctx: &EmitContext<'_>, task: &Task) -> Result<String> {
             },
         )
     };
+    let names = cell_names(task);
+    // The built-in template writes the line map and the code once each, as they are: it
+    // is rendered once, with a mark in the place of each, unless a value of the plan
+    // holds a mark too.
+    if ctx.templates.is_builtin("task/main.py.j2") {
+        let probe = render(MAP_MARK.to_string(), CODE_MARK.to_string())?;
+        let map_at: Vec<usize> = probe.match_indices(MAP_MARK).map(|(i, _)| i).collect();
+        let code_at: Vec<usize> = probe.match_indices(CODE_MARK).map(|(i, _)| i).collect();
+        if let (&[m], &[c]) = (&map_at[..], &code_at[..]) {
+            let first_line = probe[..c].matches('\n').count();
+            let (code, map) = task_body(task, first_line + 1);
+            let map = map_literal(&map, &names);
+            let mut marks = [(m, MAP_MARK.len(), map), (c, CODE_MARK.len(), code)];
+            marks.sort_by_key(|k| k.0);
+            let mut out = String::with_capacity(probe.len() + marks[0].2.len() + marks[1].2.len());
+            let mut at = 0;
+            for (i, len, text) in &marks {
+                out.push_str(&probe[at..*i]);
+                out.push_str(text);
+                at = i + len;
+            }
+            out.push_str(&probe[at..]);
+            return Ok(out);
+        }
+    }
     // The line map's entries have a fixed width per chunk count, so rendering it with
     // zeros first cannot move the code's first line.
     let (_, probe_map) = task_body(task, 1);
-    let names = cell_names(task);
     let probe = render(
         map_literal(
             &probe_map.iter().map(|m| (0, 0, m.2, 0)).collect::<Vec<_>>(),
@@ -667,6 +693,42 @@ mod tests {
         let main = main_of(&plan, "one", &t);
         assert!(main.contains("# three\n"));
         assert_map_points_at_code(&main, &cells);
+    }
+
+    /// The built-in template is rendered once, a user's twice: with the built-in text as
+    /// the user's, both give the same file, also when a value of the plan holds a mark.
+    #[test]
+    fn one_render_of_the_builtin_template_equals_two() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("task")).unwrap();
+        std::fs::write(
+            dir.path().join("task/main.py.j2"),
+            include_str!("../../templates/task/main.py.j2"),
+        )
+        .unwrap();
+        let user = crate::emit::Templates::load(Some(dir.path())).unwrap();
+        let builtin = crate::emit::Templates::builtin();
+        assert!(builtin.is_builtin("task/main.py.j2") && !user.is_builtin("task/main.py.j2"));
+        let marked = format!("label = '{MAP_MARK} {CODE_MARK}'");
+        let cells = [
+            marked.as_str(),
+            "a = 1\nb = a + 1\n!echo hi\nc = b * 2",
+            "%%time\nd = c + len(label)\ne = d",
+        ];
+        let plan = plan_of(&[
+            (cells[0], &["parameters"]),
+            (cells[1], &["task:one"]),
+            (cells[2], &["task:two"]),
+        ]);
+        for task in ["one", "two"] {
+            let once = main_of(&plan, task, &builtin);
+            assert_eq!(once, main_of(&plan, task, &user), "task {task}");
+            assert_map_points_at_code(&once, &cells);
+        }
+        assert!(
+            main_of(&plan, "two", &builtin).contains(CODE_MARK),
+            "the parameter's default"
+        );
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Templates {
     /// Files copied as they are (not `.j2`): never parsed as templates.
     verbatim: Vec<(&'static str, String)>,
     user_dir: Option<PathBuf>,
+    /// The templates the user's folder replaced.
+    replaced: Vec<&'static str>,
     /// sha256 over every template's name and text (after the user's replacements).
     digest: String,
 }
@@ -65,11 +67,15 @@ impl Templates {
         env.add_filter("py", |v: minijinja::Value| super::pyrepr::py_value(&v));
         env.add_filter("pystr", |s: String| super::pyrepr::py_str(&s));
         let mut verbatim = Vec::new();
+        let mut replaced = Vec::new();
         let mut digest = sha2::Sha256::new();
         for (name, text) in BUILTIN {
             let text: String = match user_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
-                Some(p) => std::fs::read_to_string(&p)
-                    .with_context(|| format!("reading template {}", p.display()))?,
+                Some(p) => {
+                    replaced.push(*name);
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading template {}", p.display()))?
+                }
                 None => (*text).to_string(),
             };
             for part in [name.as_bytes(), text.as_bytes()] {
@@ -87,11 +93,17 @@ impl Templates {
             env,
             verbatim,
             user_dir: user_dir.map(Path::to_path_buf),
+            replaced,
             digest: crate::digest::hex(&digest.finalize()),
         })
     }
 
     /// What the templates are, as one hash (part of a bundle's input digest).
+    /// Whether `name` is nb2pipe's own template (no file of the user's replaces it).
+    pub fn is_builtin(&self, name: &str) -> bool {
+        !self.replaced.contains(&name)
+    }
+
     pub fn digest(&self) -> &str {
         &self.digest
     }

@@ -15,11 +15,13 @@ use crate::plan::Chunk;
 /// Facts per code cell (`None` for other cells), diagnosing what cannot run.
 pub(super) fn analyse_cells(nb: &Notebook, diags: &mut Vec<Diagnostic>) -> Vec<Option<CellFacts>> {
     let path = &nb.path;
-    let mut facts: Vec<Option<CellFacts>> = nb
-        .cells
-        .iter()
-        .map(|c| (c.kind == CellKind::Code).then(|| analysis::analyse_cell(&c.source)))
-        .collect();
+    // Cells are analysed independently; a thread pays off from a few dozen on.
+    let cells = &nb.cells;
+    let workers = if cells.len() >= 32 { 4 } else { 1 };
+    let mut facts: Vec<Option<CellFacts>> = crate::parallel::indexed(cells.len(), workers, |i| {
+        let c = &cells[i];
+        (c.kind == CellKind::Code).then(|| analysis::analyse_cell(&c.source))
+    });
     bind_star_imports(nb, &mut facts);
     let mut loaded: BTreeSet<&str> = BTreeSet::new();
     for (cell, f) in nb.cells.iter().zip(&facts) {
