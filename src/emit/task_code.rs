@@ -73,11 +73,7 @@ impl Emitter for TaskFiles {
     }
 
     fn emit(&self, ctx: &EmitContext<'_>, out: &mut Bundle) -> Result<()> {
-        let mut runtime = ctx.templates.source("task/nb2pipe_runtime.py")?;
-        if !runtime.ends_with('\n') {
-            runtime.push('\n');
-        }
-        let runtime = std::sync::Arc::new(runtime);
+        let runtime = ctx.templates.file("task/nb2pipe_runtime.py")?;
         let tasks = ctx.plan.tasks.get(self.tasks.clone()).unwrap_or_default();
         for task in tasks {
             let dir = format!("tasks/{}", task.name);

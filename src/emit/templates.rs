@@ -32,7 +32,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub struct Templates {
     env: Environment<'static>,
     /// Files copied as they are (not `.j2`): never parsed as templates.
-    verbatim: Vec<(&'static str, String)>,
+    /// Files copied as they are (the runtime), each ending with a newline.
+    verbatim: Vec<(&'static str, std::sync::Arc<String>)>,
     user_dir: Option<PathBuf>,
     /// The templates the user's folder replaced.
     replaced: Vec<&'static str>,
@@ -83,7 +84,11 @@ impl Templates {
                 digest.update(part);
             }
             if !name.ends_with(".j2") {
-                verbatim.push((*name, text));
+                let mut text = text;
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                verbatim.push((*name, std::sync::Arc::new(text)));
                 continue;
             }
             env.add_template_owned(*name, text)
@@ -126,11 +131,12 @@ impl Templates {
         Ok(out)
     }
 
-    /// A template file's text as is (files copied verbatim, like the runtime).
-    pub fn source(&self, name: &str) -> Result<String> {
+    /// A file copied as it is (the runtime), ending with a newline: one text that every
+    /// copy in the bundle shares.
+    pub fn file(&self, name: &str) -> Result<std::sync::Arc<String>> {
         match self.verbatim.iter().find(|(n, _)| *n == name) {
-            Some((_, text)) => Ok(text.clone()),
-            None => Ok(self.env.get_template(name)?.source().to_string()),
+            Some((_, text)) => Ok(std::sync::Arc::clone(text)),
+            None => anyhow::bail!("{name} is not a file copied as it is"),
         }
     }
 }
