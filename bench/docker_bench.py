@@ -65,6 +65,31 @@ def size(ref):
     return int(out.strip())
 
 
+def all_in_one(work, cert):
+    """The build context of one image for the whole bundle in WORK/out/bench: the union
+    of the tasks' requirements and every task's folder, FROM the same base and runtime."""
+    plan = json.load(open(os.path.join(work, "out/bench/plan.json")))
+    aio = os.path.join(work, "aio")
+    os.makedirs(aio)
+    reqs = sorted({r["line"] for t in plan["tasks"] for r in t["requirements"]})
+    with open(os.path.join(aio, "requirements.txt"), "w") as f:
+        f.write("".join(r + "\n" for r in reqs))
+    shutil.copy(cert, os.path.join(aio, "nb2pipe-pip-cert.pem"))
+    with open(os.path.join(aio, "nb2pipe-pip.conf"), "w") as f:
+        f.write("[global]\ncert = /nb2pipe-build/nb2pipe-pip-cert.pem\n")
+    for t in plan["tasks"]:
+        shutil.copytree(os.path.join(work, "out/bench/tasks", t["name"]),
+                        os.path.join(aio, "tasks", t["name"]))
+    shutil.copy(os.path.join(work, "out/bench/tasks/load/nb2pipe_runtime.py"), aio)
+    df = open(os.path.join(work, "out/bench/tasks/load/Dockerfile")).read()
+    task_copy = "COPY --chown=10001:10001 main.py /app/main.py"
+    if task_copy not in df:
+        sys.exit("the task Dockerfile no longer has `%s`: update all_in_one()" % task_copy)
+    with open(os.path.join(aio, "Dockerfile"), "w") as f:
+        f.write(df.replace(task_copy, "COPY --chown=10001:10001 tasks/ /app/tasks/"))
+    return aio
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nb2pipe", default="target/release/nb2pipe")
@@ -93,22 +118,7 @@ def main():
     rebuilt = [l.split(":")[0] for l in err.splitlines() if ": built in " in l]
 
     # All-in-one: the union of requirements and every task's code in one image.
-    aio = os.path.join(work, "aio")
-    os.makedirs(aio)
-    reqs = sorted({l for t in plan["tasks"] for l in (r["line"] for r in t["requirements"])})
-    with open(os.path.join(aio, "requirements.txt"), "w") as f:
-        f.write("".join(r + "\n" for r in reqs))
-    shutil.copy(cert, os.path.join(aio, "nb2pipe-pip-cert.pem"))
-    with open(os.path.join(aio, "nb2pipe-pip.conf"), "w") as f:
-        f.write("[global]\ncert = /nb2pipe-build/nb2pipe-pip-cert.pem\n")
-    for t in plan["tasks"]:
-        shutil.copytree(os.path.join(work, "out/bench/tasks", t["name"]),
-                        os.path.join(aio, "tasks", t["name"]))
-    shutil.copy(os.path.join(work, "out/bench/tasks/load/nb2pipe_runtime.py"), aio)
-    df = open(os.path.join(work, "out/bench/tasks/load/Dockerfile")).read()
-    df = df.replace("COPY main.py /app/main.py", "COPY tasks/ /app/tasks/")
-    with open(os.path.join(aio, "Dockerfile"), "w") as f:
-        f.write(df)
+    aio = all_in_one(work, cert)
     aio_tag = "nb2pipe-bench/all-in-one:%x" % time.time_ns()
     aio_time, _ = timed(["docker", "build", "--no-cache", "-q", "-t", aio_tag, aio],
                         env=dict(os.environ, DOCKER_BUILDKIT="0"))

@@ -28,7 +28,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from docker_bench import CELLS, notebook, timed  # noqa: E402
+from docker_bench import CELLS, all_in_one, notebook, timed  # noqa: E402
 
 
 def manifest(ref):
@@ -89,24 +89,7 @@ def main():
     one_stats = stats(err)
 
     # The all-in-one image, as bench/docker_bench.py makes it, FROM the same base.
-    plan = json.load(open(os.path.join(work, "out/bench/plan.json")))
-    aio = os.path.join(work, "aio")
-    os.makedirs(aio)
-    reqs = sorted({r["line"] for t in plan["tasks"] for r in t["requirements"]})
-    with open(os.path.join(aio, "requirements.txt"), "w") as f:
-        f.write("".join(r + "\n" for r in reqs))
-    shutil.copy(cert, os.path.join(aio, "nb2pipe-pip-cert.pem"))
-    with open(os.path.join(aio, "nb2pipe-pip.conf"), "w") as f:
-        f.write("[global]\ncert = /nb2pipe-build/nb2pipe-pip-cert.pem\n")
-    for t in plan["tasks"]:
-        shutil.copytree(os.path.join(work, "out/bench/tasks", t["name"]),
-                        os.path.join(aio, "tasks", t["name"]))
-    shutil.copy(os.path.join(work, "out/bench/tasks/load/nb2pipe_runtime.py"), aio)
-    df = open(os.path.join(work, "out/bench/tasks/load/Dockerfile")).read()
-    df = df.replace("COPY --chown=10001:10001 main.py /app/main.py",
-                    "COPY --chown=10001:10001 tasks/ /app/tasks/")
-    with open(os.path.join(aio, "Dockerfile"), "w") as f:
-        f.write(df)
+    aio = all_in_one(work, cert)
     aio_tag = "%s/bench-aio-%x/all-in-one:1" % (registry, time.time_ns())
     aio_time, _ = timed(["docker", "build", "--no-cache", "-q", "-t", aio_tag, aio],
                         env=dict(os.environ, DOCKER_BUILDKIT="0"))

@@ -50,15 +50,19 @@ class CommandHandler(APIHandler):
             body = json.loads(self.request.body or b"{}")
         except (ValueError, UnicodeDecodeError):
             return self._fail(400, "the request body is not valid JSON")
+        allow_hidden = bool(getattr(self.contents_manager, "allow_hidden", True))
         try:
-            allow_hidden = bool(getattr(self.contents_manager, "allow_hidden", True))
-            req = runner.validate(self.command, self._root(), body, allow_hidden)
-            loop = tornado.ioloop.IOLoop.current()
-            # The binary takes milliseconds, but never block the server's event loop.
-            doc = await loop.run_in_executor(None, runner.run, self.command, req, self.timeout)
+            doc = await self._answer(body, allow_hidden)
         except runner.RequestError as e:
             return self._fail(e.status, e.message)
         self.finish(json.dumps(doc))
+
+    async def _answer(self, body: dict, allow_hidden: bool) -> dict:
+        """The command's JSON answer to a request body (RequestError: the client's fault)."""
+        req = runner.validate(self.command, self._root(), body, allow_hidden)
+        loop = tornado.ioloop.IOLoop.current()
+        # The binary takes milliseconds, but never block the server's event loop.
+        return await loop.run_in_executor(None, runner.run, self.command, req, self.timeout)
 
     @tornado.web.authenticated
     @authorized
@@ -88,24 +92,9 @@ class RunHandler(CommandHandler):
     def _action(self) -> str:
         return "write" if self.command == "run" else "read"
 
-    @tornado.web.authenticated
-    async def post(self) -> None:
-        allowed = await ensure_async(
-            self.authorizer.is_authorized(self, self.current_user, self._action(), self.auth_resource)
-        )
-        if not allowed:
-            raise tornado.web.HTTPError(403)
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            return self._fail(400, "the request body is not valid JSON")
-        try:
-            allow_hidden = bool(getattr(self.contents_manager, "allow_hidden", True))
-            req = runner.validate_run(self._root(), body, allow_hidden)
-            doc = runner.start_run(req) if self.command == "run" else runner.runs(req)
-        except runner.RequestError as e:
-            return self._fail(e.status, e.message)
-        self.finish(json.dumps(doc))
+    async def _answer(self, body: dict, allow_hidden: bool) -> dict:
+        req = runner.validate_run(self._root(), body, allow_hidden)
+        return runner.start_run(req) if self.command == "run" else runner.runs(req)
 
     @tornado.web.authenticated
     @authorized
