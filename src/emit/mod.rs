@@ -106,9 +106,9 @@ pub fn input_digest(
 }
 
 /// [`input_digest`] given the plan's plan.json text. The plan enters whole: plan.json
-/// holds every field but the few that are `#[serde(skip)]`, which are hashed here
-/// through their `Debug` form. The patterns below name every field of the types that
-/// have such fields, so a new field does not compile until it is placed.
+/// holds every field but the few that are `#[serde(skip)]`, which are hashed here. The
+/// patterns below name every field of the types that have such fields (and of `Chunk`),
+/// so a new field does not compile until it is placed.
 fn digest_with_json(
     json: &str,
     plan: &Plan,
@@ -170,11 +170,46 @@ fn digest_with_json(
             } = r;
             restore_at
         });
-        // Debug text quotes every string, so one task's part cannot run into the next.
-        let _ = std::fmt::Write::write_fmt(
-            &mut Hashing(&mut h),
-            format_args!("{:?}", (restore_at, code, copies)),
-        );
+        // The code's text (most of it) is hashed as it is, after its length; the small
+        // rest as `Debug` text of a tuple, which ends at its closing parenthesis (strings
+        // in it are quoted): no part can run into the next.
+        let text = |h: &mut Sha256, t: &[u8]| {
+            h.update((t.len() as u64).to_le_bytes());
+            h.update(t);
+        };
+        let debug = |h: &mut Sha256, v: &dyn std::fmt::Debug| {
+            let _ = std::fmt::Write::write_fmt(&mut Hashing(h), format_args!("{v:?}"));
+        };
+        debug(&mut h, &(restore_at, copies, code.len()));
+        for chunk in code {
+            let crate::plan::Chunk {
+                cell,
+                first_line,
+                python,
+                escapes,
+                magic,
+                wrapper,
+                raw_body,
+                prelude,
+                syntax_error,
+                call_literals,
+            } = chunk;
+            text(&mut h, python.as_bytes());
+            text(&mut h, raw_body.as_bytes());
+            debug(
+                &mut h,
+                &(
+                    cell,
+                    first_line,
+                    escapes,
+                    magic,
+                    wrapper,
+                    prelude,
+                    syntax_error,
+                    call_literals,
+                ),
+            );
+        }
     }
     crate::digest::hex(&h.finalize())
 }
