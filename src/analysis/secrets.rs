@@ -41,16 +41,15 @@ impl Pattern {
     }
 }
 
-/// Whether `text` has a match of `(?i)needle` for one of `needles` (ASCII letters): a
+/// Whether `text` has a match of `(?i)needle` for one of `needles` (lowercase ASCII
+/// letters): a
 /// `ſ` (U+017F, folds to `s`) or `K` (U+212A, folds to `k`) counts as a possible match.
 fn contains_nocase(text: &str, needles: &[&str]) -> bool {
     if text.contains(['\u{17F}', '\u{212A}']) {
         return true;
     }
     let lower = text.to_ascii_lowercase();
-    needles
-        .iter()
-        .any(|n| lower.contains(n.to_ascii_lowercase().as_str()))
+    needles.iter().any(|n| lower.contains(n))
 }
 
 /// Cheap pre-filter: most cells mention no credential-like name (any match of
@@ -389,6 +388,12 @@ mod tests {
         ] {
             assert!(!super::find_secrets(&code).is_empty(), "{code}");
         }
+        let lowercase = |n: &&str| n.bytes().all(|b| b.is_ascii_lowercase());
+        assert!(super::NAME_HINTS.iter().all(lowercase));
+        assert!(super::PATTERNS
+            .iter()
+            .filter(|p| p.nocase)
+            .all(|p| p.needles.iter().all(lowercase)));
         let needle_free = "x = compute(1)\nprint(x)";
         assert!(!super::contains_nocase(needle_free, super::NAME_HINTS));
         assert!(super::PATTERNS.iter().all(|p| !p.may_match(needle_free)));

@@ -673,17 +673,23 @@ mod tests {
         assert_map_points_at_code(&main_of(&plan, "two", &t), &cells);
     }
 
-    #[test]
-    fn line_map_follows_a_user_template_with_a_longer_header() {
+    /// Templates whose task/main.py.j2 is the user's `text` (the folder lives as long).
+    fn user_main_template(text: &str) -> (tempfile::TempDir, crate::emit::Templates) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("task")).unwrap();
-        let text = include_str!("../../templates/task/main.py.j2").replacen(
-            "import nb2pipe_runtime",
-            "# one\n# two\n# three\nimport nb2pipe_runtime",
-            1,
-        );
         std::fs::write(dir.path().join("task/main.py.j2"), text).unwrap();
         let t = crate::emit::Templates::load(Some(dir.path())).unwrap();
+        (dir, t)
+    }
+
+    #[test]
+    fn line_map_follows_a_user_template_with_a_longer_header() {
+        let (_dir, t) =
+            user_main_template(&include_str!("../../templates/task/main.py.j2").replacen(
+                "import nb2pipe_runtime",
+                "# one\n# two\n# three\nimport nb2pipe_runtime",
+                1,
+            ));
         let cells = ["x = 1\ny = x + 1\nprint(y)"];
         let plan = plan_of(&[(cells[0], &["task:one"])]);
         let main = main_of(&plan, "one", &t);
@@ -695,14 +701,7 @@ mod tests {
     /// the user's, both give the same file, also when a value of the plan holds a mark.
     #[test]
     fn one_render_of_the_builtin_template_equals_two() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("task")).unwrap();
-        std::fs::write(
-            dir.path().join("task/main.py.j2"),
-            include_str!("../../templates/task/main.py.j2"),
-        )
-        .unwrap();
-        let user = crate::emit::Templates::load(Some(dir.path())).unwrap();
+        let (_dir, user) = user_main_template(include_str!("../../templates/task/main.py.j2"));
         let builtin = crate::emit::Templates::builtin();
         assert!(builtin.is_builtin("task/main.py.j2") && !user.is_builtin("task/main.py.j2"));
         let marked = format!("label = '{MAP_MARK} {CODE_MARK}'");

@@ -31,8 +31,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 pub struct Templates {
     env: Environment<'static>,
-    /// Files copied as they are (not `.j2`): never parsed as templates.
-    /// Files copied as they are (the runtime), each ending with a newline.
+    /// Files copied as they are (not `.j2`, never parsed as templates: the runtime), each
+    /// ending with a newline.
     verbatim: Vec<(&'static str, std::sync::Arc<String>)>,
     user_dir: Option<PathBuf>,
     /// The templates the user's folder replaced.
@@ -103,12 +103,12 @@ impl Templates {
         })
     }
 
-    /// What the templates are, as one hash (part of a bundle's input digest).
     /// Whether `name` is nb2pipe's own template (no file of the user's replaces it).
     pub fn is_builtin(&self, name: &str) -> bool {
         !self.replaced.contains(&name)
     }
 
+    /// What the templates are, as one hash (part of a bundle's input digest).
     pub fn digest(&self) -> &str {
         &self.digest
     }
