@@ -12,11 +12,12 @@ import nbformat
 from test_server import post
 
 
-def plain_notebook(path, fail=False):
+def plain_notebook(path, fail=False, gate=None):
     """Two tasks of plain Python (the test venv has no pandas): `make` hands `numbers`
-    and `label` to `total`."""
+    and `label` to `total`. With `gate`, `make` waits until that file exists."""
+    wait = f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.05)\n" if gate else ""
     cells = [
-        ("numbers = [3, 1, 2]\nlabel = 'n\\u00e9'\nprint('made', numbers)", ["task:make"]),
+        (wait + "numbers = [3, 1, 2]\nlabel = 'n\\u00e9'\nprint('made', numbers)", ["task:make"]),
         ("total = sum(numbers)\n" + ("raise ValueError('boom')\n" if fail else "") + "print('total', total, label)", ["task:total"]),
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src, metadata={"tags": tags}) for src, tags in cells])
@@ -28,7 +29,9 @@ def plain_notebook(path, fail=False):
 OUT = "run-out"
 
 
-def follow(server, path, timeout=120):
+def follow(server, path, timeout=120, until=None):
+    """Polls /nb2pipe/runs until the run has ended, or until `until(states)` holds for
+    the active run's task states; returns the last answer and every (task, state) seen."""
     deadline = time.monotonic() + timeout
     seen = set()
     while time.monotonic() < deadline:
@@ -37,24 +40,29 @@ def follow(server, path, timeout=120):
         doc = r.json()
         active = doc["active"]
         if active:
-            seen |= {(t["name"], t["state"]) for t in active["tasks"]}
-            if not active["running"]:
+            states = {t["name"]: t["state"] for t in active["tasks"]}
+            seen |= set(states.items())
+            if until(states) if until else not active["running"]:
                 return doc, seen
-        time.sleep(0.2)
-    raise TimeoutError(f"the run of {path} did not end within {timeout}s")
+        time.sleep(0.1)
+    raise TimeoutError(f"the run of {path} did not reach its state within {timeout}s")
 
 
 def test_run_reports_states_log_tails_and_the_last_run(server):
-    plain_notebook(server["root"] / "plain.ipynb")
+    gate = server["root"] / "plain.gate"
+    plain_notebook(server["root"] / "plain.ipynb", gate=gate)
     r = post(server, "runs", {"path": "plain.ipynb", "out": OUT})
     assert r.json() == {"ok": True, "active": None, "last": None}
     r = post(server, "run", {"path": "plain.ipynb", "out": OUT})
     assert r.status_code == 200, r.text
-    doc, seen = follow(server, "plain.ipynb")
+    # `make` holds at the gate, so the panel must show the run in progress before it ends.
+    doc, _ = follow(server, "plain.ipynb", until=lambda s: s == {"make": "running", "total": "waiting"})
+    assert doc["active"]["running"], doc
+    gate.touch()
+    doc, _ = follow(server, "plain.ipynb")
     assert doc["active"]["exit_code"] == 0, doc
     states = {t["name"]: t["state"] for t in doc["active"]["tasks"]}
     assert states == {"make": "succeeded", "total": "succeeded"}
-    assert ("total", "waiting") in seen or ("total", "running") in seen, seen
     last = doc["last"]
     assert last["run_id"] == doc["active"]["run_id"] and last["pipeline"] == "plain"
     tails = {t["name"]: t["log_tail"] for t in last["tasks"]}
