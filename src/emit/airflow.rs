@@ -48,10 +48,63 @@ impl Emitter for Airflow {
         let mut notes = Vec::new();
         let info = dag_info(ctx.plan, &mut notes);
         out.notes.extend(notes);
-        let text = ctx.templates.render("airflow/dag.py.j2", &info)?;
+        let text = dag_text(ctx, info)?;
         out.add(format!("airflow/{}.py", ctx.plan.pipeline), text);
         Ok(())
     }
+}
+
+const DAG_TEMPLATE: &str = "airflow/dag.py.j2";
+
+/// The operator variable that marks where the operators go in a render of the built-in
+/// template; the render has no other operator, and every other value is a Python
+/// literal, so the mark's block is found once or the tasks are rendered after all.
+const OPERATORS_MARK: &str = "t_NB2PIPE_OPERATORS";
+
+/// The DAG file. The built-in template is rendered with one empty operator in place of
+/// the tasks, and the operators, written as its loop writes them, go where it is (a
+/// hundred operators' kwargs through the template engine were most of the Airflow
+/// target's time). A user's template is rendered with the tasks.
+fn dag_text(ctx: &EmitContext<'_>, mut info: DagInfo) -> Result<String> {
+    if ctx.templates.is_builtin(DAG_TEMPLATE) {
+        let probe_task = TaskInfo {
+            var: OPERATORS_MARK.to_string(),
+            operator: "",
+            kwargs: Vec::new(),
+        };
+        let tasks = std::mem::replace(&mut info.tasks, vec![probe_task]);
+        let probe = ctx.templates.render(DAG_TEMPLATE, &info)?;
+        let slot = format!("    {OPERATORS_MARK} = (\n    )\n");
+        if let [(at, _)] = probe.match_indices(&slot).collect::<Vec<_>>()[..] {
+            let size: usize = tasks
+                .iter()
+                .flat_map(|t| &t.kwargs)
+                .map(|(k, v)| k.len() + v.len() + 11)
+                .sum();
+            let mut text = String::with_capacity(probe.len() + size + 64 * tasks.len());
+            text.push_str(&probe[..at]);
+            for t in &tasks {
+                operator_text(&mut text, t);
+            }
+            text.push_str(&probe[at + slot.len()..]);
+            return Ok(text);
+        }
+        info.tasks = tasks;
+    }
+    ctx.templates.render(DAG_TEMPLATE, &info)
+}
+
+/// One operator as the built-in template's loop lays it out.
+fn operator_text(out: &mut String, t: &TaskInfo) {
+    for part in ["    ", &t.var, " = ", t.operator, "(\n"] {
+        out.push_str(part);
+    }
+    for (k, v) in &t.kwargs {
+        for part in ["        ", k, "=", v, ",\n"] {
+            out.push_str(part);
+        }
+    }
+    out.push_str("    )\n");
 }
 
 /// A Python expression for a string that Airflow renders with Jinja: the value itself
@@ -631,6 +684,49 @@ fn volume(v: &Volume) -> String {
 #[cfg(test)]
 mod tests {
     use super::templated;
+
+    /// The built-in template rendered around its marked slot gives the file a full render
+    /// of the same text (as a user's template) gives, on every fixture notebook.
+    #[test]
+    fn the_spliced_builtin_dag_equals_a_full_render() {
+        use crate::emit::{EmitContext, EmitOptions, Templates};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("airflow")).unwrap();
+        std::fs::write(
+            dir.path().join(super::DAG_TEMPLATE),
+            include_str!("../../templates/airflow/dag.py.j2"),
+        )
+        .unwrap();
+        let user = Templates::load(Some(dir.path())).unwrap();
+        let builtin = Templates::builtin();
+        assert!(builtin.is_builtin(super::DAG_TEMPLATE) && !user.is_builtin(super::DAG_TEMPLATE));
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/notebooks");
+        let mut compared = 0;
+        for e in std::fs::read_dir(fixtures).unwrap() {
+            let path = e.unwrap().path();
+            let loaded = crate::commands::load(&path, &Default::default());
+            let Some(plan) = loaded.plan.filter(|p| !p.tasks.is_empty()) else {
+                continue;
+            };
+            let text = |templates: &Templates| {
+                let ctx = EmitContext {
+                    plan: &plan,
+                    templates,
+                    options: &EmitOptions::default(),
+                };
+                super::dag_text(&ctx, super::dag_info(&plan, &mut Vec::new())).unwrap()
+            };
+            let spliced = text(&builtin);
+            assert!(
+                !spliced.contains(super::OPERATORS_MARK),
+                "{}",
+                path.display()
+            );
+            assert_eq!(spliced, text(&user), "{}", path.display());
+            compared += 1;
+        }
+        assert!(compared >= 8, "only {compared} fixtures have a plan");
+    }
 
     #[test]
     fn templated_values_are_escaped_for_jinja() {

@@ -258,8 +258,7 @@ pub fn bundle_with(
         .iter()
         .any(|t| t.name() != "job" || !job::uses_empty_dir(plan));
     // Each part goes into a bundle of its own, on as many threads as the machine has;
-    // the parts are merged by path, so the result does not depend on timing. The
-    // targets (the largest parts) start first, and the task folders come in quarters.
+    // the parts are merged by path, so the result does not depend on timing.
     let n = plan.tasks.len();
     let any = !chosen.is_empty();
     let mut parts: Vec<(&'static str, Box<dyn Emitter>)> =
@@ -273,11 +272,12 @@ pub fn bundle_with(
             parts.push(("tasks", Box::new(task_code::TaskFiles { tasks })));
         }
     }
-    // Threads pay off from a few dozen files on. The last job writes plan.json and
-    // hashes it into the input digest.
+    // Threads pay off from a few dozen files on. Job 0 writes plan.json and hashes it
+    // into the input digest; the jobs are taken in order, so the longest (plan.json, a
+    // target) start first and the task folders' quarters fill in after them.
     let workers = if n >= 8 { 4 } else { 1 };
     let bundles: Vec<Result<Bundle>> = crate::parallel::indexed(parts.len() + 1, workers, |i| {
-        let Some((name, part)) = parts.get(i) else {
+        let Some((name, part)) = i.checked_sub(1).and_then(|p| parts.get(p)) else {
             let json = plan.to_json();
             let mut b = Bundle {
                 input: digest_with_json(&json, plan, templates, digest_of, options),
