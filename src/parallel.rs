@@ -1,10 +1,17 @@
 //! Work split over a few threads, with results in a fixed order (outputs must not
 //! depend on timing).
 
+/// The threads this process may run at once, found once: the standard library reads
+/// the cgroup's CPU quota from files on every call.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |w| w.get()))
+}
+
 /// `f(0..n)` on up to `max` threads (no more than the machine has), the results in
 /// index order.
 pub fn indexed<T: Send>(n: usize, max: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let workers = std::thread::available_parallelism().map_or(1, |w| w.get().min(n).min(max));
+    let workers = cores().min(n).min(max);
     if workers <= 1 {
         return (0..n).map(f).collect();
     }

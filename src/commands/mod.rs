@@ -25,6 +25,8 @@ pub struct Loaded {
     pub plan: Option<Plan>,
     pub diagnostics: Vec<Diagnostic>,
     pub output: Option<String>,
+    /// The cells' facts the plan was made from ([`plan::build::Built::facts`]).
+    pub facts: Vec<Option<crate::analysis::CellFacts>>,
 }
 
 impl SettingsArgs {
@@ -54,6 +56,7 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
                 plan: None,
                 diagnostics: vec![d],
                 output: None,
+                facts: Vec::new(),
             }
         }
     };
@@ -65,6 +68,7 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
                 plan: None,
                 diagnostics: vec![d],
                 output: None,
+                facts: Vec::new(),
             }
         }
     };
@@ -84,6 +88,7 @@ pub fn load(notebook: &Path, settings: &SettingsArgs) -> Loaded {
         plan: Some(built.plan),
         diagnostics: diags,
         output,
+        facts: built.facts,
     }
 }
 

@@ -275,11 +275,7 @@ pub(super) fn resolve_requirements(
                     .collect(),
                 exchanges_values: !cx.flow.inputs[t].is_empty() || sends_values(cx.edges, t),
                 // Its problems are reported with the task's other settings.
-                spark_version: super::layers::spark(
-                    &super::layers::resolve_task_layer(cx.merged, &d.name, d),
-                    &mut |_| {},
-                )
-                .map(|s| s.version),
+                spark_version: super::layers::spark(&cx.layers[t], &mut |_| {}).map(|s| s.version),
             }
         })
         .collect();

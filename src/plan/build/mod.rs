@@ -51,14 +51,18 @@ pub struct BuildInput<'a> {
 pub struct Built {
     pub plan: Plan,
     pub diagnostics: Vec<Diagnostic>,
+    /// What the plan was read from: the facts of each cell. Handed back so a caller
+    /// that ends the process next need not free their many small allocations.
+    pub facts: Vec<Option<CellFacts>>,
 }
 
 /// The notebook cut into tasks, with its data flow: what each task's own decisions read.
 struct Drafted<'a> {
     nb: &'a Notebook,
-    merged: &'a PipelineLayer,
     facts: &'a [Option<CellFacts>],
     drafts: &'a [TaskDraft],
+    /// Per task, its settings layers laid over one another (resolved once per task).
+    layers: &'a [super::settings::TaskLayer],
     prelude: &'a [PreludeStmt],
     /// Per task, the prelude statements it runs (indices into `prelude`).
     preludes: &'a [Vec<usize>],
@@ -79,12 +83,13 @@ pub fn build(input: BuildInput<'_>) -> Built {
         prelude::parameters_and_prelude(nb, &facts, &roles, &mut diags);
     prelude.extend(flow::task_import_stmts(&facts, &drafts));
     let param_names: BTreeSet<String> = parameters.iter().map(|p| p.name.clone()).collect();
-    let used_imports_only: Vec<bool> = drafts
+    let task_layers: Vec<super::settings::TaskLayer> = drafts
         .iter()
-        .map(|d| {
-            layers::resolve_task_layer(&merged, &d.name, d).imports
-                == Some(super::settings::ImportsMode::Used)
-        })
+        .map(|d| layers::resolve_task_layer(&merged, &d.name, d))
+        .collect();
+    let used_imports_only: Vec<bool> = task_layers
+        .iter()
+        .map(|l| l.imports == Some(super::settings::ImportsMode::Used))
         .collect();
     let (flow, preludes) = flow::flow_with_preludes(
         nb,
@@ -118,9 +123,9 @@ pub fn build(input: BuildInput<'_>) -> Built {
 
     let cx = Drafted {
         nb,
-        merged: &merged,
         facts: &facts,
         drafts: &drafts,
+        layers: &task_layers,
         prelude: &prelude,
         preludes: &preludes,
         flow: &flow,
@@ -171,6 +176,7 @@ pub fn build(input: BuildInput<'_>) -> Built {
     Built {
         plan,
         diagnostics: diags,
+        facts,
     }
 }
 
@@ -182,9 +188,9 @@ fn plan_task(
     diags: &mut Vec<Diagnostic>,
 ) -> Task {
     let d = &cx.drafts[t];
-    let layer = layers::resolve_task_layer(cx.merged, &d.name, d);
+    let layer = &cx.layers[t];
     let first_line = cx.nb.cells[d.first_cell].first_line();
-    let ts = layers::task_settings(&layer, &cx.nb.path, d.first_cell, first_line, diags);
+    let ts = layers::task_settings(layer, &cx.nb.path, d.first_cell, first_line, diags);
     let inputs = flow::task_inputs(cx.flow, cx.drafts, t);
     let outputs = edges::task_outputs(cx.edges, t);
     let changes = flow::task_changes(cx.flow, &outputs, t);
