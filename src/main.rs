@@ -1,4 +1,11 @@
 //! The `nb2pipe` binary: everything lives in the library; this is the only `process::exit`.
+
+// A convert of a large notebook makes and frees hundreds of thousands of small strings on
+// several threads; glibc's malloc spent a quarter of its instructions on them
+// (docs/benchmarks.md). Transparent huge pages stay off: with them the peak RSS doubled.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // Like other Unix tools, end quietly when the reader of our output goes away
     // (`nb2pipe inspect NB | head`) instead of failing on every later write.
