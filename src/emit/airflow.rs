@@ -63,7 +63,7 @@ const OPERATORS_MARK: &str = "t_NB2PIPE_OPERATORS";
 
 /// The DAG file. The built-in template is rendered with one empty operator in place of
 /// the tasks, and the operators, written as its loop writes them, go where it is (a
-/// hundred operators' kwargs through the template engine were most of the Airflow
+/// hundred operators' kwargs through the template engine were half the Airflow
 /// target's time). A user's template is rendered with the tasks.
 fn dag_text(ctx: &EmitContext<'_>, mut info: DagInfo) -> Result<String> {
     if ctx.templates.is_builtin(DAG_TEMPLATE) {
