@@ -690,14 +690,10 @@ mod tests {
     #[test]
     fn the_spliced_builtin_dag_equals_a_full_render() {
         use crate::emit::{EmitContext, EmitOptions, Templates};
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("airflow")).unwrap();
-        std::fs::write(
-            dir.path().join(super::DAG_TEMPLATE),
+        let (_dir, user) = Templates::with_user_file(
+            super::DAG_TEMPLATE,
             include_str!("../../templates/airflow/dag.py.j2"),
-        )
-        .unwrap();
-        let user = Templates::load(Some(dir.path())).unwrap();
+        );
         let builtin = Templates::builtin();
         assert!(builtin.is_builtin(super::DAG_TEMPLATE) && !user.is_builtin(super::DAG_TEMPLATE));
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/notebooks");

@@ -675,11 +675,7 @@ mod tests {
 
     /// Templates whose task/main.py.j2 is the user's `text` (the folder lives as long).
     fn user_main_template(text: &str) -> (tempfile::TempDir, crate::emit::Templates) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("task")).unwrap();
-        std::fs::write(dir.path().join("task/main.py.j2"), text).unwrap();
-        let t = crate::emit::Templates::load(Some(dir.path())).unwrap();
-        (dir, t)
+        crate::emit::Templates::with_user_file("task/main.py.j2", text)
     }
 
     #[test]

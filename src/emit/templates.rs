@@ -139,4 +139,16 @@ impl Templates {
             None => anyhow::bail!("{name} is not a file copied as it is"),
         }
     }
+
+    /// Templates whose `name` is the user's `text` (for tests; the folder lives as long
+    /// as the handle returned with them).
+    #[cfg(test)]
+    pub fn with_user_file(name: &str, text: &str) -> (tempfile::TempDir, Templates) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        (dir, t)
+    }
 }
