@@ -56,7 +56,8 @@ pub(super) fn draft_tasks(
     facts: &[Option<CellFacts>],
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<TaskDraft>, BTreeMap<usize, Role>) {
-    let mut drafts: Vec<TaskDraft> = Vec::new();
+    // A task has a cell at least; sized once, as drafts are large to move.
+    let mut drafts: Vec<TaskDraft> = Vec::with_capacity(nb.cells.len());
     let mut roles: BTreeMap<usize, Role> = BTreeMap::new();
     let mut current: Option<usize> = None;
     let default_name = merged
