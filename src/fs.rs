@@ -317,12 +317,19 @@ impl Record {
     }
 
     pub fn to_json(&self) -> String {
-        // About 150 bytes a file: sized once (see `Plan::to_json`).
-        let mut out = Vec::with_capacity(1024 + 256 * (self.files.len() + self.sha256.len()));
-        serde_json::to_writer_pretty(&mut out, self).expect("a record serialises");
-        out.push(b'\n');
-        String::from_utf8(out).expect("JSON is UTF-8")
+        // About 150 bytes a file.
+        json_text(self, 1024 + 256 * (self.files.len() + self.sha256.len()))
     }
+}
+
+/// `value` as a JSON file's text: indented, ending with a newline. It is written into a
+/// buffer of `capacity` bytes: one sized past the text saves the copies into fresh
+/// memory that growing by doubling makes (large plans are hundreds of kB).
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T, capacity: usize) -> String {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer_pretty(&mut out, value).expect("nb2pipe's own types serialise");
+    out.push(b'\n');
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// The record of the bundle at `dir`; `None` when there is none or it cannot be read

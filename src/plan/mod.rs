@@ -429,11 +429,7 @@ impl Plan {
     }
 
     pub fn to_json(&self) -> String {
-        // Sized past the usual few kB per task: growing by doubling copies the text
-        // into fresh memory at each step (a tenth of a large convert's page faults).
-        let mut out = Vec::with_capacity(8192 * (self.tasks.len() + 1));
-        serde_json::to_writer_pretty(&mut out, self).expect("plan serialises");
-        out.push(b'\n');
-        String::from_utf8(out).expect("JSON is UTF-8")
+        // A few kB a task.
+        crate::fs::json_text(self, 8192 * (self.tasks.len() + 1))
     }
 }
