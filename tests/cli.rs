@@ -216,6 +216,38 @@ fn inspect_shows_timeouts_env_and_secret_mappings() {
     assert_eq!(s["secrets"][1]["env"], "API_TOKEN");
 }
 
+/// Each subcommand's `--help` opens with the summary the command list gives it (a doc
+/// comment on a flattened group of options would replace it).
+#[test]
+fn every_subcommand_help_opens_with_its_own_summary() {
+    for parent in [vec![], vec!["cache"]] {
+        let mut args = parent.clone();
+        args.push("--help");
+        let (code, out, err) = common::run(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        let listed: Vec<(String, String)> = out
+            .lines()
+            .skip_while(|l| *l != "Commands:")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| {
+                let (name, about) = l.trim().split_once(char::is_whitespace)?;
+                Some((name.to_string(), about.trim().to_string()))
+            })
+            .filter(|(name, _)| name != "help")
+            .collect();
+        let least = if parent.is_empty() { 7 } else { 1 };
+        assert!(listed.len() >= least, "{args:?}: {out}");
+        for (name, about) in listed {
+            let mut args = parent.clone();
+            args.extend([name.as_str(), "--help"]);
+            let (code, out, err) = common::run(&args);
+            assert_eq!(code, 0, "{args:?}: {err}");
+            assert_eq!(out.lines().next(), Some(about.as_str()), "{args:?}:\n{out}");
+        }
+    }
+}
+
 #[test]
 fn missing_notebook_and_bad_usage() {
     let (exit, _, err) = common::run(&["convert", "/nonexistent/x.ipynb"]);
