@@ -11,29 +11,92 @@ use regex_lite::Regex;
 #[cfg(test)]
 const QUANTITY: &str =
     r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$";
-static DNS_LABEL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$").unwrap());
-static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap()
-});
+/// The name grammars, checked by the `is_*` matchers below (these patterns are their
+/// test oracles).
+#[cfg(test)]
+const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+#[cfg(test)]
+const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+#[cfg(test)]
+const ENV_NAME: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+#[cfg(test)]
+const LABEL_NAME: &str = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+#[cfg(test)]
+const LABEL_VALUE: &str = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+#[cfg(test)]
+const POOL: &str = r"^[A-Za-z0-9_.-]{1,256}$";
 /// Task names, checked by [`is_task_name`] (this pattern is its test oracle).
 #[cfg(test)]
 const TASK_NAME: &str = r"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$";
-static ENV_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
-static LABEL_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$").unwrap());
-static LABEL_VALUE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$").unwrap());
 static DURATION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$").unwrap());
 static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$").unwrap()
 });
-static POOL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.-]{1,256}$").unwrap());
 
-// The two grammars checked for every task are matched by hand: a regex-lite match costs
-// more than the rest of a tag's parsing.
+// The grammars checked for every task are matched by hand: a regex-lite match costs
+// more than the rest of a tag's parsing, and each pattern's compile more than that.
+
+/// `first`, then at most `max - 1` of `inner`, the last one also `edge`.
+fn is_bounded_name(
+    v: &str,
+    max: usize,
+    first: fn(&u8) -> bool,
+    inner: fn(&u8) -> bool,
+    edge: fn(&u8) -> bool,
+) -> bool {
+    match v.as_bytes() {
+        [] => false,
+        [only] => first(only),
+        [head, mid @ .., last] => {
+            v.len() <= max && first(head) && mid.iter().all(inner) && edge(last)
+        }
+    }
+}
+
+fn lower_or_digit(c: &u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+fn is_dns_label_part(v: &str, max: usize) -> bool {
+    is_bounded_name(
+        v,
+        max,
+        lower_or_digit,
+        |c| lower_or_digit(c) || *c == b'-',
+        lower_or_digit,
+    )
+}
+
+fn is_dns_label(v: &str) -> bool {
+    is_dns_label_part(v, 63)
+}
+
+fn is_dns_subdomain(v: &str) -> bool {
+    v.split('.').all(|part| is_dns_label_part(part, usize::MAX))
+}
+
+fn is_label_name(v: &str) -> bool {
+    is_bounded_name(
+        v,
+        63,
+        u8::is_ascii_alphanumeric,
+        |c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'),
+        u8::is_ascii_alphanumeric,
+    )
+}
+
+fn is_env_name(v: &str) -> bool {
+    let b = v.as_bytes();
+    matches!(b.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+fn is_pool(v: &str) -> bool {
+    (1..=256).contains(&v.len())
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
 
 /// A number (`2`, `1.`, `1.5`, `.5`), then nothing, an exponent (`e3`, `E-2`) or a
 /// suffix (`m`, `k`, `M` … `E`, `Ki` … `Ei`).
@@ -73,18 +136,13 @@ fn is_quantity(v: &str) -> bool {
 
 /// A lowercase letter, then at most 62 of `a-z0-9_-`, the last a letter or digit.
 fn is_task_name(v: &str) -> bool {
-    let b = v.as_bytes();
-    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-';
-    match b {
-        [first, ..] if !first.is_ascii_lowercase() => false,
-        [_] => true,
-        [_, mid @ .., last] => {
-            b.len() <= 63
-                && mid.iter().all(inner)
-                && (last.is_ascii_lowercase() || last.is_ascii_digit())
-        }
-        [] => false,
-    }
+    is_bounded_name(
+        v,
+        63,
+        u8::is_ascii_lowercase,
+        |c| lower_or_digit(c) || matches!(c, b'_' | b'-'),
+        lower_or_digit,
+    )
 }
 
 /// A Kubernetes resource quantity (`500m`, `2`, `4Gi`, `1.5G`), at most 2^63-1: the
@@ -196,7 +254,7 @@ pub fn k8s_name(task: &str) -> String {
 }
 
 pub fn check_dns_label(v: &str, what: &str) -> Result<(), String> {
-    if DNS_LABEL.is_match(v) {
+    if is_dns_label(v) {
         Ok(())
     } else {
         Err(format!(
@@ -206,7 +264,7 @@ pub fn check_dns_label(v: &str, what: &str) -> Result<(), String> {
 }
 
 pub fn check_dns_subdomain(v: &str, what: &str) -> Result<(), String> {
-    if v.len() <= 253 && DNS_SUBDOMAIN.is_match(v) {
+    if v.len() <= 253 && is_dns_subdomain(v) {
         Ok(())
     } else {
         Err(format!(
@@ -216,7 +274,7 @@ pub fn check_dns_subdomain(v: &str, what: &str) -> Result<(), String> {
 }
 
 pub fn check_env_name(v: &str) -> Result<(), String> {
-    if ENV_NAME.is_match(v) {
+    if is_env_name(v) {
         Ok(())
     } else {
         Err(format!("`{v}` is not a valid environment variable name"))
@@ -232,7 +290,7 @@ pub fn check_label_key(v: &str) -> Result<(), String> {
     if let Some(p) = prefix {
         check_dns_subdomain(p, "label prefix")?;
     }
-    if LABEL_NAME.is_match(name) {
+    if is_label_name(name) {
         Ok(())
     } else {
         Err(format!("`{v}` is not a valid label or annotation key"))
@@ -240,7 +298,7 @@ pub fn check_label_key(v: &str) -> Result<(), String> {
 }
 
 pub fn check_label_value(v: &str) -> Result<(), String> {
-    if LABEL_VALUE.is_match(v) {
+    if v.is_empty() || is_label_name(v) {
         Ok(())
     } else {
         Err(format!(
@@ -355,7 +413,7 @@ pub fn check_registry(v: &str) -> Result<(), String> {
 }
 
 pub fn check_pool(v: &str) -> Result<(), String> {
-    if POOL.is_match(v) {
+    if is_pool(v) {
         Ok(())
     } else {
         Err(format!(
@@ -450,6 +508,29 @@ mod tests {
         fn task_name_matcher_is_its_pattern(v in "[a-c0-1_A-]{0,5}|[a-z0-9_-]{60,66}") {
             static RE: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(TASK_NAME).unwrap());
             proptest::prop_assert_eq!(is_task_name(&v), RE.is_match(&v), "{}", v);
+        }
+
+        #[test]
+        fn name_matchers_are_their_patterns(
+            v in "[a-c0-1A_.-]{0,5}|[a-z0-9-]{60,66}|[a-z0-9.-]{60,66}|[A-Za-z0-9_.-]{60,66}|[A-Za-z0-9_.-]{250,260}"
+        ) {
+            fn oracle(p: &str) -> regex::Regex {
+                regex::Regex::new(p).unwrap()
+            }
+            static RES: LazyLock<[regex::Regex; 6]> = LazyLock::new(|| {
+                [DNS_LABEL, DNS_SUBDOMAIN, ENV_NAME, LABEL_NAME, LABEL_VALUE, POOL].map(oracle)
+            });
+            let got = [
+                is_dns_label(&v),
+                is_dns_subdomain(&v),
+                is_env_name(&v),
+                is_label_name(&v),
+                v.is_empty() || is_label_name(&v),
+                is_pool(&v),
+            ];
+            for (re, got) in RES.iter().zip(got) {
+                proptest::prop_assert_eq!(got, re.is_match(&v), "{} on {}", re.as_str(), v);
+            }
         }
     }
 
