@@ -11,7 +11,13 @@ pub fn cores() -> usize {
 /// `f(0..n)` on up to `max` threads (no more than the machine has), the results in
 /// index order.
 pub fn indexed<T: Send>(n: usize, max: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let workers = cores().min(n).min(max);
+    // `cores()` reads the cgroup's quota once per process: not for work that runs on
+    // one thread anyway.
+    let workers = if max <= 1 || n <= 1 {
+        1
+    } else {
+        cores().min(n).min(max)
+    };
     if workers <= 1 {
         return (0..n).map(f).collect();
     }

@@ -2,7 +2,6 @@
 //! (`import_names.txt`), the naming convention of the Google Cloud and Azure namespace
 //! packages, and PEP 503 name normalisation.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 const TABLE_TXT: &str = include_str!("import_names.txt");
@@ -23,10 +22,12 @@ impl Row {
     }
 }
 
-fn table() -> &'static HashMap<&'static str, Row> {
-    static T: OnceLock<HashMap<&'static str, Row>> = OnceLock::new();
+/// The rows sorted by module, in file order among equal modules: a binary search is
+/// cheaper to build and to ask than a hash map for a table read once per run.
+fn table() -> &'static [Row] {
+    static T: OnceLock<Vec<Row>> = OnceLock::new();
     T.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut v = Vec::with_capacity(TABLE_TXT.len() / 24);
         for line in TABLE_TXT.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -35,26 +36,37 @@ fn table() -> &'static HashMap<&'static str, Row> {
             let (module, rest) = line.split_once(' ').unwrap_or((line, line));
             let rest = rest.trim();
             let (dist, alts) = rest.split_once(' ').unwrap_or((rest, ""));
-            m.insert(module, Row { module, dist, alts });
+            v.push(Row { module, dist, alts });
         }
-        m
+        // Stable: of two lines for one module, the later stays last and wins.
+        v.sort_by_key(|r| r.module);
+        v
     })
 }
 
-/// Every row of the table (for tests and docs).
+/// The row for exactly `module`: the table's last line for it.
+fn exact(module: &str) -> Option<Row> {
+    let t = table();
+    let end = t.partition_point(|r| r.module <= module);
+    t[..end].last().filter(|r| r.module == module).copied()
+}
+
+/// Every row of the table (for tests and docs), one per module.
 pub fn rows() -> Vec<Row> {
-    let mut v: Vec<Row> = table().values().copied().collect();
-    v.sort_by_key(|r| r.module);
-    v
+    let t = table();
+    t.iter()
+        .enumerate()
+        .filter(|(i, r)| t.get(i + 1).is_none_or(|next| next.module != r.module))
+        .map(|(_, r)| *r)
+        .collect()
 }
 
 /// The table row of the longest dotted prefix of `module`.
 pub fn lookup(module: &str) -> Option<Row> {
-    let t = table();
     let mut end = module.len();
     loop {
-        if let Some(r) = t.get(&module[..end]) {
-            return Some(*r);
+        if let Some(r) = exact(&module[..end]) {
+            return Some(r);
         }
         end = module[..end].rfind('.')?;
     }
@@ -115,4 +127,40 @@ pub(super) fn name_matches(dist: &str, module: &str) -> bool {
         || d == format!("python-{m}")
         || d == format!("{m}-python")
         || d == format!("{m}-py")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The table read the plain way: one map entry per module, the later line winning.
+    fn as_map() -> HashMap<&'static str, (&'static str, &'static str)> {
+        let mut m = HashMap::new();
+        for line in TABLE_TXT.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (module, rest) = line.split_once(' ').unwrap_or((line, line));
+            let (dist, alts) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+            m.insert(module, (dist, alts));
+        }
+        m
+    }
+
+    #[test]
+    fn lookup_is_the_table_as_a_map() {
+        let m = as_map();
+        assert_eq!(rows().len(), m.len());
+        for (module, (dist, alts)) in &m {
+            let r = exact(module).unwrap_or_else(|| panic!("{module} not found"));
+            assert_eq!((r.dist, r.alts), (*dist, *alts), "{module}");
+            // A dotted name below a listed module finds that module's row.
+            let deeper = format!("{module}.zz_sub");
+            assert_eq!(lookup(&deeper).map(|r| r.module), Some(*module), "{deeper}");
+        }
+        for absent in ["", "zz_absent", "sklearn_", "a", "~"] {
+            assert_eq!(exact(absent).is_some(), m.contains_key(absent), "{absent}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The standard library of each Python version from 3.8 to 3.14, and the modules that
 //! left it (data files in `stdlib/` and `removed.txt`; sources in docs/dependencies.md).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 const VERSIONS: [(u32, &str); 7] = [
@@ -25,24 +25,27 @@ pub fn minor(python: &str) -> u32 {
     m.clamp(8, 14)
 }
 
-/// The set of one version, built on first use (a run needs one or two of them).
-fn set(idx: usize) -> &'static HashSet<&'static str> {
-    static S: [OnceLock<HashSet<&'static str>>; VERSIONS.len()] =
+/// The sorted module list of one version, built on first use (a run needs one or two).
+fn set(idx: usize) -> &'static [&'static str] {
+    static S: [OnceLock<Vec<&'static str>>; VERSIONS.len()] =
         [const { OnceLock::new() }; VERSIONS.len()];
     S[idx].get_or_init(|| {
-        VERSIONS[idx]
+        let mut v: Vec<&str> = VERSIONS[idx]
             .1
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
-            .collect()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     })
 }
 
 /// Whether top-level module `top` is in the standard library of 3.`minor`.
 pub fn is_stdlib(top: &str, minor: u32) -> bool {
     let idx = VERSIONS.iter().position(|(m, _)| *m == minor).unwrap_or(3);
-    set(idx).contains(top)
+    set(idx).binary_search(&top).is_ok()
 }
 
 /// A standard-library module that the target version no longer has.
@@ -116,6 +119,28 @@ pub(super) fn is_generated_protobuf(module: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_module_and_no_other_is_in_its_version() {
+        for (minor, text) in VERSIONS {
+            let listed: std::collections::HashSet<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            for m in &listed {
+                assert!(is_stdlib(m, minor), "3.{minor}: {m}");
+                assert!(!is_stdlib(&format!("{m}_zz"), minor), "3.{minor}: {m}_zz");
+            }
+            for other in ["numpy", "", "zz", "OS", "~"] {
+                assert_eq!(
+                    is_stdlib(other, minor),
+                    listed.contains(other),
+                    "3.{minor}: {other}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn python2_names_and_protobuf_modules() {
