@@ -28,6 +28,15 @@ pub fn run_bounded(cmd: Command, what: &str) -> Done {
 
 /// [`run_bounded`] within `limit`.
 pub fn run_bounded_for(mut cmd: Command, what: &str, limit: Duration) -> Done {
+    // A machine may pin OpenBLAS's kernel (`OPENBLAS_CORETYPE`, `OPENBLAS_L2_SIZE`); a
+    // pod never inherits that and picks the kernel for its CPU, and a solver's float
+    // results (its iteration count) follow the kernel. The notebook and the local tasks
+    // run as the pods do.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("OPENBLAS_") {
+            cmd.env_remove(k);
+        }
+    }
     let dir = common::tempdir();
     let (o, e) = (dir.path().join("out"), dir.path().join("err"));
     cmd.stdin(Stdio::null())
