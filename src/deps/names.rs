@@ -27,6 +27,7 @@ impl Row {
 fn table() -> &'static [Row] {
     static T: OnceLock<Vec<Row>> = OnceLock::new();
     T.get_or_init(|| {
+        // A capacity hint: the file averages more than 24 bytes a row.
         let mut v = Vec::with_capacity(TABLE_TXT.len() / 24);
         for line in TABLE_TXT.lines() {
             let line = line.trim();

@@ -37,7 +37,8 @@ static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
 // The grammars checked for every task are matched by hand: a regex-lite match costs
 // more than the rest of a tag's parsing, and each pattern's compile more than that.
 
-/// `first`, then at most `max - 1` of `inner`, the last one also `edge`.
+/// At most `max` bytes: a `first`, then `inner` ones, of which the last (in a name of
+/// two or more) must be an `edge`.
 fn is_bounded_name(
     v: &str,
     max: usize,
