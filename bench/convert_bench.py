@@ -3,8 +3,11 @@
 
 Generates three notebooks (10 cells, 300 cells, ~50 MB mostly image outputs) in a temp
 folder, runs the release binary on each RUNS times (after one warm-up) and prints the
-median and min/max wall time (measured from Python, so it includes process spawning) and the peak resident
-set size of the process (GNU time's %M; `apt-get install time`). Beside it, the same for
+median and min/max wall time (measured from Python around the process itself, so it
+includes starting and ending it) and the peak resident set size of the process (GNU time's
+%M, from separate runs, so the wall time does not carry `time`'s own start; `apt-get
+install time`). The last line gives the same wall time for `/bin/true`: what starting any
+process costs from this script. Beside it, the same for
 `nb2pipe inspect` (reads the notebook and builds the plan, writes nothing): the floor
 convert is measured against. `--instructions` adds the instructions each process
 executes, counted by valgrind's callgrind: unlike wall time, that count does not depend on
@@ -76,21 +79,36 @@ def instructions(binary, what, nb_path, out_dir):
 
 
 def measure(binary, what, nb_path, out_dir, runs):
-    """Wall time from here; peak RSS from GNU time (a Python parent's own memory would
-    count in the child's ru_maxrss before exec)."""
+    """Wall time of the process alone, from here; peak RSS from GNU time in separate
+    runs (a Python parent's own memory would count in the child's ru_maxrss before exec,
+    and timing through `time` would add its own fork and exec to every figure)."""
     walls, rss = [], []
+    cmd = command(binary, what, nb_path, out_dir)
     for i in range(runs + 1):
         t0 = time.perf_counter()
-        p = subprocess.run([TIME, "-f", "%M"] + command(binary, what, nb_path, out_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
             sys.exit("%s failed on %s: %s" % (what, nb_path, p.stderr))
         if i:  # the first run warms the page cache
             walls.append(wall * 1000)
-            rss.append(int(p.stderr.strip().splitlines()[-1]) / 1024)
+    for _ in range(RSS_RUNS):
+        p = subprocess.run([TIME, "-f", "%M"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+        rss.append(int(p.stderr.strip().splitlines()[-1]) / 1024)
     return walls, rss
 
 
+def spawn_floor(runs):
+    """Median wall time of `/bin/true` started the way `measure` starts nb2pipe."""
+    walls = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(["/bin/true"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        walls.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(walls)
+
+
+RSS_RUNS = 5
 TIME = "/usr/bin/time"
 
 
@@ -125,7 +143,7 @@ def main():
             if args.instructions:
                 row += " %s | %s |" % tuple("{:,}".format(instructions(binary, w, path, out)) for w in ("convert", "inspect"))
             print(row, flush=True)
-        print("load average: %.1f %.1f %.1f" % os.getloadavg())
+        print("load average: %.1f %.1f %.1f; `/bin/true` started the same way: %.2f ms" % (os.getloadavg() + (spawn_floor(args.runs),)))
 
 
 if __name__ == "__main__":

@@ -13,14 +13,10 @@ use crate::fs::{read_record, Record};
 pub fn execute(args: &ConvertArgs) -> CmdResult {
     check_targets(&args.target)?;
     // The templates compile while the notebook is read and planned.
-    let (mut loaded, templates) = std::thread::scope(|s| {
-        let templates = s.spawn(|| Templates::load(args.templates.as_deref()));
-        let loaded = load(&args.notebook, &args.settings);
-        let templates = templates
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (loaded, templates)
-    });
+    let (mut loaded, templates) = crate::parallel::both(
+        || load(&args.notebook, &args.settings),
+        || Templates::load(args.templates.as_deref()),
+    );
     let templates = templates?;
     super::guard_secrets(&mut loaded, &args.notebook, args.allow_secrets);
     let options = emit::EmitOptions {
