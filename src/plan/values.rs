@@ -6,28 +6,6 @@ use std::sync::LazyLock;
 // engine's compile (15% of a 10-cell convert) costs more than every match.
 use regex_lite::Regex;
 
-/// The Kubernetes quantity grammar, checked by [`is_quantity`] (this pattern is its
-/// test oracle).
-#[cfg(test)]
-const QUANTITY: &str =
-    r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$";
-/// The name grammars, checked by the `is_*` matchers below (these patterns are their
-/// test oracles).
-#[cfg(test)]
-const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
-#[cfg(test)]
-const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
-#[cfg(test)]
-const ENV_NAME: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
-#[cfg(test)]
-const LABEL_NAME: &str = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
-#[cfg(test)]
-const LABEL_VALUE: &str = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
-#[cfg(test)]
-const POOL: &str = r"^[A-Za-z0-9_.-]{1,256}$";
-/// Task names, checked by [`is_task_name`] (this pattern is its test oracle).
-#[cfg(test)]
-const TASK_NAME: &str = r"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$";
 static DURATION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$").unwrap());
 static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
@@ -495,6 +473,22 @@ pub fn check_spark_conf(k: &str, v: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Kubernetes quantity grammar, checked by [`is_quantity`] (this pattern is its
+    /// test oracle).
+    const QUANTITY: &str =
+        r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$";
+    /// The name grammars, checked by the `is_*` matchers above (these patterns are their
+    /// test oracles).
+    const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+    const DNS_SUBDOMAIN: &str =
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+    const ENV_NAME: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+    const LABEL_NAME: &str = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+    const LABEL_VALUE: &str = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+    const POOL: &str = r"^[A-Za-z0-9_.-]{1,256}$";
+    /// Task names, checked by [`is_task_name`] (this pattern is its test oracle).
+    const TASK_NAME: &str = r"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$";
 
     proptest::proptest! {
         // The hand-written matchers accept exactly what their patterns do, over strings
