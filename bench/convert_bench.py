@@ -11,9 +11,12 @@ process costs from this script. Beside it, the same for
 `nb2pipe inspect` (reads the notebook and builds the plan, writes nothing): the floor
 convert is measured against. `--instructions` adds the instructions each process
 executes, counted by valgrind's callgrind: unlike wall time, that count does not depend on
-the machine's load. Usage:
+the machine's load. `--vs OTHER` compares two builds instead: their converts run in
+turn, A B A B ..., and each pair's ratio A/B is taken, so the comparison holds while the
+machine's speed drifts; it prints both medians and the median ratio. Usage:
 
     cargo build --release && python3 bench/convert_bench.py [--runs 20] [--instructions] [--bin target/release/nb2pipe]
+    python3 bench/convert_bench.py --runs 60 --bin NEW --vs OLD
 """
 import argparse
 import base64
@@ -98,6 +101,25 @@ def measure(binary, what, nb_path, out_dir, runs):
     return walls, rss
 
 
+def paired(a, b, nb_path, out_dir, runs):
+    """Wall times of `convert` by builds a and b run in turn (after one warm-up pair),
+    each into its own folder, and the ratio a/b of each pair."""
+    ta, tb = [], []
+    cmds = [command(x, "convert", nb_path, os.path.join(out_dir, k)) for x, k in ((a, "a"), (b, "b"))]
+    for i in range(runs + 1):
+        pair = []
+        for cmd in cmds:
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+            pair.append((time.perf_counter() - t0) * 1000)
+            if p.returncode != 0:
+                sys.exit("%s failed on %s: %s" % (cmd[0], nb_path, p.stderr))
+        if i:
+            ta.append(pair[0])
+            tb.append(pair[1])
+    return ta, tb, [x / y for x, y in zip(ta, tb)]
+
+
 def spawn_floor(runs):
     """Median wall time of `/bin/true` started the way `measure` starts nb2pipe."""
     walls = []
@@ -117,7 +139,10 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--instructions", action="store_true", help="also count instructions with valgrind (callgrind)")
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "nb2pipe"))
+    ap.add_argument("--vs", metavar="OTHER", help="a second build: convert wall times of both in turn, and their ratio")
     args = ap.parse_args()
+    if args.vs:
+        return compare(os.path.abspath(args.bin), os.path.abspath(args.vs), args.runs)
     if not os.path.exists(TIME):
         sys.exit("needs GNU time: apt-get install time")
     binary = os.path.abspath(args.bin)
@@ -144,6 +169,24 @@ def main():
                 row += " %s | %s |" % tuple("{:,}".format(instructions(binary, w, path, out)) for w in ("convert", "inspect"))
             print(row, flush=True)
         print("load average: %.1f %.1f %.1f; `/bin/true` started the same way: %.2f ms" % (os.getloadavg() + (spawn_floor(args.runs),)))
+
+
+def compare(a, b, runs):
+    for x in (a, b):
+        if not os.path.exists(x):
+            sys.exit("no such build: %s" % x)
+    with tempfile.TemporaryDirectory() as tmp:
+        print("A = %s, B = %s; convert wall time, %d pairs" % (a, b, runs))
+        print("| notebook | A median (min–max) | B median (min–max) | A/B per pair, median (min–max) |")
+        print("|---|---|---|---|")
+        for label, nb in [("10 cells", typical(10)), ("300 cells", typical(300)), ("50 MB outputs", heavy(50))]:
+            path = os.path.join(tmp, label.replace(" ", "_") + ".ipynb")
+            write(path, nb)
+            ta, tb, r = paired(a, b, path, tmp, runs)
+            print("| %s | %.1f ms (%.1f–%.1f) | %.1f ms (%.1f–%.1f) | %.3f (%.3f–%.3f) |" % (
+                label, statistics.median(ta), min(ta), max(ta), statistics.median(tb), min(tb), max(tb),
+                statistics.median(r), min(r), max(r)), flush=True)
+        print("load average: %.1f %.1f %.1f" % os.getloadavg())
 
 
 if __name__ == "__main__":

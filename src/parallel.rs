@@ -52,8 +52,8 @@ pub fn indexed<T: Send>(n: usize, max: usize, f: impl Fn(usize) -> T + Sync) -> 
         .collect()
 }
 
-/// `a()` and `b()` at the same time, on this thread and a helper (`a` runs first here;
-/// whichever is left when `a` returns is taken by whichever thread is free).
+/// `a()` and `b()` at the same time, on this thread and a helper: each thread takes the
+/// next one not yet started, `a` first, so a helper that starts late leaves both here.
 pub fn both<A: Send, B: Send>(
     a: impl FnOnce() -> A + Send,
     b: impl FnOnce() -> B + Send,
