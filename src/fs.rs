@@ -31,20 +31,9 @@ pub fn create_dirs(dir: &Path) -> Result<()> {
 }
 
 /// Write-then-rename is what makes the write atomic; no fsync: the output can always be
-/// generated again.
+/// generated again. A file already holding `content` is left as it is (its mode fixed),
+/// and its folder is known to exist: folders are made only for files that are written.
 pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    create_dirs(parent_of(path))?;
-    write_in_existing_dir(path, content)
-}
-
-fn parent_of(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-/// [`write_atomic`] once the folder exists.
-fn write_in_existing_dir(path: &Path, content: &[u8]) -> Result<()> {
     if let Some(mode) = unchanged(path, content) {
         // Unchanged: keep the file's mtime, so tools see no change; fix its mode only.
         if mode != FILE_MODE {
@@ -54,6 +43,7 @@ fn write_in_existing_dir(path: &Path, content: &[u8]) -> Result<()> {
         return Ok(());
     }
     let dir = parent_of(path);
+    create_dirs(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(content)?;
@@ -63,6 +53,12 @@ fn write_in_existing_dir(path: &Path, content: &[u8]) -> Result<()> {
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// The mode of the regular file at `path` when it holds exactly `content`: one open, one
@@ -113,29 +109,25 @@ pub fn write_bundle(dir: &Path, bundle: &Bundle) -> Result<Vec<PathBuf>> {
         .iter()
         .map(|(rel, from)| (dir.join(rel), from.as_path()))
         .collect();
-    let folders: std::collections::BTreeSet<&Path> = files
-        .iter()
-        .map(|(p, _)| parent_of(p))
-        .chain(copies.iter().map(|(p, _)| parent_of(p)))
-        .collect();
-    for d in folders {
-        create_dirs(d)?;
-    }
-    // Hundreds of small files: the system calls of two writers overlap. After a failure
-    // no further file is started.
-    let jobs = files.len() + copies.len();
+    let scans = stale_scans(dir, bundle);
+    // Hundreds of small files: the system calls of two writers overlap, and the task
+    // folders' scans for stale files run beside them (the writes only make files the
+    // bundle has, which no scan removes). After a failure no further job is started;
+    // the scans come last, so a write that fails early removes nothing.
+    let jobs = files.len() + copies.len() + scans.len();
     let failed = std::sync::atomic::AtomicBool::new(false);
     let results = crate::parallel::indexed(jobs, if jobs > 32 { 4 } else { 1 }, |i| {
         if failed.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
         let r = if let Some((p, content)) = files.get(i) {
-            write_in_existing_dir(p, content.as_bytes())
-        } else {
-            let (p, from) = &copies[i - files.len()];
+            write_atomic(p, content.as_bytes())
+        } else if let Some((p, from)) = copies.get(i - files.len()) {
             std::fs::read(from)
                 .with_context(|| format!("reading {}", from.display()))
-                .and_then(|bytes| write_in_existing_dir(p, &bytes))
+                .and_then(|bytes| write_atomic(p, &bytes))
+        } else {
+            scans[i - files.len() - copies.len()].run(dir, bundle)
         };
         if r.is_err() {
             failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -145,6 +137,48 @@ pub fn write_bundle(dir: &Path, bundle: &Bundle) -> Result<Vec<PathBuf>> {
     results.into_iter().collect::<Result<()>>()?;
     let mut written: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
     written.extend(copies.into_iter().map(|(p, _)| p));
+    Ok(written)
+}
+
+/// What is done about one folder found under `tasks/`.
+enum StaleScan {
+    /// The bundle has no such task: the folder goes.
+    Folder(PathBuf),
+    /// A task the bundle has: a module or data file it no longer has would still be
+    /// COPY'd into its image, so such files go.
+    Leftovers(String),
+}
+
+impl StaleScan {
+    fn key(&self) -> &std::ffi::OsStr {
+        match self {
+            StaleScan::Folder(p) => p.file_name().unwrap_or_default(),
+            StaleScan::Leftovers(n) => std::ffi::OsStr::new(n),
+        }
+    }
+
+    fn run(&self, dir: &Path, bundle: &Bundle) -> Result<()> {
+        match self {
+            StaleScan::Folder(p) => std::fs::remove_dir_all(p)
+                .with_context(|| format!("removing stale {}", p.display())),
+            StaleScan::Leftovers(name) => {
+                for sub in [
+                    crate::deps::files::MODULES_DIR,
+                    crate::deps::files::FILES_DIR,
+                ] {
+                    for stale in leftovers(dir, &format!("tasks/{name}/{sub}"), bundle) {
+                        std::fs::remove_file(dir.join(&stale))
+                            .with_context(|| format!("removing stale {stale}"))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The folders under `dir/tasks` as they are before the bundle is written.
+fn stale_scans(dir: &Path, bundle: &Bundle) -> Vec<StaleScan> {
     // The task folders the bundle has (`tasks/<name>/...`).
     let kept: std::collections::HashSet<&str> = bundle
         .files
@@ -152,33 +186,24 @@ pub fn write_bundle(dir: &Path, bundle: &Bundle) -> Result<Vec<PathBuf>> {
         .chain(bundle.copies.keys())
         .filter_map(|k| k.strip_prefix("tasks/")?.split_once('/').map(|(t, _)| t))
         .collect();
-    let tasks = dir.join("tasks");
-    if let Ok(entries) = std::fs::read_dir(&tasks) {
-        for e in entries.flatten() {
+    let Ok(entries) = std::fs::read_dir(dir.join("tasks")) else {
+        return Vec::new();
+    };
+    let mut scans: Vec<StaleScan> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            if !kept.contains(name.as_str()) {
-                std::fs::remove_dir_all(e.path())
-                    .with_context(|| format!("removing stale {}", e.path().display()))?;
+            if kept.contains(name.as_str()) {
+                StaleScan::Leftovers(name)
             } else {
-                // A module or data file the task no longer has would still be COPY'd
-                // into its image.
-                let prefix = format!("tasks/{name}/");
-                for sub in [
-                    crate::deps::files::MODULES_DIR,
-                    crate::deps::files::FILES_DIR,
-                ] {
-                    for stale in leftovers(dir, &format!("{prefix}{sub}"), bundle) {
-                        std::fs::remove_file(dir.join(&stale))
-                            .with_context(|| format!("removing stale {stale}"))?;
-                    }
-                }
+                StaleScan::Folder(e.path())
             }
-        }
-    }
-    Ok(written)
+        })
+        .collect();
+    // The listing's order is the file system's; the jobs' is fixed.
+    scans.sort_by(|a, b| a.key().cmp(b.key()));
+    scans
 }
 
 /// Files under `dir/sub` (relative to `dir`) that `bundle` does not have.
@@ -379,4 +404,99 @@ pub fn write_recorded(
     }
     write_atomic(&dir.join(RECORD), record.to_json().as_bytes())?;
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn bundle(files: &[(&str, &str)]) -> Bundle {
+        let mut b = Bundle::default();
+        for (p, c) in files {
+            b.add(*p, *c);
+        }
+        b
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn folders_are_made_for_new_files_and_stale_ones_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
+        let first = bundle(&[
+            ("tasks/a/main.py", "a"),
+            ("tasks/a/modules/old.py", "old"),
+            ("tasks/gone/main.py", "gone"),
+        ]);
+        write_bundle(&dir, &first).unwrap();
+        std::fs::create_dir(dir.join("tasks/a/files")).unwrap();
+        std::fs::write(dir.join("tasks/a/files/stray.csv"), "x").unwrap();
+        let second = bundle(&[
+            ("tasks/a/main.py", "a"),
+            ("tasks/b/deep/er/main.py", "b"),
+            ("airflow/p.py", "dag"),
+        ]);
+        let written = write_bundle(&dir, &second).unwrap();
+        assert_eq!(written.len(), 3);
+        for (rel, text) in &second.files {
+            assert_eq!(&std::fs::read_to_string(dir.join(rel)).unwrap(), &**text);
+            assert_eq!(mode(&dir.join(rel)), FILE_MODE, "{rel}");
+        }
+        for d in ["tasks/b", "tasks/b/deep", "tasks/b/deep/er", "airflow"] {
+            assert_eq!(mode(&dir.join(d)), DIR_MODE, "{d}");
+        }
+        assert!(
+            !dir.join("tasks/gone").exists(),
+            "a removed task's folder stays"
+        );
+        assert!(
+            !dir.join("tasks/a/modules/old.py").exists(),
+            "a dropped module stays"
+        );
+        assert!(
+            !dir.join("tasks/a/files/stray.csv").exists(),
+            "a stray data file stays"
+        );
+    }
+
+    #[test]
+    fn an_unchanged_file_keeps_its_time_and_gets_its_mode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("f.txt");
+        write_atomic(&p, b"same\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let before = std::fs::metadata(&p).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_atomic(&p, b"same\n").unwrap();
+        let after = std::fs::metadata(&p).unwrap();
+        assert_eq!(before.ino(), after.ino(), "rewritten, not kept");
+        assert_eq!(before.mtime_nsec(), after.mtime_nsec());
+        assert_eq!(mode(&p), FILE_MODE);
+        write_atomic(&p, b"other\n").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"other\n");
+        assert_eq!(mode(&p), FILE_MODE);
+    }
+
+    #[test]
+    fn a_failed_write_removes_no_stale_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
+        write_bundle(&dir, &bundle(&[("tasks/old/main.py", "old")])).unwrap();
+        // `airflow` is a file, so no file can be written under it.
+        std::fs::write(dir.join("airflow"), "in the way").unwrap();
+        let err = write_bundle(
+            &dir,
+            &bundle(&[("airflow/p.py", "dag"), ("tasks/new/main.py", "n")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("airflow"), "{err:#}");
+        assert!(
+            dir.join("tasks/old/main.py").is_file(),
+            "removed after a failure"
+        );
+    }
 }
