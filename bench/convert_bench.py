@@ -13,7 +13,11 @@ convert is measured against. `--instructions` adds the instructions each process
 executes, counted by valgrind's callgrind: unlike wall time, that count does not depend on
 the machine's load. `--vs OTHER` compares two builds instead: their converts run in
 turn, A B A B ..., and each pair's ratio A/B is taken, so the comparison holds while the
-machine's speed drifts; it prints both medians and the median ratio. Usage:
+machine's speed drifts; it prints both medians and the median ratio. Each build is
+timed from a fresh copy of its file, as installing it (cargo install, unpacking a
+release) writes one: the file a linker writes runs up to a fifth slower on this machine
+(docs/benchmarks.md, ninth round), so without the copy two builds would differ by how
+their files were made. Usage:
 
     cargo build --release && python3 bench/convert_bench.py [--runs 20] [--instructions] [--bin target/release/nb2pipe]
     python3 bench/convert_bench.py --runs 60 --bin NEW --vs OLD
@@ -23,6 +27,7 @@ import base64
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -149,6 +154,7 @@ def main():
     if not os.path.exists(binary):
         sys.exit("build first: cargo build --release (looked for %s)" % binary)
     with tempfile.TemporaryDirectory() as tmp:
+        binary = installed(binary, tmp, "nb2pipe")
         cases = [("10 cells", typical(10)), ("300 cells", typical(300)), ("50 MB outputs", heavy(50))]
         extra = " convert instructions | inspect instructions |" if args.instructions else ""
         print("| notebook | size | tasks | convert wall median (min–max) | inspect wall median (min–max) | convert peak RSS median (max) |" + extra)
@@ -171,12 +177,21 @@ def main():
         print("load average: %.1f %.1f %.1f; `/bin/true` started the same way: %.2f ms" % (os.getloadavg() + (spawn_floor(args.runs),)))
 
 
+def installed(binary, tmp, name):
+    """A fresh copy of `binary` in `tmp`, written the way an install writes it."""
+    path = os.path.join(tmp, name)
+    shutil.copyfile(binary, path)
+    os.chmod(path, 0o755)
+    return path
+
+
 def compare(a, b, runs):
     for x in (a, b):
         if not os.path.exists(x):
             sys.exit("no such build: %s" % x)
     with tempfile.TemporaryDirectory() as tmp:
         print("A = %s, B = %s; convert wall time, %d pairs" % (a, b, runs))
+        a, b = installed(a, tmp, "nb2pipe-a"), installed(b, tmp, "nb2pipe-b")
         print("| notebook | A median (min–max) | B median (min–max) | A/B per pair, median (min–max) |")
         print("|---|---|---|---|")
         for label, nb in [("10 cells", typical(10)), ("300 cells", typical(300)), ("50 MB outputs", heavy(50))]:
