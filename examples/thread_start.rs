@@ -1,7 +1,8 @@
 //! How soon a second piece of work starts while its creator is busy and the other
 //! processors have been idle: a thread from the standard library against
-//! `nb2pipe::parallel`, which places its helpers away from the creator's processor.
-//! `cargo run --release --example thread_start` (docs/benchmarks.md, seventh round).
+//! `nb2pipe::parallel`, whose parked helpers are woken away from the caller's processor.
+//! `cargo run --release --example thread_start` (docs/benchmarks.md, seventh and ninth
+//! rounds).
 
 use std::time::{Duration, Instant};
 

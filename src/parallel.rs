@@ -38,10 +38,7 @@ pub fn indexed<T: Send>(n: usize, max: usize, f: impl Fn(usize) -> T + Sync) -> 
         let r = f(i);
         *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
     };
-    // SAFETY: `helpers` is joined below, or dropped (and so joined) if `work` panics.
-    let helpers = unsafe { helpers::start(workers - 1, &work) };
-    work();
-    helpers.join();
+    pool::run(workers - 1, &work);
     slots
         .into_iter()
         .map(|s| {
@@ -82,192 +79,278 @@ pub fn both<A: Send, B: Send>(
     }
 }
 
-/// Helper threads that may borrow from the caller's frame: joined before `join` or the
-/// guard's drop returns, so no borrow outlives its data. The standard library's scoped
-/// threads would do, but give no handle to place a thread with (`placement`).
-mod helpers {
-    use std::thread::JoinHandle;
+/// A few helper threads started once per process and parked between jobs. Starting a
+/// thread costs its creator tens of microseconds and the thread a wait before it first
+/// runs (docs/benchmarks.md); a convert has a dozen short parallel phases, so each
+/// would lose most of its helper's share to that. A job borrows from its caller's
+/// frame: the caller takes part in its own job and returns only once every helper
+/// that joined it has left.
+mod pool {
+    use std::any::Any;
+    use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
-    pub(super) struct Helpers<'a> {
-        handles: Vec<JoinHandle<()>>,
-        _borrow: std::marker::PhantomData<&'a ()>,
+    /// The most helpers a job may have (with its caller, four threads).
+    const MAX_HELPERS: usize = 3;
+
+    /// A job's work with its lifetime erased: valid while its entry is listed, and the
+    /// caller removes the entry only when no helper is inside (`run`).
+    #[derive(Clone, Copy)]
+    struct Work(*const (dyn Fn() + Sync + 'static));
+    // SAFETY: the work is `Sync` (shared by reference between threads), and a helper
+    // calls it only while its caller waits in `run`.
+    unsafe impl Send for Work {}
+
+    struct Entry {
+        id: u64,
+        work: Work,
+        /// Helpers that may still join.
+        seats: usize,
+        /// Helpers running the work now.
+        inside: usize,
+        panic: Option<Box<dyn Any + Send>>,
     }
 
-    /// `count` threads running `work`, each placed first on a processor other than
-    /// this thread's. A thread the system refuses leaves its share to the others.
-    ///
-    /// # Safety
-    /// The guard returned must be joined or dropped, never leaked or forgotten: the
-    /// threads borrow `work` for as long as they run.
-    pub(super) unsafe fn start<'a>(count: usize, work: &'a (dyn Fn() + Sync)) -> Helpers<'a> {
-        let place = super::placement::Elsewhere::find();
-        let handles = (0..count)
-            .filter_map(|_| {
-                let ticket = place.as_ref().map(|p| p.ticket());
-                let child = ticket.clone();
-                let run = move || {
-                    if let Some(t) = &child {
-                        t.started();
-                    }
-                    work()
-                };
-                // The main thread's stack size: work may walk user input as deep as
-                // it does there.
-                let builder = std::thread::Builder::new().stack_size(8 << 20);
-                // SAFETY: `run` borrows only what lives for 'a, and every handle is
-                // joined before the `Helpers<'a>` that holds it is gone (`join` or
-                // `Drop`), which the caller does not leak (this function's contract).
-                let h = unsafe { builder.spawn_unchecked(run) }.ok()?;
-                if let (Some(p), Some(t)) = (&place, &ticket) {
-                    p.pin(&h, t);
-                }
-                Some(h)
-            })
-            .collect();
-        Helpers {
-            handles,
-            _borrow: std::marker::PhantomData,
+    #[derive(Default)]
+    struct State {
+        /// Jobs in the order they were posted; a job posted from inside another's work
+        /// (nested) comes later and is joined first.
+        jobs: Vec<Entry>,
+        next_id: u64,
+    }
+
+    struct Pool {
+        state: Mutex<State>,
+        /// Helpers wait here for a job.
+        posted: Condvar,
+        /// Callers wait here for their helpers to leave.
+        left: Condvar,
+        /// The helpers that were started.
+        helpers: AtomicUsize,
+        /// Set once the helpers are started, before any job is posted.
+        placement: OnceLock<Option<super::placement::Placement>>,
+    }
+
+    fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+        // No code that holds the lock can panic (the work runs outside it).
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pool() -> &'static Pool {
+        static POOL: OnceLock<&'static Pool> = OnceLock::new();
+        POOL.get_or_init(|| {
+            let want = super::cores().saturating_sub(1).min(MAX_HELPERS);
+            let pool: &'static Pool = Box::leak(Box::new(Pool {
+                state: Mutex::new(State::default()),
+                posted: Condvar::new(),
+                left: Condvar::new(),
+                helpers: AtomicUsize::new(0),
+                placement: OnceLock::new(),
+            }));
+            let mut threads = Vec::new();
+            for _ in 0..want {
+                // The main thread's stack size: work may walk user input as deep as it
+                // does there.
+                let spawned = std::thread::Builder::new()
+                    .name("nb2pipe-helper".into())
+                    .stack_size(8 << 20)
+                    .spawn(move || helper(pool));
+                // A thread the system refuses leaves its share to the others.
+                let Ok(h) = spawned else { break };
+                threads.push(h);
+            }
+            let started = threads.len();
+            let _ = pool
+                .placement
+                .set(super::placement::Placement::of(&threads));
+            // The helpers live as long as the process; their handles are not needed.
+            drop(threads);
+            pool.helpers.store(started, Ordering::Relaxed);
+            pool
+        })
+    }
+
+    /// A helper's life: join the latest job with a free seat, or wait for one.
+    fn helper(pool: &'static Pool) {
+        let mut state = lock(&pool.state);
+        loop {
+            let Some(e) = state.jobs.iter_mut().rev().find(|e| e.seats > 0) else {
+                state = pool
+                    .posted
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            e.seats -= 1;
+            e.inside += 1;
+            let (id, work) = (e.id, e.work);
+            drop(state);
+            if let Some(Some(p)) = pool.placement.get() {
+                p.everywhere();
+            }
+            // SAFETY: the entry is listed and this helper is counted inside it, so its
+            // caller is still waiting in `run` and the work is alive.
+            let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*work.0)() }));
+            state = lock(&pool.state);
+            let e = state
+                .jobs
+                .iter_mut()
+                .find(|e| e.id == id)
+                .expect("a job stays listed while a helper is inside");
+            if let Err(p) = result {
+                e.panic.get_or_insert(p);
+            }
+            e.inside -= 1;
+            if e.inside == 0 {
+                pool.left.notify_all();
+            }
         }
     }
 
-    impl Helpers<'_> {
-        /// Waits for every helper; a panic in one is a panic here, as it would be
-        /// without threads.
-        pub(super) fn join(mut self) {
-            let mut panic = None;
-            for h in self.handles.drain(..) {
-                if let Err(p) = h.join() {
-                    panic.get_or_insert(p);
-                }
+    /// Runs `work` on this thread and on up to `helpers` helpers at once, returning when
+    /// every one of them has finished it. `work` must itself share out what there is to
+    /// do (each call takes what is left), and return at once when nothing is.
+    pub(super) fn run(helpers: usize, work: &(dyn Fn() + Sync)) {
+        let pool = pool();
+        let helpers = helpers.min(pool.helpers.load(Ordering::Relaxed));
+        if helpers == 0 {
+            return work();
+        }
+        // Posted after the placing, so each helper's `everywhere` comes after it.
+        if let Some(Some(p)) = pool.placement.get() {
+            p.away_from_here(helpers);
+        }
+        // SAFETY: only the lifetime is erased; the entry is removed below before this
+        // function returns or unwinds, and never while a helper is inside.
+        let erased: &'static (dyn Fn() + Sync + 'static) = unsafe { std::mem::transmute(work) };
+        let id = {
+            let mut state = lock(&pool.state);
+            let id = state.next_id;
+            state.next_id += 1;
+            state.jobs.push(Entry {
+                id,
+                work: Work(erased),
+                seats: helpers,
+                inside: 0,
+                panic: None,
+            });
+            id
+        };
+        pool.posted.notify_all();
+        let mine = catch_unwind(AssertUnwindSafe(work));
+        let theirs = {
+            let mut state = lock(&pool.state);
+            let at = |s: &State| s.jobs.iter().position(|e| e.id == id).expect("listed");
+            let i = at(&state);
+            state.jobs[i].seats = 0;
+            while state.jobs[at(&state)].inside > 0 {
+                state = pool
+                    .left
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
-            if let Some(p) = panic {
-                std::panic::resume_unwind(p);
-            }
+            let i = at(&state);
+            state.jobs.remove(i).panic
+        };
+        // This thread's own panic first, as it would be without helpers.
+        if let Err(p) = mine {
+            resume_unwind(p);
+        }
+        if let Some(p) = theirs {
+            resume_unwind(p);
         }
     }
 
-    impl Drop for Helpers<'_> {
-        /// Reached with handles left only while this thread unwinds: the helpers
-        /// still borrow its frame, so they are waited for.
-        fn drop(&mut self) {
-            for h in self.handles.drain(..) {
-                let _ = h.join();
-            }
-        }
+    /// The threads of the pool (started if they were not).
+    #[cfg(test)]
+    pub(super) fn helpers() -> usize {
+        pool().helpers.load(Ordering::Relaxed)
     }
 }
 
-/// Where a new helper thread starts. On Linux a thread created while another processor
-/// is idle can be queued behind its creator on the creator's busy processor, and runs
-/// only when the creator's time slice ends (about 3 ms on the machine measured in
-/// docs/benchmarks.md, longer than most of the work it was made for). So a helper is
-/// first allowed only the processors other than its creator's current one, and gives
-/// that restriction back as its first step: only where it starts changes.
+/// Where a helper runs when a job wakes it. On Linux a thread woken (or created) while
+/// another processor is idle can be queued behind the thread that woke it, on that
+/// thread's busy processor, and runs only when its time slice ends (about 3 ms on the
+/// machine measured in docs/benchmarks.md, longer than most jobs). So before a job is
+/// posted its helpers are allowed only the processors other than the caller's current
+/// one, and each gives that restriction back as it joins: only where it wakes changes.
 #[cfg(target_os = "linux")]
 mod placement {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    use std::sync::Arc;
+    use std::os::unix::thread::JoinHandleExt;
     use std::thread::JoinHandle;
 
     const SET: usize = std::mem::size_of::<libc::cpu_set_t>();
-    // A ticket's states: the helper's first step and its creator's pinning race; the
-    // first to move the ticket off FREE decides.
-    const FREE: u8 = 0;
-    const PINNING: u8 = 1;
-    const PINNED: u8 = 2;
-    const STARTED: u8 = 3;
 
-    pub(super) struct Elsewhere {
+    pub(super) struct Placement {
         allowed: libc::cpu_set_t,
-        others: libc::cpu_set_t,
+        threads: Vec<libc::pthread_t>,
     }
 
-    #[derive(Clone)]
-    pub(super) struct Ticket(Arc<(AtomicU8, libc::cpu_set_t)>);
-
-    impl Elsewhere {
-        /// The processors this process may use and those other than this thread's
-        /// current one; `None` when there are no others or the system will not say.
-        pub(super) fn find() -> Option<Elsewhere> {
-            // SAFETY: a zeroed `cpu_set_t` is an empty set; both calls write at most
+    impl Placement {
+        /// For `threads`, among the processors this process may use; `None` when it
+        /// may use only one or the system will not say.
+        pub(super) fn of(threads: &[JoinHandle<()>]) -> Option<Placement> {
+            // SAFETY: a zeroed `cpu_set_t` is an empty set; the call writes at most
             // `SET` bytes into it.
             unsafe {
                 let mut allowed: libc::cpu_set_t = std::mem::zeroed();
-                if libc::sched_getaffinity(0, SET, &mut allowed) != 0 {
+                if libc::sched_getaffinity(0, SET, &mut allowed) != 0
+                    || libc::CPU_COUNT(&allowed) < 2
+                {
                     return None;
                 }
-                let cpu = usize::try_from(libc::sched_getcpu()).ok()?;
+                Some(Placement {
+                    allowed,
+                    threads: threads.iter().map(|h| h.as_pthread_t()).collect(),
+                })
+            }
+        }
+
+        /// Allows the first `count` threads only the processors other than this
+        /// thread's current one. A refusal leaves a thread where it is.
+        pub(super) fn away_from_here(&self, count: usize) {
+            // SAFETY: `sched_getcpu` takes nothing; the sets are `SET` bytes, and the
+            // threads live as long as the process (the pool never ends them).
+            unsafe {
+                let Ok(cpu) = usize::try_from(libc::sched_getcpu()) else {
+                    return;
+                };
                 if cpu >= 8 * SET {
-                    return None;
+                    return;
                 }
-                let mut others = allowed;
+                let mut others = self.allowed;
                 libc::CPU_CLR(cpu, &mut others);
-                (libc::CPU_COUNT(&others) > 0).then_some(Elsewhere { allowed, others })
+                if libc::CPU_COUNT(&others) == 0 {
+                    return;
+                }
+                for t in self.threads.iter().take(count) {
+                    libc::pthread_setaffinity_np(*t, SET, &others);
+                }
             }
         }
 
-        pub(super) fn ticket(&self) -> Ticket {
-            Ticket(Arc::new((AtomicU8::new(FREE), self.allowed)))
-        }
-
-        /// Moves the new thread `h` to the other processors, unless it already runs.
-        pub(super) fn pin(&self, h: &JoinHandle<()>, t: &Ticket) {
-            use std::os::unix::thread::JoinHandleExt;
-            let state = &t.0 .0;
-            if state
-                .compare_exchange(FREE, PINNING, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                // SAFETY: `h` is a live thread (not joined); the set is `SET` bytes.
-                // A refusal leaves the thread where the system put it.
-                unsafe { libc::pthread_setaffinity_np(h.as_pthread_t(), SET, &self.others) };
-                state.store(PINNED, Ordering::Release);
-            }
-        }
-    }
-
-    impl Ticket {
-        /// The helper's first step: every allowed processor again, once its creator
-        /// has pinned it (or never, if it got here first).
-        pub(super) fn started(&self) {
-            let (state, allowed) = &*self.0;
-            if state
-                .compare_exchange(FREE, STARTED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return;
-            }
-            // The creator is between its two steps, a system call apart.
-            while state.load(Ordering::Acquire) != PINNED {
-                std::thread::yield_now();
-            }
+        /// This thread may run on every allowed processor again.
+        pub(super) fn everywhere(&self) {
             // SAFETY: this thread (0) and a set of `SET` bytes.
-            unsafe { libc::sched_setaffinity(0, SET, allowed) };
+            unsafe { libc::sched_setaffinity(0, SET, &self.allowed) };
         }
     }
 }
 
-/// Elsewhere the system places new threads as it sees fit.
+/// Elsewhere the system places woken threads as it sees fit.
 #[cfg(not(target_os = "linux"))]
 mod placement {
     use std::thread::JoinHandle;
 
-    pub(super) struct Elsewhere;
-    #[derive(Clone)]
-    pub(super) struct Ticket;
+    pub(super) struct Placement;
 
-    impl Elsewhere {
-        pub(super) fn find() -> Option<Elsewhere> {
+    impl Placement {
+        pub(super) fn of(_: &[JoinHandle<()>]) -> Option<Placement> {
             None
         }
-        pub(super) fn ticket(&self) -> Ticket {
-            Ticket
-        }
-        pub(super) fn pin(&self, _: &JoinHandle<()>, _: &Ticket) {}
-    }
-
-    impl Ticket {
-        pub(super) fn started(&self) {}
+        pub(super) fn away_from_here(&self, _: usize) {}
+        pub(super) fn everywhere(&self) {}
     }
 }
 
@@ -321,6 +404,72 @@ mod tests {
         if cores() > 1 {
             assert!(threads.len() > 1, "only one thread worked");
         }
+    }
+
+    #[test]
+    fn the_same_helpers_serve_every_job() {
+        if pool::helpers() == 0 {
+            return;
+        }
+        let here = std::thread::current().id();
+        let mut seen = std::collections::BTreeSet::new();
+        // Other tests' jobs share the pool and may keep its helpers busy for a while;
+        // a helper thread made per job would show as a new thread every time.
+        for _ in 0..200 {
+            let threads = indexed(16, 4, |_| {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                let t = std::thread::current();
+                (t.id(), t.name().map(str::to_owned))
+            });
+            for (id, name) in threads.into_iter().filter(|(id, _)| *id != here) {
+                assert_eq!(name.as_deref(), Some("nb2pipe-helper"));
+                seen.insert(format!("{id:?}"));
+            }
+        }
+        assert!(!seen.is_empty(), "no helper took part in 200 jobs");
+        assert!(
+            seen.len() <= pool::helpers(),
+            "{} threads for {} helpers",
+            seen.len(),
+            pool::helpers()
+        );
+    }
+
+    #[test]
+    fn jobs_nest_and_run_side_by_side_without_waiting_on_each_other() {
+        // Callers on several threads at once, each job's work posting jobs of its own.
+        let outer: Vec<Vec<usize>> = std::thread::scope(|s| {
+            let callers: Vec<_> = (0..3)
+                .map(|c| {
+                    s.spawn(move || {
+                        indexed(8, 4, |i| {
+                            indexed(5, 4, |j| c * 100 + i * 10 + j).iter().sum()
+                        })
+                    })
+                })
+                .collect();
+            callers.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (c, sums) in outer.iter().enumerate() {
+            let want: Vec<usize> = (0..8)
+                .map(|i| (0..5).map(|j| c * 100 + i * 10 + j).sum())
+                .collect();
+            assert_eq!(sums, &want);
+        }
+    }
+
+    #[test]
+    fn a_helper_that_panicked_serves_the_next_job() {
+        for _ in 0..4 {
+            let r = std::panic::catch_unwind(|| {
+                indexed(8, 4, |i| {
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                    assert!(i % 2 == 0, "odd {i}");
+                })
+            });
+            assert!(r.is_err());
+        }
+        assert_eq!(indexed(40, 4, |i| i + 1), (1..=40).collect::<Vec<_>>());
     }
 
     #[test]
