@@ -118,6 +118,8 @@ mod pool {
         /// (nested) comes later and is joined first.
         jobs: Vec<Entry>,
         next_id: u64,
+        /// Which helpers are inside a job now, by number.
+        busy: Vec<bool>,
     }
 
     struct Pool {
@@ -148,14 +150,15 @@ mod pool {
                 helpers: AtomicUsize::new(0),
                 placement: OnceLock::new(),
             }));
+            lock(&pool.state).busy = vec![false; want];
             let mut threads = Vec::new();
-            for _ in 0..want {
+            for n in 0..want {
                 // The main thread's stack size: work may walk user input as deep as it
                 // does there.
                 let spawned = std::thread::Builder::new()
                     .name("nb2pipe-helper".into())
                     .stack_size(8 << 20)
-                    .spawn(move || helper(pool));
+                    .spawn(move || helper(pool, n));
                 // A thread the system refuses leaves its share to the others.
                 let Ok(h) = spawned else { break };
                 threads.push(h);
@@ -172,7 +175,7 @@ mod pool {
     }
 
     /// A helper's life: join the latest job with a free seat, or wait for one.
-    fn helper(pool: &'static Pool) {
+    fn helper(pool: &'static Pool, n: usize) {
         let mut state = lock(&pool.state);
         loop {
             let Some(e) = state.jobs.iter_mut().rev().find(|e| e.seats > 0) else {
@@ -185,6 +188,7 @@ mod pool {
             e.seats -= 1;
             e.inside += 1;
             let (id, work) = (e.id, e.work);
+            state.busy[n] = true;
             drop(state);
             if let Some(Some(p)) = pool.placement.get() {
                 p.everywhere();
@@ -205,6 +209,7 @@ mod pool {
             if e.inside == 0 {
                 pool.left.notify_all();
             }
+            state.busy[n] = false;
         }
     }
 
@@ -217,15 +222,18 @@ mod pool {
         if helpers == 0 {
             return work();
         }
-        // Posted after the placing, so each helper's `everywhere` comes after it.
-        if let Some(Some(p)) = pool.placement.get() {
-            p.away_from_here(helpers);
-        }
         // SAFETY: only the lifetime is erased; the entry is removed below before this
         // function returns or unwinds, and never while a helper is inside.
         let erased: &'static (dyn Fn() + Sync + 'static) = unsafe { std::mem::transmute(work) };
         let id = {
             let mut state = lock(&pool.state);
+            // The helpers not inside a job (parked, or between two) are placed before
+            // the job is posted, so each one's `everywhere` comes after; one at work
+            // for another job keeps its place.
+            if let Some(Some(p)) = pool.placement.get() {
+                let free = (0..state.busy.len()).filter(|&n| !state.busy[n]);
+                p.away_from_here(free.take(helpers));
+            }
             let id = state.next_id;
             state.next_id += 1;
             state.jobs.push(Entry {
@@ -307,9 +315,9 @@ mod placement {
             }
         }
 
-        /// Allows the first `count` threads only the processors other than this
+        /// Allows the threads numbered `which` only the processors other than this
         /// thread's current one. A refusal leaves a thread where it is.
-        pub(super) fn away_from_here(&self, count: usize) {
+        pub(super) fn away_from_here(&self, which: impl Iterator<Item = usize>) {
             // SAFETY: `sched_getcpu` takes nothing; the sets are `SET` bytes, and the
             // threads live as long as the process (the pool never ends them).
             unsafe {
@@ -324,7 +332,7 @@ mod placement {
                 if libc::CPU_COUNT(&others) == 0 {
                     return;
                 }
-                for t in self.threads.iter().take(count) {
+                for t in which.filter_map(|n| self.threads.get(n)) {
                     libc::pthread_setaffinity_np(*t, SET, &others);
                 }
             }
@@ -349,7 +357,7 @@ mod placement {
         pub(super) fn of(_: &[JoinHandle<()>]) -> Option<Placement> {
             None
         }
-        pub(super) fn away_from_here(&self, _: usize) {}
+        pub(super) fn away_from_here(&self, _: impl Iterator<Item = usize>) {}
         pub(super) fn everywhere(&self) {}
     }
 }
@@ -377,7 +385,7 @@ mod tests {
         assert_eq!((a.as_str(), b), ("aaa", vec![1, 2]));
     }
 
-    /// A helper is placed away from its creator only until it starts: the work itself
+    /// A helper is placed away from its caller only until it joins: the work itself
     /// runs with every processor the process may use.
     #[cfg(target_os = "linux")]
     #[test]
@@ -392,17 +400,27 @@ mod tests {
             }
         }
         let here = mask();
-        let seen = indexed(64, 4, |_| {
-            std::thread::sleep(std::time::Duration::from_micros(200));
-            (std::thread::current().id(), mask())
-        });
-        assert!(seen.iter().all(|(_, m)| *m == here));
-        // With more than one processor the helpers took part (a sleeping main thread
-        // leaves them indices), so their masks were the ones checked.
-        let threads: std::collections::BTreeSet<_> =
-            seen.iter().map(|(t, _)| format!("{t:?}")).collect();
-        if cores() > 1 {
-            assert!(threads.len() > 1, "only one thread worked");
+        let this = std::thread::current().id();
+        // Other tests' jobs share the pool and may keep its helpers busy; jobs are
+        // run until helpers have taken part in some.
+        let mut helped = 0;
+        for _ in 0..200 {
+            let seen = indexed(64, 4, |_| {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                (std::thread::current().id(), mask())
+            });
+            assert!(seen.iter().all(|(_, m)| *m == here));
+            if seen.iter().any(|(t, _)| *t != this) {
+                helped += 1;
+                if helped == 5 {
+                    break;
+                }
+            }
+        }
+        // With more than one processor the helpers took part (a sleeping caller
+        // leaves them indices), so their masks were among those checked.
+        if pool::helpers() > 0 {
+            assert_eq!(helped, 5, "helpers took part in too few jobs");
         }
     }
 
