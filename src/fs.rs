@@ -150,26 +150,14 @@ enum StaleScan {
 }
 
 impl StaleScan {
-    fn key(&self) -> &std::ffi::OsStr {
-        match self {
-            StaleScan::Folder(p) => p.file_name().unwrap_or_default(),
-            StaleScan::Leftovers(n) => std::ffi::OsStr::new(n),
-        }
-    }
-
     fn run(&self, dir: &Path, bundle: &Bundle) -> Result<()> {
         match self {
             StaleScan::Folder(p) => std::fs::remove_dir_all(p)
                 .with_context(|| format!("removing stale {}", p.display())),
             StaleScan::Leftovers(name) => {
-                for sub in [
-                    crate::deps::files::MODULES_DIR,
-                    crate::deps::files::FILES_DIR,
-                ] {
-                    for stale in leftovers(dir, &format!("tasks/{name}/{sub}"), bundle) {
-                        std::fs::remove_file(dir.join(&stale))
-                            .with_context(|| format!("removing stale {stale}"))?;
-                    }
+                for stale in task_leftovers(dir, name, bundle) {
+                    std::fs::remove_file(dir.join(&stale))
+                        .with_context(|| format!("removing stale {stale}"))?;
                 }
                 Ok(())
             }
@@ -189,9 +177,14 @@ fn stale_scans(dir: &Path, bundle: &Bundle) -> Vec<StaleScan> {
     let Ok(entries) = std::fs::read_dir(dir.join("tasks")) else {
         return Vec::new();
     };
-    let mut scans: Vec<StaleScan> = entries
+    let mut folders: Vec<std::fs::DirEntry> = entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .collect();
+    // The listing's order is the file system's; the jobs' is fixed.
+    folders.sort_by_key(|e| e.file_name());
+    folders
+        .into_iter()
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             if kept.contains(name.as_str()) {
@@ -200,10 +193,19 @@ fn stale_scans(dir: &Path, bundle: &Bundle) -> Vec<StaleScan> {
                 StaleScan::Folder(e.path())
             }
         })
-        .collect();
-    // The listing's order is the file system's; the jobs' is fixed.
-    scans.sort_by(|a, b| a.key().cmp(b.key()));
-    scans
+        .collect()
+}
+
+/// The modules and data files under task folder `task` that `bundle` does not have
+/// (relative to `dir`): they would still be COPY'd into the task's image.
+pub fn task_leftovers(dir: &Path, task: &str, bundle: &Bundle) -> Vec<String> {
+    [
+        crate::deps::files::MODULES_DIR,
+        crate::deps::files::FILES_DIR,
+    ]
+    .into_iter()
+    .flat_map(|sub| leftovers(dir, &format!("tasks/{task}/{sub}"), bundle))
+    .collect()
 }
 
 /// Files under `dir/sub` (relative to `dir`) that `bundle` does not have.

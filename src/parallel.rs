@@ -144,13 +144,15 @@ mod pool {
         POOL.get_or_init(|| {
             let want = super::cores().saturating_sub(1).min(MAX_HELPERS);
             let pool: &'static Pool = Box::leak(Box::new(Pool {
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    busy: vec![false; want],
+                    ..State::default()
+                }),
                 posted: Condvar::new(),
                 left: Condvar::new(),
                 helpers: AtomicUsize::new(0),
                 placement: OnceLock::new(),
             }));
-            lock(&pool.state).busy = vec![false; want];
             let mut threads = Vec::new();
             for n in 0..want {
                 // The main thread's stack size: work may walk user input as deep as it
@@ -424,15 +426,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_same_helpers_serve_every_job() {
-        if pool::helpers() == 0 {
-            return;
-        }
+    /// The helper threads that took part in 200 short jobs from this thread. Other
+    /// tests' jobs share the pool and may keep its helpers busy for a while.
+    fn helpers_seen() -> std::collections::BTreeSet<String> {
         let here = std::thread::current().id();
         let mut seen = std::collections::BTreeSet::new();
-        // Other tests' jobs share the pool and may keep its helpers busy for a while;
-        // a helper thread made per job would show as a new thread every time.
         for _ in 0..200 {
             let threads = indexed(16, 4, |_| {
                 std::thread::sleep(std::time::Duration::from_micros(200));
@@ -444,6 +442,16 @@ mod tests {
                 seen.insert(format!("{id:?}"));
             }
         }
+        seen
+    }
+
+    #[test]
+    fn the_same_helpers_serve_every_job() {
+        if pool::helpers() == 0 {
+            return;
+        }
+        // A helper thread made per job would show as a new thread every time.
+        let seen = helpers_seen();
         assert!(!seen.is_empty(), "no helper took part in 200 jobs");
         assert!(
             seen.len() <= pool::helpers(),
@@ -488,6 +496,13 @@ mod tests {
             assert!(r.is_err());
         }
         assert_eq!(indexed(40, 4, |i| i + 1), (1..=40).collect::<Vec<_>>());
+        // The helpers are still there, and still take jobs.
+        if pool::helpers() > 0 {
+            assert!(
+                !helpers_seen().is_empty(),
+                "no helper took part after the panics"
+            );
+        }
     }
 
     #[test]

@@ -347,14 +347,9 @@ fn compare(dir: &Path, bundle: &emit::Bundle, targets: &[String]) -> Vec<(String
     if let Ok(tasks) = std::fs::read_dir(dir.join("tasks")) {
         for t in tasks.flatten() {
             let name = t.file_name().to_string_lossy().into_owned();
-            for sub in [
-                crate::deps::files::MODULES_DIR,
-                crate::deps::files::FILES_DIR,
-            ] {
-                for path in crate::fs::leftovers(dir, &format!("tasks/{name}/{sub}"), bundle) {
-                    if !diff.iter().any(|(p, _)| *p == path) {
-                        diff.push((path, "left over"));
-                    }
+            for path in crate::fs::task_leftovers(dir, &name, bundle) {
+                if !diff.iter().any(|(p, _)| *p == path) {
+                    diff.push((path, "left over"));
                 }
             }
         }
