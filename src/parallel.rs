@@ -49,6 +49,21 @@ pub fn indexed<T: Send>(n: usize, max: usize, f: impl Fn(usize) -> T + Sync) -> 
         .collect()
 }
 
+/// `f` on every item of `items`, on up to `max` threads, each item changed by one
+/// thread only.
+pub fn each_mut<T: Send>(items: &mut [T], max: usize, f: impl Fn(&mut T) + Sync) {
+    if max <= 1 || items.len() <= 1 {
+        items.iter_mut().for_each(f);
+        return;
+    }
+    // Each item behind its own (uncontended) lock: the threads share the list, not
+    // the items.
+    let items: Vec<Mutex<&mut T>> = items.iter_mut().map(Mutex::new).collect();
+    indexed(items.len(), max, |i| {
+        f(&mut items[i].lock().unwrap_or_else(PoisonError::into_inner))
+    });
+}
+
 /// `a()` and `b()` at the same time, on this thread and a helper: each thread takes the
 /// next one not yet started, `a` first, so a helper that starts late leaves both here.
 pub fn both<A: Send, B: Send>(
@@ -379,6 +394,19 @@ mod tests {
         assert_eq!(out, want);
         assert!(indexed(0, 4, |i| i).is_empty());
         assert_eq!(indexed(3, 1, |i| i * 2), vec![0, 2, 4]);
+    }
+
+    #[test]
+    fn each_mut_changes_every_item_once() {
+        for max in [1, 4] {
+            let mut items: Vec<(usize, u32)> = (0..50).map(|i| (i, 0)).collect();
+            each_mut(&mut items, max, |(i, n)| {
+                std::thread::sleep(std::time::Duration::from_micros(((50 - *i) * 10) as u64));
+                *n += 1 + *i as u32;
+            });
+            let want: Vec<(usize, u32)> = (0..50).map(|i| (i, 1 + i as u32)).collect();
+            assert_eq!(items, want, "max {max}");
+        }
     }
 
     #[test]

@@ -13,43 +13,53 @@ use super::{DataStore, Image, PipelineSettings, Requirement, Task};
 use crate::deps::files::{data_files, module_copies, MODULES_DIR};
 use crate::notebook::Notebook;
 
-/// Fills `files`, `copies` and `image` of every task, and adds boto3 when the data
-/// store is S3. `tasks` come with `image` as the settings gave it: `prebuilt` with the
-/// `image:` reference, or the base image's tag.
-pub fn attach(
+/// Adds boto3 to every task when the data store is S3.
+pub fn add_store_client(
     tasks: &mut [Task],
     settings: &PipelineSettings,
-    pipeline: &str,
     python: &str,
     nb: &Notebook,
     python_env: Option<&Path>,
 ) {
-    let nb_dir = nb
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     if matches!(settings.data, DataStore::S3 { .. }) {
         let boto3 = crate::deps::store_client(nb, python, python_env);
         for t in tasks.iter_mut() {
             add_requirement(&mut t.requirements, &boto3);
         }
     }
-    for t in tasks.iter_mut() {
-        let (files, data) = data_files(nb_dir, &t.code);
-        let mut copies = module_copies(nb_dir, &t.local_modules);
-        copies.extend(data);
-        copies.sort();
-        t.files = files;
-        t.copies = copies;
-        // A Spark task's `spark-image:` is its base unless `image:` names one.
-        let from = t
-            .image
-            .base
-            .clone()
-            .or_else(|| t.settings.spark.as_ref().and_then(|sp| sp.image.clone()));
-        t.image = task_image(settings, pipeline, python, t, from);
-    }
+}
+
+/// The folder the notebook's relative paths start from.
+pub fn notebook_dir(nb: &Notebook) -> &Path {
+    nb.path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Fills `files`, `copies` and `image` of task `t`, whose requirements are final
+/// ([`add_store_client`] first). `t` comes with `image` as the settings gave it:
+/// `prebuilt` with the `image:` reference, or the base image's tag.
+pub fn attach(
+    t: &mut Task,
+    settings: &PipelineSettings,
+    pipeline: &str,
+    python: &str,
+    nb_dir: &Path,
+) {
+    let (files, data) = data_files(nb_dir, &t.code);
+    let mut copies = module_copies(nb_dir, &t.local_modules);
+    copies.extend(data);
+    copies.sort();
+    t.files = files;
+    t.copies = copies;
+    // A Spark task's `spark-image:` is its base unless `image:` names one.
+    let from = t
+        .image
+        .base
+        .clone()
+        .or_else(|| t.settings.spark.as_ref().and_then(|sp| sp.image.clone()));
+    t.image = task_image(settings, pipeline, python, t, from);
 }
 
 /// Keeps the list sorted by normalised name, as deps::resolve makes it; a requirement the

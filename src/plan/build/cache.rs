@@ -11,42 +11,46 @@ use sha2::{Digest, Sha256};
 use crate::analysis::CellFacts;
 use crate::deps::files::MODULES_DIR;
 use crate::notebook::Notebook;
-use crate::plan::{CacheIngredient, Plan, Task, TaskCache};
+use crate::plan::{CacheIngredient, Task, TaskCache};
 
 /// Bumped whenever the encoding or the ingredients change: old entries stop matching.
 pub const CACHE_KEY_FORMAT: u32 = 1;
 
 /// Decides `cache` of every task of `plan`: off when its `cache:false` setting or its
 /// code says so, else its key.
-pub fn decide(plan: &mut Plan, nb: &Notebook, facts: &[Option<CellFacts>]) {
-    let base_image = plan.settings.base_image.clone();
-    let python = plan.python.clone();
-    for t in plan.tasks.iter_mut() {
-        let reason = if !t.settings.cache {
-            Some("cache:false".to_string())
-        } else if t.settings.spark.is_some() {
-            Some("a Spark task: its values are not content-addressed".to_string())
-        } else {
-            nondeterminism(nb, facts, t)
-        };
-        t.cache = match reason {
-            Some(r) => TaskCache {
-                enabled: false,
-                reason: Some(r),
-                key: None,
-                ingredients: Vec::new(),
-            },
-            None => {
-                let ingredients = ingredients(t, &python, &base_image);
-                TaskCache {
-                    enabled: true,
-                    reason: None,
-                    key: Some(key_of(&ingredients)),
-                    ingredients,
-                }
-            }
-        };
+/// Why task `t` is never served from the cache, if it is not: its settings, else the
+/// first call in its code that gives other results on another run. Its requirements
+/// and files play no part, so this is known before they are.
+pub fn reason(t: &Task, nb: &Notebook, facts: &[Option<CellFacts>]) -> Option<String> {
+    if !t.settings.cache {
+        Some("cache:false".to_string())
+    } else if t.settings.spark.is_some() {
+        Some("a Spark task: its values are not content-addressed".to_string())
+    } else {
+        nondeterminism(nb, facts, t)
     }
+}
+
+/// Task `t`'s cache decision, given its [`reason`]; `t` is final but for its cache.
+/// It reads the task alone, so tasks are decided in any order.
+pub fn decide(t: &mut Task, reason: Option<String>, python: &str, base_image: &str) {
+    t.cache = match reason {
+        Some(r) => TaskCache {
+            enabled: false,
+            reason: Some(r),
+            key: None,
+            ingredients: Vec::new(),
+        },
+        None => {
+            let ingredients = ingredients(t, python, base_image);
+            TaskCache {
+                enabled: true,
+                reason: None,
+                key: Some(key_of(&ingredients)),
+                ingredients,
+            }
+        }
+    };
 }
 
 /// The key: the format, then each ingredient's kind, name and digest, length-prefixed.
@@ -308,6 +312,80 @@ mod tests {
     fn project(dir: &Path, data: &str, helper: &str) {
         std::fs::write(dir.join("data.csv"), data).unwrap();
         std::fs::write(dir.join("helpers.py"), helper).unwrap();
+    }
+
+    /// Many tasks are planned on several threads, a few on one: a task's requirements,
+    /// files, image and cache decision are the same either way.
+    #[test]
+    fn a_task_is_planned_alike_among_few_or_many_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        project(
+            d,
+            "a,b\n1,2\n",
+            "import yaml\ndef count(t):\n    return len(t)\n",
+        );
+        let sources: Vec<(String, String)> = (0..40)
+            .map(|i| {
+                let code = match i % 3 {
+                    0 => format!("text{i} = open('data.csv').read()\nimport helpers\nn{i} = helpers.count(text{i})"),
+                    1 => format!("import time\nimport numpy as np\nstarted{i} = time.time()"),
+                    _ => format!("import pandas as pd\nimport asynchat\nframe{i} = pd.DataFrame()"),
+                };
+                (format!("task:t{i}"), code)
+            })
+            .collect();
+        let plan_of = |n: usize| {
+            let c: Vec<(&str, &str)> = sources[..n]
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
+            plan_in(d, &c)
+        };
+        let (few, many) = (plan_of(6), plan_of(40));
+        assert_eq!(many.tasks.len(), 40);
+        for (a, b) in few.tasks.iter().zip(&many.tasks) {
+            assert_eq!(
+                (
+                    &a.requirements,
+                    &a.local_modules,
+                    &a.files,
+                    &a.copies,
+                    &a.image,
+                    &a.cache
+                ),
+                (
+                    &b.requirements,
+                    &b.local_modules,
+                    &b.files,
+                    &b.copies,
+                    &b.image,
+                    &b.cache
+                ),
+                "task {}",
+                a.name
+            );
+        }
+        // What the comparison rests on: each kind of task got what it needs.
+        assert_eq!(many.tasks[0].local_modules, vec!["helpers.py".to_string()]);
+        assert!(many.tasks[0].cache.enabled);
+        assert!(many.tasks[1]
+            .cache
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("time.time")));
+        let names = |t: &Task| {
+            t.requirements
+                .iter()
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            names(&many.tasks[0]).contains(&"pyyaml".to_string()),
+            "{:?}",
+            names(&many.tasks[0])
+        );
+        assert!(names(&many.tasks[2]).contains(&"pandas".to_string()));
     }
 
     #[test]

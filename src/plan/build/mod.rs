@@ -132,25 +132,51 @@ pub fn build(input: BuildInput<'_>) -> Built {
         edges: &edges,
         globals: &globals,
     };
-    // Requirements of every task first: a consumer's depend on its producers'.
-    let mut task_deps =
-        code::resolve_requirements(&cx, &python, input.python_env.as_deref(), &mut diags)
-            .into_iter();
-    let mut tasks: Vec<Task> = Vec::new();
-    for t in 0..drafts.len() {
-        let deps = task_deps.next().unwrap_or_default();
-        let task = plan_task(&cx, t, deps, &mut diags);
-        tasks.push(task);
+    // The tasks' requirements (a consumer's depend on its producers') are resolved
+    // while the tasks are planned: neither reads the other. Their diagnostics keep the
+    // order of a one-thread run.
+    let python_env = input.python_env.as_deref();
+    let requirements = || {
+        let mut d = Vec::new();
+        let deps = code::resolve_requirements(&cx, &python, python_env, &mut d);
+        (deps, d)
+    };
+    let planned = || {
+        let mut d = Vec::new();
+        let tasks: Vec<(Task, Option<String>)> = (0..drafts.len())
+            .map(|t| {
+                let task = plan_task(&cx, t, &mut d);
+                let no_cache = cache::reason(&task, nb, &facts);
+                (task, no_cache)
+            })
+            .collect();
+        (tasks, d)
+    };
+    // A few tasks take less time than waking a helper.
+    let ((task_deps, deps_diags), (tasks, task_diags)) = if drafts.len() >= 16 {
+        crate::parallel::both(requirements, planned)
+    } else {
+        (requirements(), planned())
+    };
+    diags.extend(deps_diags);
+    diags.extend(task_diags);
+    let (mut tasks, no_cache): (Vec<Task>, Vec<Option<String>>) = tasks.into_iter().unzip();
+    for (task, deps) in tasks.iter_mut().zip(task_deps) {
+        task.requirements = deps.requirements;
+        task.optional_requirements = deps.optional;
+        task.local_modules = deps.local_modules;
     }
 
-    crate::plan::files::attach(
-        &mut tasks,
-        &settings,
-        &pipeline,
-        &python,
-        nb,
-        input.python_env.as_deref(),
-    );
+    crate::plan::files::add_store_client(&mut tasks, &settings, &python, nb, python_env);
+    // What travels with each task, its image and its cache key: each from the task
+    // alone, so shared over threads when there are many.
+    let nb_dir = crate::plan::files::notebook_dir(nb);
+    let workers = if tasks.len() >= 32 { 4 } else { 1 };
+    let mut pairs: Vec<(&mut Task, Option<String>)> = tasks.iter_mut().zip(no_cache).collect();
+    crate::parallel::each_mut(&mut pairs, workers, |(t, no_cache)| {
+        crate::plan::files::attach(t, &settings, &pipeline, &python, nb_dir);
+        cache::decide(t, no_cache.take(), &python, &settings.base_image);
+    });
     let edges = edges::plan_edges(&drafts, edges);
     parameters.sort_by_key(|p| (p.cell, p.line));
     let mut settings = settings;
@@ -162,7 +188,7 @@ pub fn build(input: BuildInput<'_>) -> Built {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut plan = Plan {
+    let plan = Plan {
         format: PLAN_FORMAT,
         pipeline,
         notebook,
@@ -172,7 +198,6 @@ pub fn build(input: BuildInput<'_>) -> Built {
         tasks,
         edges,
     };
-    cache::decide(&mut plan, nb, &facts);
     Built {
         plan,
         diagnostics: diags,
@@ -181,12 +206,8 @@ pub fn build(input: BuildInput<'_>) -> Built {
 }
 
 /// Task `t` of the plan, from its draft and the decisions made about it.
-fn plan_task(
-    cx: &Drafted<'_>,
-    t: usize,
-    deps: crate::deps::TaskDeps,
-    diags: &mut Vec<Diagnostic>,
-) -> Task {
+/// Its requirements and local modules are left empty: [`build`] fills them in.
+fn plan_task(cx: &Drafted<'_>, t: usize, diags: &mut Vec<Diagnostic>) -> Task {
     let d = &cx.drafts[t];
     let layer = &cx.layers[t];
     let first_line = cx.nb.cells[d.first_cell].first_line();
@@ -197,7 +218,6 @@ fn plan_task(
     let before = code::before_cells(cx.prelude, &cx.preludes[t], &cx.globals.replays[t]);
     let code = code::task_chunks(d, cx.facts, &before);
     let imports = code::task_imports(d, cx.facts, &before);
-    let requirements = deps.requirements;
     let prelude_refs = prelude::prelude_refs(cx.facts, &before);
     let random_state = globals::random_carry(cx.globals, cx.drafts, t, &code);
     let image = images::task_image(layer.image.as_ref());
@@ -216,9 +236,9 @@ fn plan_task(
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
-        requirements,
-        optional_requirements: deps.optional,
-        local_modules: deps.local_modules,
+        requirements: Vec::new(),
+        optional_requirements: Vec::new(),
+        local_modules: Vec::new(),
         files: Vec::new(),
         copies: Vec::new(),
         metrics: d.metrics,
