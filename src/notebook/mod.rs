@@ -62,32 +62,61 @@ pub struct Notebook {
     pub python_version: Option<String>,
 }
 
+/// Notebooks up to this size are read whole and parsed from memory; larger ones are
+/// streamed, so memory stays flat whatever their outputs weigh.
+const IN_MEMORY_MAX: u64 = 128 << 20;
+
 /// Reads and checks a notebook. Any failure is one diagnostic (exit 1 at the CLI).
 pub fn load(path: &Path) -> Result<Notebook, Diagnostic> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        Diagnostic::new(
-            Code::Unreadable,
-            path,
-            format!("cannot open the notebook: {e}"),
-        )
-    })?;
-    parse_reader(path, BufReader::with_capacity(1 << 16, file))
+    load_within(path, IN_MEMORY_MAX)
+}
+
+fn load_within(path: &Path, in_memory_max: u64) -> Result<Notebook, Diagnostic> {
+    use std::io::Read;
+    let unreadable = |what: &str, e: std::io::Error| {
+        Diagnostic::new(Code::Unreadable, path, format!("{what}: {e}"))
+    };
+    let mut file =
+        std::fs::File::open(path).map_err(|e| unreadable("cannot open the notebook", e))?;
+    let size = file.metadata().map_or(0, |m| m.len());
+    if size > in_memory_max {
+        return parse_reader(path, BufReader::with_capacity(1 << 16, file));
+    }
+    // From memory, the parser skips the outputs' long strings many bytes at a time; a
+    // stream gives it one byte per call.
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    file.read_to_end(&mut bytes)
+        .map_err(|e| unreadable("cannot read the notebook", e))?;
+    parse_bytes(path, &bytes)
 }
 
 /// Parses notebook JSON from memory (tests, benchmarks, stdin).
 pub fn parse_str(path: &Path, text: &str) -> Result<Notebook, Diagnostic> {
-    parse_reader(path, text.as_bytes())
+    parse_bytes(path, text.as_bytes())
+}
+
+fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Notebook, Diagnostic> {
+    match serde_json::from_slice(bytes) {
+        Ok(raw) => from_raw(path, raw),
+        // Reported as the streaming parser reports it: the slice parser's column is one
+        // off for some errors (a value of the wrong type, a byte a string cannot hold).
+        Err(fast) => parse_reader(path, bytes).and(Err(invalid(path, &fast))),
+    }
 }
 
 fn parse_reader<R: std::io::Read>(path: &Path, reader: R) -> Result<Notebook, Diagnostic> {
-    let raw: schema::RawNotebook = serde_json::from_reader(reader).map_err(|e| {
-        let mut d = json_error(path, &e);
-        if d.code == Code::InvalidJson && conflict_marker_at(path, e.line()) {
-            d = d.with_help("line starts with `<<<<<<<`: an unresolved git merge conflict");
-        }
-        d
-    })?;
+    let raw: schema::RawNotebook =
+        serde_json::from_reader(reader).map_err(|e| invalid(path, &e))?;
     from_raw(path, raw)
+}
+
+/// The diagnostic for JSON the notebook schema does not accept.
+fn invalid(path: &Path, e: &serde_json::Error) -> Diagnostic {
+    let mut d = json_error(path, e);
+    if d.code == Code::InvalidJson && conflict_marker_at(path, e.line()) {
+        d = d.with_help("line starts with `<<<<<<<`: an unresolved git merge conflict");
+    }
+    d
 }
 
 fn json_error(path: &Path, e: &serde_json::Error) -> Diagnostic {

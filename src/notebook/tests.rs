@@ -66,3 +66,74 @@ fn wrong_shapes_are_diagnostics_not_panics() {
         );
     }
 }
+
+/// Positions are where the streaming parser puts them, though notebooks are parsed from
+/// memory: the column just past a value of the wrong type, the column of a byte a
+/// string cannot hold.
+#[test]
+fn error_columns_are_the_streaming_parsers() {
+    let wrong_type =
+        nb(r#"{"cells": 5, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}"#).unwrap_err();
+    assert_eq!(wrong_type.code, Code::MalformedNotebook);
+    assert_eq!(
+        (wrong_type.location.line, wrong_type.location.column),
+        (Some(1), Some(12))
+    );
+    let control =
+        nb("{\"cells\": [], \"metadata\": {\"a\": \"\u{1}\"}, \"nbformat\": 4}").unwrap_err();
+    assert_eq!(control.code, Code::InvalidJson);
+    assert_eq!(
+        (control.location.line, control.location.column),
+        (Some(1), Some(34))
+    );
+}
+
+#[test]
+fn a_file_read_whole_or_streamed_gives_the_same_notebook_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.ipynb");
+    let text = r#"{"nbformat":4,"nbformat_minor":5,"metadata":{},"cells":[{"cell_type":"code","source":"x = 1","metadata":{},"outputs":[{"data":{"image/png":"AAAA"}}]}]}"#;
+    std::fs::write(&path, text).unwrap();
+    // A limit of 0 streams every file.
+    for max in [IN_MEMORY_MAX, 0] {
+        let n = load_within(&path, max).unwrap();
+        assert_eq!(n.cells[0].source, "x = 1", "limit {max}");
+    }
+    for bad in [
+        &text[..40],
+        r#"{"cells": 5, "nbformat": 4}"#,
+        "{\n<<<<<<< HEAD\n",
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let whole = load_within(&path, IN_MEMORY_MAX).unwrap_err();
+        let streamed = load_within(&path, 0).unwrap_err();
+        let from_text = parse_str(&path, bad).unwrap_err();
+        for d in [&streamed, &from_text] {
+            assert_eq!(
+                (
+                    &whole.code,
+                    &whole.message,
+                    whole.location.line,
+                    whole.location.column,
+                    &whole.help
+                ),
+                (
+                    &d.code,
+                    &d.message,
+                    d.location.line,
+                    d.location.column,
+                    &d.help
+                ),
+                "{bad}"
+            );
+        }
+    }
+    // A folder opens but cannot be read.
+    let d = load(dir.path()).unwrap_err();
+    assert_eq!(d.code, Code::Unreadable);
+    assert!(
+        d.message.starts_with("cannot read the notebook"),
+        "{}",
+        d.message
+    );
+}
