@@ -76,12 +76,17 @@ fn check_diagnostic(d: &Diagnostic) -> Result<(), String> {
     Ok(())
 }
 
-/// The notebook reader: a notebook, or one error diagnostic.
+/// The notebook reader: a notebook, or one error diagnostic, the same whether the
+/// bytes are parsed whole or streamed.
 pub fn notebook(data: &[u8]) -> Result<(), String> {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return Ok(());
-    };
-    match notebook::parse_str(path(), text) {
+    let whole = notebook::parse_bytes(path(), data);
+    let streamed = notebook::parse_reader(path(), data);
+    if format!("{whole:?}") != format!("{streamed:?}") {
+        return Err(format!(
+            "read whole and streamed differ:\n{whole:?}\n{streamed:?}"
+        ));
+    }
+    match whole {
         Ok(nb) => {
             for (i, c) in nb.cells.iter().enumerate() {
                 let _ = c.first_line();

@@ -95,16 +95,22 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Notebook, Diagnostic> {
     parse_bytes(path, text.as_bytes())
 }
 
-fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Notebook, Diagnostic> {
+/// Parses notebook JSON from memory, as `load` does with files up to 128 MB.
+pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Notebook, Diagnostic> {
     match serde_json::from_slice(bytes) {
         Ok(raw) => from_raw(path, raw),
         // Reported as the streaming parser reports it: the slice parser's column is one
         // off for some errors (a value of the wrong type, a byte a string cannot hold).
-        Err(fast) => parse_reader(path, bytes).and(Err(invalid(path, &fast))),
+        Err(fast) => match parse_reader(path, bytes) {
+            Err(d) => Err(d),
+            Ok(_) => Err(invalid(path, &fast)),
+        },
     }
 }
 
-fn parse_reader<R: std::io::Read>(path: &Path, reader: R) -> Result<Notebook, Diagnostic> {
+/// Parses notebook JSON as a stream, as `load` does with larger files. It gives what
+/// `parse_bytes` gives, notebook or diagnostic (the `notebook` fuzz target checks it).
+pub fn parse_reader<R: std::io::Read>(path: &Path, reader: R) -> Result<Notebook, Diagnostic> {
     let raw: schema::RawNotebook =
         serde_json::from_reader(reader).map_err(|e| invalid(path, &e))?;
     from_raw(path, raw)
