@@ -1,9 +1,15 @@
 //! Nesting limits on a cell's Python, checked before any recursive walk.
 //!
-//! ruff's parser grows its own stack, so it parses any depth; but every walk of the
-//! syntax tree after it (names, imports, secrets, literals, and dropping the tree)
-//! recurses once per level. A cell nested past these limits is reported as not valid
-//! Python, as CPython reports it, and its tree is never walked.
+//! ruff's parser grows its own stack as it descends, so it parses any depth; but every
+//! walk of the syntax tree after it (names, imports, secrets, literals, and dropping the
+//! tree) recurses once per level. A cell nested past these limits is reported as not
+//! valid Python, as CPython reports it, and its tree is never walked.
+//!
+//! One recursion inside the parser does not grow the stack: marking an assignment
+//! target's names (`set_expr_ctx`) descends nested lists, tuples, starred and unary
+//! expressions plainly, and a target nested some 250,000 levels overflowed the stack
+//! (found by fuzzing). The cell's tokens bound that chain, so a cell is lexed before
+//! it is parsed when it could nest that far.
 
 use std::cell::{Cell, RefCell};
 
@@ -23,6 +29,12 @@ pub const MAX_BRACKETS: usize = 200;
 /// somewhat deeper expression chains, but no hand-written cell comes near this, and it
 /// keeps every walk far inside a thread's stack.
 pub const MAX_DEPTH: usize = 256;
+
+/// Brackets and operators a cell's tokens may chain before it is parsed. Valid code
+/// past this has more than [`MAX_BRACKETS`] brackets open or, since each operator in a
+/// chain is a level of its tree, a tree deeper than [`MAX_DEPTH`]: it is refused after
+/// parsing anyway. The parser's unguarded recursion stays within twice this.
+const MAX_CHAIN: usize = MAX_BRACKETS + MAX_DEPTH;
 
 /// A cell nested too deeply: where, and what was exceeded.
 #[derive(Debug, Clone)]
@@ -53,21 +65,124 @@ pub fn caught<T>(f: impl FnOnce() -> T) -> Option<T> {
 
 /// Parses a cell's Python; a too deep cell is an error and its tree is never walked.
 pub fn parse_python(src: &str) -> Result<Parsed<ruff_python_ast::Mod>, TooDeep> {
+    match chain_fits(src) {
+        Some(true) => parse_checked(src),
+        Some(false) => Err(too_long_a_chain(src)),
+        None => Err(unreadable_escapes()),
+    }
+}
+
+fn parse_checked(src: &str) -> Result<Parsed<ruff_python_ast::Mod>, TooDeep> {
     // ruff_python_parser 0.0.10 hits an `unreachable!` on some IPython escapes in
     // expression position (found by fuzzing): such a cell is reported as not parseable.
-    let parsed =
-        caught(|| parse_unchecked(src, ParseOptions::from(Mode::Ipython))).ok_or_else(|| {
-            TooDeep {
-                offset: 0,
-                message: "the Python parser cannot read this cell's IPython escapes".into(),
-            }
-        })?;
+    let parsed = caught(|| parse_unchecked(src, ParseOptions::from(Mode::Ipython)))
+        .ok_or_else(unreadable_escapes)?;
     match check(&parsed) {
         Ok(()) => Ok(parsed),
         Err(e) => {
             drop_flat(parsed.into_syntax());
             Err(e)
         }
+    }
+}
+
+fn unreadable_escapes() -> TooDeep {
+    TooDeep {
+        offset: 0,
+        message: "the Python parser cannot read this cell's IPython escapes".into(),
+    }
+}
+
+/// Whether no chain of brackets and operators in the cell's tokens is longer than
+/// [`MAX_CHAIN`]; `None` when the lexer panics. A chain: each open bracket, plus the
+/// operators (`-`, `+`, `~`, `not`, `*`) right before the next bracket or the end of
+/// the chain. A bracket closes its own kind only: the parser may not.
+fn chain_fits(src: &str) -> Option<bool> {
+    // Each link is at least a byte of one of these, so most cells need no lexing.
+    let b = src.as_bytes();
+    let links = b
+        .iter()
+        .enumerate()
+        .filter(|&(i, c)| {
+            matches!(c, b'(' | b'[' | b'{' | b'-' | b'+' | b'~' | b'*')
+                || (*c == b'n' && b[i + 1..].starts_with(b"ot"))
+        })
+        .count();
+    if links <= MAX_CHAIN {
+        return Some(true);
+    }
+    caught(|| {
+        let mut lexer = ruff_python_parser::lexer::lex(src, Mode::Ipython);
+        // The chain's length at each open bracket, and the bracket.
+        let mut open: Vec<(usize, TokenKind)> = Vec::new();
+        let (mut base, mut run) = (0usize, 0usize);
+        loop {
+            let kind = lexer.next_token();
+            match kind {
+                TokenKind::EndOfFile => return true,
+                TokenKind::Lpar | TokenKind::Lsqb | TokenKind::Lbrace => {
+                    open.push((base, kind));
+                    base += run + 1;
+                    run = 0;
+                }
+                TokenKind::Rpar | TokenKind::Rsqb | TokenKind::Rbrace => {
+                    let opener = match kind {
+                        TokenKind::Rpar => TokenKind::Lpar,
+                        TokenKind::Rsqb => TokenKind::Lsqb,
+                        _ => TokenKind::Lbrace,
+                    };
+                    if open.last().is_some_and(|&(_, k)| k == opener) {
+                        base = open.pop().map_or(0, |(b, _)| b);
+                    }
+                    run = 0;
+                }
+                TokenKind::Minus
+                | TokenKind::Plus
+                | TokenKind::Tilde
+                | TokenKind::Not
+                | TokenKind::Star => run += 1,
+                TokenKind::Comment | TokenKind::NonLogicalNewline => {}
+                _ => run = 0,
+            }
+            if base + run > MAX_CHAIN {
+                return false;
+            }
+        }
+    })
+}
+
+/// The diagnostic for a cell whose chain is too long, as the checks after parsing would
+/// give it: they run on the longest start of the cell that is safe to parse (the
+/// lexer gives no positions), which holds the place where the limit is passed.
+fn too_long_a_chain(src: &str) -> TooDeep {
+    let (mut fits, mut not) = (0, src.len());
+    while not - fits > 1 {
+        let mut mid = fits + (not - fits) / 2;
+        while !src.is_char_boundary(mid) {
+            mid -= 1;
+        }
+        if mid == fits {
+            break;
+        }
+        if chain_fits(&src[..mid]) == Some(true) {
+            fits = mid;
+        } else {
+            not = mid;
+        }
+    }
+    let start = &src[..fits];
+    let checked =
+        caught(|| parse_unchecked(start, ParseOptions::from(Mode::Ipython))).map(|parsed| {
+            let r = check(&parsed);
+            drop_flat(parsed.into_syntax());
+            r
+        });
+    match checked {
+        Some(Err(e)) => e,
+        _ => TooDeep {
+            offset: fits,
+            message: format!("the code is nested more than {MAX_DEPTH} levels deep"),
+        },
     }
 }
 
@@ -315,6 +430,66 @@ mod tests {
             .unwrap()
             .offset;
         assert!(offset > 6, "{offset}");
+    }
+
+    /// The parser marks assignment targets with a plain recursion; these overflowed the
+    /// stack before the tokens were checked (the first ones at about 250,000 levels).
+    #[test]
+    fn deep_targets_are_refused_before_parsing_on_a_small_stack() {
+        let n = 300_000;
+        let cells = [
+            format!("{}{} = 1", "[".repeat(n), "]".repeat(n)),
+            format!("{}x = 1", "-".repeat(n)),
+            format!("{}x, = 1", "*".repeat(n)),
+            format!("{}x = 1", "not ".repeat(n)),
+            format!("{}x{} = 1", "[x, ".repeat(n), "]".repeat(n)),
+            format!("{}{} = 1", "[)".repeat(n), "]".repeat(n)),
+            format!("del {}x{}", "(-".repeat(n), ")".repeat(n)),
+            format!(
+                "{}[a for {}{} in b]{}",
+                "(".repeat(n / 3),
+                "[".repeat(n / 3),
+                "]".repeat(n / 3),
+                ")".repeat(n / 3)
+            ),
+        ];
+        let t = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                cells
+                    .iter()
+                    .map(|c| parse_python(c).err().map(|e| (e.offset, e.message)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap();
+        let refused = t.join().unwrap();
+        for r in &refused {
+            assert!(r.is_some());
+        }
+        // Told as the checks after parsing tell it of a cell short enough to parse: the
+        // 201st bracket, or the level past the limit.
+        let brackets = |n: usize| format!("{}{} = 1", "[".repeat(n), "]".repeat(n));
+        let short = parse_python(&brackets(MAX_BRACKETS + 1)).err().unwrap();
+        assert_eq!(refused[0], Some((short.offset, short.message)));
+        assert_eq!(short.offset, MAX_BRACKETS);
+        let (offset, message) = refused[1].clone().unwrap();
+        assert!(message.contains("256 levels"), "{message}");
+        assert!(offset > MAX_DEPTH - 10 && offset <= MAX_CHAIN, "{offset}");
+    }
+
+    /// Ordinary cells longer than the gate are lexed and pass.
+    #[test]
+    fn long_ordinary_cells_pass_the_token_check() {
+        let cell = "df = df[(df['a'] > -1) & ~df['b'].isna()]  # [[[ not (\n".repeat(400);
+        assert_eq!(chain_fits(&cell), Some(true));
+        assert_eq!(deep(&cell), None);
+        let strings = format!(
+            "x = '{}'\ny = [{}]\n",
+            "[".repeat(5_000),
+            "-1, ".repeat(5_000)
+        );
+        assert_eq!(chain_fits(&strings), Some(true));
+        assert_eq!(deep(&strings), None);
     }
 
     #[test]
