@@ -7,8 +7,8 @@
 //!
 //! One recursion inside the parser does not grow the stack: marking an assignment
 //! target's names (`set_expr_ctx`) descends nested lists, tuples, starred and unary
-//! expressions plainly, and a target nested some 250,000 levels overflowed the stack
-//! (found by fuzzing). The cell's tokens bound that chain, so a cell is lexed before
+//! expressions plainly, and a target nested some 250,000 levels overflowed the main
+//! thread's 8 MiB stack (found by fuzzing). The cell's tokens bound that chain, so a cell is lexed before
 //! it is parsed when it could nest that far.
 
 use std::cell::{Cell, RefCell};
@@ -432,8 +432,8 @@ mod tests {
         assert!(offset > 6, "{offset}");
     }
 
-    /// The parser marks assignment targets with a plain recursion; these overflowed the
-    /// stack before the tokens were checked (the first ones at about 250,000 levels).
+    /// The parser marks assignment targets with a plain recursion; before the tokens were
+    /// checked, targets like these overflowed a 2 MiB stack.
     #[test]
     fn deep_targets_are_refused_before_parsing_on_a_small_stack() {
         let n = 300_000;
