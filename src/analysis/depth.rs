@@ -8,8 +8,8 @@
 //! One recursion inside the parser does not grow the stack: marking an assignment
 //! target's names (`set_expr_ctx`) descends nested lists, tuples, starred and unary
 //! expressions plainly, and a target nested some 250,000 levels overflowed the main
-//! thread's 8 MiB stack (found by fuzzing). The cell's tokens bound that chain, so a cell is lexed before
-//! it is parsed when it could nest that far.
+//! thread's 8 MiB stack (found by fuzzing). The cell's tokens bound that chain, so a
+//! cell is lexed before it is parsed when it could nest that far.
 
 use std::cell::{Cell, RefCell};
 
@@ -73,10 +73,19 @@ pub fn parse_python(src: &str) -> Result<Parsed<ruff_python_ast::Mod>, TooDeep> 
 }
 
 fn parse_checked(src: &str) -> Result<Parsed<ruff_python_ast::Mod>, TooDeep> {
-    // ruff_python_parser 0.0.10 hits an `unreachable!` on some IPython escapes in
-    // expression position (found by fuzzing): such a cell is reported as not parseable.
-    let parsed = caught(|| parse_unchecked(src, ParseOptions::from(Mode::Ipython)))
-        .ok_or_else(unreadable_escapes)?;
+    parse_ipython(src)
+        .ok_or_else(unreadable_escapes)
+        .and_then(checked)
+}
+
+/// ruff's parse of a cell; `None` when it panics: ruff_python_parser 0.0.10 hits an
+/// `unreachable!` on some IPython escapes in expression position (found by fuzzing).
+fn parse_ipython(src: &str) -> Option<Parsed<ruff_python_ast::Mod>> {
+    caught(|| parse_unchecked(src, ParseOptions::from(Mode::Ipython)))
+}
+
+/// The tree if it is within the limits; otherwise it is taken apart without walking it.
+fn checked(parsed: Parsed<ruff_python_ast::Mod>) -> Result<Parsed<ruff_python_ast::Mod>, TooDeep> {
     match check(&parsed) {
         Ok(()) => Ok(parsed),
         Err(e) => {
@@ -170,14 +179,7 @@ fn too_long_a_chain(src: &str) -> TooDeep {
             not = mid;
         }
     }
-    let start = &src[..fits];
-    let checked =
-        caught(|| parse_unchecked(start, ParseOptions::from(Mode::Ipython))).map(|parsed| {
-            let r = check(&parsed);
-            drop_flat(parsed.into_syntax());
-            r
-        });
-    match checked {
+    match parse_ipython(&src[..fits]).map(checked) {
         Some(Err(e)) => e,
         _ => TooDeep {
             offset: fits,
